@@ -1,0 +1,55 @@
+"""Errors a user can act on.
+
+Every `IdentityError` carries one sentence that says what went wrong and how to fix it; the CLI prints it
+without a traceback and ComfyUI shows it in its error dialog. Anything else escaping the library is a bug.
+"""
+
+from __future__ import annotations
+
+
+class IdentityError(Exception):
+    """A problem with the user's input, files or set-up (not a bug)."""
+
+
+class ImageError(IdentityError):
+    """A file or array that cannot be used as a photo; `reason` is the part without the file name."""
+
+    def __init__(self, reason: str, label: str | None = None):
+        super().__init__(f"{label}: {reason}" if label else reason)
+        self.reason = reason
+
+
+class ModelFilesMissing(IdentityError):
+    """Face model files that are not where they must be."""
+
+
+class ProviderUnavailable(IdentityError):
+    """An onnxruntime execution provider that was asked for but is not installed."""
+
+
+class InvalidProfileId(IdentityError):
+    """A profile id that could name a path outside the profile folder, or is otherwise malformed."""
+
+
+class ProfileNotFound(IdentityError):
+    """No saved profile answers to that id or name."""
+
+
+class ProfileExists(IdentityError):
+    """Saving would replace a profile and overwrite was not asked for."""
+
+
+class ProfileFormatError(IdentityError):
+    """A profile file that is not a valid Identity Layer profile."""
+
+
+class TrainingError(IdentityError):
+    """Training could not produce a profile (for example: no photo was accepted)."""
+
+
+class TrainingBusy(IdentityError):
+    """A training job for that profile id is already running."""
+
+
+class Cancelled(IdentityError):
+    """The user stopped the work; nothing was saved."""

@@ -1,0 +1,79 @@
+"""Face engines: which one to use, loaded once per process.
+
+An engine spec is `embedded`, `insightface:<pack folder>`, or the name of a pack found under the
+insightface model folders (`models/insightface/models/<pack>/`). Without a spec, the best pack found is
+used, else the embedded engine.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from ..errors import ModelFilesMissing
+from ..paths import insightface_roots
+from . import embedded, insightface_pack
+from .engine import EngineInfo, FaceEngine
+from .face import Face
+from .runtime import PROVIDER_CHOICES, execution_providers
+
+__all__ = ["EngineInfo", "Face", "FaceEngine", "PROVIDER_CHOICES", "find_packs", "load_engine", "resolve_engine_spec"]
+
+#: Packs preferred as the default, best first; any other valid pack comes after these.
+PREFERRED_PACKS = ("antelopev2", "buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc")
+
+_cache: dict[tuple, FaceEngine] = {}
+_lock = threading.Lock()
+
+
+def find_packs(roots: list[Path] | None = None) -> dict[str, Path]:
+    """Valid insightface packs by name; an earlier root wins a name clash."""
+    packs: dict[str, Path] = {}
+    for root in roots if roots is not None else insightface_roots():
+        if root.is_dir():
+            for folder in sorted(root.iterdir()):
+                if folder.name not in packs and insightface_pack.is_pack(folder):
+                    packs[folder.name] = folder
+    return packs
+
+
+def resolve_engine_spec(spec: str | None = None, roots: list[Path] | None = None) -> tuple[str, Path | None]:
+    """("embedded", None) or ("insightface:<name>", pack folder) for a user's spec; see the module doc."""
+    spec = (spec or "").strip()
+    if spec == "embedded":
+        return "embedded", None
+    if spec.startswith("insightface:"):
+        folder = Path(spec.split(":", 1)[1]).expanduser().resolve()
+        insightface_pack.pack_files(folder)  # raises with the precise reason when it is no pack
+        return f"insightface:{folder.name}", folder
+    packs = find_packs(roots)
+    if spec:
+        if spec not in packs:
+            searched = ", ".join(str(r) for r in (roots if roots is not None else insightface_roots()))
+            known = ", ".join(sorted(packs)) or "none"
+            raise ModelFilesMissing(
+                f"no insightface pack named {spec!r} (packs found: {known}); put it in <models>/insightface/models/{spec}/ "
+                f"(searched: {searched}), or use 'embedded' or 'insightface:<folder>'"
+            )
+        return f"insightface:{spec}", packs[spec]
+    for name in PREFERRED_PACKS + tuple(sorted(packs)):
+        if name in packs:
+            return f"insightface:{name}", packs[name]
+    return "embedded", None
+
+
+def load_engine(spec: str | None = None, provider: str = "auto", roots: list[Path] | None = None,
+                workers: int = 1) -> FaceEngine:
+    """The engine for a spec and provider, loaded on first use and shared afterwards."""
+    name, folder = resolve_engine_spec(spec, roots)
+    providers = execution_providers(provider)
+    key = (name, str(folder), tuple(providers), workers)
+    with _lock:
+        if key not in _cache:
+            threads = 1 if workers > 1 else 0
+            if folder is None:
+                _cache[key] = FaceEngine(name, "embedded", embedded.load(providers, threads=threads), workers)
+            else:
+                models = insightface_pack.load(folder, providers, threads=threads)
+                _cache[key] = FaceEngine(name, "insightface", models, workers)
+        return _cache[key]

@@ -1,0 +1,115 @@
+"""The face engine: detect, align and embed, with one interface whatever the backend."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from .align import align_face
+from .face import Face
+
+#: Longest side an image is detected at; larger images are shrunk for detection only, and the faces are
+#: mapped back and aligned from the full-resolution pixels.
+DETECT_SIZE = 640
+
+#: Faces embedded per recognizer call; bounds memory for very large batches.
+EMBED_CHUNK = 64
+
+
+@dataclass(frozen=True)
+class EngineInfo:
+    """What a profile records about the engine that embedded it."""
+
+    name: str  # "embedded" or "insightface:<pack>"
+    backend: str  # "embedded" | "insightface"
+    files: dict  # file name -> sha256
+    dim: int
+    match_threshold: float
+    recognizer_sha256: str
+
+    @property
+    def key(self) -> str:
+        """Embeddings are comparable exactly when this matches: the recognizer decides the space."""
+        return f"{self.backend}:{self.recognizer_sha256[:16]}"
+
+    def as_dict(self) -> dict:
+        return {
+            "name": self.name,
+            "backend": self.backend,
+            "files": dict(self.files),
+            "dim": self.dim,
+            "match_threshold": self.match_threshold,
+            "recognizer_sha256": self.recognizer_sha256,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EngineInfo":
+        return cls(data["name"], data["backend"], dict(data["files"]), int(data["dim"]),
+                   float(data["match_threshold"]), data["recognizer_sha256"])
+
+
+@dataclass
+class Models:
+    """What a backend loads: its two networks, their files' digests, and its same-person threshold."""
+
+    detector: object  # .detect(RGB image) -> list[Face]
+    recognizer: object  # .embed(N×112×112×3 crops) -> raw [N, D]; .dim
+    digests: dict  # file name -> sha256
+    recognizer_file: str
+    match_threshold: float
+
+
+class FaceEngine:
+    """A detector and a recognizer loaded once; callers get faces with aligned crops and unit embeddings."""
+
+    def __init__(self, name: str, backend: str, models: Models, workers: int = 1):
+        self.info = EngineInfo(name, backend, dict(models.digests), int(models.recognizer.dim),
+                               float(models.match_threshold), models.digests[models.recognizer_file])
+        self.detector = models.detector
+        self.recognizer = models.recognizer
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="faces") if workers > 1 else None
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB uint8 image, in its own coordinates, found at a bounded resolution."""
+        height, width = image.shape[:2]
+        scale = min(1.0, DETECT_SIZE / max(height, width))
+        if scale < 1.0:
+            small = cv2.resize(image, (max(1, round(width * scale)), max(1, round(height * scale))),
+                               interpolation=cv2.INTER_AREA)
+            return [face.scaled(1.0 / scale) for face in self.detector.detect(small)]
+        return self.detector.detect(image)
+
+    def detect_many(self, images: list[np.ndarray]) -> list[list[Face]]:
+        if self._pool is None or len(images) < 2:
+            return [self.detect(image) for image in images]
+        return list(self._pool.map(self.detect, images))
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """L2-normalised embeddings `[N, D]` for aligned 112×112 RGB crops, in batches."""
+        crops = np.asarray(crops, dtype=np.uint8)
+        if len(crops) == 0:
+            return np.zeros((0, self.info.dim), np.float32)
+        vectors = np.concatenate([self.recognizer.embed(crops[i : i + EMBED_CHUNK])
+                                  for i in range(0, len(crops), EMBED_CHUNK)])
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
+
+    def analyze(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Detect every face in every image, align each, and embed them all in one batch."""
+        detections = self.detect_many(images)
+        faces = [face for found in detections for face in found]
+        for image, found in zip(images, detections):
+            for face in found:
+                face.crop = align_face(image, face.landmarks)
+        if faces:
+            for face, vector in zip(faces, self.embed(np.stack([f.crop for f in faces]))):
+                face.embedding = vector
+        return detections
+

@@ -1,0 +1,140 @@
+"""Photos in, RGB uint8 arrays out: the one place where files and arrays become pixels.
+
+Everything downstream works on `H×W×3 uint8` RGB. Alpha is flattened onto white (a transparent
+background is not a face), grey is expanded, EXIF orientation is honoured (phone photos), and files that
+would not fit in memory are refused before they are decoded.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from .errors import ImageError
+
+#: Largest image decoded, in pixels: a 12000×8000 photo is fine, a decompression bomb is not.
+MAX_PIXELS = 100_000_000
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
+
+
+def load_image(source: ImageSource) -> np.ndarray:
+    """Decode a path, encoded bytes, a PIL image or an array into RGB uint8 `H×W×3`."""
+    if isinstance(source, np.ndarray):
+        return as_rgb(source)
+    if isinstance(source, Image.Image):
+        return _pil_to_rgb(source, "image")
+    with _opened(source) as (image, label):
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"truncated or corrupt image data ({exc})", label) from None
+        return _pil_to_rgb(image, label)
+
+
+def probe_image(source: ImageSource) -> tuple[int, int]:
+    """(width, height) from the header alone: a cheap check that a source is an image of a usable size."""
+    if isinstance(source, np.ndarray):
+        return _array_size(source)
+    if isinstance(source, Image.Image):
+        return source.size
+    with _opened(source) as (image, _):
+        return image.size
+
+
+@contextlib.contextmanager
+def _opened(source):
+    """A lazily opened PIL image with its label, refused early when it is not an image or far too large."""
+    if isinstance(source, (bytes, bytearray)):
+        handle, label = io.BytesIO(source), "uploaded image"
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise ImageError("no such file", str(path))
+        handle, label = path.open("rb"), str(path)
+    with handle:
+        try:
+            image = Image.open(handle)
+        except UnidentifiedImageError:
+            raise ImageError("not an image (unrecognised file format)", label) from None
+        except OSError as exc:
+            raise ImageError(f"unreadable ({exc})", label) from None
+        width, height = image.size
+        if width * height > MAX_PIXELS:
+            raise ImageError(f"image too large ({width}×{height} px, limit {MAX_PIXELS // 1_000_000} MP); downscale it first", label)
+        yield image, label
+
+
+def _pil_to_rgb(image: Image.Image, label: str) -> np.ndarray:
+    try:
+        image = ImageOps.exif_transpose(image)
+    except Exception:  # a broken EXIF block must not lose an otherwise good photo
+        pass
+    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+        array = np.asarray(image, dtype=np.float64)
+        peak = 65535.0 if array.max(initial=0) > 255 else 255.0
+        return as_rgb((array / peak * 255.0).round().astype(np.uint8))
+    if image.mode == "P":
+        image = image.convert("RGBA")
+    if image.mode in ("RGBA", "LA", "PA"):
+        background = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        image = Image.alpha_composite(background, image.convert("RGBA"))
+    if image.mode != "RGB":
+        try:
+            image = image.convert("RGB")
+        except (OSError, ValueError) as exc:
+            raise ImageError(f"unsupported colour mode {image.mode} ({exc})", label) from None
+    return np.ascontiguousarray(np.asarray(image, dtype=np.uint8))
+
+
+def as_rgb(array: np.ndarray) -> np.ndarray:
+    """Normalise an array (grey, RGB, RGBA; uint8 or float 0..1) to RGB uint8 `H×W×3`."""
+    array = np.asarray(array)
+    _array_size(array)
+    if array.ndim == 2:
+        array = array[:, :, None]
+    if array.dtype != np.uint8:
+        values = array.astype(np.float32)
+        if values.size and float(np.nanmax(values)) <= 1.0 + 1e-6:
+            values = values * 255.0
+        array = np.clip(np.nan_to_num(values), 0, 255).round().astype(np.uint8)
+    if array.shape[2] == 1:
+        array = np.repeat(array, 3, axis=2)
+    elif array.shape[2] == 4:
+        alpha = array[:, :, 3:4].astype(np.float32) / 255.0
+        array = (array[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha)).round().astype(np.uint8)
+    return np.ascontiguousarray(array)
+
+
+def _array_size(array: np.ndarray) -> tuple[int, int]:
+    shape = np.shape(array)
+    if len(shape) not in (2, 3) or (len(shape) == 3 and shape[2] not in (1, 3, 4)) or min(shape[:2]) < 1:
+        raise ImageError(f"expected an H×W, H×W×3 or H×W×4 image, got an array of shape {tuple(shape)}")
+    return int(shape[1]), int(shape[0])
+
+
+def collect_photos(paths) -> list[Path]:
+    """Expand folders into their image files (sorted), keep files as given, in order."""
+    photos: list[Path] = []
+    for entry in paths:
+        entry = Path(entry)
+        if entry.is_dir():
+            photos.extend(
+                sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            )
+        else:
+            photos.append(entry)
+    return photos
+
+
+def encode_png(image: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(as_rgb(image)).save(buffer, format="PNG")
+    return buffer.getvalue()

@@ -1,0 +1,37 @@
+"""Where models and profiles live when no one says otherwise.
+
+Installed in ComfyUI (`ComfyUI/custom_nodes/<this pack>`), the pack uses ComfyUI's own `models/` folder, so
+the CLI and the nodes see the same profiles and packs. Elsewhere it uses `models/` inside the checkout.
+Environment variables override both: `IDENTITY_MODELS_DIR` (a folder laid out like ComfyUI's `models/`) and
+`IDENTITY_PROFILES_DIR`.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+PACK_ROOT = Path(__file__).resolve().parent.parent
+
+
+def comfyui_root() -> Path | None:
+    parent = PACK_ROOT.parent
+    return parent.parent if parent.name == "custom_nodes" else None
+
+
+def models_dir() -> Path:
+    if os.environ.get("IDENTITY_MODELS_DIR"):
+        return Path(os.environ["IDENTITY_MODELS_DIR"]).expanduser()
+    root = comfyui_root()
+    return (root / "models") if root else (PACK_ROOT / "models")
+
+
+def profiles_dir() -> Path:
+    if os.environ.get("IDENTITY_PROFILES_DIR"):
+        return Path(os.environ["IDENTITY_PROFILES_DIR"]).expanduser()
+    return models_dir() / "identity_profiles"
+
+
+def insightface_roots() -> list[Path]:
+    """Folders whose sub-folders are insightface packs, in the order they are searched."""
+    return [models_dir() / "insightface" / "models", Path.home() / ".insightface" / "models"]

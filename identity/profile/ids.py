@@ -1,0 +1,32 @@
+"""Profile ids: checked before any path is built from them, so that no id can reach outside the profile folder."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import unicodedata
+
+from ..errors import InvalidProfileId
+
+ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+
+
+def validate_id(profile_id) -> str:
+    if not isinstance(profile_id, str) or not ID_PATTERN.fullmatch(profile_id):
+        shown = repr(profile_id)[:80]
+        raise InvalidProfileId(
+            f"invalid profile id {shown}: ids are 1-64 characters of a-z, 0-9, '_' and '-', starting with a letter or digit"
+        )
+    return profile_id
+
+
+def slug(name: str, limit: int = 57) -> str:
+    """A readable id stem from a display name: 'Zoë Saldaña' -> 'zoe-saldana'."""
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    stem = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:limit].strip("-")
+    return stem or "profile"
+
+
+def new_id(name: str) -> str:
+    """`<slug>-<6 hex>`: stable once made, unique without a registry."""
+    return validate_id(f"{slug(name)}-{secrets.token_hex(3)}")

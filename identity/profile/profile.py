@@ -1,0 +1,171 @@
+"""A trained identity: what a profile holds, and its `.safetensors` form.
+
+Tensors: per accepted photo `embeddings [N,D]` (unit), `crops [N,112,112,3]` (aligned, for re-embedding with
+another engine), `landmarks [N,5,2]`, `pose [N,3]` (yaw, pitch, roll), `quality [N,3]` (sharpness,
+brightness, highlights); `centroid [D]`; `portraits [K,S,S,3]` head-and-shoulders references and
+`reference_photos [K]` (which accepted photo each came from). Header metadata, as JSON strings: the format
+marker and version, id, name, kind, created, engine, calibration and the training report.
+
+The file is written here, deterministically (sorted header, fixed layout), so that saving a loaded profile
+reproduces its bytes; it is read with the `safetensors` library. Nothing else is ever deserialised.
+"""
+
+from __future__ import annotations
+
+import json
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from safetensors import safe_open
+
+from ..errors import ProfileFormatError
+from ..faces.engine import EngineInfo
+
+FORMAT = "identity-layer.profile"
+FORMAT_VERSION = 1
+
+_DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
+_TENSORS = ("embeddings", "centroid", "crops", "landmarks", "pose", "quality", "portraits", "reference_photos")
+
+
+@dataclass
+class Profile:
+    id: str
+    name: str
+    engine: EngineInfo
+    embeddings: np.ndarray
+    centroid: np.ndarray
+    crops: np.ndarray
+    landmarks: np.ndarray
+    pose: np.ndarray
+    quality: np.ndarray
+    portraits: np.ndarray
+    reference_photos: np.ndarray
+    calibration: dict
+    report: dict = field(default_factory=dict)
+    created: str = ""
+    kind: str = "person"
+
+    @property
+    def threshold(self) -> float:
+        return float(self.calibration["threshold"])
+
+    @property
+    def thumbnail(self) -> np.ndarray:
+        """The first reference portrait: the best frontal photo."""
+        return self.portraits[0]
+
+    def summary(self) -> dict:
+        return summarize(self.metadata(), len(self.embeddings), len(self.portraits))
+
+    # ----- file form -------------------------------------------------------------------------------------
+
+    def metadata(self) -> dict[str, str]:
+        def dumps(value):
+            return json.dumps(value, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+        return {
+            "format": FORMAT,
+            "format_version": str(FORMAT_VERSION),
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "created": self.created,
+            "engine": dumps(self.engine.as_dict()),
+            "calibration": dumps(self.calibration),
+            "report": dumps(self.report),
+        }
+
+    def tensors(self) -> dict[str, np.ndarray]:
+        return {
+            "embeddings": np.asarray(self.embeddings, np.float32),
+            "centroid": np.asarray(self.centroid, np.float32),
+            "crops": np.asarray(self.crops, np.uint8),
+            "landmarks": np.asarray(self.landmarks, np.float32),
+            "pose": np.asarray(self.pose, np.float32),
+            "quality": np.asarray(self.quality, np.float32),
+            "portraits": np.asarray(self.portraits, np.uint8),
+            "reference_photos": np.asarray(self.reference_photos, np.int32),
+        }
+
+    def write(self, handle) -> None:
+        """Serialise as safetensors into an open binary file."""
+        tensors = self.tensors()
+        header: dict = {"__metadata__": self.metadata()}
+        offset = 0
+        for name in sorted(tensors):
+            array = tensors[name]
+            header[name] = {"dtype": _DTYPES[array.dtype], "shape": list(array.shape),
+                            "data_offsets": [offset, offset + array.nbytes]}
+            offset += array.nbytes
+        encoded = json.dumps(header, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+        encoded += b" " * (-len(encoded) % 8)
+        handle.write(struct.pack("<Q", len(encoded)))
+        handle.write(encoded)
+        for name in sorted(tensors):
+            handle.write(np.ascontiguousarray(tensors[name]).tobytes())
+
+    @classmethod
+    def read(cls, path: Path) -> "Profile":
+        """Load and check a profile file; anything malformed is a `ProfileFormatError` naming the file."""
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+                if metadata.get("format") != FORMAT:
+                    raise ProfileFormatError(f"{path} is not an Identity Layer profile (no '{FORMAT}' marker)")
+                version = int(metadata.get("format_version", "0"))
+                if version > FORMAT_VERSION:
+                    raise ProfileFormatError(f"{path} uses profile format {version}; update the Identity Layer pack")
+                missing = [name for name in _TENSORS if name not in handle.keys()]
+                if missing:
+                    raise ProfileFormatError(f"{path} lacks the tensors {missing}")
+                tensors = {name: handle.get_tensor(name) for name in _TENSORS}
+            profile = cls(
+                id=metadata["id"],
+                name=metadata["name"],
+                kind=metadata.get("kind", "person"),
+                created=metadata.get("created", ""),
+                engine=EngineInfo.from_dict(json.loads(metadata["engine"])),
+                calibration=json.loads(metadata["calibration"]),
+                report=json.loads(metadata.get("report", "{}")),
+                **tensors,
+            )
+        except ProfileFormatError:
+            raise
+        except Exception as exc:  # safetensors and json raise assorted types for damaged files
+            raise ProfileFormatError(f"{path} is not a readable profile file ({type(exc).__name__}: {exc})") from None
+        profile.check()
+        return profile
+
+    def check(self) -> None:
+        count = len(self.embeddings)
+        consistent = (
+            count >= 1
+            and self.embeddings.ndim == 2
+            and self.centroid.shape == (self.embeddings.shape[1],)
+            and len(self.crops) == len(self.landmarks) == len(self.pose) == len(self.quality) == count
+            and len(self.portraits) == len(self.reference_photos) >= 1
+            and "threshold" in self.calibration
+        )
+        if not consistent:
+            raise ProfileFormatError(f"profile {self.id!r} is inconsistent (tensor shapes disagree); retrain it")
+
+
+def summarize(metadata: dict[str, str], accepted: int, references: int) -> dict:
+    """What listings show, from a file's header alone: small and JSON-ready."""
+    report = json.loads(metadata.get("report", "{}"))
+    calibration = json.loads(metadata.get("calibration", "{}"))
+    return {
+        "id": metadata.get("id"),
+        "name": metadata.get("name"),
+        "kind": metadata.get("kind", "person"),
+        "engine": json.loads(metadata.get("engine", "{}")).get("name"),
+        "created": metadata.get("created", ""),
+        "photos_accepted": int(accepted),
+        "photos_rejected": sum(1 for p in report.get("photos", []) if p.get("verdict") == "rejected"),
+        "references": int(references),
+        "threshold": calibration.get("threshold"),
+        "confidence": calibration.get("confidence"),
+    }

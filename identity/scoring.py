@@ -1,0 +1,107 @@
+"""Scoring images against profiles: every face, whom it was assigned to, and how alike it is to each candidate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .faces import FaceEngine
+from .matching import Candidate, assign, candidate, similarities
+from .profile import Profile
+
+
+@dataclass
+class FaceScore:
+    bbox: tuple[float, float, float, float]
+    profile_id: str | None  # the assigned profile, None for unknown
+    similarity: float | None  # to the assigned profile
+    scores: dict[str, float]  # similarity to every candidate
+
+    def as_dict(self) -> dict:
+        return {
+            "bbox": [round(float(v), 1) for v in self.bbox],
+            "profile_id": self.profile_id,
+            "similarity": None if self.similarity is None else round(self.similarity, 4),
+            "scores": {k: round(v, 4) for k, v in self.scores.items()},
+        }
+
+
+@dataclass
+class ImageScore:
+    label: str
+    width: int
+    height: int
+    faces: list[FaceScore] = field(default_factory=list)
+
+    def subject_scores(self, profile_ids: list[str]) -> dict[str, float]:
+        """Per requested profile, the similarity of the face assigned to it (0 when absent)."""
+        found = {f.profile_id: f.similarity for f in self.faces if f.profile_id is not None}
+        return {pid: float(found.get(pid, 0.0)) for pid in profile_ids}
+
+    def as_dict(self) -> dict:
+        return {"path": self.label, "faces": [f.as_dict() for f in self.faces]}
+
+
+def candidates(profiles: list[Profile], engine: FaceEngine) -> list[Candidate]:
+    return [candidate(p, engine) for p in profiles]
+
+
+def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine) -> list[ImageScore]:
+    """Faces of each image (sorted left to right) assigned to the given profiles, one face per profile per image."""
+    people = candidates(profiles, engine)
+    thresholds = np.array([c.threshold for c in people], np.float32)
+    results = []
+    for (label, image), faces in zip(images, engine.analyze([image for _, image in images])):
+        faces = sorted(faces, key=lambda f: f.center_x)
+        matrix = similarities(np.stack([f.embedding for f in faces]) if faces else np.zeros((0, 1)), people)
+        picks = assign(matrix, thresholds)
+        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
+        for face, row, pick in zip(faces, matrix, picks):
+            scored.faces.append(FaceScore(
+                bbox=tuple(float(v) for v in face.bbox),
+                profile_id=None if pick is None else people[pick].profile_id,
+                similarity=None if pick is None else float(row[pick]),
+                scores={c.profile_id: float(s) for c, s in zip(people, row)},
+            ))
+        results.append(scored)
+    return results
+
+
+# ----- annotated previews --------------------------------------------------------------------------------
+
+_KNOWN = (46, 204, 113)
+_UNKNOWN = (231, 76, 60)
+
+
+def annotate(image: np.ndarray, result: ImageScore, names: dict[str, str]) -> np.ndarray:
+    """The image with each face boxed and labelled: the person's name and score, or 'unknown' and the best guess."""
+    canvas = Image.fromarray(image).convert("RGB")
+    draw = ImageDraw.Draw(canvas)
+    side = max(canvas.size)
+    line = max(2, side // 300)
+    font = _font(max(12, side // 45))
+    for face in result.faces:
+        x1, y1, x2, y2 = face.bbox
+        if face.profile_id is not None:
+            colour, text = _KNOWN, f"{names.get(face.profile_id, face.profile_id)} {face.similarity:.2f}"
+        else:
+            best = max(face.scores.items(), key=lambda kv: kv[1], default=None)
+            colour = _UNKNOWN
+            text = "unknown" if best is None else f"unknown ({names.get(best[0], best[0])} {best[1]:.2f})"
+        draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        width, height = right - left + 2 * line, bottom - top + 2 * line
+        label_x = max(0, min(x1, canvas.width - width))
+        label_y = y1 - height if y1 - height >= 0 else y2
+        draw.rectangle([label_x, label_y, label_x + width, label_y + height], fill=colour)
+        draw.text((label_x + line - left, label_y + line - top), text, fill=(255, 255, 255), font=font)
+    return np.asarray(canvas)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.load_default(size=size)
+    except TypeError:  # Pillow < 10.1 has one fixed-size bitmap font
+        return ImageFont.load_default()

@@ -1,0 +1,253 @@
+"""Training: photos of a person in, a profile out, with a verdict and a reason for every photo.
+
+`train()` runs a job to the end in the calling thread (CLI, ComfyUI node); `start_training()` runs it in the
+background and returns the job at once (web routes poll it). Photos are decoded a few at a time and let go
+after analysis, so fifty 24-megapixel photos never sit in memory together.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Callable
+
+import numpy as np
+
+from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
+from ..faces import FaceEngine
+from ..faces.align import portrait
+from ..faces.quality import measure
+from ..images import ImageSource, collect_photos, load_image, probe_image
+from ..profile import Profile, ProfileStore, calibrate, centroid, new_id, validate_id
+from ..profile.calibration import leave_one_out
+from .jobs import JOBS, JobRegistry, Status, TrainingJob
+from .references import choose_references, photo_quality
+from .subject import find_subject
+from .verdicts import MIN_FACE, MIN_IMAGE_SIDE, PhotoVerdict, quality_problem
+
+__all__ = ["JOBS", "Photo", "Status", "TrainingJob", "photos_from_paths", "start_training", "train"]
+
+log = logging.getLogger(__name__)
+
+MAX_PHOTOS = 50
+CHUNK = 8  # photos decoded and analysed together
+MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
+_OUTLIER_MADS = 3.0
+
+#: Trainings share the face engine; one analyses at a time and the others wait in QUEUING.
+_engine_gate = threading.Semaphore(1)
+
+
+@dataclass
+class Photo:
+    label: str  # what reports call it: a path, or "image 3"
+    source: ImageSource
+
+
+def photos_from_paths(paths) -> list[Photo]:
+    return [Photo(str(path), path) for path in collect_photos(paths)]
+
+
+def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
+          profile_id: str | None = None, overwrite: bool = False,
+          on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
+          registry: JobRegistry = JOBS) -> TrainingJob:
+    """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises."""
+    job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
+    _run(job, photos, engine, store, overwrite, check)
+    return job
+
+
+def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
+                   profile_id: str | None = None, overwrite: bool = False,
+                   on_update: Callable[[TrainingJob], None] | None = None,
+                   registry: JobRegistry = JOBS) -> TrainingJob:
+    """Start training in a background thread; the returned job reports its progress and outcome."""
+    job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
+
+    def work():
+        try:
+            _run(job, photos, engine, store, overwrite, None)
+        except IdentityError:
+            pass  # recorded on the job
+        except Exception:
+            log.exception("training job %s failed", job.job_id)
+
+    threading.Thread(target=work, name=f"train-{job.profile_id}", daemon=True).start()
+    return job
+
+
+def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) -> TrainingJob:
+    name = (name or "").strip()
+    if not name:
+        raise TrainingError("a profile needs a name")
+    if not photos:
+        raise TrainingError("no photos given: pass 1 to 50 photos of the person")
+    if len(photos) > MAX_PHOTOS:
+        raise TrainingError(f"{len(photos)} photos given; a profile takes at most {MAX_PHOTOS}")
+    if profile_id is None:
+        same_name = [s["id"] for s in store.summaries() if s["name"] == name] if store else []
+        if same_name and not overwrite:
+            raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]}); allow overwriting to retrain it")
+        profile_id = same_name[0] if same_name else new_id(name)
+    validate_id(profile_id)
+    if store is not None and store.exists(profile_id) and not overwrite:
+        raise ProfileExists(f"profile {profile_id!r} already exists; allow overwriting to retrain it")
+    job = TrainingJob(profile_id, name, len(photos), on_update)
+    registry.register(job)
+    return job
+
+
+def _run(job: TrainingJob, photos: list[Photo], engine: FaceEngine, store: ProfileStore | None,
+         overwrite: bool, check: Callable[[], None] | None) -> None:
+    check = check or (lambda: None)
+    verdicts = [PhotoVerdict(photo.label) for photo in photos]
+    try:
+        job.update(Status.VALIDATING, f"checking {len(photos)} photos")
+        _validate(job, photos, verdicts, check)
+        job.update(Status.QUEUING, "waiting for the face engine", done=0)
+        with _engine_gate:
+            job.update(Status.IN_PROGRESS, "finding faces")
+            faces = _analyse(job, photos, verdicts, engine, check)
+            job.update(message="choosing the subject and the references")
+            profile = _build(job, photos, verdicts, faces, engine, check)
+            if store is not None:
+                store.save(profile, overwrite=overwrite)
+        job.profile = profile
+        job.update(Status.READY, f"ready: {len(profile.embeddings)} of {len(photos)} photos accepted",
+                   done=len(photos))
+    except IdentityError as exc:
+        job.update(Status.ERROR, str(exc))
+        raise
+    except Exception as exc:  # an interrupt from the host (ComfyUI) or a bug: recorded, then passed on
+        job.update(Status.ERROR, f"stopped: {exc}" if str(exc) else f"stopped ({type(exc).__name__})")
+        raise
+
+
+def _publish(job: TrainingJob, verdicts: list[PhotoVerdict], done: int) -> None:
+    job.photos = [v.as_dict() for v in verdicts]
+    job.update(done=done)
+
+
+def _validate(job, photos, verdicts, check) -> None:
+    """Header checks only: not an image, unreadable, far too large, or too small to hold a face."""
+    for index, (photo, verdict) in enumerate(zip(photos, verdicts)):
+        check()
+        try:
+            width, height = probe_image(photo.source)
+            if min(width, height) < MIN_IMAGE_SIDE:
+                verdict.reject("face_too_small", f"image too small ({width}×{height} px) to hold a usable face")
+        except ImageError as exc:
+            verdict.reject("unreadable", exc.reason)
+        _publish(job, verdicts, index + 1)
+    if all(v.code for v in verdicts):
+        raise TrainingError(_nothing_accepted(verdicts))
+
+
+def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
+    """Faces per usable photo, decoded and analysed a chunk at a time."""
+    usable = [i for i, v in enumerate(verdicts) if not v.code]
+    faces: dict[int, list] = {}
+    for start in range(0, len(usable), CHUNK):
+        check()
+        decoded = []
+        for index in usable[start : start + CHUNK]:
+            try:
+                decoded.append((index, load_image(photos[index].source)))
+            except ImageError as exc:
+                verdicts[index].reject("unreadable", exc.reason)
+        for (index, _), found in zip(decoded, engine.analyze([image for _, image in decoded])):
+            faces[index] = found
+        _publish(job, verdicts, min(start + CHUNK, len(usable)))
+    return faces
+
+
+def _build(job, photos, verdicts, faces, engine, check) -> Profile:
+    threshold = engine.info.match_threshold
+    order = sorted(faces)
+    candidates = {i: [f for f in faces[i] if f.size >= MIN_CANDIDATE] for i in order}
+    dim = engine.info.dim
+    subject = find_subject(
+        [np.stack([f.embedding for f in candidates[i]]) if candidates[i] else np.zeros((0, dim), np.float32) for i in order],
+        [np.array([f.size for f in candidates[i]]) for i in order],
+        threshold,
+    )
+    for index, pick in zip(order, subject):
+        verdict = verdicts[index]
+        if not faces[index]:
+            verdict.reject("no_face", "no face found")
+        elif pick is None:
+            largest = max(f.size for f in faces[index])
+            if largest < MIN_FACE:
+                verdict.reject("face_too_small", f"face too small ({largest:.0f} px; needs at least {MIN_FACE} px)")
+            else:
+                verdict.reject("not_main_subject", "not the main subject (the person in most of the photos is not here)")
+        else:
+            face = candidates[index][pick]
+            quality = measure(face.crop, face.landmarks)
+            problem = quality_problem(face, quality)
+            if problem:
+                verdict.reject(*problem)
+            else:
+                verdict.face, verdict.quality = face, quality
+                verdict.accept()
+    _drop_outliers([v for v in verdicts if v.accepted], threshold)
+    kept = [i for i, v in enumerate(verdicts) if v.accepted]
+    accepted = [verdicts[i] for i in kept]
+    if not accepted:
+        raise TrainingError(_nothing_accepted(verdicts))
+    check()
+
+    embeddings = np.stack([v.face.embedding for v in accepted])
+    poses = np.stack([v.quality.pose for v in accepted])
+    exposure = np.stack([v.quality.exposure for v in accepted])
+    weights = photo_quality(np.array([v.face.size for v in accepted]), np.array([v.face.score for v in accepted]),
+                            exposure[:, 0])
+    references = choose_references(embeddings, poses, weights)
+    portraits = np.stack([portrait(load_image(photos[kept[r]].source), accepted[r].face.landmarks)
+                          for r in references])
+
+    warnings = []
+    if len(accepted) < 3:
+        warnings.append(f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's "
+                        "default threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile")
+    job.warnings = warnings
+    job.photos = [v.as_dict() for v in verdicts]
+    return Profile(
+        id=job.profile_id,
+        name=job.name,
+        engine=engine.info,
+        embeddings=embeddings,
+        centroid=centroid(embeddings),
+        crops=np.stack([v.face.crop for v in accepted]),
+        landmarks=np.stack([v.face.landmarks for v in accepted]),
+        pose=poses,
+        quality=exposure,
+        portraits=portraits,
+        reference_photos=np.array(references, np.int32),
+        calibration=calibrate(embeddings, engine.info.match_threshold),
+        report={"photos": job.photos, "warnings": warnings, "engine": engine.name},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:
+    """Reject accepted photos that look unlike the rest: below the engine's threshold, or far below the others."""
+    if len(accepted) < 3:
+        return
+    loo = leave_one_out(np.stack([v.face.embedding for v in accepted]))
+    median = float(np.median(loo))
+    spread = 1.4826 * float(np.median(np.abs(loo - median)))
+    floor = max(threshold, median - _OUTLIER_MADS * spread) if len(accepted) >= 5 else threshold
+    for verdict, score in zip(accepted, loo):
+        if score < floor:
+            verdict.reject("outlier", f"looks unlike the other photos of the subject (similarity {score:.2f} to the rest)")
+
+
+def _nothing_accepted(verdicts: list[PhotoVerdict]) -> str:
+    reasons = Counter(v.reason.split(" (")[0] for v in verdicts if not v.accepted)
+    summary = ", ".join(f"{count} × {reason}" for reason, count in reasons.most_common())
+    return f"no photo accepted ({summary}); use clear, well-lit photos where the person's face is at least {MIN_FACE} px"

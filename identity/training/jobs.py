@@ -1,0 +1,124 @@
+"""The training lifecycle, observable while it runs: VALIDATING → QUEUING → IN_PROGRESS → READY | ERROR.
+
+A `TrainingJob` is what a callback receives and what a web route polls (`snapshot()`). Jobs are registered by
+profile id, and a second job for an id whose training is still running is refused.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from enum import Enum
+from typing import Callable
+
+from ..errors import TrainingBusy
+
+
+class Status(str, Enum):
+    VALIDATING = "VALIDATING"
+    QUEUING = "QUEUING"
+    IN_PROGRESS = "IN_PROGRESS"
+    READY = "READY"
+    ERROR = "ERROR"
+
+    @property
+    def finished(self) -> bool:
+        return self in (Status.READY, Status.ERROR)
+
+
+class TrainingJob:
+    def __init__(self, profile_id: str, name: str, total_photos: int,
+                 on_update: Callable[["TrainingJob"], None] | None = None):
+        self.job_id = uuid.uuid4().hex[:12]
+        self.profile_id = profile_id
+        self.name = name
+        self.status = Status.VALIDATING
+        self.message = "checking photos"
+        self.total_photos = total_photos
+        self.done_photos = 0
+        self.photos: list[dict] = []
+        self.warnings: list[str] = []
+        self.profile = None
+        self.created = time.time()
+        self.updated = self.created
+        self._on_update = on_update
+        self._finished = threading.Event()
+
+    def update(self, status: Status | None = None, message: str | None = None, done: int | None = None) -> None:
+        if status is not None:
+            self.status = status
+        if message is not None:
+            self.message = message
+        if done is not None:
+            self.done_photos = done
+        self.updated = time.time()
+        if self.status.finished:
+            self._finished.set()
+        if self._on_update is not None:
+            self._on_update(self)
+
+    @property
+    def progress(self) -> float:
+        """0..1 over the whole job; each stage owns a slice so that the bar never runs backwards."""
+        share = self.done_photos / max(self.total_photos, 1)
+        return {Status.VALIDATING: 0.1 * share, Status.QUEUING: 0.1, Status.IN_PROGRESS: 0.1 + 0.85 * share,
+                Status.READY: 1.0, Status.ERROR: 1.0}[self.status]
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._finished.wait(timeout)
+
+    def snapshot(self) -> dict:
+        """JSON-ready state for polling and websocket pushes."""
+        return {
+            "job_id": self.job_id,
+            "profile_id": self.profile_id,
+            "name": self.name,
+            "status": self.status.value,
+            "message": self.message,
+            "progress": round(self.progress, 4),
+            "photos": list(self.photos),
+            "warnings": list(self.warnings),
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+
+class JobRegistry:
+    """Running and recent jobs; one running job per profile id."""
+
+    def __init__(self, keep: int = 100):
+        self._lock = threading.Lock()
+        self._jobs: dict[str, TrainingJob] = {}
+        self._keep = keep
+
+    def register(self, job: TrainingJob) -> None:
+        with self._lock:
+            for other in self._jobs.values():
+                if other.profile_id == job.profile_id and not other.status.finished:
+                    raise TrainingBusy(
+                        f"profile {job.profile_id!r} is already being trained (job {other.job_id}, {other.status.value}); "
+                        "wait for it to finish"
+                    )
+            self._jobs[job.job_id] = job
+            finished = [j for j in self._jobs.values() if j.status.finished]
+            for old in sorted(finished, key=lambda j: j.updated)[: max(0, len(self._jobs) - self._keep)]:
+                del self._jobs[old.job_id]
+
+    def get(self, job_id: str) -> TrainingJob | None:
+        with self._lock:
+            return self._jobs.get(job_id)
+
+    def for_profile(self, profile_id: str) -> TrainingJob | None:
+        """The newest job of a profile."""
+        with self._lock:
+            jobs = [j for j in self._jobs.values() if j.profile_id == profile_id]
+        return max(jobs, key=lambda j: j.created) if jobs else None
+
+    def all(self) -> list[TrainingJob]:
+        with self._lock:
+            return sorted(self._jobs.values(), key=lambda j: j.created)
+
+
+#: The process-wide registry that the CLI, the nodes and the web routes share.
+JOBS = JobRegistry()

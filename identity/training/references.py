@@ -1,0 +1,42 @@
+"""The profile's reference photos: few, good, and as different from each other as the photos allow.
+
+Closed models get a handful of portraits per person; several copies of the same frontal smile teach them
+less than one frontal, one three-quarter and one laughing photo. The first reference is the best frontal
+photo (it is also the thumbnail); each next one is the photo farthest from those already chosen in pose and
+appearance (embedding distance carries expression and lighting), weighted by its quality.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+MAX_REFERENCES = 8
+_POSE_SCALE = 30.0  # degrees that count as much as a clearly different expression
+_DUPLICATE = 0.05  # below this distance two photos are the same shot (e.g. a resized copy)
+
+
+def photo_quality(sizes: np.ndarray, scores: np.ndarray, sharpness: np.ndarray) -> np.ndarray:
+    """0..1 per photo: detector confidence × enough pixels × enough detail."""
+    return scores * np.clip(sizes / 160.0, 0.2, 1.0) * np.sqrt(np.clip(sharpness / 400.0, 0.05, 1.0))
+
+
+def choose_references(embeddings: np.ndarray, poses: np.ndarray, quality: np.ndarray,
+                      limit: int = MAX_REFERENCES) -> list[int]:
+    """Indices of the chosen photos, best frontal first."""
+    count = len(embeddings)
+    if count == 0:
+        return []
+    frontal = np.cos(np.radians(np.clip(poses[:, 0], -89, 89))) * np.cos(np.radians(np.clip(poses[:, 1], -89, 89)))
+    chosen = [int(np.argmax(quality * frontal**2))]
+    pose_distance = np.linalg.norm(poses[:, None, :2] - poses[None, :, :2], axis=2) / _POSE_SCALE
+    look_distance = 2.0 * (1.0 - embeddings @ embeddings.T)
+    distance = pose_distance + look_distance
+    while len(chosen) < min(limit, count):
+        nearest = distance[:, chosen].min(axis=1)
+        gain = np.where(nearest > _DUPLICATE, nearest * np.sqrt(quality), -1.0)
+        gain[chosen] = -1.0
+        best = int(np.argmax(gain))
+        if gain[best] <= 0:
+            break
+        chosen.append(best)
+    return chosen
