@@ -36,7 +36,7 @@ class ProfileNotFound(IdentityError):
 
 
 class ProfileExists(IdentityError):
-    """Saving would replace a profile and overwrite was not asked for."""
+    """Saving would replace a profile and overwrite was not asked for (front ends add how to ask)."""
 
 
 class ProfileFormatError(IdentityError):

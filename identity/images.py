@@ -64,6 +64,8 @@ def _opened(source):
             image = Image.open(handle)
         except UnidentifiedImageError:
             raise ImageError("not an image (unrecognised file format)", label) from None
+        except Image.DecompressionBombError:
+            raise ImageError(f"image too large (over {MAX_PIXELS // 1_000_000} MP); downscale it first", label) from None
         except OSError as exc:
             raise ImageError(f"unreadable ({exc})", label) from None
         width, height = image.size

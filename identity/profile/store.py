@@ -52,7 +52,7 @@ class ProfileStore:
         profile.check()
         target = self.path(profile.id)
         if target.exists() and not overwrite:
-            raise ProfileExists(f"profile {profile.id!r} already exists in {self.folder}; allow overwriting to replace it")
+            raise ProfileExists(f"profile {profile.id!r} already exists in {self.folder}")
         self.folder.mkdir(parents=True, exist_ok=True)
         handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=f".{profile.id}.", suffix=".tmp", delete=False)
         try:

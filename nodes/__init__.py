@@ -1,0 +1,1 @@
+"""ComfyUI nodes: thin glue between ComfyUI types and `identity/`."""

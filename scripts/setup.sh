@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Creates the project-local virtualenv .venv (reused when present) with the pinned test environment.
+# Re-running is cheap: installs run again only when a requirements file changed.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  echo "setup: creating .venv with $($python --version)"
+  "$python" -m venv .venv
+fi
+
+stamp=".venv/.setup-$(cat requirements.txt requirements-test.txt constraints.txt | sha256sum | cut -c1-16)"
+if [ ! -f "$stamp" ]; then
+  echo "setup: installing the test environment into .venv (first run: a few minutes)"
+  export PIP_DISABLE_PIP_VERSION_CHECK=1
+  # torch first and pinned: the CPU build; constraints keep every later install on it.
+  .venv/bin/python -m pip install -q torch==2.13.0
+  .venv/bin/python -m pip install -q -r requirements-test.txt -c constraints.txt
+  rm -f .venv/.setup-*
+  touch "$stamp"
+fi

@@ -1,0 +1,64 @@
+"""Shared test fixtures: real photos, real face models, and a skip with a reason where they are absent."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+SHARED = ROOT.parent / "shared"
+FACES = SHARED / "fixtures" / "faces"
+TESTPACK = SHARED / "models" / "insightface" / "models" / "testpack"
+WHEEL_IMAGES = Path(list(importlib.util.find_spec("insightface").submodule_search_locations)[0]) / "data" / "images"
+T1 = WHEEL_IMAGES / "t1.jpg"  # six people
+TOM_HANKS = WHEEL_IMAGES / "Tom_Hanks_54745.png"
+
+needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"fixture photos absent: {FACES} (../shared not beside the checkout)")
+needs_testpack = pytest.mark.skipif(not TESTPACK.is_dir(), reason=f"test face pack absent: {TESTPACK} (../shared not beside the checkout)")
+
+
+def face(path: str) -> Path:
+    """A fixture photo by its path in MANIFEST.json, e.g. 'obama/obama1.jpg'."""
+    return FACES / path
+
+
+def manifest() -> dict:
+    return json.loads((FACES / "MANIFEST.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def embedded():
+    from identity.faces import load_engine
+
+    return load_engine("embedded", "cpu")
+
+
+@pytest.fixture(scope="session")
+def testpack():
+    if not TESTPACK.is_dir():
+        pytest.skip(f"test face pack absent: {TESTPACK}")
+    from identity.faces import load_engine
+
+    return load_engine(f"insightface:{TESTPACK}", "cpu")
+
+
+@pytest.fixture(params=["embedded", "testpack"])
+def engine(request):
+    """Each test that takes `engine` runs once per engine."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(scope="session")
+def tom_profile(embedded):
+    """A profile trained from the insightface wheel's own sample (available without ../shared)."""
+    from identity.training import Photo, train
+    from identity.training.jobs import JobRegistry
+
+    return train([Photo(str(TOM_HANKS), TOM_HANKS)], "Tom Hanks", embedded, registry=JobRegistry()).profile

@@ -1,0 +1,95 @@
+"""The command line: train, score, list, show, delete; JSON outputs; one clear line for every user error."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import ROOT, SHARED, TOM_HANKS, face, needs_faces
+
+
+def cli(*args, store=None, env=None):
+    command = [sys.executable, "-m", "identity", *map(str, args)]
+    if store is not None:
+        command += ["--store", str(store)]
+    environment = {**os.environ, "IDENTITY_MODELS_DIR": str(SHARED / "models"), **(env or {})}
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=300)
+
+
+def user_error(result, *words):
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
+@needs_faces
+def test_train_and_score_as_json(tmp_path):
+    trained = cli("train", face("obama"), face("biden/biden1.jpg"), "--name", "Barack Obama", "--engine", "embedded",
+                  "--json", store=tmp_path)
+    assert trained.returncode == 0, trained.stderr
+    report = json.loads(trained.stdout)
+    assert set(report) >= {"profile_id", "name", "status", "message", "engine", "photos", "calibration"}
+    assert report["status"] == "READY" and report["engine"] == "embedded" and report["name"] == "Barack Obama"
+    verdicts = {p["path"].rsplit("/", 1)[-1]: p["verdict"] for p in report["photos"]}
+    assert verdicts["biden1.jpg"] == "rejected" and verdicts["obama1.jpg"] == "accepted"
+    assert all(set(p) >= {"path", "verdict", "reason"} for p in report["photos"])
+    assert report["calibration"]["threshold"] > 0
+
+    scored = cli("score", face("groups/biden_obama_b.jpg"), face("rose_leslie/rose1.jpg"), "--profile", "barack obama",
+                 "--engine", "embedded", "--annotate", tmp_path / "annotated", "--json", store=tmp_path)
+    assert scored.returncode == 0, scored.stderr
+    output = json.loads(scored.stdout)
+    assert output["engine"] == "embedded" and len(output["images"]) == 2
+    group = output["images"][0]["faces"]
+    assert [f["bbox"][0] for f in group] == sorted(f["bbox"][0] for f in group)
+    assert [f["profile_id"] for f in group] == [None, report["profile_id"], None]
+    assert set(group[1]) == {"bbox", "profile_id", "similarity", "scores"} and len(group[1]["bbox"]) == 4
+    assert all(f["profile_id"] is None for f in output["images"][1]["faces"])
+    assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["biden_obama_b.annotated.png", "rose1.annotated.png"]
+
+
+def test_list_show_delete(tmp_path):
+    assert cli("train", TOM_HANKS, "--name", "Tom Hanks", "--engine", "embedded", store=tmp_path).returncode == 0
+    listed = json.loads(cli("list", "--json", store=tmp_path).stdout)
+    assert [p["name"] for p in listed] == ["Tom Hanks"]
+    profile_id = listed[0]["id"]
+    shown = cli("show", profile_id, "--json", store=tmp_path)
+    assert json.loads(shown.stdout)["calibration"]["confidence"] == "low"
+    assert cli("delete", profile_id, store=tmp_path).returncode == 0
+    assert json.loads(cli("list", "--json", store=tmp_path).stdout) == []
+
+
+def test_the_default_engine_is_named(tmp_path):
+    result = cli("train", TOM_HANKS, "--name", "Tom", store=tmp_path, env={"IDENTITY_MODELS_DIR": str(tmp_path / "none")})
+    assert result.returncode == 0
+    assert "engine: embedded (no insightface pack found)" in result.stderr
+
+
+@pytest.mark.parametrize("case", ["unknown profile", "malformed id", "no photo accepted", "unreadable file",
+                                  "missing model files", "existing name"])
+def test_user_errors_are_one_clear_line(tmp_path, case):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    if case == "unknown profile":
+        user_error(cli("score", TOM_HANKS, "--profile", "nobody", "--engine", "embedded", store=tmp_path), "no profile 'nobody'")
+    elif case == "malformed id":
+        user_error(cli("show", "../../etc/passwd", store=tmp_path), "invalid profile id")
+        user_error(cli("delete", "Bad Id", store=tmp_path), "invalid profile id")
+    elif case == "no photo accepted":
+        user_error(cli("train", tmp_path / "notes.jpg", "--name", "X", "--engine", "embedded", store=tmp_path),
+                   "no photo accepted", "not an image")
+    elif case == "unreadable file":
+        assert cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=tmp_path).returncode == 0
+        user_error(cli("score", tmp_path / "notes.jpg", "--profile", "Tom", "--engine", "embedded", store=tmp_path),
+                   "notes.jpg", "not an image")
+    elif case == "missing model files":
+        user_error(cli("train", TOM_HANKS, "--name", "X", "--engine", "antelopev2", store=tmp_path),
+                   "antelopev2", "insightface/models/antelopev2")
+    else:
+        assert cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=tmp_path).returncode == 0
+        user_error(cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=tmp_path), "already exists", "--overwrite")

