@@ -62,18 +62,15 @@ def resolve_engine_spec(spec: str | None = None, roots: list[Path] | None = None
     return "embedded", None
 
 
-def load_engine(spec: str | None = None, provider: str = "auto", roots: list[Path] | None = None,
-                workers: int = 1) -> FaceEngine:
+def load_engine(spec: str | None = None, provider: str = "auto", roots: list[Path] | None = None) -> FaceEngine:
     """The engine for a spec and provider, loaded on first use and shared afterwards."""
     name, folder = resolve_engine_spec(spec, roots)
     providers = execution_providers(provider)
-    key = (name, str(folder), tuple(providers), workers)
+    key = (name, str(folder), tuple(providers))
     with _lock:
         if key not in _cache:
-            threads = 1 if workers > 1 else 0
             if folder is None:
-                _cache[key] = FaceEngine(name, "embedded", embedded.load(providers, threads=threads), workers)
+                _cache[key] = FaceEngine(name, "embedded", embedded.load(providers))
             else:
-                models = insightface_pack.load(folder, providers, threads=threads)
-                _cache[key] = FaceEngine(name, "insightface", models, workers)
+                _cache[key] = FaceEngine(name, "insightface", insightface_pack.load(folder, providers))
         return _cache[key]

@@ -53,14 +53,14 @@ def checked_file(folder: Path, name: str) -> tuple[Path, str]:
     return path, digest
 
 
-def load(providers: list[str], folder: Path | None = None, threads: int = 0):
+def load(providers: list[str], folder: Path | None = None):
     """The embedded detector and recognizer, checked and loaded."""
     folder = folder or models_dir()
     detector_path, detector_digest = checked_file(folder, DETECTOR_FILE)
     recognizer_path, recognizer_digest = checked_file(folder, RECOGNIZER_FILE)
     yunet = per_tensor_dequantize(onnx.load(str(detector_path)))
-    detector = YuNetDetector(yunet.SerializeToString(), providers, threads=threads)
+    detector = YuNetDetector(yunet.SerializeToString(), providers)
     sface = per_tensor_dequantize(without_initializer_inputs(onnx.load(str(recognizer_path))))
-    recognizer = OnnxRecognizer(sface, providers, mean=0.0, std=1.0, threads=threads)
+    recognizer = OnnxRecognizer(sface, providers, mean=0.0, std=1.0)
     digests = {DETECTOR_FILE: detector_digest, RECOGNIZER_FILE: recognizer_digest}
     return Models(detector, recognizer, digests, RECOGNIZER_FILE, MATCH_THRESHOLD)

@@ -27,20 +27,32 @@ _EXTRAS = ("1k3d68", "2d106det", "genderage", "inswapper", "landmark", "attribut
 
 
 class SCRFDDetector:
-    """insightface's SCRFD/RetinaFace wrapper, fed BGR as it expects, at the bounded image's own size."""
+    """insightface's SCRFD/RetinaFace network on a canvas padded to multiples of 32, with no resize of its own.
+
+    The engine already bounded the image; `detect()` in insightface would resize it once more into a fixed
+    canvas. `forward()` (the raw network pass, in insightface 0.7 and 2.x alike) plus its NMS skip that.
+    """
 
     def __init__(self, model, score_threshold: float = 0.5):
         self.model = model
         self.model.prepare(0, input_size=(640, 640), det_thresh=score_threshold)
         self.score_threshold = score_threshold
+        if not getattr(model, "use_kps", False):
+            raise ModelFilesMissing(f"{model.model_file} gives no facial landmarks; use a detector with 5 keypoints (SCRFD *_kps)")
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
-        size = (max(32, -(-width // 32) * 32), max(32, -(-height // 32) * 32))
-        boxes, landmarks = self.model.detect(np.ascontiguousarray(image[:, :, ::-1]), input_size=size, max_num=0)
-        if landmarks is None:
-            raise ModelFilesMissing(f"{self.model.model_file} gives no facial landmarks; use a detector with 5 keypoints (SCRFD *_kps)")
-        return [Face(b[:4].astype(np.float32), k.astype(np.float32), float(b[4])) for b, k in zip(boxes, landmarks)]
+        canvas = np.zeros((-(-height // 32) * 32, -(-width // 32) * 32, 3), np.uint8)
+        canvas[:height, :width] = image[:, :, ::-1]  # insightface networks take BGR
+        scores, boxes, landmarks = self.model.forward(canvas, self.score_threshold)
+        scores = np.vstack(scores).ravel()
+        if scores.size == 0:
+            return []
+        order = np.argsort(-scores, kind="stable")
+        detections = np.hstack([np.vstack(boxes), scores[:, None]]).astype(np.float32)[order]
+        landmarks = np.vstack(landmarks)[order]
+        keep = self.model.nms(detections)
+        return [Face(detections[i, :4].copy(), landmarks[i].astype(np.float32), float(detections[i, 4])) for i in keep]
 
 
 def is_pack(folder: Path) -> bool:
@@ -82,17 +94,21 @@ def _arcface_normalization(model: onnx.ModelProto) -> tuple[float, float]:
     return (0.0, 1.0) if inside else (127.5, 127.5)
 
 
-def load(folder: Path, providers: list[str], threads: int = 0):
+def load(folder: Path, providers: list[str]):
     """The detector and recognizer of a pack folder."""
     from insightface import model_zoo  # imported here: only pack users pay for it
 
     detector_path, recognizer_path = pack_files(folder)
-    detector_model = model_zoo.get_model(str(detector_path), providers=providers, sess_options=session_options(threads))
+    detector_model = model_zoo.get_model(str(detector_path), providers=providers, sess_options=session_options())
     if getattr(detector_model, "taskname", None) != "detection":
         raise ModelFilesMissing(f"{detector_path} is not a face detector; put an SCRFD/RetinaFace ONNX in {folder}")
     check_provider(detector_model.session, providers)
+    if getattr(detector_model, "static_shape_sessions", False):
+        # insightface 2.x builds one more session per input size; images of many sizes would pile them up.
+        detector_model.static_shape_sessions = False
+        detector_model._reset_resolution_session_pool()
     recognizer_onnx = onnx.load(str(recognizer_path))
     mean, std = _arcface_normalization(recognizer_onnx)
-    recognizer = OnnxRecognizer(recognizer_onnx, providers, mean, std, threads=threads)
+    recognizer = OnnxRecognizer(recognizer_onnx, providers, mean, std)
     digests = {detector_path.name: _sha256(detector_path), recognizer_path.name: _sha256(recognizer_path)}
     return Models(SCRFDDetector(detector_model), recognizer, digests, recognizer_path.name, MATCH_THRESHOLD)

@@ -19,16 +19,16 @@ class OnnxRecognizer:
     two-face batch reproduces two single-face runs, otherwise faces run one at a time.
     """
 
-    def __init__(self, model: onnx.ModelProto, providers: list[str], mean: float, std: float, threads: int = 0):
+    def __init__(self, model: onnx.ModelProto, providers: list[str], mean: float, std: float):
         self.mean = float(mean)
         self.std = float(std)
-        self.session = create_session(batchable(model), providers, threads)
+        self.session = create_session(batchable(model), providers)
         self.input_name = self.session.get_inputs()[0].name
         self.input_size = int(self.session.get_inputs()[0].shape[-1])
         self.batched = self._batch_reproduces_singles()
         if not self.batched:
             log.info("recognizer %s cannot run batches; faces will run one at a time", model.graph.name)
-            self.session = create_session(model.SerializeToString(), providers, threads)
+            self.session = create_session(model.SerializeToString(), providers)
         self.dim = int(self._run(np.zeros((1, self.input_size, self.input_size, 3), np.uint8)).shape[-1])
 
     def _blob(self, crops: np.ndarray) -> np.ndarray:

@@ -16,9 +16,8 @@ STRIDES = (8, 16, 32)
 
 
 class YuNetDetector:
-    def __init__(self, model: bytes, providers: list[str], score_threshold: float = 0.6, nms_threshold: float = 0.3,
-                 threads: int = 0):
-        self.session = create_session(model, providers, threads)
+    def __init__(self, model: bytes, providers: list[str], score_threshold: float = 0.6, nms_threshold: float = 0.3):
+        self.session = create_session(model, providers)
         model_input = self.session.get_inputs()[0]
         self.input_name = model_input.name
         self.input_height, self.input_width = (int(d) for d in model_input.shape[2:4])
