@@ -1,7 +1,10 @@
-"""Identity Layer for ComfyUI. Registration only; the work lives in `identity/`, the glue in `nodes/`."""
+"""Identity Layer for ComfyUI: registers the nodes (V3 schema), the web extension and the model folders."""
 
 WEB_DIRECTORY = "./web"
-NODE_CLASS_MAPPINGS: dict = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict = {}
 
-__all__ = ["NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS", "WEB_DIRECTORY"]
+
+async def comfy_entrypoint():
+    from .nodes import IdentityExtension, register_model_folders
+
+    register_model_folders()
+    return IdentityExtension()

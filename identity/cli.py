@@ -112,19 +112,11 @@ def _train(args) -> int:
         if args.json and seen["job"] is not None:
             _print_json(_train_report(seen["job"], engine, None))
         raise
-    profile = job.profile
     if args.json:
-        _print_json(_train_report(job, engine, profile))
+        _print_json(_train_report(job, engine, job.profile))
         return 0
-    for photo in job.photos:
-        mark = "✓" if photo["verdict"] == "accepted" else "✗"
-        print(f"  {mark} {photo['path']}: {photo['reason']}")
-    for warning in job.warnings:
-        print(f"warning: {warning}")
-    calibration = profile.calibration
-    print(f"profile {profile.id} ({profile.name}) {job.status.value}, {job.message}; "
-          f"threshold {calibration['threshold']:.3f}, confidence {calibration['confidence']}")
-    print(f"saved to {store.path(profile.id)}")
+    print(job.describe())
+    print(f"saved to {store.path(job.profile_id)}")
     return 0
 
 

@@ -40,8 +40,36 @@ class ImageScore:
         found = {f.profile_id: f.similarity for f in self.faces if f.profile_id is not None}
         return {pid: float(found.get(pid, 0.0)) for pid in profile_ids}
 
+    def weakest(self, profile_ids: list[str]) -> float:
+        """The image's score: its weakest requested subject, so every person must look right (0 if one is absent)."""
+        return min(self.subject_scores(profile_ids).values(), default=0.0)
+
     def as_dict(self) -> dict:
         return {"path": self.label, "faces": [f.as_dict() for f in self.faces]}
+
+
+def rank(results: list[ImageScore], profile_ids: list[str], min_similarity: float = 0.0, top_k: int = 0) -> list[int]:
+    """Indices of the images, best first by weakest subject; those below `min_similarity` are dropped."""
+    scored = [(r.weakest(profile_ids), i) for i, r in enumerate(results)]
+    kept = sorted(((s, i) for s, i in scored if s >= min_similarity), key=lambda si: (-si[0], si[1]))
+    return [i for _, i in (kept[:top_k] if top_k > 0 else kept)]
+
+
+def batch_report(results: list[ImageScore], profiles: list[Profile], order: list[int]) -> dict:
+    """JSON-ready: per image its score, per-subject scores, faces and a note when someone is missing."""
+    ids = [p.id for p in profiles]
+    images = []
+    for index, result in enumerate(results):
+        subjects = result.subject_scores(ids)
+        entry = {"index": index, "score": round(result.weakest(ids), 4),
+                 "subjects": {k: round(v, 4) for k, v in subjects.items()}, "faces": [f.as_dict() for f in result.faces]}
+        missing = [p.name for p in profiles if subjects[p.id] == 0.0]
+        if not result.faces:
+            entry["note"] = "no face found"
+        elif missing:
+            entry["note"] = "not found: " + ", ".join(missing)
+        images.append(entry)
+    return {"profiles": {p.id: p.name for p in profiles}, "ranking": order, "images": images}
 
 
 def candidates(profiles: list[Profile], engine: FaceEngine) -> list[Candidate]:

@@ -1,1 +1,16 @@
 """ComfyUI nodes: thin glue between ComfyUI types and `identity/`."""
+
+from comfy_api.latest import ComfyExtension, io
+
+from .arcface_score import ArcFaceScore
+from .face_engine import FaceEngine
+from .glue import register_model_folders
+from .profile_load import ProfileLoad
+from .profile_train import ProfileTrain
+
+__all__ = ["IdentityExtension", "register_model_folders"]
+
+
+class IdentityExtension(ComfyExtension):
+    async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        return [FaceEngine, ProfileTrain, ProfileLoad, ArcFaceScore]

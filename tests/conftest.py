@@ -62,3 +62,13 @@ def tom_profile(embedded):
     from identity.training.jobs import JobRegistry
 
     return train([Photo(str(TOM_HANKS), TOM_HANKS)], "Tom Hanks", embedded, registry=JobRegistry()).profile
+
+
+@pytest.fixture(scope="session")
+def comfyui(tmp_path_factory):
+    """A real ComfyUI v0.3.75 on 127.0.0.1 with this pack installed (see scripts/setup_comfyui.py)."""
+    from comfyui import start_server
+
+    server = start_server(tmp_path_factory.mktemp("comfyui"))
+    yield server
+    server.stop()

@@ -36,6 +36,7 @@ MAX_PHOTOS = 50
 CHUNK = 8  # photos decoded and analysed together
 MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
 _OUTLIER_MADS = 3.0
+_OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
 
 #: Trainings share the face engine; one analyses at a time and the others wait in QUEUING.
 _engine_gate = threading.Semaphore(1)
@@ -241,7 +242,7 @@ def _drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:
     loo = leave_one_out(np.stack([v.face.embedding for v in accepted]))
     median = float(np.median(loo))
     spread = 1.4826 * float(np.median(np.abs(loo - median)))
-    floor = max(threshold, median - _OUTLIER_MADS * spread) if len(accepted) >= 5 else threshold
+    floor = max(threshold, median - max(_OUTLIER_MADS * spread, _OUTLIER_GAP)) if len(accepted) >= 5 else threshold
     for verdict, score in zip(accepted, loo):
         if score < floor:
             verdict.reject("outlier", f"looks unlike the other photos of the subject (similarity {score:.2f} to the rest)")

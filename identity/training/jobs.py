@@ -68,6 +68,16 @@ class TrainingJob:
     def wait(self, timeout: float | None = None) -> bool:
         return self._finished.wait(timeout)
 
+    def describe(self) -> str:
+        """The readable report: each photo's verdict and reason, warnings, the outcome."""
+        lines = [f"{'✓' if p['verdict'] == 'accepted' else '✗'} {p['path']}: {p['reason']}" for p in self.photos]
+        lines += [f"warning: {w}" for w in self.warnings]
+        outcome = f"profile {self.profile_id} ({self.name}): {self.status.value}, {self.message}"
+        if self.profile is not None:
+            calibration = self.profile.calibration
+            outcome += f"; threshold {calibration['threshold']:.3f}, confidence {calibration['confidence']}"
+        return "\n".join(lines + [outcome])
+
     def snapshot(self) -> dict:
         """JSON-ready state for polling and websocket pushes."""
         return {

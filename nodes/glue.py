@@ -1,0 +1,84 @@
+"""What every node needs from ComfyUI: folders, tensors, progress, interrupts, and the face engine choice."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import comfy.model_management
+import comfy.utils
+import folder_paths
+import numpy as np
+import torch
+from comfy_api.latest import io
+from server import PromptServer
+
+from ..identity.faces import FaceEngine, load_engine
+from ..identity.profile import ProfileStore
+
+PROFILES_FOLDER = "identity_profiles"
+
+#: Socket types, named for what they carry.
+Profiles = io.Custom("IDENTITY_PROFILES")  # a list of identity.profile.Profile
+FaceEngineSocket = io.Custom("IDENTITY_FACE_ENGINE")  # an EngineChoice
+
+
+@dataclass(frozen=True)
+class EngineChoice:
+    pack: str  # "embedded" or an insightface pack name
+    provider: str
+
+
+def register_model_folders() -> None:
+    folder_paths.add_model_folder_path(PROFILES_FOLDER, os.path.join(folder_paths.models_dir, PROFILES_FOLDER), is_default=True)
+    paths, extensions = folder_paths.folder_names_and_paths[PROFILES_FOLDER]
+    extensions.add(".safetensors")
+
+
+def profile_store() -> ProfileStore:
+    return ProfileStore(folder_paths.get_folder_paths(PROFILES_FOLDER)[0])
+
+
+def insightface_roots() -> list[Path]:
+    """`models/insightface/models/` (and any extra insightface folders configured in ComfyUI)."""
+    try:
+        folders = folder_paths.get_folder_paths("insightface")
+    except KeyError:
+        folders = [os.path.join(folder_paths.models_dir, "insightface")]
+    return [Path(folder) / "models" for folder in folders]
+
+
+def engine(choice: EngineChoice | None) -> FaceEngine:
+    if choice is None:
+        return load_engine(None, "auto", roots=insightface_roots())
+    return load_engine(choice.pack, choice.provider, roots=insightface_roots())
+
+
+def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
+    """ComfyUI IMAGE `[B,H,W,C]` floats in 0..1 → RGB uint8 arrays, once, at the boundary."""
+    return [np.ascontiguousarray(image) for image in (images[..., :3].clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()]
+
+
+def to_images(arrays: list[np.ndarray]) -> torch.Tensor:
+    """RGB uint8 arrays of one size → ComfyUI IMAGE."""
+    return torch.from_numpy(np.stack(arrays)).float() / 255.0
+
+
+def check_interrupt() -> None:
+    """Raises ComfyUI's interrupt exception when the user pressed Cancel."""
+    comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+class Progress:
+    """A ComfyUI progress bar (0..100 %) and the status text shown on the node."""
+
+    def __init__(self, node_id: str | None):
+        self.node_id = node_id
+        self.bar = comfy.utils.ProgressBar(100, node_id=node_id)
+
+    def __call__(self, fraction: float, text: str) -> None:
+        self.bar.update_absolute(int(round(100 * max(0.0, min(1.0, fraction)))))
+        server = PromptServer.instance
+        if self.node_id is not None and server is not None:
+            server.send_progress_text(text, self.node_id)

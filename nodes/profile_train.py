@@ -1,0 +1,87 @@
+"""Profile Train: photos of a person (an IMAGE batch and/or a folder under ComfyUI's input folder) → a profile."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import folder_paths
+import numpy as np
+from comfy_api.latest import io, ui
+
+from ..identity.errors import IdentityError, ProfileExists
+from ..identity.images import collect_photos
+from ..identity.training import Photo, train
+from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, profile_store, to_arrays, to_images
+
+
+def input_folder(folder: str) -> Path:
+    """A folder given relative to ComfyUI's input folder; anything that resolves outside it is refused."""
+    root = Path(folder_paths.get_input_directory()).resolve()
+    target = (root / folder.strip()).resolve()
+    if os.path.commonpath([root, target]) != str(root):
+        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside {root}")
+    if not target.is_dir():
+        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
+    return target
+
+
+def reference_grid(portraits: np.ndarray, columns: int = 4) -> np.ndarray:
+    """The chosen reference portraits side by side, as one preview image."""
+    count, size = len(portraits), portraits.shape[1]
+    rows = -(-count // columns)
+    grid = np.full((rows * size, min(count, columns) * size, 3), 255, np.uint8)
+    for index, image in enumerate(portraits):
+        row, column = divmod(index, columns)
+        grid[row * size : (row + 1) * size, column * size : (column + 1) * size] = image
+    return grid
+
+
+class ProfileTrain(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="IdentityProfileTrain",
+            display_name="Profile Train",
+            category="identity",
+            description="Train an identity profile from 1-50 photos of a person (group shots are fine: the person "
+                        "in most photos is the subject). Saves it to models/identity_profiles/.",
+            inputs=[
+                io.String.Input("name", default="", tooltip="the person's name; profiles are picked by it later"),
+                io.Image.Input("images", optional=True, tooltip="photos as an IMAGE batch"),
+                io.String.Input("folder", default="", optional=True,
+                                tooltip="a folder of photos inside ComfyUI's input folder, e.g. 'people/alice'"),
+                io.Boolean.Input("overwrite", default=False, tooltip="retrain an existing profile of that name (keeps its id)"),
+                FaceEngineSocket.Input("face_engine", optional=True),
+            ],
+            outputs=[
+                Profiles.Output(display_name="profiles"),
+                io.String.Output(display_name="report"),
+                io.Image.Output(display_name="references"),
+            ],
+            hidden=[io.Hidden.unique_id],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, name: str, images=None, folder: str = "", overwrite: bool = False,
+                face_engine: EngineChoice | None = None) -> io.NodeOutput:
+        photos = [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
+        if folder and folder.strip():
+            photos += [Photo(str(path), path) for path in collect_photos([input_folder(folder)])]
+        if not photos:
+            raise IdentityError("Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder")
+        progress = Progress(cls.hidden.unique_id)
+        chosen = engine(face_engine)
+
+        def on_update(job):
+            progress(job.progress, f"{job.status.value}: {job.message}")
+
+        try:
+            job = train(photos, name, chosen, profile_store(), overwrite=overwrite, on_update=on_update, check=check_interrupt)
+        except ProfileExists as exc:
+            raise ProfileExists(f"{exc}; set 'overwrite' to true to retrain it") from None
+        grid = reference_grid(job.profile.portraits)
+        report = job.describe()
+        return io.NodeOutput([job.profile], report, to_images([grid]),
+                             ui={**ui.PreviewImage(to_images([grid]), cls=cls).as_dict(), "text": [report]})

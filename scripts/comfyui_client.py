@@ -1,0 +1,255 @@
+"""Drive the real ComfyUI in `.comfyui/`: start a server, queue workflows over HTTP, read their results.
+
+Used by the demo (`scripts/demo.py`) and by the test suite. Workflows are the UI-format files in
+`example_workflows/`; `ui_to_api()` turns them into the API format that `/prompt` takes, using `/object_info`
+to know which widget value belongs to which input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMFYUI = ROOT / ".comfyui" / "ComfyUI"
+PACK_NAME = "identity-layer"
+
+
+class PromptRejected(Exception):
+    """ComfyUI refused to queue a prompt (validation failed); `.body` holds its answer."""
+
+    def __init__(self, body: dict):
+        super().__init__(json.dumps(body)[:2000])
+        self.body = body
+
+
+@dataclass
+class Run:
+    """A finished prompt: its status, the UI outputs of each node, and the execution error if any."""
+
+    prompt_id: str
+    status: str  # "success" | "error"
+    outputs: dict
+    messages: list = field(default_factory=list)
+
+    @property
+    def error(self) -> dict | None:
+        for event, data in self.messages:
+            if event == "execution_error":
+                return data
+        return None
+
+
+class ComfyUI:
+    """An HTTP client for one ComfyUI server."""
+
+    def __init__(self, url: str):
+        self.url = url.rstrip("/")
+        self.client_id = uuid.uuid4().hex
+
+    def request(self, path: str, body: dict | None = None, method: str | None = None, raw: bool = False):
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(self.url + path, data=data, method=method or ("POST" if data else "GET"),
+                                         headers={"Content-Type": "application/json"} if data else {})
+        with urllib.request.urlopen(request, timeout=60) as response:
+            payload = response.read()
+        return payload if raw else json.loads(payload or b"null")
+
+    def object_info(self) -> dict:
+        return self.request("/object_info")
+
+    def queue(self, prompt: dict) -> str:
+        try:
+            return self.request("/prompt", {"prompt": prompt, "client_id": self.client_id})["prompt_id"]
+        except urllib.error.HTTPError as exc:
+            raise PromptRejected(json.loads(exc.read() or b"{}")) from None
+
+    def wait(self, prompt_id: str, timeout: float = 600) -> Run:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entry = self.request(f"/history/{prompt_id}").get(prompt_id)
+            if entry and entry.get("status", {}).get("completed") is not None and (
+                    entry["status"].get("status_str") in ("success", "error")):
+                status = entry["status"]
+                return Run(prompt_id, status["status_str"], entry.get("outputs", {}), status.get("messages", []))
+            time.sleep(0.2)
+        raise TimeoutError(f"prompt {prompt_id} did not finish within {timeout} s")
+
+    def run(self, prompt: dict, timeout: float = 600) -> Run:
+        return self.wait(self.queue(prompt), timeout)
+
+    def view(self, image: dict) -> bytes:
+        query = urllib.parse.urlencode({k: image[k] for k in ("filename", "subfolder", "type")})
+        return self.request(f"/view?{query}", raw=True)
+
+
+class Server:
+    """A ComfyUI process on 127.0.0.1 with its own base folder (models, input, output, custom_nodes)."""
+
+    def __init__(self, base: Path, log: Path | None = None):
+        self.base = Path(base)
+        self.log_path = log or self.base / "comfyui.log"
+        self.port = _free_port()
+        self.process: subprocess.Popen | None = None
+        self.client = ComfyUI(f"http://127.0.0.1:{self.port}")
+
+    def prepare(self, models: dict[str, Path] | None = None) -> "Server":
+        """Folders, this pack linked into custom_nodes, and `models` (relative path → source) linked in."""
+        for name in ("custom_nodes", "input", "output", "user", "models"):
+            (self.base / name).mkdir(parents=True, exist_ok=True)
+        _link(ROOT, self.base / "custom_nodes" / PACK_NAME)
+        for relative, source in (models or {}).items():
+            _link(Path(source), self.base / "models" / relative)
+        return self
+
+    def start(self, timeout: float = 180) -> "Server":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
+             "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch"],
+            cwd=COMFYUI, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"ComfyUI exited during start-up:\n{self.log_tail()}")
+            try:
+                self.client.request("/system_stats")
+                return self
+            except (urllib.error.URLError, ConnectionError, OSError):
+                time.sleep(0.3)
+        self.stop()
+        raise TimeoutError(f"ComfyUI did not answer within {timeout} s:\n{self.log_tail()}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _link(source: Path, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() or target.exists():
+        if target.is_symlink() and target.resolve() == source.resolve():
+            return
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+    os.symlink(source, target, target_is_directory=source.is_dir())
+
+
+# ----- workflows -------------------------------------------------------------------------------------------
+
+def load_workflow(name: str) -> dict:
+    return json.loads((ROOT / "example_workflows" / f"{name}.json").read_text())
+
+
+FRONTEND_ONLY = ("Note", "MarkdownNote")
+
+
+def ui_to_api(workflow: dict, object_info: dict) -> dict:
+    """The API form of a UI-format workflow: links become `[node id, output slot]`, widgets become values.
+
+    Widget values follow the order of the node's inputs in `/object_info` (required, then optional), skipping
+    inputs that arrive by link; a seed-style widget's extra 'control_after_generate' value is skipped.
+    """
+    links = {link[0]: link for link in workflow.get("links", [])}
+    prompt = {}
+    for node in workflow["nodes"]:
+        if node.get("mode", 0) in (2, 4) or node["type"] in FRONTEND_ONLY:  # muted, bypassed, or a note
+            continue
+        if node["type"] not in object_info:
+            raise KeyError(f"node type {node['type']!r} (node {node['id']}) is not installed in this ComfyUI")
+        info = object_info[node["type"]]
+        linked = {}
+        for socket in node.get("inputs", []):
+            if socket.get("link") is not None:
+                link = links[socket["link"]]
+                linked[socket["name"]] = [str(link[1]), link[2]]
+        values = list(node.get("widgets_values") or [])
+        inputs = dict(linked)
+        for group in ("required", "optional"):
+            for name in info["input_order"].get(group, []):
+                spec = info["input"][group][name]
+                if not _is_widget(spec):
+                    continue
+                if name in linked:
+                    if any(s.get("name") == name and s.get("widget") for s in node.get("inputs", [])):
+                        values.pop(0) if values else None  # a widget converted to an input keeps its slot
+                    continue
+                if not values:
+                    break
+                inputs[name] = values.pop(0)
+                if isinstance(spec[1], dict) and spec[1].get("control_after_generate") and values:
+                    values.pop(0)
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+def _is_widget(spec) -> bool:
+    kind = spec[0]
+    return isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+
+
+# ----- sample inputs for the example workflows -----------------------------------------------------------
+
+#: Where the example workflows expect their photos (relative to ComfyUI's input folder), and which fixture
+#: photo (relative to `../shared/fixtures/faces`) goes there.
+EXAMPLE_INPUTS = {
+    "identity/obama/obama1.jpg": "obama/obama1.jpg",
+    "identity/obama/obama2.jpg": "obama/obama2.jpg",
+    "identity/obama/obama3.jpg": "obama/obama3.jpg",
+    "identity/obama/obama5_720p.jpg": "obama/obama5_720p.jpg",
+    "identity/obama/obama_biden_a.jpg": "groups/obama_biden_a.jpg",
+    "identity/biden/biden1.jpg": "biden/biden1.jpg",
+    "identity/biden/biden2.jpg": "biden/biden2.jpg",
+    "identity/score/obama4.jpg": "obama/obama4.jpg",
+    "identity/score/kit1.jpg": "kit_harington/kit1.jpg",
+    "identity/score/rose2.jpg": "rose_leslie/rose2.jpg",
+    "identity/group/biden_obama_b.jpg": "groups/biden_obama_b.jpg",
+}
+
+
+def stage_example_inputs(input_dir: Path, faces: Path) -> None:
+    """Copy the fixture photos to where the example workflows look for them."""
+    for target, source in EXAMPLE_INPUTS.items():
+        destination = Path(input_dir) / target
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(Path(faces) / source, destination)

@@ -1,0 +1,193 @@
+"""The nodes inside a real ComfyUI: their declared sockets, progress, interrupts, and clear errors on bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import struct
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import TOM_HANKS, face, needs_faces
+
+NODES = {
+    "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
+    "IdentityProfileTrain": ("Profile Train", ["name", "overwrite", "images", "folder", "face_engine"],
+                             ["IDENTITY_PROFILES", "STRING", "IMAGE"]),
+    "IdentityProfileLoad": ("Profile Load", ["profile", "profiles"], ["IDENTITY_PROFILES"]),
+    "IdentityArcFaceScore": ("ArcFace Score", ["images", "profiles", "min_similarity", "top_k", "face_engine"],
+                             ["IMAGE", "FLOAT", "STRING", "IMAGE"]),
+}
+
+
+def test_object_info_lists_every_node_with_its_sockets(comfyui):
+    info = comfyui.client.object_info()
+    for node_id, (display, inputs, outputs) in NODES.items():
+        node = info[node_id]
+        assert node["display_name"] == display and node["category"] == "identity"
+        declared = node["input_order"].get("required", []) + node["input_order"].get("optional", [])
+        assert all(name in declared for name in inputs), (node_id, declared)
+        assert node["output"] == outputs, (node_id, node["output"])
+    engine_inputs = info["IdentityFaceEngine"]["input"]["required"]
+    assert engine_inputs["provider"][1]["options"] == ["auto", "cpu", "cuda", "rocm", "coreml"]
+    assert engine_inputs["pack"][1]["options"] == ["embedded", "testpack"], "packs in models/insightface/models/ are offered"
+    assert info["IdentityArcFaceScore"]["output_is_list"] == [False, True, False, False]
+    assert info["IdentityProfileTrain"]["output_node"] is True
+
+
+def _write(comfyui, relative: str, image: np.ndarray) -> str:
+    path = comfyui.base / "input" / relative
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image).save(path)
+    return relative
+
+
+def _train_prompt(folder: str, name: str, **extra) -> dict:
+    return {"1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+            "2": {"class_type": "IdentityProfileTrain",
+                  "inputs": {"name": name, "folder": folder, "overwrite": True, "face_engine": ["1", 0], **extra}}}
+
+
+def _score_prompt(image: str, profile: str) -> dict:
+    return {"1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+            "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
+            "3": {"class_type": "LoadImage", "inputs": {"image": image}},
+            "4": {"class_type": "IdentityArcFaceScore", "inputs": {"images": ["3", 0], "profiles": ["2", 0],
+                                                                    "min_similarity": 0.0, "top_k": 0,
+                                                                    "face_engine": ["1", 0]}}}
+
+
+@pytest.fixture(scope="module")
+def tom(comfyui):
+    """A 'Tom Hanks' profile trained through the node, from an IMAGE batch (LoadImage)."""
+    shutil.copy(TOM_HANKS, comfyui.base / "input" / "tom.png")
+    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
+              "2": {"class_type": "IdentityProfileTrain",
+                    "inputs": {"name": "Tom Hanks", "images": ["1", 0], "overwrite": True}}}
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    return run
+
+
+def test_training_from_an_image_batch_reports_and_previews(comfyui, tom):
+    outputs = tom.outputs["2"]
+    assert "✓ image 1: good photo of the subject" in outputs["text"][0]
+    assert "low confidence" in outputs["text"][0]
+    preview = outputs["images"][0]
+    assert Image.open(__import__("io").BytesIO(comfyui.client.view(preview))).size == (384, 384)
+
+
+def test_an_image_without_a_face_scores_zero_and_says_so(comfyui, tom):
+    _write(comfyui, "blank.png", np.full((256, 256, 3), 128, np.uint8))
+    run = comfyui.client.run(_score_prompt("blank.png", "Tom Hanks"))
+    assert run.status == "success", run.error
+    assert run.outputs["4"]["identity_scores"] == [{"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}}]
+
+
+def test_the_person_is_found_and_strangers_are_unknown(comfyui, tom):
+    shutil.copy(TOM_HANKS, comfyui.base / "input" / "tom_again.png")
+    run = comfyui.client.run(_score_prompt("tom_again.png", "Tom Hanks"))
+    assert run.outputs["4"]["identity_scores"][0]["score"] > 0.9
+    from conftest import T1
+
+    shutil.copy(T1, comfyui.base / "input" / "six_people.jpg")
+    run = comfyui.client.run(_score_prompt("six_people.jpg", "Tom Hanks"))
+    assert run.status == "success"
+    assert run.outputs["4"]["identity_scores"][0]["score"] == 0.0
+
+
+def _expect_error(comfyui, prompt: dict, *words: str) -> None:
+    run = comfyui.client.run(prompt)
+    assert run.status == "error", run.outputs
+    message = run.error["exception_message"]
+    assert "Traceback" not in message and message.strip().count("\n") == 0, message
+    for word in words:
+        assert word in message, (word, message)
+    assert comfyui.alive() and comfyui.client.request("/system_stats")
+
+
+@pytest.mark.parametrize("case", ["unknown profile", "malformed id", "no face", "outside input", "missing folder",
+                                  "no photos"])
+def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(comfyui, tom, case):
+    if case == "unknown profile":
+        _expect_error(comfyui, _score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
+    elif case == "malformed id":
+        _expect_error(comfyui, _score_prompt("tom.png", "../../etc/passwd"), "invalid profile id")
+    elif case == "no face":
+        _write(comfyui, "faceless/blank.png", np.full((300, 300, 3), 200, np.uint8))
+        _expect_error(comfyui, _train_prompt("faceless", "Nobody"), "no photo accepted", "no face found")
+    elif case == "outside input":
+        _expect_error(comfyui, _train_prompt("../models", "Sneaky"), "outside ComfyUI's input folder")
+    elif case == "missing folder":
+        _expect_error(comfyui, _train_prompt("no/such/folder", "X"), "does not exist")
+    else:
+        _expect_error(comfyui, _train_prompt("", "X"), "needs photos")
+    run = comfyui.client.run(_score_prompt("tom.png", "Tom Hanks"))
+    assert run.status == "success", "a good prompt still runs after the error"
+
+
+def _listen(url: str, events: list, stop: threading.Event) -> None:
+    import aiohttp
+
+    async def main():
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(url) as ws:
+                while not stop.is_set():
+                    try:
+                        message = await ws.receive(timeout=0.2)
+                    except asyncio.TimeoutError:
+                        continue
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        events.append(json.loads(message.data))
+                    elif message.type == aiohttp.WSMsgType.BINARY and len(message.data) > 8:
+                        kind = struct.unpack(">I", message.data[:4])[0]
+                        length = struct.unpack(">I", message.data[4:8])[0]
+                        node = message.data[8 : 8 + length].decode()
+                        events.append({"type": f"binary-{kind}", "node": node, "text": message.data[8 + length :].decode(errors="replace")})
+
+    asyncio.run(main())
+
+
+@needs_faces
+def test_training_shows_progress_and_status_text(comfyui):
+    events, stop = [], threading.Event()
+    url = comfyui.client.url.replace("http", "ws") + f"/ws?clientId={comfyui.client.client_id}"
+    listener = threading.Thread(target=_listen, args=(url, events, stop), daemon=True)
+    listener.start()
+    time.sleep(0.5)
+    run = comfyui.client.run(_train_prompt("identity/biden", "Joe Biden (progress)"))
+    time.sleep(0.5)
+    stop.set()
+    listener.join(5)
+    assert run.status == "success", run.error
+    progress = [e["data"]["value"] for e in events if e.get("type") == "progress" and e["data"].get("node") == "2"]
+    assert progress and progress[-1] == 100 and progress == sorted(progress), progress
+    texts = [e["text"] for e in events if e.get("node") == "2" and "text" in e]
+    assert any(t.startswith("IN_PROGRESS") for t in texts) and any(t.startswith("READY") for t in texts), texts
+
+
+@needs_faces
+def test_interrupting_training_stops_it_and_saves_nothing(comfyui):
+    big = np.asarray(Image.open(face("obama/obama3.jpg")).convert("RGB"))
+    for i in range(40):
+        _write(comfyui, f"many/photo{i:02d}.png", np.ascontiguousarray(np.roll(big, i * 7, axis=1)))
+    prompt_id = comfyui.client.queue(_train_prompt("many", "Interrupted Person"))
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        running = comfyui.client.request("/queue")["queue_running"]
+        if running and running[0][1] == prompt_id:
+            break
+        time.sleep(0.05)
+    time.sleep(0.5)
+    comfyui.client.request("/interrupt", {})
+    run = comfyui.client.wait(prompt_id)
+    assert run.status == "error"
+    assert any(event == "execution_interrupted" for event, _ in run.messages), run.messages
+    names = [p.name for p in (comfyui.base / "models" / "identity_profiles").iterdir()]
+    assert not any(n.startswith("interrupted-person") for n in names), names
+    assert comfyui.client.run(_score_prompt("tom.png", "Tom Hanks")).status == "success"

@@ -1,0 +1,77 @@
+"""The example workflows: listed as templates, in step with their API twins, and run end to end in ComfyUI."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+
+from comfyui import WORKFLOWS, api_twin, load_workflow, ui_to_api
+from conftest import needs_faces
+
+
+def test_templates_endpoint_lists_the_packs_workflows(comfyui):
+    listed = comfyui.client.request("/api/workflow_templates")
+    assert sorted(listed.get("identity-layer", [])) == sorted(WORKFLOWS)
+    for name in WORKFLOWS:
+        served = comfyui.client.request(f"/api/workflow_templates/identity-layer/{name}.json")
+        assert served == load_workflow(name)
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_ui_workflow_and_api_twin_stay_in_step(comfyui, name):
+    converted = ui_to_api(load_workflow(name), comfyui.client.object_info())
+    assert converted == api_twin(name), f"example_workflows/{name}.json and tests/workflows/{name}.api.json differ"
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_example_workflows_use_only_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
+    info = comfyui.client.object_info()
+    for node in api_twin(name).values():
+        module = info[node["class_type"]]["python_module"]
+        assert module == "custom_nodes.identity-layer" or not module.startswith("custom_nodes"), node
+        if node["class_type"] == "IdentityFaceEngine":
+            assert node["inputs"] == {"pack": "embedded", "provider": "auto"}
+
+
+def _train(comfyui, name: str, folder: str):
+    prompt = api_twin("train_profile_from_folder")
+    trainer = next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")
+    trainer["inputs"].update(name=name, folder=folder)
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    return run
+
+
+@needs_faces
+def test_the_three_example_workflows_find_the_right_people(comfyui):
+    trained = _train(comfyui, "Barack Obama", "identity/obama")
+    report = next(o["text"][0] for o in trained.outputs.values() if "text" in o and "READY" in o["text"][0])
+    assert "5 of 5 photos accepted" in report, report
+    _train(comfyui, "Joe Biden", "identity/biden")
+    saved = [p.name for p in (comfyui.base / "models" / "identity_profiles").iterdir()]
+    for stem in ("barack-obama", "joe-biden"):
+        assert sum(bool(re.fullmatch(stem + r"-[0-9a-f]{6}\.safetensors", n)) for n in saved) == 1, saved
+
+    # Score and rank: only the photo of Obama passes min_similarity 0.4; Kit Harington and Rose Leslie do not.
+    run = comfyui.client.run(api_twin("score_and_rank_batch"))
+    assert run.status == "success", run.error
+    scores = next(o["identity_scores"] for o in run.outputs.values() if "identity_scores" in o)
+    assert [s["index"] for s in scores] == [0, 1, 2]
+    assert scores[0]["subjects"]["Barack Obama"] > 0.6
+    assert scores[1]["score"] < 0.4 and scores[2]["score"] < 0.4
+    saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
+    assert len(saved) == 1 and saved[0]["subfolder"] == "identity", "one image survives the filter"
+    assert (comfyui.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]).is_file()
+
+    # Group photo: Biden left, Obama right, the child unknown.
+    run = comfyui.client.run(api_twin("score_group_photo_two_profiles"))
+    assert run.status == "success", run.error
+    text = next(o["text"][0] for o in run.outputs.values() if "text" in o)
+    report = json.loads(text)
+    names = report["profiles"]
+    assigned = [names.get(f["profile_id"]) for f in report["images"][0]["faces"]]
+    assert assigned == ["Joe Biden", "Barack Obama", None], report
+    assert report["images"][0]["subjects"] and report["images"][0]["score"] > 0.5
+
