@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import shutil
 import struct
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import TOM_HANKS, face, needs_faces
+from conftest import T1, TOM_HANKS, face, needs_faces
 
 NODES = {
     "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
@@ -79,7 +80,7 @@ def test_training_from_an_image_batch_reports_and_previews(comfyui, tom):
     assert "✓ image 1: good photo of the subject" in outputs["text"][0]
     assert "low confidence" in outputs["text"][0]
     preview = outputs["images"][0]
-    assert Image.open(__import__("io").BytesIO(comfyui.client.view(preview))).size == (384, 384)
+    assert Image.open(io.BytesIO(comfyui.client.view(preview))).size == (384, 384)
 
 
 def test_an_image_without_a_face_scores_zero_and_says_so(comfyui, tom):
@@ -93,8 +94,6 @@ def test_the_person_is_found_and_strangers_are_unknown(comfyui, tom):
     shutil.copy(TOM_HANKS, comfyui.base / "input" / "tom_again.png")
     run = comfyui.client.run(_score_prompt("tom_again.png", "Tom Hanks"))
     assert run.outputs["4"]["identity_scores"][0]["score"] > 0.9
-    from conftest import T1
-
     shutil.copy(T1, comfyui.base / "input" / "six_people.jpg")
     run = comfyui.client.run(_score_prompt("six_people.jpg", "Tom Hanks"))
     assert run.status == "success"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 
+import cv2
 import numpy as np
 import onnx
 
@@ -53,8 +54,6 @@ class OnnxRecognizer:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         if crops.shape[1] != self.input_size:
-            import cv2
-
             crops = np.stack([cv2.resize(c, (self.input_size, self.input_size)) for c in crops])
         if self.batched:
             return self._run(crops).astype(np.float32)
