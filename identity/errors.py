@@ -53,3 +53,25 @@ class TrainingBusy(IdentityError):
 
 class Cancelled(IdentityError):
     """The user stopped the work; nothing was saved."""
+
+
+class InvalidRequest(IdentityError):
+    """A request the chosen base model cannot take (resolution, quality, image count …); refused before any call."""
+
+
+class MissingKey(IdentityError):
+    """No API key for a provider; the message names the environment variable and the keys file."""
+
+
+class ProviderError(IdentityError):
+    """A provider answered with an error, or not in its documented format."""
+
+    def __init__(self, message: str, provider: str = "", status: int | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.provider = provider
+        self.status = status
+        self.request_id = request_id
+
+
+class ModerationRefused(ProviderError):
+    """The provider's safety system refused the request or its output (not retried: the same prompt fails again)."""

@@ -18,6 +18,7 @@ class FaceScore:
     profile_id: str | None  # the assigned profile, None for unknown
     similarity: float | None  # to the assigned profile
     scores: dict[str, float]  # similarity to every candidate
+    landmarks: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict:
         return {
@@ -92,6 +93,7 @@ def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], 
                 profile_id=None if pick is None else people[pick].profile_id,
                 similarity=None if pick is None else float(row[pick]),
                 scores={c.profile_id: float(s) for c, s in zip(people, row)},
+                landmarks=face.landmarks,
             ))
         results.append(scored)
     return results

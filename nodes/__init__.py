@@ -3,8 +3,11 @@
 from comfy_api.latest import ComfyExtension, io
 
 from .arcface_score import ArcFaceScore
+from .base_model_select import BaseModelSelect
 from .face_engine import FaceEngine
 from .glue import register_model_folders
+from .identity_condition_remote import IdentityConditionRemote
+from .identity_remote import IdentityEdit, IdentityEnhance, IdentityGenerate, IdentityRemix
 from .profile_load import ProfileLoad
 from .profile_train import ProfileTrain
 
@@ -13,4 +16,5 @@ __all__ = ["IdentityExtension", "register_model_folders"]
 
 class IdentityExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [FaceEngine, ProfileTrain, ProfileLoad, ArcFaceScore]
+        return [FaceEngine, ProfileTrain, ProfileLoad, ArcFaceScore, BaseModelSelect, IdentityConditionRemote,
+                IdentityGenerate, IdentityEdit, IdentityEnhance, IdentityRemix]

@@ -11,11 +11,13 @@ import comfy.utils
 import folder_paths
 import numpy as np
 import torch
+from PIL import Image
 from comfy_api.latest import io
 from server import PromptServer
 
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.profile import ProfileStore
+from ..identity.remote.keys import KeyStore
 
 PROFILES_FOLDER = "identity_profiles"
 
@@ -40,6 +42,11 @@ def profile_store() -> ProfileStore:
     return ProfileStore(folder_paths.get_folder_paths(PROFILES_FOLDER)[0])
 
 
+def key_store() -> KeyStore:
+    """Keys from ComfyUI's environment, or `user/identity_layer/keys.json` in ComfyUI's user folder."""
+    return KeyStore(Path(folder_paths.get_user_directory()) / "identity_layer" / "keys.json")
+
+
 def insightface_roots() -> list[Path]:
     """`models/insightface/models/` (and any extra insightface folders configured in ComfyUI)."""
     try:
@@ -61,8 +68,11 @@ def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
 
 
 def to_images(arrays: list[np.ndarray]) -> torch.Tensor:
-    """RGB uint8 arrays of one size → ComfyUI IMAGE."""
-    return torch.from_numpy(np.stack(arrays)).float() / 255.0
+    """RGB uint8 arrays → one ComfyUI IMAGE batch; images of another size are resized to the first one's."""
+    height, width = arrays[0].shape[:2]
+    same = [a if a.shape[:2] == (height, width) else np.asarray(Image.fromarray(a).resize((width, height), Image.LANCZOS))
+            for a in arrays]
+    return torch.from_numpy(np.stack(same)).float() / 255.0
 
 
 def check_interrupt() -> None:

@@ -14,7 +14,7 @@ from comfyui_client import COMFYUI, PromptRejected, Server, load_workflow, stage
 
 __all__ = ["PromptRejected", "Server", "api_twin", "load_workflow", "start_server", "ui_to_api"]
 
-WORKFLOWS = ["train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles"]
+WORKFLOWS = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
 
 
 def api_twin(name: str) -> dict:

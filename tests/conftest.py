@@ -72,3 +72,28 @@ def comfyui(tmp_path_factory):
     server = start_server(tmp_path_factory.mktemp("comfyui"))
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def fake():
+    """Fake providers on 127.0.0.1 (see fake_providers.py); strangers are fixture photos, else the six of t1.jpg."""
+    from fake_providers import Fake
+    from identity.images import load_image
+
+    strangers = ([load_image(face(p)) for p in ("alex_lacamoire/alex1.jpg", "lin_manuel_miranda/lin1.png")]
+                 if FACES.is_dir() else [load_image(T1)])
+    server = Fake(strangers).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def people(embedded):
+    """Profiles for the remote tests: Obama and Biden from the fixtures (embedded engine)."""
+    if not FACES.is_dir():
+        pytest.skip(f"fixture photos absent: {FACES}")
+    from identity.training import photos_from_paths, train
+    from identity.training.jobs import JobRegistry
+
+    return {name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
+            for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))}

@@ -1,0 +1,144 @@
+"""One provider call: what it carries, how its images and words are laid out, and how its failures read.
+
+The layout is where identity happens for a closed model: the input images first, then each subject's
+reference portraits, and text that says which image shows whom, in the convention the model understands
+(numbered images for most, `<img>N</img>` tags for Reve). `[[ref]]`s in the prompt become the person's name
+with the images that show them.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+
+import httpx
+
+from ..errors import ModerationRefused, ProviderError
+from ..profile import Profile
+from ..prompt import compile_prompt, numbered
+from .keys import KEY_VARIABLES, Credentials
+from .models import BaseModel
+
+_INTROS = {
+    "generate": "",
+    "edit": "{inputs} {is_are} the photo{s} to edit.",
+    "enhance": "{inputs} is the photo to enhance: keep its composition and lighting, and restore every face so that "
+               "each person looks exactly like themselves.",
+    "remix": "{first} is the input image and {second} is the style reference: keep the input's content and people, "
+             "in the style of the reference.",
+}
+
+
+@dataclass
+class Call:
+    operation: str
+    model: BaseModel
+    resolution: str
+    aspect_ratio: str
+    quality: str
+    prompt: str
+    subjects: list[Profile]
+    references: list[list[bytes]]  # per subject, encoded portraits (JPEG)
+    inputs: list[bytes] = field(default_factory=list)  # encoded input images (PNG), in operation order
+    outputs: int = 1
+    seed: int | None = None
+    external_ids: list[str] = field(default_factory=list)  # Phota's own profile ids
+
+
+@dataclass
+class Generated:
+    image: bytes
+    request_id: str | None = None
+    cost_usd: float | None = None  # what the provider reported, in USD, when it does
+    provider_cost: dict | None = None  # what the provider reported in its own units
+
+
+@dataclass
+class Layout:
+    images: list[bytes]
+    text: str
+
+
+def layout(call: Call, tags: bool = False) -> Layout:
+    """Images in sending order and the full text; `tags` gives Reve's 0-based `<img>N</img>` convention."""
+
+    def refer(numbers: list[int]) -> str:
+        return " ".join(f"<img>{n - 1}</img>" for n in numbers) if tags else numbered(numbers)
+
+    images = list(call.inputs)
+    lines = []
+    count = len(call.inputs)
+    if count and _INTROS[call.operation]:
+        intro = _INTROS[call.operation].format(inputs=refer(list(range(1, count + 1))), first=refer([1]),
+                                               second=refer([2]), is_are="is" if count == 1 else "are",
+                                               s="" if count == 1 else "s")
+        lines.append(intro[0].upper() + intro[1:])
+    described = {}
+    for subject, references in zip(call.subjects, call.references):
+        first = len(images) + 1
+        numbers = list(range(first, first + len(references)))
+        images += references
+        if tags:
+            described[subject.id] = f"{subject.name} {refer(numbers)}"
+        else:
+            shows = "shows" if len(numbers) == 1 else "show"
+            lines.append(f"{refer(numbers).capitalize()} {shows} {subject.name}.")
+            described[subject.id] = f"{subject.name} (the person in {refer(numbers)})"
+    text = compile_prompt(call.prompt, call.subjects, lambda p: described[p.id])
+    unnamed = [s for s in call.subjects if s.name not in text]
+    if unnamed:
+        keep = ", ".join(described[s.id] for s in unnamed)
+        lines.append(f"Keep the identity of {keep}." if call.operation != "generate" else f"Show {keep}.")
+    return Layout(images, " ".join(lines) + ("\n\n" + text if text else ""))
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def mime(data: bytes) -> str:
+    return "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+
+
+def data_url(data: bytes) -> str:
+    return f"data:{mime(data)};base64,{b64(data)}"
+
+
+def decode_b64(text, provider: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except (ValueError, TypeError):
+        raise ProviderError(f"{provider} sent image data that is not valid base64", provider) from None
+
+
+def body(response: httpx.Response, provider: str) -> dict:
+    """The JSON body of an answer, or a clear error when it is not JSON."""
+    try:
+        data = response.json()
+    except (ValueError, json.JSONDecodeError):
+        raise ProviderError(f"{provider} answered HTTP {response.status_code} with a body that is not JSON "
+                            f"({response.text[:80]!r}…)", provider, response.status_code) from None
+    if not isinstance(data, dict):
+        raise ProviderError(f"{provider} answered with JSON of an unexpected shape", provider, response.status_code)
+    return data
+
+
+def fail(response: httpx.Response, credentials: Credentials, message: str = "", request_id: str | None = None,
+         moderation: bool = False) -> ProviderError:
+    """The error for a provider's error answer, phrased for the user and with the key blanked out."""
+    provider, status = credentials.provider, response.status_code
+    detail = credentials.redact(message or response.text[:300]).strip()
+    if moderation:
+        return ModerationRefused(f"{provider} refused the request on content grounds: {detail}", provider, status, request_id)
+    if status in (401, 403):
+        text = f"{provider} rejected the API key (HTTP {status}); check {' / '.join(KEY_VARIABLES[provider])}"
+    elif status == 402:
+        text = f"{provider} says the account is out of credit (HTTP 402)"
+    elif status == 429:
+        text = f"{provider} is rate-limiting requests (HTTP 429) and retries did not get through; wait and try again"
+    elif status >= 500:
+        text = f"{provider} had a server error (HTTP {status}) on every retry; try again later"
+    else:
+        text = f"{provider} rejected the request (HTTP {status})"
+    return ProviderError(f"{text}: {detail}" if detail else text, provider, status, request_id)

@@ -1,0 +1,83 @@
+"""API keys and base URLs: from the environment or a keys file, never from a node widget.
+
+Widget values are saved into workflow JSON and PNG metadata, so a key typed there would leak with every shared
+image. The keys file (JSON, under ComfyUI's user folder) holds `{"OPENAI_API_KEY": "...", "base_urls":
+{"openai": "https://my-proxy/..."}}`; environment variables win over it. Base URLs can also be set with
+`IDENTITY_<PROVIDER>_BASE_URL` (proxies, tests). A key never appears in a repr, a log line or an error.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlparse
+
+from ..errors import MissingKey
+
+KEY_VARIABLES = {
+    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "openai": ("OPENAI_API_KEY",),
+    "dashscope": ("DASHSCOPE_API_KEY",),
+    "bfl": ("BFL_API_KEY",),
+    "reve": ("REVE_API_KEY",),
+    "phota": ("PHOTA_API_KEY",),
+}
+
+DEFAULT_BASE_URLS = {
+    "gemini": "https://generativelanguage.googleapis.com",
+    "openai": "https://api.openai.com",
+    "dashscope": "https://dashscope-intl.aliyuncs.com",
+    "bfl": "https://api.bfl.ai",
+    "reve": "https://api.reve.com",
+    "phota": "https://api.photalabs.com",
+}
+
+
+#: Hosts besides the configured base URL that may receive a provider's key (regional polling URLs).
+TRUSTED_DOMAINS = {"bfl": ("bfl.ai",), "phota": ("photalabs.com",)}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    provider: str
+    base_url: str
+    key: str = field(repr=False)
+
+    def trusts(self, url: str) -> bool:
+        """Whether `url` may receive the key: the base URL's host, or the provider's own domains."""
+        host = urlparse(url).hostname or ""
+        domains = TRUSTED_DOMAINS.get(self.provider, ())
+        return host == urlparse(self.base_url).hostname or any(host == d or host.endswith("." + d) for d in domains)
+
+    def redact(self, text: str) -> str:
+        """`text` with the key blanked out, for anything that may be shown or logged."""
+        return text.replace(self.key, "[redacted]") if self.key else text
+
+
+class KeyStore:
+    def __init__(self, keys_file: Path | None = None, environ: dict | None = None):
+        self.keys_file = Path(keys_file) if keys_file else None
+        self.environ = os.environ if environ is None else environ
+
+    def _file(self) -> dict:
+        if not self.keys_file or not self.keys_file.is_file():
+            return {}
+        try:
+            data = json.loads(self.keys_file.read_text())
+        except (OSError, ValueError):
+            raise MissingKey(f"the keys file {self.keys_file} is not valid JSON; fix or remove it") from None
+        return data if isinstance(data, dict) else {}
+
+    def credentials(self, provider: str) -> Credentials:
+        stored = self._file()
+        variables = KEY_VARIABLES[provider]
+        key = next((self.environ[v] for v in variables if self.environ.get(v)), None) or \
+            next((stored[v] for v in variables if isinstance(stored.get(v), str) and stored[v]), None)
+        if not key:
+            where = f" or add it to {self.keys_file}" if self.keys_file else ""
+            raise MissingKey(f"no API key for {provider}: set {' or '.join(variables)} in ComfyUI's environment{where}")
+        base_url = (self.environ.get(f"IDENTITY_{provider.upper()}_BASE_URL")
+                    or (stored.get("base_urls") or {}).get(provider) or DEFAULT_BASE_URLS[provider])
+        return Credentials(provider, base_url.rstrip("/"), key)

@@ -1,0 +1,280 @@
+"""A closed-model request with identity, from plan to verified outputs.
+
+`plan()` does everything that can fail without the network — the model's limits, the subjects, the reference
+budget, the key — so that a wrong combination never costs a call. `execute()` sends the calls (concurrently
+where a provider returns one image per call), decodes and verifies every output, re-rolls failed ones while
+the re-roll budget (count and cost) lasts, and reports what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import httpx
+import numpy as np
+
+from ..errors import Cancelled, IdentityError, ImageError, InvalidRequest, ProviderError
+from ..faces import FaceEngine
+from ..images import load_image
+from ..profile import Profile
+from ..prompt import PROFILE_REF, resolve_reference, subjects as request_subjects
+from . import references as refs
+from .call import Call, Generated
+from .http import Policy, Transport
+from .keys import Credentials, KeyStore
+from .models import BaseModel, base_model
+from .providers import PROVIDERS
+from .verify import Check, check_outputs, input_poses
+
+#: Input images each operation takes (min, max).
+INPUTS = {"generate": (0, 0), "edit": (1, 10), "enhance": (1, 1), "remix": (2, 2)}
+
+
+@dataclass
+class RemoteRequest:
+    operation: str
+    model: str
+    profiles: list[Profile]
+    prompt: str = ""
+    resolution: str = "1K"
+    aspect_ratio: str = "auto"
+    quality: str = "auto"
+    candidates: list[str] = field(default_factory=list)  # edit: profile ids to look for, besides the [[refs]]
+    inputs: list[np.ndarray] = field(default_factory=list)  # RGB uint8
+    outputs: int = 1
+    rerolls: int = 0  # extra images that may be requested for outputs that fail verification
+    max_cost: float = 0.0  # USD; 0 = no cost limit for re-rolls
+    seed: int | None = None
+
+
+@dataclass
+class Plan:
+    request: RemoteRequest
+    model: BaseModel
+    resolution: str
+    subjects: list[Profile]
+    external_ids: list[str]
+    references: list[list[bytes]]
+    inputs: list[bytes]
+    credentials: Credentials
+
+    def call(self, outputs: int, attempt: int) -> Call:
+        r = self.request
+        seed = None if r.seed is None else r.seed + attempt
+        return Call(r.operation, self.model, self.resolution, r.aspect_ratio, r.quality, r.prompt, self.subjects,
+                    self.references, self.inputs, outputs, seed, self.external_ids)
+
+
+@dataclass
+class Output:
+    image: np.ndarray
+    check: Check
+    attempt: int
+    request_id: str | None
+
+
+@dataclass
+class RemoteResult:
+    images: list[np.ndarray]
+    scores: list[float]  # per returned image, its weakest subject's similarity
+    report: dict
+
+
+def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine) -> Plan:
+    """Validate everything and prepare the payload parts; raises `InvalidRequest`/`MissingKey`, never calls out."""
+    model = base_model(request.model)
+    resolution = model.validate(request.operation, request.resolution, request.aspect_ratio, request.quality,
+                                request.outputs)
+    low, high = INPUTS[request.operation]
+    if not low <= len(request.inputs) <= high:
+        wanted = f"exactly {low}" if low == high else f"{low} to {high}"
+        raise InvalidRequest(f"{request.operation} takes {wanted} input image(s), got {len(request.inputs)}")
+    if request.operation in ("generate", "edit") and not request.prompt.strip():
+        raise InvalidRequest(f"{request.operation} needs a prompt")
+    if request.rerolls < 0 or request.max_cost < 0:
+        raise InvalidRequest("re-rolls and max cost cannot be negative")
+    if model.provider == "phota":
+        local, external = _phota_subjects(request)
+    else:
+        if not request.profiles:
+            raise InvalidRequest("no profiles attached: connect Identity Condition with at least one profile")
+        local, external = request_subjects(request.prompt, request.profiles, request.candidates), []
+    inputs = [refs.encode(image, "PNG") for image in request.inputs]
+    references: list[list[bytes]] = []
+    if model.provider != "phota":
+        budget = model.max_input_images - len(inputs)
+        shares = refs.shares(len(local), budget, model.name, model.max_input_images, len(inputs))
+        poses = input_poses(request.inputs[0], local, engine) if request.operation == "edit" else {}
+        references = [[refs.encode(p.portraits[k]) for k in refs.choose(p, n, poses.get(p.id))]
+                      for p, n in zip(local, shares)]
+    credentials = keys.credentials(model.provider)
+    return Plan(request, model, resolution, local, external, references, inputs, credentials)
+
+
+def _phota_subjects(request: RemoteRequest) -> tuple[list[Profile], list[str]]:
+    """Phota's profiles are its own: a reference that is no local profile passes through as a Phota id."""
+    local, external = [], []
+    for ref in list(dict.fromkeys(PROFILE_REF.findall(request.prompt) + list(request.candidates))):
+        try:
+            local.append(resolve_reference(ref, request.profiles))
+        except IdentityError:
+            external.append(ref)
+    if not local and not external:
+        local = list(request.profiles)
+    return local, external
+
+
+class Execution:
+    """One run of a plan: calls, outputs, spending and the report, with progress pushed to `progress`."""
+
+    def __init__(self, plan: Plan, engine: FaceEngine, policy: Policy, progress: Callable[[float, str], None],
+                 cancelled: Callable[[], bool]):
+        self.plan, self.engine, self.policy = plan, engine, policy
+        self.progress, self.cancelled = progress, cancelled
+        self.outputs: list[Output] = []
+        self.failures: list[dict] = []
+        self.retries: list[dict] = []
+        self.cost = 0.0
+        self.cost_estimated = False
+        self.provider_cost: list[dict] = []
+        self.started = time.monotonic()
+        self.status = "starting"
+
+    async def run(self) -> RemoteResult:
+        request, model = self.plan.request, self.plan.model
+        ticker = asyncio.create_task(self._tick())
+        try:
+            async with httpx.AsyncClient(timeout=self.policy.timeout(), follow_redirects=True) as client:
+                await self._round(client, request.outputs, 0)
+                rerolls, attempt, stopped = 0, 0, ""
+                while True:
+                    passing = sum(o.check.passed for o in self.outputs)
+                    if passing >= request.outputs:
+                        stopped = "every subject cleared its threshold" if self.plan.subjects else "no subjects to verify"
+                        break
+                    more = min(request.outputs - passing, request.rerolls - rerolls)
+                    if more <= 0:
+                        stopped = "re-roll budget used" if request.rerolls else "no re-rolls allowed"
+                        break
+                    next_cost = model.estimated_cost(self.plan.resolution, more) or 0.0
+                    if request.max_cost and self.cost + next_cost > request.max_cost:
+                        stopped = f"cost budget reached (${self.cost:.3f} spent, ${request.max_cost:.2f} allowed)"
+                        break
+                    rerolls += more
+                    attempt += 1
+                    await self._round(client, more, attempt)
+        finally:
+            ticker.cancel()
+        if not self.outputs:
+            raise self._first_error()
+        ranked = sorted(self.outputs, key=lambda o: (o.check.passed, o.check.weakest), reverse=True)[:request.outputs]
+        self.progress(1.0, self._status_line("done"))
+        return RemoteResult([o.image for o in ranked], [round(o.check.weakest, 4) for o in ranked],
+                            self._report(ranked, rerolls, stopped))
+
+    async def _round(self, client: httpx.AsyncClient, count: int, attempt: int) -> None:
+        per_call = self.plan.model.max_outputs_per_request
+        sizes = [min(per_call, count - i * per_call) for i in range(math.ceil(count / per_call))]
+        self.status = f"{'re-roll ' + str(attempt) + ': ' if attempt else ''}waiting for {count} image(s) from {self.plan.model.name}"
+        results = await asyncio.gather(*(self._call(client, n, attempt) for n in sizes), return_exceptions=True)
+        for result in results:
+            if isinstance(result, (Cancelled, asyncio.CancelledError)):
+                raise result
+            if isinstance(result, BaseException) and not isinstance(result, IdentityError):
+                raise result
+        generated = [(g, attempt) for result in results if not isinstance(result, BaseException) for g in result]
+        for result in results:
+            if isinstance(result, IdentityError):
+                self.failures.append(_failure(result, attempt))
+        self.status = f"verifying {len(generated)} image(s)"
+        decoded = []
+        for item, attempt_number in generated:
+            self._spend(item)
+            try:
+                decoded.append((load_image(item.image), item, attempt_number))
+            except ImageError as exc:
+                self.failures.append({"attempt": attempt_number, "error": f"{self.plan.model.provider} returned image "
+                                      f"data that cannot be decoded ({exc.reason})", "request_id": item.request_id})
+        checks = await asyncio.to_thread(check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine)
+        self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
+
+    async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
+        transport = Transport(self.plan.model.provider, client, self.policy, self.cancelled, self.retries)
+        return await PROVIDERS[self.plan.model.provider].run(self.plan.call(outputs, attempt), transport, self.plan.credentials)
+
+    def _spend(self, item: Generated) -> None:
+        if item.provider_cost:
+            self.provider_cost.append(item.provider_cost)
+        if item.cost_usd is not None:
+            self.cost += item.cost_usd
+            return
+        estimate = self.plan.model.estimated_cost(self.plan.resolution, 1)
+        if estimate is not None:
+            self.cost += estimate
+            self.cost_estimated = True
+
+    def _first_error(self) -> IdentityError:
+        first = self.failures[0] if self.failures else {"error": "no image came back"}
+        error = first.get("exception")
+        return error if isinstance(error, IdentityError) else ProviderError(first["error"], self.plan.model.provider)
+
+    def _status_line(self, status: str) -> str:
+        cost = f"${self.cost:.3f}{' (estimated)' if self.cost_estimated else ''}"
+        return f"{status}\nTime elapsed: {time.monotonic() - self.started:.0f} s\nCost so far: {cost}"
+
+    async def _tick(self) -> None:
+        wanted = max(self.plan.request.outputs, 1)
+        while True:
+            passing = sum(o.check.passed for o in self.outputs)
+            self.progress(min(0.95, passing / wanted), self._status_line(self.status))
+            await asyncio.sleep(1.0)
+
+    def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
+        plan, request = self.plan, self.plan.request
+        return {
+            "operation": request.operation,
+            "model": plan.model.name,
+            "provider": plan.model.provider,
+            "resolution": plan.resolution,
+            "aspect_ratio": request.aspect_ratio,
+            "quality": request.quality,
+            "subjects": {p.id: p.name for p in plan.subjects},
+            "provider_profiles": plan.external_ids,
+            "references": {p.id: len(r) for p, r in zip(plan.subjects, plan.references)},
+            "outputs": [{"rank": rank, "attempt": o.attempt, "request_id": o.request_id, "passed": o.check.passed,
+                         "weakest": round(o.check.weakest, 4), "faces": o.check.faces,
+                         "scores": {k: round(v, 4) for k, v in o.check.scores.items()}}
+                        for rank, o in enumerate(ranked, 1)],
+            "images_received": len(self.outputs),
+            "rerolls": rerolls,
+            "stopped": stopped,
+            "failures": [{k: v for k, v in f.items() if k != "exception"} for f in self.failures],
+            "retries": self.retries,
+            "cost_usd": round(self.cost, 4),
+            "cost_estimated": self.cost_estimated,
+            "provider_cost": self.provider_cost,
+            "elapsed_s": round(time.monotonic() - self.started, 2),
+        }
+
+
+def _failure(error: IdentityError, attempt: int) -> dict:
+    entry = {"attempt": attempt, "error": str(error), "kind": type(error).__name__, "exception": error}
+    if isinstance(error, ProviderError):
+        entry.update(status=error.status, request_id=error.request_id)
+    return entry
+
+
+async def execute(plan: Plan, engine: FaceEngine, policy: Policy | None = None,
+                  progress: Callable[[float, str], None] | None = None,
+                  cancelled: Callable[[], bool] | None = None) -> RemoteResult:
+    return await Execution(plan, engine, policy or Policy(), progress or (lambda f, t: None),
+                           cancelled or (lambda: False)).run()
+
+
+def run(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, **options) -> RemoteResult:
+    """Plan and execute in a fresh event loop (CLI, scripts, tests); nodes await `execute` instead."""
+    return asyncio.run(execute(plan(request, keys, engine), engine, **options))

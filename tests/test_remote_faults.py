@@ -1,0 +1,121 @@
+"""Provider faults over real HTTP: retries honour Retry-After, timeouts, moderation, malformed answers, interrupts."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from identity.errors import Cancelled, ModerationRefused, ProviderError
+from identity.images import load_image
+from identity.remote.http import Policy
+from identity.remote.keys import KeyStore
+from identity.remote.runner import RemoteRequest, execute, plan, run
+
+from conftest import face
+
+FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=1.0, attempts=3)
+
+
+@pytest.fixture
+def keys(fake, tmp_path):
+    fake.reset()
+    fake.stall_seconds = 2.0
+    return KeyStore(fake.keys_file(tmp_path), environ={})
+
+
+def request(people, model="nb2", operation="generate", **extra) -> RemoteRequest:
+    inputs = {"generate": [], "edit": [load_image(face("groups/obama_biden_a.jpg"))]}[operation]
+    return RemoteRequest(operation, model, list(people.values()), "[[barack-obama]] in the rain", inputs=inputs, **extra)
+
+
+def test_429_waits_what_retry_after_asks(fake, keys, people, embedded):
+    fake.faults = ["429"]
+    started = time.monotonic()
+    result = run(request(people), keys, embedded, policy=FAST)
+    assert time.monotonic() - started >= 1.0, "Retry-After: 1 was honoured, not the 0.05 s backoff"
+    assert result.report["retries"] == [{"status": 429, "waited_s": 1.0}]
+    assert result.report["outputs"][0]["passed"]
+
+
+def test_a_retry_after_longer_than_allowed_fails_at_once_with_the_reason(fake, keys, people, embedded):
+    fake.faults = ["429long"]
+    with pytest.raises(ProviderError, match=r"rate-limiting requests \(HTTP 429\)"):
+        run(request(people), keys, embedded, policy=FAST)
+    assert len(fake.posts("gemini")) == 1
+
+
+def test_server_errors_are_retried_then_reported(fake, keys, people, embedded):
+    fake.faults = ["500", "503"]
+    result = run(request(people), keys, embedded, policy=FAST)
+    assert [r["status"] for r in result.report["retries"]] == [500, 503]
+    fake.reset(faults=["503"] * 3)
+    with pytest.raises(ProviderError, match=r"server error \(HTTP 503\) on every retry"):
+        run(request(people), keys, embedded, policy=FAST)
+    assert len(fake.posts("gemini")) == 3
+
+
+def test_timeouts_are_retried_and_then_named(fake, keys, people, embedded):
+    fake.faults = ["timeout"]
+    result = run(request(people), keys, embedded, policy=FAST)
+    assert result.report["retries"][0]["error"] == "timed out"
+    fake.reset(faults=["timeout"] * 3)
+    with pytest.raises(ProviderError, match="gemini timed out on each of 3 attempts"):
+        run(request(people), keys, embedded, policy=FAST)
+
+
+def test_a_slow_body_that_keeps_coming_is_not_a_timeout(fake, keys, people, embedded):
+    fake.faults = ["slow"]
+    result = run(request(people), keys, embedded, policy=FAST)
+    assert result.report["retries"] == [] and result.report["outputs"][0]["passed"]
+
+
+@pytest.mark.parametrize("model,operation", [("nb2", "generate"), ("gpt-image-2", "edit"), ("qwen-image-2", "generate"),
+                                             ("flux-2", "generate"), ("reve", "generate"), ("phota/nb2", "generate")])
+def test_moderation_refusals_are_recognised_in_each_providers_style(fake, keys, people, embedded, model, operation):
+    fake.faults = ["moderation"]
+    with pytest.raises(ModerationRefused, match="refused the request on content grounds"):
+        run(request(people, model, operation), keys, embedded, policy=FAST)
+    provider = model.split("/")[0] if "/" not in model else "phota"
+    provider = {"nb2": "gemini", "gpt-image-2": "openai", "qwen-image-2": "dashscope", "flux-2": "bfl"}.get(provider, provider)
+    assert len(fake.posts(provider)) == 1, "a refusal is not retried"
+
+
+def test_malformed_json_is_a_clear_error(fake, keys, people, embedded):
+    fake.faults = ["malformed"]
+    with pytest.raises(ProviderError, match="gemini answered HTTP 200 with a body that is not JSON"):
+        run(request(people), keys, embedded, policy=FAST)
+
+
+def test_gemini_without_an_image_says_why(fake, keys, people, embedded):
+    fake.faults = ["no_image"]
+    with pytest.raises(ProviderError, match=r"no image returned \(finishReason NO_IMAGE\)"):
+        run(request(people), keys, embedded, policy=FAST)
+
+
+def test_wrong_image_bytes_count_as_a_failed_output_and_are_re_rolled(fake, keys, people, embedded):
+    fake.faults = ["bad_image"]
+    result = run(request(people, rerolls=1), keys, embedded, policy=FAST)
+    assert "cannot be decoded" in result.report["failures"][0]["error"]
+    assert result.report["outputs"][0]["attempt"] == 1 and result.report["outputs"][0]["passed"]
+
+
+def test_an_interrupt_stops_a_waiting_request_at_once(fake, keys, people, embedded):
+    fake.faults = ["timeout"]
+    fake.stall_seconds = 5.0
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+    started = time.monotonic()
+    import asyncio
+
+    planned = plan(request(people), keys, embedded)
+    with pytest.raises(Cancelled):
+        asyncio.run(execute(planned, embedded, Policy(read_timeout=10), cancelled=stop.is_set))
+    assert time.monotonic() - started < 2.0
+
+
+def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embedded):
+    fake.reset(delay=0.3)
+    result = run(request(people, outputs=4), keys, embedded, policy=FAST)
+    assert len(result.images) == 4 and fake.max_in_flight == 4

@@ -1,0 +1,124 @@
+"""The closed-model nodes in the real ComfyUI, pointed at the fake providers through the keys file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from comfyui import api_twin
+from conftest import needs_faces
+
+REMOTE_NODES = {
+    "IdentityBaseModelSelect": ("Base Model Select", ["IDENTITY_BASE_MODEL"]),
+    "IdentityConditionRemote": ("Identity Condition (remote)", ["IDENTITY_REMOTE"]),
+    "IdentityGenerate": ("Identity Generate", ["IMAGE", "FLOAT", "STRING"]),
+    "IdentityEdit": ("Identity Edit", ["IMAGE", "FLOAT", "STRING"]),
+    "IdentityEnhance": ("Identity Enhance", ["IMAGE", "FLOAT", "STRING"]),
+    "IdentityRemix": ("Identity Remix", ["IMAGE", "FLOAT", "STRING"]),
+}
+
+
+def test_remote_nodes_are_listed_and_no_widget_takes_a_key(comfyui):
+    info = comfyui.client.object_info()
+    for node_id, (display, outputs) in REMOTE_NODES.items():
+        assert info[node_id]["display_name"] == display and info[node_id]["output"] == outputs
+    for node in info.values():
+        if node["python_module"] == "custom_nodes.identity-layer":
+            names = [n for group in node["input"].values() for n in group]
+            assert not [n for n in names if "key" in n.lower() or "token" in n.lower()], (node["name"], names)
+    models = info["IdentityBaseModelSelect"]["input"]["required"]["model"][1]["options"]
+    assert models[:5] == ["nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"]
+
+
+@pytest.fixture(scope="module")
+def remote(comfyui, fake):
+    """The live ComfyUI's keys file points every provider at the fakes; Obama and Biden are trained there."""
+    folder = comfyui.base / "user" / "identity_layer"
+    folder.mkdir(parents=True, exist_ok=True)
+    fake.keys_file(folder)
+    for name, source in (("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")):
+        prompt = api_twin("train_profile_from_folder")
+        next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")["inputs"].update(name=name, folder=source)
+        assert comfyui.client.run(prompt).status == "success"
+    return fake
+
+
+def _run(comfyui, prompt):
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    badges = next(o["identity_scores"] for o in run.outputs.values() if "identity_scores" in o)
+    report = json.loads(next(o["text"][0] for o in run.outputs.values() if "text" in o))
+    saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
+    return badges, report, saved
+
+
+@needs_faces
+def test_generate_a_portrait_on_nb2(comfyui, remote):
+    remote.reset(faults=["stranger"])
+    badges, report, saved = _run(comfyui, api_twin("remote_generate_portrait_nb2"))
+    assert report["model"] == "nb2" and report["subjects"] and list(report["subjects"].values()) == ["Barack Obama"]
+    assert report["images_received"] == 3 and report["rerolls"] == 1, "the stranger was re-rolled"
+    assert all(o["passed"] for o in report["outputs"]) and len(saved) == 2
+    assert [b["subjects"]["Barack Obama"] > 0.5 for b in badges] == [True, True]
+    sent = remote.posts("gemini")[0].json["contents"][0]["parts"][-1]["text"]
+    assert "Barack Obama (the person in images 1, 2, 3 and 4)" in sent
+
+
+@needs_faces
+def test_edit_a_group_photo_with_two_profiles_on_gpt_image_2(comfyui, remote):
+    remote.reset()
+    badges, report, saved = _run(comfyui, api_twin("remote_edit_group_photo_gpt_image_2"))
+    assert report["model"] == "gpt-image-2" and report["quality"] == "medium"
+    assert sorted(report["subjects"].values()) == ["Barack Obama", "Joe Biden"]
+    assert report["outputs"][0]["passed"] and len(saved) == 1
+    form = remote.posts("openai")[0].form
+    assert form["quality"] == "medium" and form["prompt"].startswith("Image 1 is the photo to edit.")
+
+
+@needs_faces
+def test_enhance_on_nb2(comfyui, remote):
+    remote.reset()
+    badges, report, saved = _run(comfyui, api_twin("remote_enhance_nb2"))
+    assert report["operation"] == "enhance" and report["resolution"] == "2K" and report["outputs"][0]["passed"]
+
+
+@needs_faces
+def test_remix_node(comfyui, remote):
+    remote.reset()
+    prompt = api_twin("remote_enhance_nb2")
+    enhance_id = next(k for k, n in prompt.items() if n["class_type"] == "IdentityEnhance")
+    node = prompt[enhance_id]
+    image = node["inputs"].pop("image")
+    prompt["90"] = {"class_type": "LoadImage", "inputs": {"image": "identity/score/rose2.jpg"}}
+    node.update(class_type="IdentityRemix")
+    node["inputs"].update(image=image, style_reference=["90", 0], prompt="as an oil painting")
+    bm = next(n for n in prompt.values() if n["class_type"] == "IdentityBaseModelSelect")
+    bm["inputs"].update(model="reve", resolution="1K")
+    badges, report, _ = _run(comfyui, prompt)
+    assert report["operation"] == "remix" and report["model"] == "reve" and report["outputs"][0]["passed"]
+    assert remote.posts("reve")[0].path == "/v1/image/remix"
+
+
+@needs_faces
+@pytest.mark.parametrize("change,message", [
+    ({"model": "reve", "resolution": "2K"}, "reve does not offer resolution '2K'; allowed resolutions: 1K"),
+    ({"model": "nb2", "quality": "high"}, "quality applies only to gpt-image-2"),
+])
+def test_invalid_combinations_fail_before_any_call(comfyui, remote, change, message):
+    remote.reset()
+    prompt = api_twin("remote_generate_portrait_nb2")
+    next(n for n in prompt.values() if n["class_type"] == "IdentityBaseModelSelect")["inputs"].update(change)
+    run = comfyui.client.run(prompt)
+    assert run.status == "error" and message in run.error["exception_message"]
+    assert remote.requests == []
+
+
+@needs_faces
+def test_an_unknown_person_in_the_prompt_fails_before_any_call(comfyui, remote):
+    remote.reset()
+    prompt = api_twin("remote_generate_portrait_nb2")
+    next(n for n in prompt.values() if n["class_type"] == "IdentityGenerate")["inputs"]["prompt"] = "[[kamala-harris]] waves"
+    run = comfyui.client.run(prompt)
+    assert run.status == "error" and "[[kamala-harris]], which is not among the supplied profiles" in run.error["exception_message"]
+    assert remote.requests == []
