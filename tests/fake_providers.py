@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp import web
-from PIL import Image
+from PIL import Image, ImageFilter
 
 KEYS = {p: f"test-key-{p}-0123456789" for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")}
 NUMBERED = re.compile(r"(Images? [\d, and]+?) shows? ")
@@ -120,8 +120,8 @@ class Fake:
         """People side by side on a background (the input photo for edits), as PNG."""
         width, height = size
         canvas = Image.new("RGB", size, (225, 225, 220))
-        if background is not None:
-            canvas = Image.fromarray(background).resize(size)
+        if background is not None:  # the edited photo's colours, its own faces blurred away: only `people` count
+            canvas = Image.fromarray(background).resize(size).filter(ImageFilter.GaussianBlur(24))
         slot = width // max(len(people), 1)
         for index, person in enumerate(people):
             if self.strangers and (strangers or self.rng.random() < self.stranger_rate):
