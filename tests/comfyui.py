@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
+import json
+import struct
 import sys
+import threading
+import time
 
 import pytest
 
@@ -12,14 +17,12 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from comfyui_client import COMFYUI, PromptRejected, Server, load_workflow, stage_example_inputs, ui_to_api  # noqa: E402
 
-__all__ = ["PromptRejected", "Server", "api_twin", "load_workflow", "start_server", "ui_to_api"]
+__all__ = ["Listener", "PromptRejected", "Server", "api_twin", "load_workflow", "start_server", "ui_to_api"]
 
 WORKFLOWS = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
 
 
 def api_twin(name: str) -> dict:
-    import json
-
     return json.loads((ROOT / "tests" / "workflows" / f"{name}.api.json").read_text())
 
 
@@ -30,3 +33,41 @@ def start_server(base) -> Server:
     if FACES.is_dir():
         stage_example_inputs(base / "input", FACES)
     return server.start()
+
+
+class Listener:
+    """ComfyUI's websocket messages while the block runs: JSON events, and binary progress texts decoded as
+    `{"type": "binary-<kind>", "node": id, "text": ...}`."""
+
+    def __init__(self, server: Server):
+        self.url = server.client.url.replace("http", "ws") + f"/ws?clientId={server.client.client_id}"
+        self.events: list[dict] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+
+    def __enter__(self) -> list[dict]:
+        self._thread.start()
+        time.sleep(0.5)
+        return self.events
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.5)
+        self._stop.set()
+        self._thread.join(5)
+
+    async def _listen(self) -> None:
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session:
+            async with session.ws_connect(self.url) as ws:
+                while not self._stop.is_set():
+                    try:
+                        message = await ws.receive(timeout=0.2)
+                    except asyncio.TimeoutError:
+                        continue
+                    if message.type == aiohttp.WSMsgType.TEXT:
+                        self.events.append(json.loads(message.data))
+                    elif message.type == aiohttp.WSMsgType.BINARY and len(message.data) > 8:
+                        kind, length = struct.unpack(">II", message.data[:8])
+                        self.events.append({"type": f"binary-{kind}", "node": message.data[8 : 8 + length].decode(),
+                                            "text": message.data[8 + length :].decode(errors="replace")})

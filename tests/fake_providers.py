@@ -75,7 +75,7 @@ class Fake:
             for provider, routes in self._routes().items():
                 app = web.Application(client_max_size=200 * 1024 * 1024)
                 app.add_routes(routes)
-                runner = web.AppRunner(app)
+                runner = web.AppRunner(app, shutdown_timeout=0.5)
                 await runner.setup()
                 site = web.TCPSite(runner, "127.0.0.1", 0)
                 await site.start()
@@ -91,6 +91,9 @@ class Fake:
         async def down():
             for runner in self._runners:
                 await runner.cleanup()
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()  # handlers still holding a stalled answer
 
         asyncio.run_coroutine_threadsafe(down(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)

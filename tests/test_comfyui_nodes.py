@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
-import json
 import shutil
-import struct
-import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from comfyui import Listener
 from conftest import T1, TOM_HANKS, face, needs_faces
 
 NODES = {
@@ -130,39 +127,10 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
     assert run.status == "success", "a good prompt still runs after the error"
 
 
-def _listen(url: str, events: list, stop: threading.Event) -> None:
-    import aiohttp
-
-    async def main():
-        async with aiohttp.ClientSession() as session:
-            async with session.ws_connect(url) as ws:
-                while not stop.is_set():
-                    try:
-                        message = await ws.receive(timeout=0.2)
-                    except asyncio.TimeoutError:
-                        continue
-                    if message.type == aiohttp.WSMsgType.TEXT:
-                        events.append(json.loads(message.data))
-                    elif message.type == aiohttp.WSMsgType.BINARY and len(message.data) > 8:
-                        kind = struct.unpack(">I", message.data[:4])[0]
-                        length = struct.unpack(">I", message.data[4:8])[0]
-                        node = message.data[8 : 8 + length].decode()
-                        events.append({"type": f"binary-{kind}", "node": node, "text": message.data[8 + length :].decode(errors="replace")})
-
-    asyncio.run(main())
-
-
 @needs_faces
 def test_training_shows_progress_and_status_text(comfyui):
-    events, stop = [], threading.Event()
-    url = comfyui.client.url.replace("http", "ws") + f"/ws?clientId={comfyui.client.client_id}"
-    listener = threading.Thread(target=_listen, args=(url, events, stop), daemon=True)
-    listener.start()
-    time.sleep(0.5)
-    run = comfyui.client.run(_train_prompt("identity/biden", "Joe Biden (progress)"))
-    time.sleep(0.5)
-    stop.set()
-    listener.join(5)
+    with Listener(comfyui) as events:
+        run = comfyui.client.run(_train_prompt("identity/biden", "Joe Biden (progress)"))
     assert run.status == "success", run.error
     progress = [e["data"]["value"] for e in events if e.get("type") == "progress" and e["data"].get("node") == "2"]
     assert progress and progress[-1] == 100 and progress == sorted(progress), progress

@@ -6,7 +6,9 @@ import json
 
 import pytest
 
-from comfyui import api_twin
+import time
+
+from comfyui import Listener, api_twin
 from conftest import needs_faces
 
 REMOTE_NODES = {
@@ -122,3 +124,24 @@ def test_an_unknown_person_in_the_prompt_fails_before_any_call(comfyui, remote):
     run = comfyui.client.run(prompt)
     assert run.status == "error" and "[[kamala-harris]], which is not among the supplied profiles" in run.error["exception_message"]
     assert remote.requests == []
+
+
+@needs_faces
+def test_progress_text_shows_status_time_and_cost_and_cancel_interrupts(comfyui, remote):
+    remote.reset(delay=1.5)
+    prompt = api_twin("remote_generate_portrait_nb2")
+    node = next(k for k, n in prompt.items() if n["class_type"] == "IdentityGenerate")
+    with Listener(comfyui) as events:
+        run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    texts = [e["text"] for e in events if e.get("node") == node and "text" in e]
+    assert any("Time elapsed:" in t and "Cost so far: $" in t for t in texts), texts
+
+    remote.reset(delay=20)
+    prompt_id = comfyui.client.queue(prompt | {node: {**prompt[node], "inputs": {**prompt[node]["inputs"], "seed": 99}}})
+    time.sleep(2.0)
+    started = time.monotonic()
+    comfyui.client.request("/interrupt", {})
+    run = comfyui.client.wait(prompt_id)
+    assert time.monotonic() - started < 5, "the waiting request was cancelled, not waited out"
+    assert any(event == "execution_interrupted" for event, _ in run.messages), run.messages

@@ -143,8 +143,26 @@ class Execution:
         self.provider_cost: list[dict] = []
         self.started = time.monotonic()
         self.status = "starting"
+        self.interrupt: BaseException | None = None  # a host's interrupt can surface through its progress hook
 
     async def run(self) -> RemoteResult:
+        try:
+            return await self._run()
+        except Cancelled:
+            if self.interrupt is not None:
+                raise self.interrupt from None
+            raise
+
+    def _report_progress(self, fraction: float, text: str) -> None:
+        try:
+            self.progress(fraction, text)
+        except Exception as exc:  # ComfyUI raises its interrupt from the progress bar: stop the calls with it
+            self.interrupt = exc
+
+    def _stop_requested(self) -> bool:
+        return self.interrupt is not None or self.cancelled()
+
+    async def _run(self) -> RemoteResult:
         request, model = self.plan.request, self.plan.model
         ticker = asyncio.create_task(self._tick())
         try:
@@ -172,7 +190,7 @@ class Execution:
         if not self.outputs:
             raise self._first_error()
         ranked = sorted(self.outputs, key=lambda o: (o.check.passed, o.check.weakest), reverse=True)[:request.outputs]
-        self.progress(1.0, self._status_line("done"))
+        self._report_progress(1.0, self._status_line("done"))
         return RemoteResult([o.image for o in ranked], [round(o.check.weakest, 4) for o in ranked],
                             self._report(ranked, rerolls, stopped))
 
@@ -203,7 +221,7 @@ class Execution:
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
-        transport = Transport(self.plan.model.provider, client, self.policy, self.cancelled, self.retries)
+        transport = Transport(self.plan.model.provider, client, self.policy, self._stop_requested, self.retries)
         return await PROVIDERS[self.plan.model.provider].run(self.plan.call(outputs, attempt), transport, self.plan.credentials)
 
     def _spend(self, item: Generated) -> None:
@@ -230,7 +248,7 @@ class Execution:
         wanted = max(self.plan.request.outputs, 1)
         while True:
             passing = sum(o.check.passed for o in self.outputs)
-            self.progress(min(0.95, passing / wanted), self._status_line(self.status))
+            self._report_progress(min(0.95, passing / wanted), self._status_line(self.status))
             await asyncio.sleep(1.0)
 
     def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
