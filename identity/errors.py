@@ -53,3 +53,11 @@ class TrainingBusy(IdentityError):
 
 class Cancelled(IdentityError):
     """The user stopped the work; nothing was saved."""
+
+
+class UploadRefused(IdentityError):
+    """Uploaded photos that are refused as a whole: not an image, a path for a name, too many."""
+
+
+class UploadTooLarge(UploadRefused):
+    """An upload over the size limits (web front ends answer it with HTTP 413)."""

@@ -6,12 +6,13 @@ import logging
 import os
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from safetensors import safe_open
 
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
-from .ids import ID_PATTERN, validate_id
+from .ids import ID_PATTERN, clean_name, validate_id
 from .profile import Profile, summarize
 
 log = logging.getLogger(__name__)
@@ -117,6 +118,17 @@ class ProfileStore:
         if any(mark in value for mark in ("/", "\\", "..", "\0")):
             raise InvalidProfileId(f"invalid profile id {value[:80]!r}: ids and names never contain paths")
         raise ProfileNotFound(self._not_found(value))
+
+    def rename(self, profile_id: str, new_name: str) -> Profile:
+        """Give a profile a new display name; the id (and so its file) stays. Rewritten atomically."""
+        name = clean_name(new_name)
+        profile = self.load(profile_id)
+        taken = [s["id"] for s in self.summaries() if s["name"].lower() == name.lower() and s["id"] != profile_id]
+        if taken:
+            raise ProfileExists(f"a profile named {name!r} already exists ({taken[0]}); choose another name")
+        renamed = replace(profile, name=name)
+        self.save(renamed, overwrite=True)
+        return renamed
 
     def delete(self, profile_id: str) -> None:
         path = self.path(profile_id)
