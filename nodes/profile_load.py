@@ -1,11 +1,15 @@
-"""Profile Load: saved profiles by name, chained into one list, with their thumbnails as a preview."""
+"""Profile Load: saved profiles by name, chained into one list.
+
+The chosen profile's thumbnail is shown on the node by the web extension (web/js/nodes.js) as soon as it is
+picked, so the node sends no preview of its own (it would show the same picture twice after a run).
+"""
 
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 
 from ..identity.profile import ID_PATTERN
-from .glue import Profiles, profile_store, to_images
+from .glue import Profiles, profile_store
 
 
 def picker_labels(summaries: list[dict]) -> dict[str, str]:
@@ -56,4 +60,4 @@ class ProfileLoad(io.ComfyNode):
         store = profile_store()
         loaded = store.load(resolve(profile))
         chained = [p for p in (profiles or []) if p.id != loaded.id] + [loaded]
-        return io.NodeOutput(chained, ui=ui.PreviewImage(to_images([p.thumbnail for p in chained]), cls=cls))
+        return io.NodeOutput(chained)

@@ -99,8 +99,8 @@ async def get_profile(request: web.Request) -> web.Response:
 async def portrait_response(profile_id: str, index: int) -> web.Response:
     profile = await asyncio.to_thread(profile_store().load, validate_id(profile_id))
     if index >= len(profile.portraits):
-        return error(404, f"profile {profile_id!r} has {len(profile.portraits)} reference portraits (0 to "
-                          f"{len(profile.portraits) - 1}), not {index + 1}")
+        return error(404, f"profile {profile_id!r} has no reference portrait {index}; its portraits are numbered "
+                          f"0 to {len(profile.portraits) - 1}")
     body = await asyncio.to_thread(encode_jpeg, profile.portraits[index])
     return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 

@@ -65,7 +65,7 @@ class Profile:
         which accepted photo each reference portrait was taken from."""
         accepted = [p.get("path") for p in self.report.get("photos", []) if p.get("verdict") == "accepted"]
         portraits = [{"index": index, "photo": accepted[photo] if photo < len(accepted) else None}
-                      for index, photo in enumerate(np.asarray(self.reference_photos).tolist())]
+                     for index, photo in enumerate(np.asarray(self.reference_photos).tolist())]
         return {**self.summary(), "engine_info": self.engine.as_dict(), "calibration": self.calibration,
                 "report": self.report, "portraits": portraits}
 
