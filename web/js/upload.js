@@ -151,7 +151,9 @@ function renderJob() {
   const steps = job.status === "ERROR" ? [...STEPS.slice(0, -1), "ERROR"] : STEPS;
   const current = steps.indexOf(job.status);
   fill(view.job,
-    h("div.identity-job-title", {}, h("strong", {}, job.name), h("small", {}, ` ${job.profile_id}`)),
+    h("div.identity-job-title", {}, h("strong", {}, job.name), h("small", {}, job.profile_id),
+      FINISHED.has(job.status) ? h("button.identity-icon-button.identity-dismiss", { type: "button", title: "Dismiss",
+        onclick: dismiss }, "×") : null),
     h("ol.identity-steps", {}, steps.map((step, index) => h(`li.${index < current ? "done" : index === current ? "current" : "todo"}`,
       { dataset: { step } }, step.replace("_", " ")))),
     h("progress.identity-progress", { max: 1, value: job.progress }),
@@ -159,6 +161,12 @@ function renderJob() {
     job.warnings.map((warning) => h("div.identity-warning", {}, warning)),
     h("ul.identity-verdicts", {}, job.photos.map((photo, index) => verdictRow(photo, form.sent[index]))));
   renderFiles();
+}
+
+function dismiss() {
+  form.jobId = null;
+  release(form.sent.splice(0));
+  renderJob();
 }
 
 function verdictRow(photo, file) {
