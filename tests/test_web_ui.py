@@ -30,7 +30,7 @@ def browser():
 
 
 @pytest.fixture
-def page(browser, comfyui):
+def page(browser, comfyui, request):
     """ComfyUI's UI, loaded and idle, with the template browser of a first visit turned off."""
     comfyui.client.request("/settings/Comfy.TutorialCompleted", True)
     context = browser.new_context(viewport={"width": 1600, "height": 1000})
@@ -43,7 +43,10 @@ def page(browser, comfyui):
     page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
     page.click(".identity-profiles-tab-button", timeout=LOAD_MS)
     page.wait_for_selector(".identity-panel .identity-dropzone")
+    failed = request.session.testsfailed
     yield page
+    if request.session.testsfailed > failed:
+        shot(page, request.config, f"failed-{request.node.name}")
     context.close()
     ours = [p for p in problems if OURS in p]
     assert not ours, f"errors from the pack's web extension: {ours}"
@@ -53,6 +56,12 @@ def png(size=(300, 300), value=180) -> bytes:
     buffer = io.BytesIO()
     Image.new("RGB", size, (value, value, value)).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def loaded_width(page, image) -> int:
+    """The natural width of an <img> once it has loaded (waiting at most a minute: `decode()` can wait forever)."""
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=60_000)
+    return image.evaluate("(img) => img.naturalWidth")
 
 
 def wait_until_idle(comfyui, timeout: float = 120) -> None:
@@ -120,7 +129,8 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
     seen = page.evaluate("window.identitySeen")
     lifecycle = ["VALIDATING", "QUEUING", "IN_PROGRESS", "READY"]
-    assert len(seen) >= 2 and seen[-1] == "READY" and seen == sorted(seen, key=lifecycle.index), seen
+    assert seen[-1] == "READY" and seen == sorted(seen, key=lifecycle.index), seen  # how many show depends on speed
+    assert page.locator(".identity-steps li.done").all_inner_texts() == ["VALIDATING", "QUEUING", "IN PROGRESS"]
     verdicts = {row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
                 for row in page.locator(".identity-new .identity-verdict").all()}
     assert [v for v, _ in verdicts.values()].count("accepted") == 4
@@ -128,8 +138,8 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     assert verdicts["blank.png"][0] == "rejected" and "no face found" in verdicts["blank.png"][1]
     card = page.locator(".identity-card", has_text="Obama (browser)")
     card.locator(".identity-badge.ready").wait_for()
-    card.locator("img.identity-thumb").evaluate("(img) => img.decode()")
-    assert card.locator("img.identity-thumb").evaluate("(img) => img.naturalWidth") == 384
+    card.scroll_into_view_if_needed()  # other tests' profiles may come first; thumbnails load when seen
+    assert loaded_width(page, card.locator("img.identity-thumb")) == 384
     profile_id = card.get_attribute("data-profile-id")
     shot(page, request.config, "2-trained")
     page.click(".identity-dismiss")  # the finished job's report can be put away
@@ -147,8 +157,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     entry.click()
     thumbnail = page.locator(".identity-node-thumb img")
     page.wait_for_function(f"() => document.querySelector('.identity-node-thumb img')?.src.includes('/{profile_id}/')")
-    thumbnail.evaluate("(img) => img.decode()")
-    assert thumbnail.evaluate("(img) => img.naturalWidth") == 384
+    assert loaded_width(page, thumbnail) == 384
     assert "4 photos" in page.locator(".identity-node-thumb .identity-node-caption").inner_text()
 
     # 3. Run the scoring workflow; ArcFace Score shows each subject's score on the node.

@@ -104,7 +104,7 @@ function setMode(id, mode) {
   renderAll();
 }
 
-/** Redraws the gallery after a change that is the panel's own (a mode, an opened card). */
+/** Redraws the mounted gallery: on store changes, and on the panel's own (a mode, an opened card). */
 function renderAll() {
   if (gallery?.isConnected) renderGallery(gallery);
 }

@@ -50,7 +50,7 @@ function build() {
   } }, "Clear");
   const message = h("div.identity-message", { role: "alert" });
   const job = h("div.identity-job");
-  const root = h("section.identity-new",
+  const root = h("section.identity-new", {},
     h("h4", {}, "New profile"),
     h("label.identity-field", {}, "Name", name),
     drop, input, files,
@@ -118,7 +118,8 @@ async function submit() {
     form.files = [];
     release(previous);
     form.jobId = job.job_id;
-    updateJob(job);
+    updateJob(job); // the websocket may have brought newer snapshots already; then this one is ignored
+    renderJob();
     poll(job.job_id);
   } catch (error) {
     form.message = `Upload refused: ${error.message}`;
