@@ -22,6 +22,8 @@ export function fill(element, ...children) {
 
 const present = (children) => children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false);
 
+export const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
+
 export function formatBytes(size) {
   if (size < 1024) return `${size} B`;
   if (size < 1024 * 1024) return `${(size / 1024).toFixed(0)} kB`;

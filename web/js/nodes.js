@@ -2,7 +2,7 @@
 // after a run, and the profile pickers refresh after any training (panel or Profile Train node).
 import { app } from "../../../scripts/app.js";
 import { imageURL } from "./api.js";
-import { fill, h, loadStyles } from "./dom.js";
+import { fill, h, loadStyles, plural } from "./dom.js";
 import { profileByLabel, refreshProfiles, state, subscribe } from "./store.js";
 
 const THUMB_HEIGHT = 150;
@@ -76,7 +76,7 @@ function showThumbnail(label, image, caption) {
     const src = imageURL(profile.thumbnail);
     if (image.getAttribute("src") !== src) image.src = src;
     image.alt = profile.name;
-    caption.textContent = `${profile.photos_accepted} photos · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`;
+    caption.textContent = `${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`;
   } else {
     caption.textContent = !state.loaded ? "" : label ? `No profile "${label}": pick another, or train it in the Identity panel.`
       : "No profiles yet: train one in the Identity panel (sidebar).";

@@ -2,7 +2,7 @@
 // details (report, calibration, reference portraits), rename and delete (each confirmed in place).
 import { app } from "../../../scripts/app.js";
 import { deleteProfile, getProfile, imageURL, onTrainingEvent, renameProfile } from "./api.js";
-import { fill, formatDate, h, loadStyles } from "./dom.js";
+import { fill, formatDate, h, loadStyles, plural } from "./dom.js";
 import { retargetProfileLoads } from "./nodes.js";
 import { refreshProfiles, runningJobs, state, subscribe, updateJob } from "./store.js";
 import { uploadForm } from "./upload.js";
@@ -82,7 +82,7 @@ function profileCard(profile, job) {
       h("small.identity-card-id", {}, profile.id),
       job ? h("span.identity-badge.training", {}, `${job.status.replace("_", " ")} ${percent(job)}`)
         : h("span.identity-badge.ready", {}, "READY"),
-      h("div.identity-card-meta", {}, `${profile.photos_accepted} photos${rejected} · threshold ${profile.threshold?.toFixed(2)}`
+      h("div.identity-card-meta", {}, `${plural(profile.photos_accepted, "photo")}${rejected} · threshold ${profile.threshold?.toFixed(2)}`
         + (profile.confidence === "low" ? " · low confidence" : "")),
       h("div.identity-card-meta", {}, `${profile.engine} · ${formatDate(profile.created)}`),
       mode?.mode === "delete" ? deleteConfirm(profile, mode) : actions(profile, Boolean(job)),
