@@ -97,11 +97,7 @@ async def get_profile(request: web.Request) -> web.Response:
 
 
 async def portrait_response(profile_id: str, index: int) -> web.Response:
-    profile = await asyncio.to_thread(profile_store().load, validate_id(profile_id))
-    if index >= len(profile.portraits):
-        return error(404, f"profile {profile_id!r} has no reference portrait {index}; its portraits are numbered "
-                          f"0 to {len(profile.portraits) - 1}")
-    body = await asyncio.to_thread(encode_jpeg, profile.portraits[index])
+    body = await asyncio.to_thread(lambda: encode_jpeg(profile_store().portrait(profile_id, index)))
     return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "no-cache"})
 
 

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from identity.errors import IdentityError, ProfileExists, ProfileNotFound, TrainingBusy
+from identity.errors import IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy
 from identity.images import encode_jpeg
 from identity.profile import ProfileStore, clean_name
 from identity.training import Photo, Status, start_training, train
@@ -58,8 +58,15 @@ def test_details_name_the_photo_behind_each_reference_portrait(tom_profile):
     assert details["engine_info"]["name"] == "embedded"
 
 
-def test_thumbnails_encode_as_jpeg(tom_profile):
-    data = encode_jpeg(tom_profile.thumbnail)
+def test_a_portrait_is_read_alone_and_encodes_as_jpeg(store, tom_profile):
+    assert (store.portrait(tom_profile.id) == tom_profile.thumbnail).all()
+    with pytest.raises(ProfileNotFound, match="no reference portrait 1; its portraits are numbered 0 to 0"):
+        store.portrait(tom_profile.id, 1)
+    with pytest.raises(InvalidProfileId):
+        store.portrait("../secret")
+    with pytest.raises(ProfileNotFound):
+        store.portrait("nobody-000000")
+    data = encode_jpeg(store.portrait(tom_profile.id))
     assert data[:3] == b"\xff\xd8\xff" and len(data) < 100_000
 
 

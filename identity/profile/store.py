@@ -13,7 +13,7 @@ from safetensors import safe_open
 
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
 from .ids import ID_PATTERN, clean_name, validate_id
-from .profile import Profile, summarize
+from .profile import FORMAT, Profile, summarize
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,26 @@ class ProfileStore:
         with self._lock:
             self._cache[profile_id] = (stamp, profile)
         return profile
+
+    def portrait(self, profile_id: str, index: int = 0):
+        """One reference portrait (0 is the thumbnail), read alone from the file: a gallery asks for many, and
+        loading each whole profile for them would read every crop and embedding too."""
+        path = self.path(profile_id)
+        if not path.is_file():
+            raise ProfileNotFound(self._not_found(profile_id))
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+                portraits = handle.get_slice("portraits")
+                count = portraits.get_shape()[0]
+                if metadata.get("id") != profile_id or metadata.get("format") != FORMAT:
+                    raise ValueError("not this profile's file")
+                if 0 <= index < count:
+                    return portraits[index : index + 1][0]
+        except Exception as exc:  # safetensors raises assorted types for damaged files
+            raise ProfileFormatError(f"{path} is not a readable profile file ({exc}); retrain it") from None
+        raise ProfileNotFound(f"profile {profile_id!r} has no reference portrait {index}; its portraits are numbered "
+                              f"0 to {count - 1}")
 
     def summaries(self) -> list[dict]:
         """One summary per readable profile (headers only), sorted by name; damaged files are skipped and logged."""
