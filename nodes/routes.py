@@ -138,8 +138,11 @@ async def create_profile(request: web.Request) -> web.Response:
     def push(job) -> None:
         server.send_sync(EVENT, job.snapshot())  # thread-safe: it hands the message to the event loop
 
-    job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), engine(None), profile_store(),
-                                                         overwrite=overwrite, on_update=push))
+    try:
+        job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), engine(None), profile_store(),
+                                                             overwrite=overwrite, on_update=push))
+    except ProfileExists as exc:
+        raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
     return web.json_response({"job": job.snapshot()}, status=202)
 
 

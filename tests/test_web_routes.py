@@ -269,8 +269,9 @@ def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfy
         wait_for(comfyui, answer["job"])
         before = profile_files(comfyui)
         status, answer = upload(comfyui, "Existing Person", [tom()])
-        expected = (409, "already exists")
+        expected = (409, "already exists (existing-person-")
     assert status == expected[0] and expected[1] in answer["error"], (status, answer)
+    assert case != "exists" or "send overwrite=true" in answer["error"], "a refusal says how to get past it"
     assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
     assert profile_files(comfyui) == before
     assert call(comfyui, "GET", "/identity/profiles")[0] == 200, "the server keeps serving"
