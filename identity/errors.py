@@ -75,3 +75,10 @@ class ProviderError(IdentityError):
 
 class ModerationRefused(ProviderError):
     """The provider's safety system refused the request or its output (not retried: the same prompt fails again)."""
+
+class UploadRefused(IdentityError):
+    """Uploaded photos that are refused as a whole: not an image, a path for a name, too many."""
+
+
+class UploadTooLarge(UploadRefused):
+    """An upload over the size limits (web front ends answer it with HTTP 413)."""

@@ -1,26 +1,37 @@
-"""Profile Load: saved profiles by name, chained into one list, with their thumbnails as a preview."""
+"""Profile Load: saved profiles by name, chained into one list.
+
+The chosen profile's thumbnail is shown on the node by the web extension (web/js/nodes.js) as soon as it is
+picked, so the node sends no preview of its own (it would show the same picture twice after a run).
+"""
 
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
+from comfy_api.latest import io
 
-from .glue import Profiles, profile_store, to_images
+from ..identity.profile import ID_PATTERN
+from .glue import Profiles, profile_store
 
 
-def profile_names() -> list[str]:
-    """Names as the picker shows them; a name that several profiles share is shown with its id."""
-    summaries = profile_store().summaries()
+def picker_labels(summaries: list[dict]) -> dict[str, str]:
+    """Profile id → its label in the picker: the name, with the id added when several profiles share it."""
     counts: dict[str, int] = {}
     for s in summaries:
         counts[s["name"]] = counts.get(s["name"], 0) + 1
-    return [s["name"] if counts[s["name"]] == 1 else f"{s['name']} ({s['id']})" for s in summaries]
+    return {s["id"]: s["name"] if counts[s["name"]] == 1 else f"{s['name']} ({s['id']})" for s in summaries}
+
+
+def profile_names() -> list[str]:
+    """Names as the picker shows them (the web panel labels profiles the same way)."""
+    return list(picker_labels(profile_store().summaries()).values())
 
 
 def resolve(label: str) -> str:
-    """The id for a picker label: a name, an id, or 'name (id)'."""
+    """The id for a picker label: 'name (id)', a name (which may itself end in parentheses), or an id."""
     store = profile_store()
     if label.endswith(")") and " (" in label:
-        return store.resolve(label.rsplit(" (", 1)[1][:-1])
+        candidate = label.rsplit(" (", 1)[1][:-1]
+        if ID_PATTERN.fullmatch(candidate) and store.exists(candidate):
+            return candidate
     return store.resolve(label)
 
 
@@ -49,4 +60,4 @@ class ProfileLoad(io.ComfyNode):
         store = profile_store()
         loaded = store.load(resolve(profile))
         chained = [p for p in (profiles or []) if p.id != loaded.id] + [loaded]
-        return io.NodeOutput(chained, ui=ui.PreviewImage(to_images([p.thumbnail for p in chained]), cls=cls))
+        return io.NodeOutput(chained)

@@ -20,6 +20,9 @@ WHEEL_IMAGES = Path(list(importlib.util.find_spec("insightface").submodule_searc
 T1 = WHEEL_IMAGES / "t1.jpg"  # six people
 TOM_HANKS = WHEEL_IMAGES / "Tom_Hanks_54745.png"
 
+ARTIFACTS = ROOT / "output" / "test-artifacts"
+SCREENSHOTS = pytest.StashKey[list]()  # paths of the screenshots the browser tests saved in this run
+
 needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"fixture photos absent: {FACES} (../shared not beside the checkout)")
 needs_testpack = pytest.mark.skipif(not TESTPACK.is_dir(), reason=f"test face pack absent: {TESTPACK} (../shared not beside the checkout)")
 
@@ -97,3 +100,9 @@ def people(embedded):
 
     return {name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
             for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))}
+
+def pytest_terminal_summary(terminalreporter, config):
+    """Says where the browser tests left their screenshots, so that a person can look at what was tested."""
+    saved = config.stash.get(SCREENSHOTS, [])
+    if saved:
+        terminalreporter.write_sep("-", f"browser test screenshots ({len(saved)}): {ARTIFACTS}")

@@ -6,9 +6,10 @@ import re
 import secrets
 import unicodedata
 
-from ..errors import InvalidProfileId
+from ..errors import IdentityError, InvalidProfileId
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+MAX_NAME_CHARS = 100
 
 
 def validate_id(profile_id) -> str:
@@ -30,3 +31,15 @@ def slug(name: str, limit: int = 57) -> str:
 def new_id(name: str) -> str:
     """`<slug>-<6 hex>`: stable once made, unique without a registry."""
     return validate_id(f"{slug(name)}-{secrets.token_hex(3)}")
+
+
+def clean_name(name) -> str:
+    """A display name as stored: trimmed, one line, at most `MAX_NAME_CHARS`; pickers and reports show it."""
+    value = name.strip() if isinstance(name, str) else ""
+    if not value:
+        raise IdentityError("a profile needs a name")
+    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+        raise IdentityError(f"profile name {value[:80]!r} contains control characters or line breaks; use one plain line")
+    if len(value) > MAX_NAME_CHARS:
+        raise IdentityError(f"profile name {value[:40]!r}… is over {MAX_NAME_CHARS} characters; shorten it")
+    return value

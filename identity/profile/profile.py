@@ -60,6 +60,15 @@ class Profile:
     def summary(self) -> dict:
         return summarize(self.metadata(), len(self.embeddings), len(self.portraits))
 
+    def details(self) -> dict:
+        """Everything a profile page shows, JSON-ready: the summary, engine, calibration, training report, and
+        which accepted photo each reference portrait was taken from."""
+        accepted = [p.get("path") for p in self.report.get("photos", []) if p.get("verdict") == "accepted"]
+        portraits = [{"index": index, "photo": accepted[photo] if photo < len(accepted) else None}
+                     for index, photo in enumerate(np.asarray(self.reference_photos).tolist())]
+        return {**self.summary(), "engine_info": self.engine.as_dict(), "calibration": self.calibration,
+                "report": self.report, "portraits": portraits}
+
     # ----- file form -------------------------------------------------------------------------------------
 
     def metadata(self) -> dict[str, str]:

@@ -6,13 +6,14 @@ import logging
 import os
 import tempfile
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 from safetensors import safe_open
 
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
-from .ids import ID_PATTERN, validate_id
-from .profile import Profile, summarize
+from .ids import ID_PATTERN, clean_name, validate_id
+from .profile import FORMAT, Profile, summarize
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,26 @@ class ProfileStore:
             self._cache[profile_id] = (stamp, profile)
         return profile
 
+    def portrait(self, profile_id: str, index: int = 0):
+        """One reference portrait (0 is the thumbnail), read alone from the file: a gallery asks for many, and
+        loading each whole profile for them would read every crop and embedding too."""
+        path = self.path(profile_id)
+        if not path.is_file():
+            raise ProfileNotFound(self._not_found(profile_id))
+        try:
+            with safe_open(str(path), framework="numpy") as handle:
+                metadata = handle.metadata() or {}
+                portraits = handle.get_slice("portraits")
+                count = portraits.get_shape()[0]
+                if metadata.get("id") != profile_id or metadata.get("format") != FORMAT:
+                    raise ValueError("not this profile's file")
+                if 0 <= index < count:
+                    return portraits[index : index + 1][0]
+        except Exception as exc:  # safetensors raises assorted types for damaged files
+            raise ProfileFormatError(f"{path} is not a readable profile file ({exc}); retrain it") from None
+        raise ProfileNotFound(f"profile {profile_id!r} has no reference portrait {index}; its portraits are numbered "
+                              f"0 to {count - 1}")
+
     def summaries(self) -> list[dict]:
         """One summary per readable profile (headers only), sorted by name; damaged files are skipped and logged."""
         found = []
@@ -117,6 +138,17 @@ class ProfileStore:
         if any(mark in value for mark in ("/", "\\", "..", "\0")):
             raise InvalidProfileId(f"invalid profile id {value[:80]!r}: ids and names never contain paths")
         raise ProfileNotFound(self._not_found(value))
+
+    def rename(self, profile_id: str, new_name: str) -> Profile:
+        """Give a profile a new display name; the id (and so its file) stays. Rewritten atomically."""
+        name = clean_name(new_name)
+        profile = self.load(profile_id)
+        taken = [s["id"] for s in self.summaries() if s["name"].lower() == name.lower() and s["id"] != profile_id]
+        if taken:
+            raise ProfileExists(f"a profile named {name!r} already exists ({taken[0]}); choose another name")
+        renamed = replace(profile, name=name)
+        self.save(renamed, overwrite=True)
+        return renamed
 
     def delete(self, profile_id: str) -> None:
         path = self.path(profile_id)

@@ -21,7 +21,7 @@ from ..faces import FaceEngine
 from ..faces.align import portrait
 from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, probe_image
-from ..profile import Profile, ProfileStore, calibrate, centroid, new_id, validate_id
+from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
 from ..profile.calibration import leave_one_out
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
@@ -82,9 +82,7 @@ def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: Pr
 
 
 def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) -> TrainingJob:
-    name = (name or "").strip()
-    if not name:
-        raise TrainingError("a profile needs a name")
+    name = clean_name(name)
     if not photos:
         raise TrainingError("no photos given: pass 1 to 50 photos of the person")
     if len(photos) > MAX_PHOTOS:

@@ -105,10 +105,17 @@ class JobRegistry:
     def register(self, job: TrainingJob) -> None:
         with self._lock:
             for other in self._jobs.values():
-                if other.profile_id == job.profile_id and not other.status.finished:
+                if other.status.finished:
+                    continue
+                if other.profile_id == job.profile_id:
                     raise TrainingBusy(
                         f"profile {job.profile_id!r} is already being trained (job {other.job_id}, {other.status.value}); "
                         "wait for it to finish"
+                    )
+                if other.name.lower() == job.name.lower():  # two new profiles of one name would both get saved
+                    raise TrainingBusy(
+                        f"a profile named {job.name!r} is already being trained (job {other.job_id}, "
+                        f"{other.status.value}); wait for it to finish"
                     )
             self._jobs[job.job_id] = job
             finished = [j for j in self._jobs.values() if j.status.finished]
@@ -124,6 +131,11 @@ class JobRegistry:
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.profile_id == profile_id]
         return max(jobs, key=lambda j: j.created) if jobs else None
+
+    def running(self, profile_id: str) -> TrainingJob | None:
+        """The unfinished job of a profile, if any: renaming or deleting under it would be undone or lost."""
+        job = self.for_profile(profile_id)
+        return job if job is not None and not job.status.finished else None
 
     def all(self) -> list[TrainingJob]:
         with self._lock:

@@ -22,6 +22,7 @@ MAX_PITCH = 40.0
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
+PENDING = "pending"
 
 
 @dataclass
@@ -46,7 +47,9 @@ class PhotoVerdict:
         return self.verdict == ACCEPTED
 
     def as_dict(self) -> dict:
-        return {"path": self.path, "verdict": self.verdict, "code": self.code, "reason": self.reason}
+        """While a job runs, photos not judged yet say "pending" rather than a premature "rejected"."""
+        verdict = self.verdict if self.code else PENDING
+        return {"path": self.path, "verdict": verdict, "code": self.code, "reason": self.reason}
 
 
 def quality_problem(face: Face, quality: Quality) -> tuple[str, str] | None:

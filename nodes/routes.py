@@ -1,0 +1,193 @@
+"""HTTP routes behind the Identity panel: parse the request, call `identity/`, answer JSON.
+
+Every route lives under `/identity/` on ComfyUI's own server (and, as ComfyUI mirrors its routes, under
+`/api/identity/`). Failures answer `{"error": "<one sentence>"}` with 400 (bad input), 404 (unknown profile
+or job), 409 (exists / training running) or 413 (too large). Ids are validated before any path is built;
+uploads are checked as they stream (`identity.uploads`) and never written to disk. Training progress is
+pushed to every browser over ComfyUI's websocket as `identity.training` events, and can be polled.
+Blocking work (file reads, training start) runs in threads so that ComfyUI's event loop keeps serving.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from urllib.parse import quote
+
+from aiohttp import web
+from server import PromptServer
+
+from ..identity.errors import (IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy,
+                               UploadRefused, UploadTooLarge)
+from ..identity.images import encode_jpeg
+from ..identity.profile import validate_id
+from ..identity.training import JOBS, start_training
+from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
+from .glue import engine, profile_store
+from .profile_load import picker_labels
+
+log = logging.getLogger(__name__)
+
+EVENT = "identity.training"
+CHUNK = 256 * 1024
+MAX_FIELD_BYTES = 4096
+STATUS = ((InvalidProfileId, 400), (ProfileNotFound, 404), (ProfileExists, 409), (TrainingBusy, 409),
+          (UploadTooLarge, 413), (IdentityError, 400))
+
+
+def register_routes(routes: web.RouteTableDef | None = None) -> None:
+    routes = routes if routes is not None else PromptServer.instance.routes
+    routes.get("/identity/profiles")(list_profiles)
+    routes.post("/identity/profiles")(create_profile)
+    routes.get("/identity/profiles/{profile_id}")(get_profile)
+    routes.delete("/identity/profiles/{profile_id}")(delete_profile)
+    routes.post("/identity/profiles/{profile_id}/rename")(rename_profile)
+    routes.get("/identity/profiles/{profile_id}/thumbnail")(get_thumbnail)
+    routes.get(r"/identity/profiles/{profile_id}/references/{index:\d+}")(get_reference)
+    routes.get("/identity/jobs/{job_id}")(get_job)
+
+
+def error(status: int, message: str) -> web.Response:
+    return web.json_response({"error": message}, status=status)
+
+
+def answers_json(handler):
+    """Turns the library's errors into `{"error": ...}` answers with the HTTP status that fits them."""
+
+    @functools.wraps(handler)
+    async def wrapped(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except IdentityError as exc:
+            return error(next(code for kind, code in STATUS if isinstance(exc, kind)), str(exc))
+        except web.HTTPException:
+            raise
+        except Exception as exc:  # a bug: logged with its traceback, answered in one line
+            log.exception("identity route %s failed", request.path)
+            return error(500, f"internal error in the Identity Layer ({type(exc).__name__}); ComfyUI's log has the details")
+
+    return wrapped
+
+
+def thumbnail_url(summary: dict) -> str:
+    """Changes when a profile is retrained (new `created`), so browsers never show a stale cached image."""
+    return f"/identity/profiles/{summary['id']}/thumbnail?v={quote(summary.get('created') or '')}"
+
+
+@answers_json
+async def list_profiles(request: web.Request) -> web.Response:
+    summaries = await asyncio.to_thread(profile_store().summaries)
+    labels = picker_labels(summaries)
+    profiles = [{**s, "label": labels[s["id"]], "thumbnail": thumbnail_url(s)} for s in summaries]
+    jobs = [job.snapshot() for job in JOBS.all() if not job.status.finished]
+    return web.json_response({"profiles": profiles, "jobs": jobs})
+
+
+@answers_json
+async def get_profile(request: web.Request) -> web.Response:
+    profile_id = validate_id(request.match_info["profile_id"])
+    details = (await asyncio.to_thread(profile_store().load, profile_id)).details()
+    details["thumbnail"] = thumbnail_url(details)
+    for portrait in details["portraits"]:
+        portrait["url"] = f"/identity/profiles/{profile_id}/references/{portrait['index']}?v={quote(details['created'])}"
+    job = JOBS.for_profile(profile_id)
+    details["job"] = job.snapshot() if job else None
+    return web.json_response(details)
+
+
+async def portrait_response(profile_id: str, index: int) -> web.Response:
+    body = await asyncio.to_thread(lambda: encode_jpeg(profile_store().portrait(profile_id, index)))
+    return web.Response(body=body, content_type="image/jpeg", headers={"Cache-Control": "no-cache"})
+
+
+@answers_json
+async def get_thumbnail(request: web.Request) -> web.Response:
+    return await portrait_response(request.match_info["profile_id"], 0)
+
+
+@answers_json
+async def get_reference(request: web.Request) -> web.Response:
+    return await portrait_response(request.match_info["profile_id"], int(request.match_info["index"]))
+
+
+@answers_json
+async def create_profile(request: web.Request) -> web.Response:
+    """Multipart `name`, `overwrite` and `photos` (repeated) → 202 with the training job, which runs on."""
+    if not request.content_type.startswith("multipart/"):
+        raise UploadRefused("send the photos as multipart/form-data with the fields name, overwrite and photos")
+    if (request.content_length or 0) > MAX_UPLOAD_BYTES + 1024 * 1024:
+        raise UploadTooLarge(f"the upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; upload fewer or smaller photos")
+    batch, fields = UploadBatch(), {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        name = getattr(part, "name", None)
+        if name == "photos":
+            batch.begin(part.filename)
+            while chunk := await part.read_chunk(CHUNK):
+                batch.feed(chunk)
+            await asyncio.to_thread(batch.end)
+        elif name in ("name", "overwrite"):
+            fields[name] = await read_field(part)
+        else:
+            raise UploadRefused(f"unexpected form field {name!r}; send name, overwrite and photos")
+    photos = batch.finish()
+    overwrite = fields.get("overwrite", "").strip().lower() in ("1", "true", "on", "yes")
+    server = PromptServer.instance
+
+    def push(job) -> None:
+        server.send_sync(EVENT, job.snapshot())  # thread-safe: it hands the message to the event loop
+
+    try:
+        job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), engine(None), profile_store(),
+                                                             overwrite=overwrite, on_update=push))
+    except ProfileExists as exc:
+        raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
+    return web.json_response({"job": job.snapshot()}, status=202)
+
+
+async def read_field(part) -> str:
+    data = b""
+    while chunk := await part.read_chunk(1024):
+        data += chunk
+        if len(data) > MAX_FIELD_BYTES:
+            raise UploadRefused(f"form field {part.name!r} is over {MAX_FIELD_BYTES} bytes")
+    return data.decode("utf-8", errors="replace")
+
+
+@answers_json
+async def get_job(request: web.Request) -> web.Response:
+    job = JOBS.get(request.match_info["job_id"])
+    if job is None:
+        return error(404, f"no training job {request.match_info['job_id'][:40]!r} (jobs are kept until ComfyUI restarts)")
+    return web.json_response(job.snapshot())
+
+
+@answers_json
+async def rename_profile(request: web.Request) -> web.Response:
+    """JSON `{"name": "New name"}`; the id stays, so workflows that name the id keep working."""
+    profile_id = validate_id(request.match_info["profile_id"])
+    try:
+        body = await request.json()
+    except ValueError:
+        body = None
+    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+        raise IdentityError('send a JSON body with the new name, like {"name": "Alice Smith"}')
+    refuse_while_training(profile_id)
+    profile = await asyncio.to_thread(profile_store().rename, profile_id, body["name"])
+    return web.json_response({"profile": profile.summary()})
+
+
+@answers_json
+async def delete_profile(request: web.Request) -> web.Response:
+    profile_id = validate_id(request.match_info["profile_id"])
+    refuse_while_training(profile_id)
+    await asyncio.to_thread(profile_store().delete, profile_id)
+    return web.json_response({"deleted": profile_id})
+
+
+def refuse_while_training(profile_id: str) -> None:
+    job = JOBS.running(profile_id)
+    if job is not None:
+        raise TrainingBusy(f"profile {profile_id!r} is being trained right now ({job.status.value}); "
+                           "wait until it is READY, then try again")

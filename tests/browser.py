@@ -1,0 +1,75 @@
+"""Headless Debian Chromium driven by Playwright (never a downloaded browser), and what tests do with a page."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+
+import pytest
+
+from conftest import ARTIFACTS, SCREENSHOTS
+
+CHROMIUM = Path("/usr/bin/chromium")
+# The network is closed: background networking and component updates would stall or fail start-up.
+# Playwright adds --headless, --no-sandbox and a new, empty --user-data-dir itself.
+FLAGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--no-first-run"]
+SHOTS = ARTIFACTS / "web"
+
+
+def launch(playwright):
+    return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
+
+
+def sync_playwright():
+    """Playwright's entry point, or a skip that says what is missing (scripts/setup.sh installs both)."""
+    if not CHROMIUM.is_file():
+        pytest.skip(f"Debian chromium is not installed at {CHROMIUM}: scripts/setup.sh installs it with apt-get "
+                    "where apt-get is available (as root)")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("the playwright package is not installed: run bash scripts/setup.sh")
+    return sync_playwright()
+
+
+def clear_screenshots() -> None:
+    shutil.rmtree(SHOTS, ignore_errors=True)
+    SHOTS.mkdir(parents=True, exist_ok=True)
+
+
+def shot(page, config, name: str) -> Path:
+    """A full-window screenshot kept as a test artifact (output/test-artifacts/web/<name>.png)."""
+    path = SHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    config.stash.setdefault(SCREENSHOTS, []).append(path)
+    return path
+
+
+_DROP = """([selector, files]) => {
+  const transfer = new DataTransfer();
+  for (const file of files) {
+    let bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
+    if (file.size > bytes.length) {
+      const padded = new Uint8Array(file.size);
+      padded.set(bytes);
+      bytes = padded;
+    }
+    transfer.items.add(new File([bytes], file.name, { type: file.type }));
+  }
+  const target = document.querySelector(selector);
+  for (const type of ["dragenter", "dragover", "drop"]) {
+    target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
+  }
+}"""
+
+
+def drop_files(page, selector: str, files: list[dict]) -> None:
+    """Drags files onto an element as a person would from their file manager (a real DataTransfer).
+
+    Each file is `{"name", "data": bytes, "type"}`, plus `"size"` to pad it with zeros in the page (large
+    files are made there rather than sent through Playwright)."""
+    encoded = [{"name": f["name"], "data": base64.b64encode(f["data"]).decode(), "type": f.get("type", "image/jpeg"),
+                "size": f.get("size", 0)} for f in files]
+    page.evaluate(_DROP, [selector, encoded])

@@ -1,0 +1,294 @@
+"""The Identity panel's HTTP routes on the real ComfyUI server: profiles, uploads, jobs, websocket pushes, refusals."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+
+import pytest
+from PIL import Image
+
+from conftest import TOM_HANKS, face, needs_faces
+
+OBAMA = ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg"]
+
+
+def call(comfyui, method: str, path: str, body: bytes | dict | None = None, content_type: str | None = None):
+    """(status, answer): JSON answers decoded, images as bytes; refusals are answers too, not exceptions."""
+    if isinstance(body, dict):
+        body, content_type = json.dumps(body).encode(), "application/json"
+    request = urllib.request.Request(comfyui.client.url + path, data=body, method=method,
+                                     headers={"Content-Type": content_type} if content_type else {})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as response:
+            status, kind, data = response.status, response.headers.get_content_type(), response.read()
+    except urllib.error.HTTPError as exc:
+        status, kind, data = exc.code, exc.headers.get_content_type(), exc.read()
+    return status, json.loads(data) if kind == "application/json" else data
+
+
+def multipart(fields: dict, photos: list[tuple[str, bytes]]) -> tuple[bytes, str]:
+    boundary = uuid.uuid4().hex
+    body = b""
+    for name, value in fields.items():
+        body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
+    for filename, data in photos:
+        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{filename}"\r\n'
+                 f"Content-Type: image/jpeg\r\n\r\n").encode() + data + b"\r\n"
+    return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def upload(comfyui, name: str, photos: list[tuple[str, bytes]], **fields):
+    return call(comfyui, "POST", "/identity/profiles", *multipart({"name": name, **fields}, photos))
+
+
+def wait_for(comfyui, job: dict, timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, job = call(comfyui, "GET", f"/identity/jobs/{job['job_id']}")
+        assert status == 200, job
+        if job["status"] in ("READY", "ERROR"):
+            return job
+        time.sleep(0.2)
+    raise TimeoutError(f"training job {job['job_id']} still {job['status']} after {timeout} s")
+
+
+def png(size=(300, 300), value=180) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (value, value, value)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def tom() -> tuple[str, bytes]:
+    return ("tom.png", TOM_HANKS.read_bytes())
+
+
+def profile_files(comfyui) -> list[str]:
+    folder = comfyui.base / "models" / "identity_profiles"
+    return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+
+
+class Events:
+    """`identity.training` messages from ComfyUI's websocket, collected on a thread."""
+
+    def __init__(self, comfyui):
+        self.url = comfyui.client.url.replace("http", "ws") + f"/ws?clientId={uuid.uuid4().hex}"
+        self.snapshots: list[dict] = []
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
+
+    async def _listen(self):
+        import aiohttp
+
+        async with aiohttp.ClientSession() as session, session.ws_connect(self.url) as ws:
+            self.ready.set()
+            while not self.stop.is_set():
+                try:
+                    message = await ws.receive(timeout=0.2)
+                except asyncio.TimeoutError:
+                    continue
+                if message.type == aiohttp.WSMsgType.TEXT:
+                    event = json.loads(message.data)
+                    if event.get("type") == "identity.training":
+                        self.snapshots.append(event["data"])
+
+    def __enter__(self) -> "Events":
+        self.thread.start()
+        assert self.ready.wait(10), "the websocket did not open"
+        return self
+
+    def __exit__(self, *exc) -> None:
+        time.sleep(0.3)
+        self.stop.set()
+        self.thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def obama(comfyui):
+    """'Obama (web)' trained from uploads (four photos of him, one of someone else, one without a face),
+    with the websocket events seen meanwhile."""
+    if not face(OBAMA[0]).is_file():
+        pytest.skip(f"fixture photos absent: {face(OBAMA[0])}")
+    photos = [(path.split("/")[1], face(path).read_bytes()) for path in OBAMA]
+    photos += [("biden1.jpg", face("biden/biden1.jpg").read_bytes()), ("blank.png", png())]
+    with Events(comfyui) as events:
+        status, answer = upload(comfyui, "Obama (web)", photos)
+        assert status == 202, answer
+        job = wait_for(comfyui, answer["job"])
+    assert job["status"] == "READY", job
+    return {"first": answer["job"], "job": job, "events": events.snapshots}
+
+
+@needs_faces
+def test_an_upload_answers_at_once_and_trains_in_the_background(obama):
+    first, job = obama["first"], obama["job"]
+    assert first["status"] in ("VALIDATING", "QUEUING", "IN_PROGRESS", "READY") and first["name"] == "Obama (web)"
+    assert job["profile_id"] == first["profile_id"] and job["progress"] == 1.0
+    verdicts = {p["path"]: (p["verdict"], p["reason"]) for p in job["photos"]}
+    assert verdicts["obama1.jpg"] == ("accepted", "good photo of the subject")
+    assert verdicts["biden1.jpg"][0] == "rejected" and "not the main subject" in verdicts["biden1.jpg"][1]
+    assert verdicts["blank.png"] == ("rejected", "no face found")
+
+
+@needs_faces
+def test_training_progress_is_pushed_over_the_websocket(obama):
+    mine = [s for s in obama["events"] if s["job_id"] == obama["job"]["job_id"]]
+    statuses = [s["status"] for i, s in enumerate(mine) if i == 0 or mine[i - 1]["status"] != s["status"]]
+    assert statuses == ["VALIDATING", "QUEUING", "IN_PROGRESS", "READY"], statuses
+    progress = [s["progress"] for s in mine]
+    assert progress == sorted(progress) and progress[-1] == 1.0
+    assert any("pending" in [p["verdict"] for p in s["photos"]] for s in mine), "photos not judged yet say so"
+
+
+@needs_faces
+def test_the_list_details_and_images_of_a_profile(comfyui, obama):
+    profile_id = obama["job"]["profile_id"]
+    status, listing = call(comfyui, "GET", "/identity/profiles")
+    assert status == 200
+    entry = next(p for p in listing["profiles"] if p["id"] == profile_id)
+    assert entry["name"] == entry["label"] == "Obama (web)"
+    assert (entry["photos_accepted"], entry["photos_rejected"]) == (4, 2)
+    assert entry["created"] and entry["thumbnail"].startswith(f"/identity/profiles/{profile_id}/thumbnail?v=")
+
+    status, thumbnail = call(comfyui, "GET", entry["thumbnail"])
+    assert status == 200 and Image.open(io.BytesIO(thumbnail)).format == "JPEG"
+    assert Image.open(io.BytesIO(thumbnail)).size == (384, 384)
+
+    status, details = call(comfyui, "GET", f"/api/identity/profiles/{profile_id}")  # ComfyUI's /api mirror too
+    assert status == 200
+    assert details["calibration"]["confidence"] == "normal" and details["threshold"] == details["calibration"]["threshold"]
+    assert [p["verdict"] for p in details["report"]["photos"]].count("accepted") == 4
+    assert {p["photo"] for p in details["portraits"]} <= {"obama1.jpg", "obama2.jpg", "obama3.jpg", "obama5_720p.jpg"}
+    assert details["job"]["status"] == "READY"
+    assert details["engine_info"]["name"] == entry["engine"], "trained with the default engine, as nodes are"
+    last = details["portraits"][-1]
+    assert call(comfyui, "GET", last["url"])[0] == 200
+    status, answer = call(comfyui, "GET", f"/identity/profiles/{profile_id}/references/{last['index'] + 1}")
+    assert status == 404 and "no reference portrait" in answer["error"]
+
+
+@needs_faces
+def test_profile_load_lists_the_new_profile_and_scores_with_it(comfyui, obama):
+    options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
+    assert "Obama (web)" in options, "the picker's options are read afresh (the UI refreshes them after training)"
+    (comfyui.base / "input" / "score.jpg").write_bytes(face("obama/obama4.jpg").read_bytes())
+    prompt = {"1": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Obama (web)"}},
+              "2": {"class_type": "LoadImage", "inputs": {"image": "score.jpg"}},
+              "3": {"class_type": "IdentityArcFaceScore", "inputs": {"images": ["2", 0], "profiles": ["1", 0],
+                                                                      "min_similarity": 0.0, "top_k": 0}}}
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    assert run.outputs["3"]["identity_scores"][0]["subjects"]["Obama (web)"] > 0.5
+    assert "1" not in run.outputs, "Profile Load leaves its thumbnail to the web extension"
+
+
+def test_rename_keeps_the_id_and_refuses_a_taken_name(comfyui):
+    status, answer = upload(comfyui, "Rename Me", [tom()])
+    job = wait_for(comfyui, answer["job"])
+    profile_id = job["profile_id"]
+    status, answer = call(comfyui, "POST", f"/identity/profiles/{profile_id}/rename", {"name": "Renamed Person"})
+    assert status == 200 and answer["profile"]["id"] == profile_id and answer["profile"]["name"] == "Renamed Person"
+    options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
+    assert "Renamed Person" in options and "Rename Me" not in options
+    status, other = upload(comfyui, "Another Person", [tom()])
+    other = wait_for(comfyui, other["job"])
+    status, answer = call(comfyui, "POST", f"/identity/profiles/{other['profile_id']}/rename", {"name": "renamed person"})
+    assert status == 409 and "already exists" in answer["error"]
+    for body in ({"name": ""}, {"name": "two\nlines"}, {"title": "x"}):
+        status, answer = call(comfyui, "POST", f"/identity/profiles/{profile_id}/rename", body)
+        assert status == 400 and answer["error"], body
+    status, answer = call(comfyui, "POST", f"/identity/profiles/{profile_id}/rename", b"not json", "application/json")
+    assert status == 400 and '{"name"' in answer["error"]
+
+
+def test_delete_removes_the_profile_file_and_nothing_else(comfyui):
+    status, answer = upload(comfyui, "Delete Me", [tom()])
+    profile_id = wait_for(comfyui, answer["job"])["profile_id"]
+    before = profile_files(comfyui)
+    status, answer = call(comfyui, "DELETE", f"/identity/profiles/{profile_id}")
+    assert status == 200 and answer == {"deleted": profile_id}
+    assert profile_files(comfyui) == [n for n in before if n != f"{profile_id}.safetensors"]
+    for method, path in (("DELETE", ""), ("GET", ""), ("GET", "/thumbnail")):
+        status, answer = call(comfyui, method, f"/identity/profiles/{profile_id}{path}")
+        assert status == 404 and f"no profile '{profile_id}'" in answer["error"]
+
+
+@pytest.mark.parametrize("bad", ["UPPER", "a.b", "..%2F..%2Fsecret", "%2E%2E", "x" * 65, "-dash", "a%00b"])
+def test_ids_are_checked_before_any_path_is_built(comfyui, bad):
+    secret = comfyui.base / "models" / "secret.safetensors"
+    secret.write_bytes(b"keep me")
+    for method, path, body in (("GET", "", None), ("DELETE", "", None), ("GET", "/thumbnail", None),
+                               ("POST", "/rename", {"name": "x"}), ("GET", "/references/0", None)):
+        status, answer = call(comfyui, method, f"/identity/profiles/{bad}{path}", body)
+        assert status in (400, 404), (method, path, status)
+        assert isinstance(answer, dict) and answer.get("error") or status == 404, answer
+    assert secret.read_bytes() == b"keep me"
+    status, answer = call(comfyui, "GET", "/identity/profiles/UPPER")
+    assert status == 400 and "invalid profile id" in answer["error"]
+    status, answer = call(comfyui, "GET", "/identity/jobs/nope")
+    assert status == 404 and "no training job" in answer["error"]
+
+
+@pytest.mark.parametrize("case", ["text renamed .jpg", "oversized", "path-like name", "no photos", "too many",
+                                  "no name", "not multipart", "unknown field", "exists"])
+def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfyui, case):
+    before = profile_files(comfyui)
+    if case == "text renamed .jpg":
+        status, answer = upload(comfyui, "X", [tom(), ("notes.jpg", b"Meeting notes, not a photo")])
+        expected = (400, "'notes.jpg' is not an image")
+    elif case == "oversized":
+        status, answer = upload(comfyui, "X", [("huge.jpg", b"\xff\xd8\xff\xe0" + bytes(33 * 1024 * 1024))])
+        expected = (413, "'huge.jpg' is over 32 MiB")
+    elif case == "path-like name":
+        status, answer = upload(comfyui, "X", [("../../models/evil.jpg", TOM_HANKS.read_bytes())])
+        expected = (400, "looks like a path")
+    elif case == "no photos":
+        status, answer = upload(comfyui, "X", [])
+        expected = (400, "no photos uploaded")
+    elif case == "too many":
+        status, answer = upload(comfyui, "X", [tom()] * 51)
+        expected = (400, "more than 50 photos")
+    elif case == "no name":
+        status, answer = upload(comfyui, "  ", [tom()])
+        expected = (400, "needs a name")
+    elif case == "not multipart":
+        status, answer = call(comfyui, "POST", "/identity/profiles", {"name": "X"})
+        expected = (400, "multipart/form-data")
+    elif case == "unknown field":
+        status, answer = upload(comfyui, "X", [tom()], path="/etc")
+        expected = (400, "unexpected form field 'path'")
+    else:
+        status, answer = upload(comfyui, "Existing Person", [tom()])
+        wait_for(comfyui, answer["job"])
+        before = profile_files(comfyui)
+        status, answer = upload(comfyui, "Existing Person", [tom()])
+        expected = (409, "already exists (existing-person-")
+    assert status == expected[0] and expected[1] in answer["error"], (status, answer)
+    assert case != "exists" or "send overwrite=true" in answer["error"], "a refusal says how to get past it"
+    assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
+    assert profile_files(comfyui) == before
+    assert call(comfyui, "GET", "/identity/profiles")[0] == 200, "the server keeps serving"
+
+
+def test_a_second_training_of_one_profile_is_refused_while_the_first_runs(comfyui):
+    photos = [tom()] * 24  # enough work to still be running when the next requests arrive
+    status, answer = upload(comfyui, "Busy Person", photos)
+    assert status == 202, answer
+    job = answer["job"]
+    status, second = upload(comfyui, "Busy Person", [tom()])
+    assert status == 409 and "already being trained" in second["error"]
+    for method, path, body in (("DELETE", "", None), ("POST", "/rename", {"name": "Other"})):
+        status, refused = call(comfyui, method, f"/identity/profiles/{job['profile_id']}{path}", body)
+        assert status == 409 and "being trained right now" in refused["error"], refused
+    assert [j["job_id"] for j in call(comfyui, "GET", "/identity/profiles")[1]["jobs"]] == [job["job_id"]]
+    assert wait_for(comfyui, job)["status"] == "READY"
+    status, answer = upload(comfyui, "Busy Person", [tom()], overwrite="true")
+    assert status == 202 and answer["job"]["profile_id"] == job["profile_id"], "retraining keeps the id"
+    wait_for(comfyui, answer["job"])

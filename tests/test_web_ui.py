@@ -1,0 +1,200 @@
+"""The Identity panel and node widgets in a real browser (headless Debian Chromium) on the real ComfyUI and its
+pinned frontend: train from dropped photos, pick the new profile on Profile Load, score, rename, delete; and bad
+uploads refused with a visible message. Screenshots go to output/test-artifacts/web/."""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+
+import pytest
+from PIL import Image
+
+from browser import clear_screenshots, drop_files, launch, shot, sync_playwright
+from conftest import ROOT, TOM_HANKS, face, needs_faces
+
+LOAD_MS = 120_000
+TRAIN_MS = 240_000
+OURS = "/extensions/identity-layer/"
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_playwright() as playwright:
+        browser = launch(playwright)
+        clear_screenshots()
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, comfyui, request):
+    """ComfyUI's UI, loaded and idle, with the template browser of a first visit turned off."""
+    comfyui.client.request("/settings/Comfy.TutorialCompleted", True)
+    context = browser.new_context(viewport={"width": 1600, "height": 1000})
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda error: problems.append(f"{error}\n{error.stack or ''}"))
+    page.on("console", lambda message: message.type == "error" and OURS in str(message.location.get("url"))
+            and problems.append(message.text))
+    page.goto(comfyui.client.url)
+    page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
+    page.click(".identity-profiles-tab-button", timeout=LOAD_MS)
+    page.wait_for_selector(".identity-panel .identity-dropzone")
+    failed = request.session.testsfailed
+    yield page
+    if request.session.testsfailed > failed:
+        shot(page, request.config, f"failed-{request.node.name}")
+    context.close()
+    ours = [p for p in problems if OURS in p]
+    assert not ours, f"errors from the pack's web extension: {ours}"
+
+
+def png(size=(300, 300), value=180) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (value, value, value)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def loaded_width(page, image) -> int:
+    """The natural width of an <img> once it has loaded (waiting at most a minute: `decode()` can wait forever)."""
+    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=60_000)
+    return image.evaluate("(img) => img.naturalWidth")
+
+
+def wait_until_idle(comfyui, timeout: float = 120) -> None:
+    """Until ComfyUI's queue is empty: the whole workflow ran, not just the node a test looked at."""
+    deadline = time.monotonic() + timeout
+    while comfyui.client.request("/queue")["queue_running"]:
+        assert time.monotonic() < deadline, "the workflow did not finish"
+        time.sleep(0.2)
+
+
+def profile_load(page, expression: str):
+    """Evaluates `expression` with `node` (the Profile Load node) and `combo` (its profile widget) in scope."""
+    return page.evaluate(f"""() => {{
+        const node = app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad");
+        const combo = node.widgets.find((w) => w.name === "profile");
+        return {expression};
+    }}""")
+
+
+def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
+    before = [p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]]
+    page.fill(".identity-name-input", "Refused Person")
+    cases = [
+        ("text-renamed-jpg", {"name": "notes.jpg", "data": b"Meeting notes, not a photo"}, "'notes.jpg' is not an image"),
+        ("oversized", {"name": "huge.jpg", "data": b"\xff\xd8\xff\xe0", "size": 33 * 1024 * 1024}, "'huge.jpg' is over 32 MiB"),
+        ("path-like-name", {"name": "../../models/evil.jpg", "data": TOM_HANKS.read_bytes(), "type": "image/png"},
+         "looks like a path"),
+    ]
+    for name, file, words in cases:
+        drop_files(page, ".identity-dropzone", [file])
+        page.click(".identity-train-button")
+        message = page.wait_for_selector(".identity-new .identity-message.error")
+        page.wait_for_function("(words) => document.querySelector('.identity-new .identity-message').textContent.includes(words)",
+                               arg=words, timeout=60_000)
+        assert message.is_visible() and message.inner_text().startswith("Upload refused: ")
+        shot(page, request.config, f"refused-{name}")
+        page.click(".identity-clear-button")
+    assert [p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]] == before
+    toasts = page.locator(".p-toast-message").all_inner_texts()
+    assert not any("Unable to find workflow" in t for t in toasts), "dropped photos must not reach ComfyUI's workflow loader"
+
+
+@needs_faces
+def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
+    workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+    page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
+    page.wait_for_selector(".identity-node-thumb")  # Profile Load's thumbnail view, before the profile exists
+
+    # 1. New profile: drop photos (four of him, one of someone else, one without a face) and train.
+    page.fill(".identity-name-input", "Obama (browser)")
+    photos = [{"name": path.split("/")[1], "data": face(path).read_bytes()}
+              for path in ("obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg",
+                           "biden/biden1.jpg")]
+    drop_files(page, ".identity-dropzone", photos + [{"name": "blank.png", "data": png(), "type": "image/png"}])
+    assert page.locator(".identity-file").count() == 6
+    shot(page, request.config, "1-photos-dropped")
+    page.evaluate("""() => {
+        window.identitySeen = [];
+        new MutationObserver(() => {
+            const status = document.querySelector(".identity-job-status")?.dataset.status;
+            if (status && window.identitySeen.at(-1) !== status) window.identitySeen.push(status);
+        }).observe(document.querySelector(".identity-job"), { childList: true, subtree: true });
+    }""")
+    page.click(".identity-train-button")
+    page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
+    seen = page.evaluate("window.identitySeen")
+    lifecycle = ["VALIDATING", "QUEUING", "IN_PROGRESS", "READY"]
+    assert seen[-1] == "READY" and seen == sorted(seen, key=lifecycle.index), seen  # how many show depends on speed
+    assert page.locator(".identity-steps li.done").all_inner_texts() == ["VALIDATING", "QUEUING", "IN PROGRESS"]
+    verdicts = {row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
+                for row in page.locator(".identity-new .identity-verdict").all()}
+    assert [v for v, _ in verdicts.values()].count("accepted") == 4
+    assert verdicts["biden1.jpg"][0] == "rejected" and "not the main subject" in verdicts["biden1.jpg"][1]
+    assert verdicts["blank.png"][0] == "rejected" and "no face found" in verdicts["blank.png"][1]
+    card = page.locator(".identity-card", has_text="Obama (browser)")
+    card.locator(".identity-badge.ready").wait_for()
+    card.scroll_into_view_if_needed()  # other tests' profiles may come first; thumbnails load when seen
+    assert loaded_width(page, card.locator("img.identity-thumb")) == 384
+    profile_id = card.get_attribute("data-profile-id")
+    shot(page, request.config, "2-trained")
+    page.click(".identity-dismiss")  # the finished job's report can be put away
+    page.locator(".identity-job").wait_for(state="hidden")
+
+    # 2. Without reloading the page, Profile Load's list has the new profile; pick it from the list.
+    assert "Obama (browser)" in profile_load(page, "combo.options.values")
+    page.click(".identity-profiles-tab-button")  # close the panel to see the whole graph
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+    x, y = profile_load(page, "app.canvasPosToClientPos([node.pos[0] + node.size[0] / 2, node.pos[1] + combo.y + 10])")
+    page.mouse.click(x, y)
+    entry = page.locator(".litecontextmenu .litemenu-entry", has_text="Obama (browser)")
+    entry.wait_for()
+    shot(page, request.config, "3-profile-load-list")
+    entry.click()
+    thumbnail = page.locator(".identity-node-thumb img")
+    page.wait_for_function(f"() => document.querySelector('.identity-node-thumb img')?.src.includes('/{profile_id}/')")
+    assert loaded_width(page, thumbnail) == 384
+    assert "4 photos" in page.locator(".identity-node-thumb .identity-node-caption").inner_text()
+
+    # 3. Run the scoring workflow; ArcFace Score shows each subject's score on the node.
+    page.click("[data-testid=queue-button]")
+    table = page.locator(".identity-node-scores table")
+    table.wait_for(timeout=TRAIN_MS)
+    assert table.locator("th").all_inner_texts() == ["image", "Obama (browser)", "weakest"]
+    rows = [row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all()]
+    assert [r[0] for r in rows] == ["#1", "#2", "#3"]
+    assert float(rows[0][1]) > 0.5, rows  # his photo
+    assert rows[1][1] == rows[2][1] == "—", rows  # Kit Harington and Rose Leslie: not him
+    wait_until_idle(comfyui)
+    shot(page, request.config, "4-scored")
+
+    # 4. Rename: the card and the Profile Load node follow; the id stays.
+    page.click(".identity-profiles-tab-button")
+    card = page.locator(f".identity-card[data-profile-id='{profile_id}']")
+    card.locator(".identity-link-button", has_text="Details").click()
+    card.locator(".identity-details dl").wait_for()
+    card.locator(".identity-link-button.rename").click()
+    card.locator(".identity-rename-input").fill("Barack Obama (browser)")
+    card.locator(".identity-link-button.save").click()
+    card.locator(".identity-card-name", has_text="Barack Obama (browser)").wait_for()
+    page.wait_for_function("""() => app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+        .widgets.find((w) => w.name === "profile").value === "Barack Obama (browser)" """)
+    card.scroll_into_view_if_needed()
+    shot(page, request.config, "5-renamed")
+
+    # 5. Delete, confirmed in place: the card and the picker entry go.
+    card.locator(".identity-link-button.delete").click()
+    confirm = card.locator(".identity-confirm")
+    assert re.search(r'Delete "Barack Obama \(browser\)" for good\?', confirm.inner_text())
+    card.scroll_into_view_if_needed()
+    shot(page, request.config, "6-confirm-delete")
+    confirm.locator(".confirm-delete").click()
+    card.wait_for(state="detached")
+    page.wait_for_function("""() => !app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+        .widgets.find((w) => w.name === "profile").options.values.includes("Barack Obama (browser)")""")
+    assert not (comfyui.base / "models" / "identity_profiles" / f"{profile_id}.safetensors").exists()
+    shot(page, request.config, "7-deleted")

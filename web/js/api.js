@@ -1,0 +1,48 @@
+// The Identity Layer's HTTP routes (nodes/routes.py), as promises. A refusal rejects with the server's sentence.
+import { api } from "../../../scripts/api.js";
+
+export const TRAINING_EVENT = "identity.training";
+export const FINISHED = new Set(["READY", "ERROR"]);
+
+async function call(path, options = {}) {
+  let response;
+  try {
+    response = await api.fetchApi(path, options);
+  } catch (error) {
+    throw new Error(`could not reach ComfyUI (${error.message}); is the server still running?`);
+  }
+  const body = await response.json().catch(() => null);
+  if (!response.ok) throw new Error(body?.error ?? `the server answered ${response.status} ${response.statusText}`);
+  return body;
+}
+
+const profilePath = (id) => `/identity/profiles/${encodeURIComponent(id)}`;
+
+export const listProfiles = () => call("/identity/profiles");
+export const getProfile = (id) => call(profilePath(id));
+export const getJob = (jobId) => call(`/identity/jobs/${encodeURIComponent(jobId)}`);
+export const deleteProfile = (id) => call(profilePath(id), { method: "DELETE" });
+
+export function renameProfile(id, name) {
+  return call(`${profilePath(id)}/rename`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ name }),
+  });
+}
+
+/** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING). */
+export async function createProfile(name, files, overwrite) {
+  const form = new FormData();
+  form.append("name", name);
+  form.append("overwrite", overwrite ? "true" : "false");
+  for (const file of files) form.append("photos", file, file.name);
+  return (await call("/identity/profiles", { method: "POST", body: form })).job;
+}
+
+/** A route path (as the server lists them) as a URL the browser can load. */
+export const imageURL = (path) => api.apiURL(path);
+
+export function onTrainingEvent(callback) {
+  api.addEventListener(TRAINING_EVENT, (event) => callback(event.detail));
+}

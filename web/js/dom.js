@@ -1,0 +1,44 @@
+// A tiny element builder: h("div.card", {onclick, title}, child, ...). Text always goes in as text, never HTML.
+export function h(tag, props = {}, ...children) {
+  const [name, ...classes] = tag.split(".");
+  const element = document.createElement(name || "div");
+  if (classes.length) element.className = classes.join(" ");
+  for (const [key, value] of Object.entries(props ?? {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) element.addEventListener(key.slice(2).toLowerCase(), value);
+    else if (key === "dataset") Object.assign(element.dataset, value);
+    else if (key in element) element[key] = value;
+    else element.setAttribute(key, value === true ? "" : value);
+  }
+  element.append(...present(children));
+  return element;
+}
+
+/** Replaces an element's children; nested arrays are flattened and null, undefined and false are skipped. */
+export function fill(element, ...children) {
+  element.replaceChildren(...present(children));
+  return element;
+}
+
+const present = (children) => children.flat(Infinity).filter((child) => child !== null && child !== undefined && child !== false);
+
+export const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
+
+export function formatBytes(size) {
+  if (size < 1024) return `${size} B`;
+  if (size < 1024 * 1024) return `${(size / 1024).toFixed(0)} kB`;
+  return `${(size / 1024 / 1024).toFixed(1)} MB`;
+}
+
+export function formatDate(iso) {
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? "" : date.toLocaleDateString(undefined, { year: "numeric", month: "short", day: "numeric" });
+}
+
+const STYLES = new URL("../identity.css", import.meta.url).href;
+
+/** Adds the pack's stylesheet once, whichever extension asks first. */
+export function loadStyles() {
+  if (document.querySelector(`link[href="${STYLES}"]`)) return;
+  document.head.append(h("link", { rel: "stylesheet", href: STYLES }));
+}

@@ -1,0 +1,184 @@
+// The "Identity" sidebar tab: the new-profile form and the gallery of profiles, with their training status,
+// details (report, calibration, reference portraits), rename and delete (each confirmed in place).
+import { app } from "../../../scripts/app.js";
+import { deleteProfile, getProfile, imageURL, onTrainingEvent, renameProfile } from "./api.js";
+import { fill, formatDate, h, loadStyles, plural } from "./dom.js";
+import { retargetProfileLoads } from "./nodes.js";
+import { refreshProfiles, runningJobs, state, subscribe, updateJob } from "./store.js";
+import { uploadForm } from "./upload.js";
+
+const modes = new Map(); // profile id → { mode: "rename" | "delete", draft, error }
+const open = new Set(); // profile ids whose details are shown
+const details = new Map(); // profile id → details from the server (or { error })
+let gallery = null; // the mounted gallery list
+let unmount = null;
+
+app.registerExtension({
+  name: "identity-layer.panel",
+  setup() {
+    loadStyles();
+    onTrainingEvent(updateJob);
+    app.extensionManager.registerSidebarTab({
+      id: "identity-profiles",
+      icon: "pi pi-id-card",
+      title: "Identity",
+      tooltip: "Identity profiles: train from photos, rename, delete",
+      type: "custom",
+      render: mount,
+      destroy: () => unmount?.(),
+    });
+  },
+});
+
+function mount(element) {
+  gallery = h("ul.identity-gallery");
+  fill(element, h("div.identity-panel", {},
+    h("header.identity-header", {}, h("h3", {}, "Identity profiles"),
+      h("button.identity-icon-button", { type: "button", title: "Reload the profile list", onclick: refreshProfiles },
+        h("i.pi.pi-refresh"))),
+    uploadForm(),
+    h("h4", {}, "Profiles"),
+    gallery));
+  unmount?.();
+  unmount = subscribe(renderAll);
+  renderAll();
+  refreshProfiles();
+}
+
+function renderGallery(list) {
+  const jobs = runningJobs();
+  const known = new Set(state.profiles.map((p) => p.id));
+  const empty = state.loaded && !state.profiles.length && !jobs.length;
+  fill(list,
+    state.error ? h("li.identity-message.error", {}, state.error) : null,
+    state.loaded ? null : h("li.identity-empty", {}, "Loading…"),
+    empty ? h("li.identity-empty", {}, "No profiles yet: train one above.") : null,
+    jobs.filter((job) => !known.has(job.profile_id)).map(jobCard),
+    state.profiles.map((profile) => profileCard(profile, jobs.find((job) => job.profile_id === profile.id))));
+  const editing = list.querySelector(".identity-rename-input");
+  if (editing && document.activeElement !== editing) editing.focus();
+}
+
+const percent = (job) => `${Math.round(job.progress * 100)}%`;
+
+function jobCard(job) {
+  return h("li.identity-card.training", { dataset: { profileId: job.profile_id } },
+    h("div.identity-thumb.placeholder", {}, h("i.pi.pi-spin.pi-spinner")),
+    h("div.identity-card-body", {},
+      h("div.identity-card-name", {}, job.name),
+      h("small.identity-card-id", {}, job.profile_id),
+      h("span.identity-badge.training", {}, `${job.status.replace("_", " ")} ${percent(job)}`),
+      h("div.identity-card-meta", {}, job.message)));
+}
+
+function profileCard(profile, job) {
+  const mode = modes.get(profile.id);
+  const rejected = profile.photos_rejected ? ` · ${profile.photos_rejected} rejected` : "";
+  return h("li.identity-card", { dataset: { profileId: profile.id } },
+    h("img.identity-thumb", { src: imageURL(profile.thumbnail), alt: `${profile.name}`, loading: "lazy",
+      onclick: () => toggleDetails(profile) }),
+    h("div.identity-card-body", {},
+      mode?.mode === "rename" ? renameEditor(profile, mode) : h("div.identity-card-name", { title: profile.name }, profile.name),
+      h("small.identity-card-id", {}, profile.id),
+      job ? h("span.identity-badge.training", {}, `${job.status.replace("_", " ")} ${percent(job)}`)
+        : h("span.identity-badge.ready", {}, "READY"),
+      h("div.identity-card-meta", {}, `${plural(profile.photos_accepted, "photo")}${rejected} · threshold ${profile.threshold?.toFixed(2)}`
+        + (profile.confidence === "low" ? " · low confidence" : "")),
+      h("div.identity-card-meta", {}, `${profile.engine} · ${formatDate(profile.created)}`),
+      mode?.mode === "delete" ? deleteConfirm(profile, mode) : actions(profile, Boolean(job)),
+      mode?.error ? h("div.identity-message.error", { role: "alert" }, mode.error) : null,
+      open.has(profile.id) ? detailsView(profile) : null));
+}
+
+function actions(profile, training) {
+  const button = (label, onclick, extra = "") => h(`button.identity-link-button${extra}`, { type: "button", onclick, disabled: training }, label);
+  return h("div.identity-card-actions", {},
+    h("button.identity-link-button", { type: "button", onclick: () => toggleDetails(profile) }, open.has(profile.id) ? "Hide details" : "Details"),
+    button("Rename", () => setMode(profile.id, { mode: "rename", draft: profile.name }), ".rename"),
+    button("Delete", () => setMode(profile.id, { mode: "delete" }), ".delete"));
+}
+
+function setMode(id, mode) {
+  if (mode) modes.set(id, mode);
+  else modes.delete(id);
+  renderAll();
+}
+
+/** Redraws the mounted gallery: on store changes, and on the panel's own (a mode, an opened card). */
+function renderAll() {
+  if (gallery?.isConnected) renderGallery(gallery);
+}
+
+function renameEditor(profile, mode) {
+  const save = async () => {
+    const oldLabel = profile.label;
+    try {
+      await renameProfile(profile.id, mode.draft);
+      modes.delete(profile.id);
+      await app.refreshComboInNodes(); // the pickers' lists, and (through its hook) this gallery
+      retargetProfileLoads(oldLabel, state.profiles.find((p) => p.id === profile.id)?.label);
+    } catch (error) {
+      mode.error = error.message;
+    }
+    renderAll();
+  };
+  const input = h("input.identity-rename-input", { type: "text", value: mode.draft, maxLength: 100,
+    oninput: () => (mode.draft = input.value),
+    onkeydown: (event) => (event.key === "Enter" ? save() : event.key === "Escape" && setMode(profile.id, null)) });
+  return h("div.identity-rename", {}, input,
+    h("button.identity-link-button.save", { type: "button", onclick: save }, "Save"),
+    h("button.identity-link-button", { type: "button", onclick: () => setMode(profile.id, null) }, "Cancel"));
+}
+
+function deleteConfirm(profile, mode) {
+  const confirm = async () => {
+    try {
+      await deleteProfile(profile.id);
+      modes.delete(profile.id);
+      open.delete(profile.id);
+      details.delete(profile.id);
+      await app.refreshComboInNodes();
+    } catch (error) {
+      mode.error = error.message;
+    }
+    renderAll();
+  };
+  return h("div.identity-confirm", { role: "alertdialog" },
+    h("span", {}, `Delete "${profile.name}" for good? Workflows that load it will stop working.`),
+    h("button.identity-link-button.danger.confirm-delete", { type: "button", onclick: confirm }, "Delete"),
+    h("button.identity-link-button", { type: "button", onclick: () => setMode(profile.id, null) }, "Cancel"));
+}
+
+async function toggleDetails(profile) {
+  if (open.delete(profile.id)) return renderAll();
+  open.add(profile.id);
+  renderAll();
+  const key = `${profile.id}@${profile.created}`;
+  if (details.get(profile.id)?.key === key) return;
+  try {
+    details.set(profile.id, { key, ...(await getProfile(profile.id)) });
+  } catch (error) {
+    details.set(profile.id, { key, error: error.message });
+  }
+  renderAll();
+}
+
+function detailsView(profile) {
+  const data = details.get(profile.id);
+  if (!data) return h("div.identity-details", {}, "Loading…");
+  if (data.error) return h("div.identity-details.identity-message.error", {}, data.error);
+  const calibration = data.calibration ?? {};
+  const loo = calibration.leave_one_out ?? {};
+  return h("div.identity-details", {},
+    h("div.identity-portraits", {}, data.portraits.map((portrait) =>
+      h("img", { src: imageURL(portrait.url), alt: "", title: portrait.photo ? `from ${portrait.photo}` : "" }))),
+    h("dl", {},
+      h("dt", {}, "Threshold"), h("dd", {}, `${calibration.threshold} (engine ${calibration.engine_threshold}, ${calibration.confidence} confidence)`),
+      loo.n ? [h("dt", {}, "Self-similarity"), h("dd", {}, `${loo.mean} ± ${loo.std} over ${loo.n} photos`)] : null,
+      h("dt", {}, "Engine"), h("dd", {}, data.engine_info?.name ?? data.engine)),
+    h("ul.identity-verdicts.compact", {}, (data.report?.photos ?? []).map((photo) =>
+      h(`li.identity-verdict.${photo.verdict}`, {},
+        h("span.identity-verdict-mark", {}, photo.verdict === "accepted" ? "✓" : "✗"),
+        h("span.identity-verdict-text", {}, h("strong", {}, photo.path), h("span", {}, photo.reason))))),
+    (data.report?.warnings ?? []).map((warning) => h("div.identity-warning", {}, warning)));
+}

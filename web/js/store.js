@@ -1,0 +1,61 @@
+// What the panel and the node widgets share: the profile list and the training jobs, with change listeners.
+// Jobs arrive over the websocket and from polling; a job's end is handled once, whichever brings it first.
+import { app } from "../../../scripts/app.js";
+import { FINISHED, listProfiles } from "./api.js";
+
+export const state = { profiles: [], jobs: new Map(), loaded: false, error: "" };
+const listeners = new Set();
+const ended = new Set();
+
+export function subscribe(listener) {
+  listeners.add(listener);
+  return () => listeners.delete(listener);
+}
+
+function notify() {
+  for (const listener of listeners) listener(state);
+}
+
+export async function refreshProfiles() {
+  try {
+    const { profiles, jobs } = await listProfiles();
+    state.profiles = profiles;
+    for (const job of jobs) rememberJob(job);
+    state.error = "";
+  } catch (error) {
+    state.error = error.message;
+  }
+  state.loaded = true;
+  notify();
+}
+
+function rememberJob(snapshot) {
+  const known = state.jobs.get(snapshot.job_id);
+  if (known && known.updated > snapshot.updated) return false; // an older poll answer arriving late
+  state.jobs.set(snapshot.job_id, snapshot);
+  return true;
+}
+
+/** A job snapshot from the websocket or a poll. When it ends: reload the list, and the node pickers on READY. */
+export async function updateJob(snapshot) {
+  if (!rememberJob(snapshot)) return;
+  notify();
+  if (!FINISHED.has(snapshot.status) || ended.has(snapshot.job_id)) return;
+  ended.add(snapshot.job_id);
+  toast(snapshot);
+  if (snapshot.status === "READY") await app.refreshComboInNodes(); // its extension hook reloads the list
+  else await refreshProfiles();
+}
+
+export const profileByLabel = (label) => state.profiles.find((p) => p.label === label);
+export const runningJobs = () => [...state.jobs.values()].filter((job) => !FINISHED.has(job.status));
+
+function toast(job) {
+  const ready = job.status === "READY";
+  app.extensionManager?.toast?.add({
+    severity: ready ? "success" : "error",
+    summary: ready ? `Profile "${job.name}" is ready` : `Training "${job.name}" failed`,
+    detail: job.message,
+    life: ready ? 4000 : 8000,
+  });
+}
