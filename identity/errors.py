@@ -53,3 +53,8 @@ class TrainingBusy(IdentityError):
 
 class Cancelled(IdentityError):
     """The user stopped the work; nothing was saved."""
+
+
+class WeightsMismatch(IdentityError):
+    """A weights file whose tensors are not those its model needs (missing, unexpected or mis-shaped keys), or
+    weights that do not fit the model they are applied to."""
