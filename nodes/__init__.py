@@ -5,12 +5,17 @@ from comfy_api.latest import ComfyExtension, io
 from .arcface_score import ArcFaceScore
 from .face_engine import FaceEngine
 from .glue import register_model_folders
+from .identity_condition_flux import IdentityConditionFlux
+from .identity_condition_reference import IdentityConditionReference
+from .identity_prompt_reference import IdentityPromptReference
 from .profile_load import ProfileLoad
 from .profile_train import ProfileTrain
+from .pulid_load import PuLIDLoad
 
 __all__ = ["IdentityExtension", "register_model_folders"]
 
 
 class IdentityExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
-        return [FaceEngine, ProfileTrain, ProfileLoad, ArcFaceScore]
+        return [FaceEngine, ProfileTrain, ProfileLoad, ArcFaceScore, PuLIDLoad, IdentityConditionFlux,
+                IdentityConditionReference, IdentityPromptReference]

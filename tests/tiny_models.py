@@ -119,17 +119,16 @@ def toy_flux(seed: int = 0):
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
 
 
-def fp8(shape: tuple, generator: torch.Generator) -> torch.Tensor:
-    """Random e4m3 values of magnitude ≤ 0.12, drawn as bytes (fast): sign, a small exponent, any mantissa."""
-    return (torch.randint(0, 256, shape, dtype=torch.uint8, generator=generator) & 0b10011111).view(torch.float8_e4m3fn)
-
-
 def _small_weights(shapes: dict[str, tuple], seed: int) -> dict[str, torch.Tensor]:
-    generator = torch.Generator().manual_seed(seed)
+    """Matrices as random e4m3 values of magnitude ≤ 0.12, made as bytes (sign, a small exponent, any mantissa)
+    and cut from one shared pool, which is fast for half a billion weights; norms 1, biases 0."""
+    pool = torch.randint(0, 256, (1 << 24,), dtype=torch.uint8, generator=torch.Generator().manual_seed(seed))
+    pool &= 0b10011111
     state = {}
-    for key, shape in shapes.items():
+    for offset, (key, shape) in enumerate(shapes.items()):
         if len(shape) >= 2:
-            state[key] = fp8(shape, generator)
+            count = torch.Size(shape).numel()
+            state[key] = pool.roll(offset * 7919).repeat(-(-count // len(pool)))[:count].view(torch.float8_e4m3fn).reshape(shape)
         elif key.endswith(("scale", "weight")) and "norm" in key:
             state[key] = torch.ones(shape, dtype=torch.bfloat16)
         else:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
@@ -50,9 +51,17 @@ def encode(adapter: FluxAdapter, arcface: torch.Tensor, crops, dtype: torch.dtyp
     return torch.cat(out)
 
 
+def _float32() -> torch.dtype:
+    return torch.float32
+
+
 def profile_tokens(adapter: FluxAdapter, profile: Profile, engine: FaceEngine,
-                   dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """The profile's ID tokens `[1, queries, token_dim]`, float32 on the CPU."""
+                   prepare: Callable[[], torch.dtype] = _float32) -> torch.Tensor:
+    """The profile's ID tokens `[1, queries, token_dim]`, float32 on the CPU.
+
+    Only when they are not cached yet, `prepare()` runs first: it puts the encoders where they should compute
+    and returns the dtype to compute in.
+    """
     check_engine(adapter, engine)
     key = (profile.id, profile.created, engine.info.key, adapter.key)
     with _lock:
@@ -60,7 +69,7 @@ def profile_tokens(adapter: FluxAdapter, profile: Profile, engine: FaceEngine,
             _cache.move_to_end(key)
             return _cache[key]
     arcface = torch.from_numpy(engine.recognizer.embed(profile.crops))
-    tokens = encode(adapter, arcface, profile.crops, dtype).mean(dim=0, keepdim=True)
+    tokens = encode(adapter, arcface, profile.crops, prepare()).mean(dim=0, keepdim=True)
     with _lock:
         _cache[key] = tokens
         while len(_cache) > CACHE_SIZE:
