@@ -43,3 +43,13 @@ def reference_images(profiles: list[Profile], portraits: int, side: int) -> list
     if not (1 <= portraits <= MAX_PORTRAITS and MIN_SIDE <= side <= MAX_SIDE):
         raise IdentityError(f"portraits must be 1-{MAX_PORTRAITS} and size {MIN_SIDE}-{MAX_SIDE} px")
     return [reference_image(p, portraits, side) for p in profiles]
+
+
+def with_references(conditioning: list, latents: list) -> list:
+    """ComfyUI conditioning (`[[tokens, options], …]`) with `latents` as its first `reference_latents`.
+
+    Core `ReferenceLatent` appends to the same list; profiles go first so that profile N is reference image N
+    whatever other references the conditioning carries. The input is not modified.
+    """
+    return [[tokens, {**options, "reference_latents": [*latents, *options.get("reference_latents", [])]}]
+            for tokens, options in conditioning]

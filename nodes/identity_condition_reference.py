@@ -4,14 +4,8 @@ from __future__ import annotations
 
 from comfy_api.latest import io, ui
 
-from ..identity.reference import MAX_PORTRAITS, MAX_SIDE, MIN_SIDE, MULTIPLE, reference_images
+from ..identity.reference import MAX_PORTRAITS, MAX_SIDE, MIN_SIDE, MULTIPLE, reference_images, with_references
 from .glue import Profiles, to_images
-
-
-def with_references(conditioning: list, latents: list) -> list:
-    """`conditioning` with `latents` as its first reference latents (as core ReferenceLatent stores them)."""
-    return [[tensor, {**options, "reference_latents": [*latents, *options.get("reference_latents", [])]}]
-            for tensor, options in conditioning]
 
 
 class IdentityConditionReference(io.ComfyNode):

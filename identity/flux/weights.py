@@ -8,6 +8,7 @@ through `torch.load(weights_only=True)` (EVA-CLIP ships one), never pickled code
 
 from __future__ import annotations
 
+import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,9 +47,13 @@ def read_tensors(path: Path) -> dict[str, torch.Tensor]:
         with safe_open(str(path), framework="pt") as handle:
             return {key: handle.get_tensor(key) for key in handle.keys()}
     try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
-    except RuntimeError:  # an old-style (non-zip) file cannot be memory-mapped
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # an old-style (non-zip) file cannot be memory-mapped
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsMismatch(f"{path} holds more than tensors, and pickled code is never run: use a "
+                              f".safetensors or plain state-dict file ({str(exc).splitlines()[0]})") from None
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
