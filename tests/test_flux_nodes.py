@@ -13,6 +13,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from comfyui import api_twin
 from conftest import TOM_HANKS
 from identity.profile import ProfileStore
 from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_taef1
@@ -141,3 +142,24 @@ def test_missing_adapter_files_name_the_file_and_folder(tiny):
     message = run.error["exception_message"]
     assert run.status == "error" and "absent.safetensors" in message and "pulid_flux_v0.9.1.safetensors" in message
     assert str(tiny.base / "models" / "pulid") in message
+
+
+def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
+    """example_workflows/flux_identity_then_arcface_rank with the tiny models in place of the real files."""
+    prompt = api_twin("flux_identity_then_arcface_rank")
+    swap = {"UNETLoader": {"unet_name": "tiny_flux.safetensors"}, "VAELoader": {"vae_name": "taef1"},
+            "IdentityPuLIDLoader": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors"},
+            "IdentityProfileLoad": {"profile": PROFILE}, "EmptySD3LatentImage": {"width": 64, "height": 64},
+            "KSampler": {"steps": 2}}
+    for node in prompt.values():
+        node["inputs"].update(swap.get(node["class_type"], {}))
+    clip = next(k for k, n in prompt.items() if n["class_type"] == "DualCLIPLoader")
+    prompt[clip] = {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}}
+    prompt["99"] = {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}}
+    for node in prompt.values():
+        if node["class_type"] in ("IdentityConditionFlux", "IdentityArcFaceScore"):
+            node["inputs"]["face_engine"] = ["99", 0]
+    run = tiny.client.run(prompt)
+    assert run.status == "success", run.error
+    scores = next(o["identity_scores"] for o in run.outputs.values() if "identity_scores" in o)
+    assert [s["index"] for s in scores] == [0, 1, 2, 3], "all four candidates were scored"
