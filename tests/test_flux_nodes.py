@@ -19,6 +19,14 @@ from identity.profile import ProfileStore
 from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_taef1
 
 PROFILE = "Flux Tom"
+NODES = {
+    "IdentityPuLIDLoader": ("PuLID-Flux Load", ["pulid", "eva_clip"], ["IDENTITY_FLUX_ADAPTER"]),
+    "IdentityConditionFlux": ("Identity Condition (Flux)", ["model", "profiles", "adapter", "weight", "start_at",
+                                                            "end_at", "masks", "image", "face_engine"], ["MODEL"]),
+    "IdentityConditionReference": ("Identity Condition (Reference)",
+                                   ["conditioning", "vae", "profiles", "portraits", "size"], ["CONDITIONING"]),
+    "IdentityPromptReference": ("Identity Prompt (Reference)", ["prompt", "profiles"], ["STRING"]),
+}
 
 
 @pytest.fixture(scope="module")
@@ -79,6 +87,15 @@ def sample(comfyui, prompt: dict) -> torch.Tensor:
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error
     return saved_latent(comfyui, run)
+
+
+def test_object_info_lists_the_local_model_nodes(comfyui):
+    info = comfyui.client.object_info()
+    for node_id, (display, inputs, outputs) in NODES.items():
+        node = info[node_id]
+        declared = node["input_order"].get("required", []) + node["input_order"].get("optional", [])
+        assert (node["display_name"], node["category"], declared, node["output"]) == (display, "identity", inputs, outputs)
+    assert info["IdentityConditionFlux"]["input_order"]["optional"] == ["masks", "image", "face_engine"]
 
 
 def test_flux_sampling_with_identity_condition_in_the_graph(tiny):

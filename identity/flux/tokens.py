@@ -7,6 +7,7 @@ ComfyUI ports do for several input images. Computed once per (profile, face engi
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -21,6 +22,8 @@ from .eva_clip import normalize
 from .faces import encoder_faces, to_pixels
 from .weights import FluxAdapter
 
+log = logging.getLogger(__name__)
+
 #: Photos encoded per forward pass (bounds memory with real-size models).
 ENCODE_BATCH = 8
 CACHE_SIZE = 32
@@ -30,11 +33,14 @@ _lock = threading.Lock()
 
 
 def check_engine(adapter: FluxAdapter, engine: FaceEngine) -> None:
+    """Another embedding size is refused; another recognizer of the right size works, but less well: a warning."""
     if engine.info.dim != adapter.arcface_dim:
         raise WeightsMismatch(
             f"this PuLID-Flux adapter was trained on {adapter.arcface_dim}-d ArcFace embeddings (antelopev2), but the "
             f"face engine '{engine.name}' gives {engine.info.dim}-d ones: put the antelopev2 pack in "
             "models/insightface/models/antelopev2/ and choose it with a Face Engine node")
+    if "antelopev2" not in engine.name:
+        log.warning("PuLID-Flux was trained on antelopev2's ArcFace; with '%s' the likeness is weaker", engine.name)
 
 
 @torch.no_grad()
