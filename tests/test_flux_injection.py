@@ -221,3 +221,25 @@ def test_encoder_faces_are_grey_with_a_white_background(tom_profile):
     assert (faces[..., 0] == faces[..., 1]).all() and (faces[..., 1] == faces[..., 2]).all()
     assert (faces[:, :20] == 255).all() and (faces[:, :, :20] == 255).all(), "outside the face is white"
     assert faces[:, 150:200, 140:200].mean() < 250, "the face itself is kept"
+
+
+def test_regions_from_an_image_cover_each_persons_head(tom_profile, embedded):
+    from conftest import TOM_HANKS
+    from identity.errors import IdentityError
+    from identity.flux.regions import face_regions
+    from identity.images import load_image
+    from identity.scoring import score_images
+
+    image = np.full((480, 640, 3), 128, np.uint8)
+    image[200:312, 300:412] = load_image(TOM_HANKS)  # a 112-px face crop, placed with room around it
+    scored = score_images([("photo", image)], [tom_profile], embedded)[0]
+    (region,) = face_regions(scored, [tom_profile])
+    x1, y1, x2, y2 = scored.faces[0].bbox
+    rows, columns = np.nonzero(region)
+    assert region.shape == image.shape[:2] and region.sum() == len(rows), "one box of ones"
+    assert rows.min() < y1 and rows.max() > y2 and columns.min() < x1 and columns.max() > x2, "around the face"
+    side = 2 * max(x2 - x1, y2 - y1)  # grown to cover the head and hair
+    assert abs(rows.max() + 1 - rows.min() - side) <= 2 and abs(columns.max() + 1 - columns.min() - side) <= 2
+    stranger = dataclasses.replace(tom_profile, id="stranger", name="Stranger")
+    with pytest.raises(IdentityError, match="not found in the image: Stranger"):
+        face_regions(dataclasses.replace(scored, faces=[]), [stranger])
