@@ -4,7 +4,7 @@
 - `eva_clip`: the EVA02-CLIP vision tower whose features the encoder reads;
 - `weights`: strict loading of both files (`load_adapter`), with errors that name the file, key and shape;
 - `faces` / `tokens`: a profile's ID tokens from its stored crops;
-- `injection`: the block patches, gated by sigma and masked per subject.
+- `injection`: the block patches, gated by sigma and masked per subject; `regions`: where each subject is.
 
 Nothing here imports ComfyUI; `nodes/identity_condition_flux.py` is the glue.
 """

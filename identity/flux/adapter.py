@@ -66,8 +66,8 @@ def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
 def _attend(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, head_dim: int) -> torch.Tensor:
     """Softmax attention over `head_dim`-wide heads; keys and values may have batch 1 for any query batch."""
     q, k, v = _heads(q, head_dim), _heads(k, head_dim), _heads(v, head_dim)
-    if k.shape[0] != q.shape[0]:
-        k, v = k.expand(q.shape[0], -1, -1, -1), v.expand(q.shape[0], -1, -1, -1)
+    if k.shape[0] != q.shape[0]:  # a few ID tokens for a whole batch: copying them is cheap, stride 0 is not
+        k, v = (t.expand(q.shape[0], -1, -1, -1).contiguous() for t in (k, v))
     return F.scaled_dot_product_attention(q, k, v).transpose(1, 2).flatten(2)
 
 
