@@ -98,6 +98,20 @@ def test_weight_zero_and_gating_outside_start_end_reproduce_the_unpatched_output
     assert not torch.equal(first_step_only, full)
 
 
+@pytest.mark.parametrize("weights, compute", [(torch.bfloat16, None), (torch.float8_e4m3fn, torch.bfloat16)])
+def test_the_injection_follows_the_models_dtype(tmp_path, tokens, weights, compute):
+    """Adapter weights as the node loads them (ComfyUI's casting ops), on a bf16 and an fp8 (bf16 compute) Flux."""
+    load_comfy()
+    import comfy.ops
+
+    model = toy_flux(weight_dtype=weights, compute_dtype=compute)
+    cast = load_adapter(*write_adapter(tmp_path / "pulid", tmp_path / "clip_vision"), ops=comfy.ops.manual_cast)
+    plain = sample(model)
+    at_zero = sample(attach(model, injection(model, cast, [Subject(tokens)], weight=0.0), where(model, cast)))
+    injected = sample(attach(model, injection(model, cast, [Subject(tokens)]), where(model, cast)))
+    assert torch.equal(at_zero, plain) and torch.isfinite(injected).all() and not torch.equal(injected, plain)
+
+
 def test_the_input_model_stays_unpatched(flux, adapter, tokens):
     before = sample(flux)
     options = copy.deepcopy(flux.model_options)

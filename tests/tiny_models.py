@@ -103,17 +103,18 @@ TOY_FLUX = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=3
                 qkv_bias=True, guidance_embed=True)
 
 
-def toy_flux(seed: int = 0):
+def toy_flux(seed: int = 0, weight_dtype: torch.dtype = torch.float32, compute_dtype: torch.dtype | None = None):
     """ComfyUI's Flux class at toy sizes, 3 double and 2 single blocks (PuLID's spacing puts a 3-cross-attention
     adapter after double blocks 0 and 2 and single block 0), wrapped as ComfyUI wraps a loaded Flux:
-    `supported_models.Flux` → `model_base.Flux` → `ModelPatcher`."""
+    `supported_models.Flux` → `model_base.Flux` → `ModelPatcher`; weights stored in `weight_dtype`, computed in
+    `compute_dtype` when given (as ComfyUI runs fp8 checkpoints)."""
     load_comfy()
     import comfy.model_base
     import comfy.model_patcher
     import comfy.supported_models
 
     config = comfy.supported_models.Flux({"image_model": "flux", **TOY_FLUX})
-    config.set_inference_dtype(torch.float32, None)
+    config.set_inference_dtype(weight_dtype, compute_dtype)
     model = comfy.model_base.Flux(config, device="cpu")
     model.diffusion_model.load_state_dict(random_state(shapes_of(model.diffusion_model), seed))
     return comfy.model_patcher.ModelPatcher(model, load_device=torch.device("cpu"), offload_device=torch.device("cpu"))
