@@ -159,6 +159,11 @@ def test_missing_adapter_files_name_the_file_and_folder(tiny):
     message = run.error["exception_message"]
     assert run.status == "error" and "absent.safetensors" in message and "pulid_flux_v0.9.1.safetensors" in message
     assert str(tiny.base / "models" / "pulid") in message
+    prompt["1"]["inputs"]["eva_clip"] = ""  # nothing to choose from
+    run = tiny.client.run(prompt)
+    message = run.error["exception_message"]
+    assert "no EVA-CLIP weights found: put EVA02_CLIP_L_336_psz14_s6B.pt" in message
+    assert message.strip().endswith(str(tiny.base / "models" / "clip_vision"))
 
 
 def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
