@@ -8,29 +8,19 @@ from comfy_api.latest import io
 from ..identity.errors import IdentityError
 from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
 from ..identity.flux.injection import STATE_KEY
-from ..identity.flux.regions import check_masks, face_regions
+from ..identity.flux.regions import subject_regions
 from ..identity.scoring import score_images
 from .glue import EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
 from .pulid_load import AdapterHandle
 
 
 def regions(profiles: list, masks: torch.Tensor | None, image: torch.Tensor | None, chosen) -> list:
-    """Per profile, where it acts (`[H, W]` in 0..1, or None for the whole image)."""
-    if masks is not None and image is not None:
-        raise IdentityError("connect either masks or an image to place the people, not both")
-    if masks is not None:
-        masks = masks if masks.ndim == 3 else masks[None]
-        check_masks(len(masks), profiles)
-        return [mask.float().cpu() for mask in masks]
-    if image is not None:
-        if len(image) != 1:
-            raise IdentityError(f"connect one image to place the people ({len(image)} given)")
-        scored = score_images([("image", to_arrays(image)[0])], profiles, chosen)[0]
-        return [torch.from_numpy(region) for region in face_regions(scored, profiles)]
-    if len(profiles) > 1:
-        raise IdentityError(f"{len(profiles)} profiles need a place each, or their identities mix: connect masks "
-                            "(one per profile, in order) or the image whose faces show where each person is")
-    return [None]
+    """MASK / IMAGE → each profile's region as a tensor `[H, W]` (or None: the whole image)."""
+    if image is not None and len(image) != 1:
+        raise IdentityError(f"connect one image to place the people ({len(image)} given)")
+    arrays = None if masks is None else list((masks if masks.ndim == 3 else masks[None]).float().cpu().numpy())
+    scored = None if image is None else score_images([("image", to_arrays(image)[0])], profiles, chosen)[0]
+    return [None if r is None else torch.from_numpy(r) for r in subject_regions(profiles, arrays, scored)]
 
 
 class IdentityConditionFlux(io.ComfyNode):

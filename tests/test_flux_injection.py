@@ -257,3 +257,17 @@ def test_regions_from_an_image_cover_each_persons_head(tom_profile, embedded):
     stranger = dataclasses.replace(tom_profile, id="stranger", name="Stranger")
     with pytest.raises(IdentityError, match="not found in the image: Stranger"):
         face_regions(dataclasses.replace(scored, faces=[]), [stranger])
+
+
+def test_every_subject_needs_a_place_of_its_own(tom_profile):
+    from identity.errors import IdentityError
+    from identity.flux.regions import subject_regions
+
+    twin = dataclasses.replace(tom_profile, id="twin", name="Twin")
+    half = np.zeros((4, 4), np.float32)
+    assert subject_regions([tom_profile]) == [None], "one person alone acts everywhere"
+    assert [r is half for r in subject_regions([tom_profile, twin], masks=[half, half])] == [True, True]
+    with pytest.raises(IdentityError, match="need a place each"):
+        subject_regions([tom_profile, twin])
+    with pytest.raises(IdentityError, match="2 profiles need 2 masks .* got 1"):
+        subject_regions([tom_profile, twin], masks=[half])

@@ -35,7 +35,19 @@ def face_regions(scored: ImageScore, profiles: list[Profile]) -> list[np.ndarray
     return regions
 
 
-def check_masks(count: int, profiles: list[Profile]) -> None:
-    if count != len(profiles):
-        raise IdentityError(f"{len(profiles)} profiles need {len(profiles)} masks (one each, in the profiles' order); "
-                            f"got {count}")
+def subject_regions(profiles: list[Profile], masks: list[np.ndarray] | None = None,
+                    scored: ImageScore | None = None) -> list[np.ndarray | None]:
+    """Per profile, where it acts: its mask, or its head in a scored image, or (one profile alone) everywhere."""
+    if masks is not None and scored is not None:
+        raise IdentityError("connect either masks or an image to place the people, not both")
+    if masks is not None:
+        if len(masks) != len(profiles):
+            raise IdentityError(f"{len(profiles)} profiles need {len(profiles)} masks (one each, in the profiles' "
+                                f"order); got {len(masks)}")
+        return list(masks)
+    if scored is not None:
+        return face_regions(scored, profiles)
+    if len(profiles) > 1:
+        raise IdentityError(f"{len(profiles)} profiles need a place each, or their identities mix: connect masks "
+                            "(one per profile, in order) or the image whose faces show where each person is")
+    return [None]
