@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from safetensors.torch import load_file
 
 from comfyui import api_twin
@@ -118,6 +120,18 @@ def test_several_profiles_without_regions_are_refused(tiny):
     prompt["23"]["inputs"]["profiles"] = ["26", 0]
     run = tiny.client.run(prompt)
     assert run.status == "error" and "need a place each" in run.error["exception_message"]
+
+
+def test_an_image_to_edit_places_the_person(tiny):
+    canvas = np.full((320, 320, 3), 128, np.uint8)
+    canvas[160:272, 180:292] = np.asarray(Image.open(TOM_HANKS).convert("RGB"))  # the face low right, head box inside
+    Image.fromarray(canvas).save(tiny.base / "input" / "flux_tom_scene.png")
+    prompt = {**sampling_graph("placed", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
+    prompt["24"] = {"class_type": "LoadImage", "inputs": {"image": "flux_tom_scene.png"}}
+    prompt["23"]["inputs"]["image"] = ["24", 0]
+    placed = sample(tiny, prompt)
+    everywhere = sample(tiny, {**sampling_graph("everywhere", ["23", 0], ["12", 0]), **identity_nodes(1.0)})
+    assert torch.isfinite(placed).all() and not torch.equal(placed, everywhere)
 
 
 def test_reference_conditioning_reaches_the_model(tiny):
