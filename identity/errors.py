@@ -76,9 +76,15 @@ class ProviderError(IdentityError):
 class ModerationRefused(ProviderError):
     """The provider's safety system refused the request or its output (not retried: the same prompt fails again)."""
 
+
 class UploadRefused(IdentityError):
     """Uploaded photos that are refused as a whole: not an image, a path for a name, too many."""
 
 
 class UploadTooLarge(UploadRefused):
     """An upload over the size limits (web front ends answer it with HTTP 413)."""
+
+
+class WeightsMismatch(IdentityError):
+    """A weights file whose tensors are not those its model needs (missing, unexpected or mis-shaped keys), or
+    weights that do not fit the model they are applied to."""

@@ -8,8 +8,12 @@ from .face_engine import FaceEngine
 from .glue import register_model_folders
 from .identity_condition_remote import IdentityConditionRemote
 from .identity_remote import IdentityEdit, IdentityEnhance, IdentityGenerate, IdentityRemix
+from .identity_condition_flux import IdentityConditionFlux
+from .identity_condition_reference import IdentityConditionReference
+from .identity_prompt_reference import IdentityPromptReference
 from .profile_load import ProfileLoad
 from .profile_train import ProfileTrain
+from .pulid_load import PuLIDLoad
 
 __all__ = ["IdentityExtension", "register_model_folders"]
 
@@ -17,4 +21,5 @@ __all__ = ["IdentityExtension", "register_model_folders"]
 class IdentityExtension(ComfyExtension):
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
         return [FaceEngine, ProfileTrain, ProfileLoad, ArcFaceScore, BaseModelSelect, IdentityConditionRemote,
-                IdentityGenerate, IdentityEdit, IdentityEnhance, IdentityRemix]
+                IdentityGenerate, IdentityEdit, IdentityEnhance, IdentityRemix, PuLIDLoad, IdentityConditionFlux,
+                IdentityConditionReference, IdentityPromptReference]

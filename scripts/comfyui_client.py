@@ -217,7 +217,7 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 if not values:
                     break
                 inputs[name] = values.pop(0)
-                if isinstance(spec[1], dict) and spec[1].get("control_after_generate") and values:
+                if len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("control_after_generate") and values:
                     values.pop(0)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt

@@ -19,7 +19,10 @@ from comfyui_client import COMFYUI, PromptRejected, Server, load_workflow, stage
 
 __all__ = ["Listener", "PromptRejected", "Server", "api_twin", "load_workflow", "start_server", "ui_to_api"]
 
-WORKFLOWS = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+#: The example workflows that run end to end here (the others need real model weights).
+WORKFLOWS = ["train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles"]
+#: Every example workflow.
+EXAMPLES = sorted(path.stem for path in (ROOT / "example_workflows").glob("*.json"))
 
 
 def api_twin(name: str) -> dict:

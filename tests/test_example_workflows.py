@@ -7,25 +7,25 @@ import re
 
 import pytest
 
-from comfyui import WORKFLOWS, api_twin, load_workflow, ui_to_api
+from comfyui import EXAMPLES, WORKFLOWS, api_twin, load_workflow, ui_to_api
 from conftest import needs_faces
 
 
 def test_templates_endpoint_lists_the_packs_workflows(comfyui):
     listed = comfyui.client.request("/api/workflow_templates")
-    assert sorted(listed.get("identity-layer", [])) == sorted(WORKFLOWS)
-    for name in WORKFLOWS:
+    assert sorted(listed.get("identity-layer", [])) == EXAMPLES and set(WORKFLOWS) <= set(EXAMPLES)
+    for name in EXAMPLES:
         served = comfyui.client.request(f"/api/workflow_templates/identity-layer/{name}.json")
         assert served == load_workflow(name)
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_ui_workflow_and_api_twin_stay_in_step(comfyui, name):
     converted = ui_to_api(load_workflow(name), comfyui.client.object_info())
     assert converted == api_twin(name), f"example_workflows/{name}.json and tests/workflows/{name}.api.json differ"
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
+@pytest.mark.parametrize("name", EXAMPLES)
 def test_example_workflows_use_only_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
     info = comfyui.client.object_info()
     for node in api_twin(name).values():

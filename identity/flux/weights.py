@@ -1,0 +1,195 @@
+"""Loading the adapter's weight files strictly: every tensor the model has, at its shape, and nothing else.
+
+Sizes are read from a few anchor tensors, so a scaled-down adapter (the tests build those) loads through the same
+path as the published one (`adapter.PULID_FLUX_V09`, `eva_clip.EVA02_CLIP_L_14_336`); whatever the sizes, each
+key is then checked against the model built from them. Only tensors are ever read: safetensors, or a `.pt`
+through `torch.load(weights_only=True)` (EVA-CLIP ships one), never pickled code.
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from torch import nn
+
+from ..errors import ModelFilesMissing, WeightsMismatch
+from .adapter import AdapterConfig, PuLIDFlux
+from .eva_clip import EvaConfig, EvaVisionTower
+
+PULID_FILE = "pulid_flux_v0.9.1.safetensors"  # or v0.9.0: the same layout
+PULID_SOURCE = "Hugging Face guozinan/PuLID"
+EVA_FILE = "EVA02_CLIP_L_336_psz14_s6B.pt"
+EVA_SOURCE = "Hugging Face QuanSun/EVA-CLIP"
+#: Problems listed per kind in an error before "and N more".
+SHOWN = 5
+
+
+def missing_weights(what: str, folder: Path, name: str, source: str) -> ModelFilesMissing:
+    return ModelFilesMissing(f"no {what} weights found: put {name} ({source}) in {folder}")
+
+
+def require_file(path: Path, what: str, name: str, source: str) -> Path:
+    """`path`, or a `ModelFilesMissing` naming the file and the folder it belongs in."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFilesMissing(f"{what} weights not found: {path} is missing; put {name} ({source}) in {path.parent}")
+    return path
+
+
+def read_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """Every tensor in a safetensors file, or in a `.pt` state dict (loaded with `weights_only`)."""
+    if path.suffix == ".safetensors":
+        with safe_open(str(path), framework="pt") as handle:
+            return {key: handle.get_tensor(key) for key in handle.keys()}
+    try:
+        try:
+            loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError:  # an old-style (non-zip) file cannot be memory-mapped
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        raise WeightsMismatch(f"{path} holds more than tensors, and pickled code is never run: use a "
+                              f".safetensors or plain state-dict file ({str(exc).splitlines()[0]})") from None
+    for wrapper in ("state_dict", "model", "module"):
+        if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
+            loaded = loaded[wrapper]
+    if not isinstance(loaded, dict):
+        raise WeightsMismatch(f"{path} holds no state dict of tensors")
+    return {key.removeprefix("module."): value for key, value in loaded.items() if isinstance(value, torch.Tensor)}
+
+
+def _shape(tensors: dict[str, torch.Tensor], key: str, path: Path, kind: str) -> tuple[int, ...]:
+    if key not in tensors:
+        raise WeightsMismatch(f"{path} is not {kind} file: it has no tensor '{key}'")
+    return tuple(tensors[key].shape)
+
+
+def _count(tensors: dict[str, torch.Tensor], prefix: str) -> int:
+    pattern = re.compile(re.escape(prefix) + r"(\d+)\.")
+    return 1 + max((int(m.group(1)) for m in map(pattern.match, tensors) if m), default=-1)
+
+
+def check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise `WeightsMismatch` naming every missing, unexpected and mis-shaped key (a few of each)."""
+    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
+    missing = [k for k in expected if k not in tensors]
+    unexpected = [k for k in tensors if k not in expected]
+    misshaped = [f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
+                 for k in expected if k in tensors and tuple(tensors[k].shape) != expected[k]]
+    problems = []
+    for label, items in (("missing", [f"'{k}'" for k in missing]), ("unexpected", [f"'{k}'" for k in unexpected]),
+                         ("mis-shaped", misshaped)):
+        if items:
+            more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+            problems.append(f"{label}: {', '.join(items[:SHOWN])}{more}")
+    if problems:
+        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({'; '.join(problems)}); "
+                              "re-download the file")
+
+
+def _load(model_type, config, tensors: dict[str, torch.Tensor], path: Path, ops) -> nn.Module:
+    with torch.device("meta"):
+        model = model_type(config, ops)
+    check_tensors(model, tensors, path)
+    model.load_state_dict(tensors, strict=True, assign=True)
+    return model.eval().requires_grad_(False)
+
+
+# ----- PuLID-Flux -------------------------------------------------------------------------------------------
+
+def adapter_config(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfig:
+    """The sizes a PuLID-Flux file was made with, from its anchor tensors."""
+    kind = "a PuLID-Flux"
+    _, queries, encoder_dim = _shape(tensors, "pulid_encoder.latents", path, kind)
+    token_dim = _shape(tensors, "pulid_encoder.proj_out", path, kind)[1]
+    mlp_dim, id_input = _shape(tensors, "pulid_encoder.id_embedding_mapping.0.weight", path, kind)
+    id_rows = _shape(tensors, "pulid_encoder.id_embedding_mapping.6.weight", path, kind)[0]
+    vit_dim = _shape(tensors, "pulid_encoder.mapping_0.0.weight", path, kind)[1]
+    encoder_inner = _shape(tensors, "pulid_encoder.layers.0.0.to_q.weight", path, kind)[0]
+    ff_rows = _shape(tensors, "pulid_encoder.layers.0.1.1.weight", path, kind)[0]
+    cross_inner, flux_dim = _shape(tensors, "pulid_ca.0.to_q.weight", path, kind)
+    try:
+        return AdapterConfig(
+            flux_dim=flux_dim, token_dim=token_dim, cross_attention_inner=cross_inner,
+            cross_attentions=_count(tensors, "pulid_ca."), encoder_dim=encoder_dim, encoder_inner=encoder_inner,
+            encoder_depth=_count(tensors, "pulid_encoder.layers."), ff_mult=ff_rows // encoder_dim,
+            id_tokens=id_rows // encoder_dim, queries=queries, mlp_dim=mlp_dim, vit_dim=vit_dim, id_input=id_input)
+    except ValueError as exc:
+        raise WeightsMismatch(f"{path} is not a usable PuLID-Flux file ({exc})") from None
+
+
+def load_pulid(path: Path, ops=nn) -> PuLIDFlux:
+    """The adapter in `path` (its file dtype, on the CPU), loaded strictly."""
+    path = require_file(path, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
+    tensors = read_tensors(path)
+    return _load(PuLIDFlux, adapter_config(tensors, path), tensors, path, ops)
+
+
+# ----- EVA-CLIP ---------------------------------------------------------------------------------------------
+
+def vision_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The vision tower of a whole EVA-CLIP checkpoint (`visual.`), without its rotary-embedding buffers."""
+    if any(key.startswith("visual.") for key in tensors):
+        tensors = {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
+    return {key: value for key, value in tensors.items() if not key.startswith("rope.")}
+
+
+def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
+    """The sizes of an EVA02 vision tower, from its anchor tensors."""
+    kind = "an EVA02-CLIP"
+    width, _, patch, _ = _shape(tensors, "patch_embed.proj.weight", path, kind)
+    positions = _shape(tensors, "pos_embed", path, kind)[1]
+    grid = round((positions - 1) ** 0.5)
+    try:
+        return EvaConfig(image_size=grid * patch, patch_size=patch, width=width, depth=_count(tensors, "blocks."),
+                         mlp_dim=_shape(tensors, "blocks.0.mlp.w1.weight", path, kind)[0],
+                         embed_dim=_shape(tensors, "head.weight", path, kind)[0])
+    except ValueError as exc:
+        raise WeightsMismatch(f"{path} is not a usable EVA02-CLIP vision tower ({exc})") from None
+
+
+def load_eva(path: Path, ops=nn) -> EvaVisionTower:
+    """The EVA02-CLIP vision tower in `path` (a whole EVA-CLIP checkpoint or its `visual.` part), strictly."""
+    path = require_file(path, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
+    tensors = vision_tensors(read_tensors(path))
+    return _load(EvaVisionTower, eva_config(tensors, path), tensors, path, ops)
+
+
+# ----- both -------------------------------------------------------------------------------------------------
+
+@dataclass
+class FluxAdapter:
+    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files for caches."""
+
+    pulid: PuLIDFlux
+    eva: EvaVisionTower
+    key: str
+
+    @property
+    def config(self) -> AdapterConfig:
+        return self.pulid.config
+
+    @property
+    def arcface_dim(self) -> int:
+        """The ArcFace embedding size the encoder was trained on (512: antelopev2's glintr100)."""
+        return self.config.id_input - self.eva.config.embed_dim
+
+
+def _file_key(path: Path) -> str:
+    stat = path.stat()
+    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def load_adapter(pulid_path: Path, eva_path: Path, ops=nn) -> FluxAdapter:
+    """Both files, strictly, and a check that the encoder reads this EVA tower's features."""
+    pulid, eva = load_pulid(pulid_path, ops), load_eva(eva_path, ops)
+    if pulid.config.vit_dim != eva.config.width or pulid.config.id_input <= eva.config.embed_dim:
+        raise WeightsMismatch(
+            f"{Path(pulid_path).name} reads {pulid.config.vit_dim}-wide EVA-CLIP features and a "
+            f"{pulid.config.id_input}-long ID vector, but {Path(eva_path).name} is {eva.config.width} wide with "
+            f"{eva.config.embed_dim}-long embeddings: use {EVA_FILE}")
+    return FluxAdapter(pulid, eva, f"{_file_key(Path(pulid_path))}|{_file_key(Path(eva_path))}")

@@ -1,0 +1,85 @@
+"""PuLID-Flux Load: the adapter (models/pulid/) and the EVA-CLIP tower its encoder reads, checked key by key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import comfy.model_management
+import comfy.model_patcher
+import comfy.ops
+import folder_paths
+import torch
+from comfy_api.latest import io
+from torch import nn
+
+from ..identity.flux import EVA_FILE, PULID_FILE, FluxAdapter, load_adapter
+from ..identity.flux.weights import EVA_SOURCE, PULID_SOURCE, missing_weights
+from .glue import EVA_CLIP_FOLDER, PULID_FOLDER, FluxAdapterSocket
+
+
+def eva_files() -> list[str]:
+    return [name for name in folder_paths.get_filename_list(EVA_CLIP_FOLDER) if "eva" in name.lower()]
+
+
+def weights_path(folder: str, name: str | None, what: str, file: str, source: str) -> Path:
+    """The chosen file, or an error naming the file to download and the folder it goes in."""
+    if name:
+        found = folder_paths.get_full_path(folder, name)
+        return Path(found) if found else Path(folder_paths.get_folder_paths(folder)[0]) / name
+    raise missing_weights(what, Path(folder_paths.get_folder_paths(folder)[0]), file, source)
+
+
+class AdapterHandle:
+    """A loaded adapter with ComfyUI model patchers, so model management loads and offloads its weights."""
+
+    def __init__(self, adapter: FluxAdapter):
+        self.adapter = adapter
+        encoders = nn.ModuleDict({"eva": adapter.eva, "encoder": adapter.pulid.pulid_encoder})
+        self.encoders = comfy.model_patcher.ModelPatcher(encoders, load_device=comfy.model_management.get_torch_device(),
+                                                         offload_device=comfy.model_management.unet_offload_device())
+        self._cross_attentions: dict[tuple, comfy.model_patcher.ModelPatcher] = {}
+
+    def prepare_encoders(self) -> torch.dtype:
+        """Loads the EVA tower and ID encoder where they compute; the dtype to compute in."""
+        comfy.model_management.load_models_gpu([self.encoders])
+        device = self.encoders.load_device
+        if device.type == "cpu":
+            return torch.float32
+        return torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float16
+
+    def cross_attentions(self, model) -> comfy.model_patcher.ModelPatcher:
+        """The cross-attentions as a model that loads and offloads with `model` (an additional model of it)."""
+        key = (model.load_device, model.offload_device)
+        if key not in self._cross_attentions:
+            self._cross_attentions[key] = comfy.model_patcher.ModelPatcher(
+                self.adapter.pulid.pulid_ca, load_device=model.load_device, offload_device=model.offload_device)
+        return self._cross_attentions[key]
+
+
+class PuLIDLoad(io.ComfyNode):
+    @classmethod
+    def define_schema(cls) -> io.Schema:
+        return io.Schema(
+            node_id="IdentityPuLIDLoader",
+            display_name="PuLID-Flux Load",
+            category="identity",
+            description=f"Load a PuLID-Flux adapter ({PULID_FILE}, in models/pulid/) and the EVA-CLIP vision tower "
+                        f"its encoder reads ({EVA_FILE}, in models/clip_vision/). Every tensor is checked.",
+            inputs=[
+                io.Combo.Input("pulid", options=folder_paths.get_filename_list(PULID_FOLDER),
+                               tooltip=f"PuLID-Flux weights in models/pulid/ ({PULID_FILE} or v0.9.0)"),
+                io.Combo.Input("eva_clip", options=eva_files(),
+                               tooltip=f"{EVA_FILE} in models/clip_vision/ (or models/clip/, models/pulid/)"),
+            ],
+            outputs=[FluxAdapterSocket.Output(display_name="adapter")],
+        )
+
+    @classmethod
+    def validate_inputs(cls, pulid: str, eva_clip: str) -> bool:
+        return True  # checked when the node runs, so a missing file gets a message naming where it goes
+
+    @classmethod
+    def execute(cls, pulid: str, eva_clip: str) -> io.NodeOutput:
+        pulid_path = weights_path(PULID_FOLDER, pulid, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
+        eva_path = weights_path(EVA_CLIP_FOLDER, eva_clip, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
+        return io.NodeOutput(AdapterHandle(load_adapter(pulid_path, eva_path, ops=comfy.ops.manual_cast)))

@@ -1,0 +1,139 @@
+"""PuLID-Flux and EVA-CLIP weights: the published layout, strict loading, and errors that say what to fix."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+from identity.errors import ModelFilesMissing, WeightsMismatch
+from identity.flux import (EVA02_CLIP_L_14_336, PULID_FLUX_V09, EvaVisionTower, PuLIDFlux, load_adapter, load_eva,
+                           load_pulid)
+from identity.flux.eva_clip import normalize
+from identity.flux.weights import adapter_config, eva_config, vision_tensors
+from tiny_models import adapter_state, eva_state, tiny_adapter_config, tiny_eva_config, write_adapter
+
+
+def meta_state(model_type, config) -> dict[str, torch.Tensor]:
+    with torch.device("meta"):
+        return model_type(config).state_dict()
+
+
+def test_the_published_pulid_flux_layout():
+    state = meta_state(PuLIDFlux, PULID_FLUX_V09)
+    assert len(state) == 312, "pulid_flux_v0.9.x.safetensors holds 312 tensors"
+    assert sum(t.numel() for t in state.values()) == 571_033_600  # 1.14 GB in bf16, as published
+    shapes = {
+        "pulid_encoder.latents": (1, 32, 1024),
+        "pulid_encoder.proj_out": (1024, 2048),
+        "pulid_encoder.id_embedding_mapping.0.weight": (1024, 1280),  # ArcFace 512 + EVA-CLIP 768
+        "pulid_encoder.id_embedding_mapping.6.weight": (5120, 1024),  # 5 ID tokens of 1024
+        "pulid_encoder.mapping_4.6.weight": (1024, 1024),
+        "pulid_encoder.layers.9.0.to_kv.weight": (2048, 1024),
+        "pulid_encoder.layers.9.1.1.weight": (4096, 1024),
+        "pulid_encoder.layers.9.1.3.weight": (1024, 4096),
+        "pulid_ca.19.norm1.weight": (2048,),
+        "pulid_ca.19.norm2.weight": (3072,),
+        "pulid_ca.19.to_q.weight": (2048, 3072),
+        "pulid_ca.19.to_kv.weight": (4096, 2048),
+        "pulid_ca.19.to_out.weight": (3072, 2048),
+    }
+    assert {k: tuple(state[k].shape) for k in shapes} == shapes
+    assert "pulid_ca.20.to_q.weight" not in state and "pulid_encoder.layers.10.0.to_q.weight" not in state
+    assert adapter_config(state, "published") == PULID_FLUX_V09, "sizes are read back from the anchors"
+
+
+def test_the_published_eva02_clip_l_336_tower():
+    state = meta_state(EvaVisionTower, EVA02_CLIP_L_14_336)
+    shapes = {"pos_embed": (1, 577, 1024), "patch_embed.proj.weight": (1024, 3, 14, 14),
+              "blocks.23.attn.q_bias": (1024,), "blocks.23.mlp.w1.weight": (2730, 1024),
+              "blocks.23.mlp.ffn_ln.weight": (2730,), "head.weight": (768, 1024)}
+    assert {k: tuple(state[k].shape) for k in shapes} == shapes
+    assert eva_config(state, "published") == EVA02_CLIP_L_14_336
+
+
+def test_tiny_files_load_strictly(tmp_path):
+    pulid, eva = write_adapter(tmp_path / "pulid", tmp_path / "clip_vision")
+    adapter = load_adapter(pulid, eva)
+    assert adapter.config == tiny_adapter_config() and adapter.eva.config == tiny_eva_config()
+    assert adapter.arcface_dim == 128
+    expected = adapter_state(tiny_adapter_config())
+    assert all(torch.equal(adapter.pulid.state_dict()[k], v) for k, v in expected.items())
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda s: s.pop("pulid_ca.1.to_kv.weight"), "missing: 'pulid_ca.1.to_kv.weight'"),
+    (lambda s: s.update({"pulid_encoder.layers.2.0.to_q.weight": torch.zeros(64, 63)}),
+     "'pulid_encoder.layers.2.0.to_q.weight' should be [64, 64] but is [64, 63]"),
+    (lambda s: s.update({"pulid_ca.0.extra": torch.zeros(1)}), "unexpected: 'pulid_ca.0.extra'"),
+    (lambda s: s.pop("pulid_encoder.latents"), "is not a PuLID-Flux file: it has no tensor 'pulid_encoder.latents'"),
+])
+def test_a_damaged_adapter_fails_naming_the_key(tmp_path, damage, named):
+    state = adapter_state(tiny_adapter_config())
+    damage(state)
+    save_file(state, str(tmp_path / "damaged.safetensors"))
+    with pytest.raises(WeightsMismatch) as error:
+        load_pulid(tmp_path / "damaged.safetensors")
+    assert named in str(error.value) and "damaged.safetensors" in str(error.value)
+
+
+def test_missing_files_name_the_file_and_folder(tmp_path):
+    with pytest.raises(ModelFilesMissing, match=r"pulid_flux_v0\.9\.1\.safetensors .*in .*models.pulid"):
+        load_pulid(tmp_path / "models" / "pulid" / "pulid_flux_v0.9.1.safetensors")
+    with pytest.raises(ModelFilesMissing, match=r"EVA02_CLIP_L_336_psz14_s6B\.pt .*in .*clip_vision"):
+        load_eva(tmp_path / "models" / "clip_vision" / "EVA02_CLIP_L_336_psz14_s6B.pt")
+
+
+def test_eva_clip_checkpoints_load_from_pt_files_without_running_pickled_code(tmp_path):
+    state = eva_state()
+    torch.save({"state_dict": {f"module.{k}": v for k, v in state.items()}}, tmp_path / "eva.pt")
+    tower = load_eva(tmp_path / "eva.pt")
+    assert tower.config == tiny_eva_config()
+    assert torch.equal(tower.state_dict()["blocks.3.attn.q_bias"], state["visual.blocks.3.attn.q_bias"])
+
+    class Payload:
+        def __reduce__(self):
+            return (print, ("pickled code ran",))
+
+    torch.save({"visual.cls_token": Payload()}, tmp_path / "hostile.pt")
+    with pytest.raises(WeightsMismatch, match="pickled code is never run"):
+        load_eva(tmp_path / "hostile.pt")
+
+
+def test_an_adapter_and_a_tower_that_do_not_fit_are_refused(tmp_path):
+    from identity.flux import EvaConfig
+
+    pulid, _ = write_adapter(tmp_path, tmp_path)
+    other = EvaConfig(image_size=56, patch_size=14, width=128, depth=21, mlp_dim=170, embed_dim=24)
+    save_file(eva_state(other), str(tmp_path / "wide_eva.safetensors"))
+    with pytest.raises(WeightsMismatch, match="reads 64-wide EVA-CLIP features"):
+        load_adapter(pulid, tmp_path / "wide_eva.safetensors")
+
+
+def test_the_eva_tower_matches_timms_eva02(tmp_path):
+    """Against an independent implementation (timm's EVA02, which loads the real EVA-CLIP weights), fed through
+    timm's own EVA-CLIP key converter: same class embedding, same hidden states."""
+    from timm.models.eva import Eva, checkpoint_filter_fn
+
+    config = tiny_eva_config()
+    state = eva_state(config)
+    ours = EvaVisionTower(config)
+    ours.load_state_dict(vision_tensors(state))
+    theirs = Eva(img_size=config.image_size, patch_size=config.patch_size, embed_dim=config.width,
+                 depth=config.depth, num_heads=config.width // 64, mlp_ratio=config.mlp_dim / config.width,
+                 qkv_fused=False, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True, use_rot_pos_emb=True,
+                 ref_feat_shape=(16, 16), global_pool="token", num_classes=config.embed_dim)
+    theirs.load_state_dict(checkpoint_filter_fn(state, theirs), strict=True)
+    pixels = normalize(torch.rand(2, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(0)))
+    with torch.no_grad():
+        embedding, hidden = ours.eval()(pixels)
+        x, rope = theirs.eval()._pos_embed(theirs.patch_embed(pixels))
+        reference_hidden = []
+        for index, block in enumerate(theirs.blocks):
+            if index in (4, 8, 12, 16, 20):
+                reference_hidden.append(x)
+            x = block(x, rope=rope)
+        reference = theirs.forward_head(theirs.norm(x))
+    torch.testing.assert_close(embedding, reference, rtol=1e-5, atol=1e-5)
+    for ours_state, theirs_state in zip(hidden, reference_hidden, strict=True):
+        torch.testing.assert_close(ours_state, theirs_state, rtol=1e-5, atol=1e-5)
