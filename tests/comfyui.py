@@ -46,11 +46,12 @@ class Listener:
         self.url = server.client.url.replace("http", "ws") + f"/ws?clientId={server.client.client_id}"
         self.events: list[dict] = []
         self._stop = threading.Event()
+        self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
 
     def __enter__(self) -> list[dict]:
         self._thread.start()
-        time.sleep(0.5)
+        assert self._ready.wait(10), "the websocket did not open"
         return self.events
 
     def __exit__(self, *exc) -> None:
@@ -63,6 +64,7 @@ class Listener:
 
         async with aiohttp.ClientSession() as session:
             async with session.ws_connect(self.url) as ws:
+                self._ready.set()
                 while not self._stop.is_set():
                     try:
                         message = await ws.receive(timeout=0.2)

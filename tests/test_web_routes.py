@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import io
 import json
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -14,6 +12,7 @@ import uuid
 import pytest
 from PIL import Image
 
+from comfyui import Listener
 from conftest import TOM_HANKS, face, needs_faces
 
 OBAMA = ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg"]
@@ -69,45 +68,13 @@ def tom() -> tuple[str, bytes]:
     return ("tom.png", TOM_HANKS.read_bytes())
 
 
+def training_events(events: list[dict]) -> list[dict]:
+    return [e["data"] for e in events if e.get("type") == "identity.training"]
+
+
 def profile_files(comfyui) -> list[str]:
     folder = comfyui.base / "models" / "identity_profiles"
     return sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-
-
-class Events:
-    """`identity.training` messages from ComfyUI's websocket, collected on a thread."""
-
-    def __init__(self, comfyui):
-        self.url = comfyui.client.url.replace("http", "ws") + f"/ws?clientId={uuid.uuid4().hex}"
-        self.snapshots: list[dict] = []
-        self.stop = threading.Event()
-        self.ready = threading.Event()
-        self.thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
-
-    async def _listen(self):
-        import aiohttp
-
-        async with aiohttp.ClientSession() as session, session.ws_connect(self.url) as ws:
-            self.ready.set()
-            while not self.stop.is_set():
-                try:
-                    message = await ws.receive(timeout=0.2)
-                except asyncio.TimeoutError:
-                    continue
-                if message.type == aiohttp.WSMsgType.TEXT:
-                    event = json.loads(message.data)
-                    if event.get("type") == "identity.training":
-                        self.snapshots.append(event["data"])
-
-    def __enter__(self) -> "Events":
-        self.thread.start()
-        assert self.ready.wait(10), "the websocket did not open"
-        return self
-
-    def __exit__(self, *exc) -> None:
-        time.sleep(0.3)
-        self.stop.set()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -118,12 +85,12 @@ def obama(comfyui):
         pytest.skip(f"fixture photos absent: {face(OBAMA[0])}")
     photos = [(path.split("/")[1], face(path).read_bytes()) for path in OBAMA]
     photos += [("biden1.jpg", face("biden/biden1.jpg").read_bytes()), ("blank.png", png())]
-    with Events(comfyui) as events:
+    with Listener(comfyui) as events:
         status, answer = upload(comfyui, "Obama (web)", photos)
         assert status == 202, answer
         job = wait_for(comfyui, answer["job"])
     assert job["status"] == "READY", job
-    return {"first": answer["job"], "job": job, "events": events.snapshots}
+    return {"first": answer["job"], "job": job, "events": training_events(events)}
 
 
 @needs_faces
