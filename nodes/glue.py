@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,7 +48,13 @@ def register_model_folders() -> None:
 
 
 def profile_store() -> ProfileStore:
-    return ProfileStore(folder_paths.get_folder_paths(PROFILES_FOLDER)[0])
+    """One store per folder for the process, so that its cache of loaded profiles serves every node run."""
+    return _store_for(folder_paths.get_folder_paths(PROFILES_FOLDER)[0])
+
+
+@functools.lru_cache(maxsize=None)
+def _store_for(folder: str) -> ProfileStore:
+    return ProfileStore(folder)
 
 
 def key_store() -> KeyStore:

@@ -17,6 +17,7 @@ import httpx
 from ..errors import ModerationRefused, ProviderError
 from ..profile import Profile
 from ..prompt import compile_prompt, numbered
+from .http import Transport
 from .keys import KEY_VARIABLES, Credentials
 from .models import BaseModel
 
@@ -122,6 +123,15 @@ def body(response: httpx.Response, provider: str) -> dict:
     if not isinstance(data, dict):
         raise ProviderError(f"{provider} answered with JSON of an unexpected shape", provider, response.status_code)
     return data
+
+
+async def download(transport: Transport, url: str, credentials: Credentials, request_id: str | None,
+                   headers: dict | None = None) -> bytes:
+    """A result image that a provider answers with a URL (valid for minutes to hours: fetched at once)."""
+    image = await transport.request("GET", url, headers=headers or {})
+    if image.status_code != 200:
+        raise fail(image, credentials, f"downloading the result failed (HTTP {image.status_code})", request_id)
+    return image.content
 
 
 def fail(response: httpx.Response, credentials: Credentials, message: str = "", request_id: str | None = None,

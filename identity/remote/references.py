@@ -8,16 +8,13 @@ to the subject's face in the input image go first: the model then sees the perso
 
 from __future__ import annotations
 
-import io
-
 import numpy as np
-from PIL import Image
 
 from ..errors import InvalidRequest
 from ..profile import Profile
 
 PER_SUBJECT = 4
-JPEG_QUALITY = 95
+JPEG_QUALITY = 95  # references go as JPEG: a fifth of the PNG upload, no visible loss
 
 
 def shares(subjects: int, budget: int, model_name: str, max_images: int, inputs: int) -> list[int]:
@@ -40,8 +37,3 @@ def choose(profile: Profile, count: int, target_pose: np.ndarray | None = None) 
         order.sort(key=lambda k: float(np.linalg.norm(poses[k] - target_pose[:2])))
     return order[:count]
 
-
-def encode(image: np.ndarray, fmt: str = "JPEG") -> bytes:
-    buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=fmt, **({"quality": JPEG_QUALITY} if fmt == "JPEG" else {}))
-    return buffer.getvalue()

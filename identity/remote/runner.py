@@ -19,7 +19,7 @@ import numpy as np
 
 from ..errors import Cancelled, IdentityError, ImageError, InvalidRequest, ProviderError
 from ..faces import FaceEngine
-from ..images import load_image
+from ..images import encode_jpeg, encode_png, load_image
 from ..profile import Profile
 from ..prompt import PROFILE_REF, resolve_reference, subjects as request_subjects
 from . import references as refs
@@ -103,13 +103,13 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine) -> Plan:
         if not request.profiles:
             raise InvalidRequest("no profiles attached: connect Identity Condition with at least one profile")
         local, external = request_subjects(request.prompt, request.profiles, request.candidates), []
-    inputs = [refs.encode(image, "PNG") for image in request.inputs]
+    inputs = [encode_png(image) for image in request.inputs]
     references: list[list[bytes]] = []
     if model.provider != "phota":
         budget = model.max_input_images - len(inputs)
         shares = refs.shares(len(local), budget, model.name, model.max_input_images, len(inputs))
         poses = input_poses(request.inputs[0], local, engine) if request.operation == "edit" else {}
-        references = [[refs.encode(p.portraits[k]) for k in refs.choose(p, n, poses.get(p.id))]
+        references = [[encode_jpeg(p.portraits[k], refs.JPEG_QUALITY) for k in refs.choose(p, n, poses.get(p.id))]
                       for p, n in zip(local, shares)]
     credentials = keys.credentials(model.provider)
     return Plan(request, model, resolution, local, external, references, inputs, credentials)

@@ -7,7 +7,7 @@ The key is sent only to the configured host and BFL's own hosts (the polling URL
 
 from __future__ import annotations
 
-from ..call import Call, Generated, b64, body, fail, layout
+from ..call import Call, Generated, b64, body, download, fail, layout
 from ..http import Transport
 from ..keys import Credentials
 
@@ -61,8 +61,6 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     sample = (result.get("result") or {}).get("sample")
     if not sample:
         raise fail(response, credentials, "the finished job has no result sample", job_id)
-    image = await transport.request("GET", sample, headers=_key_for(sample, credentials))
-    if image.status_code != 200:
-        raise fail(image, credentials, "downloading the result failed", job_id)
+    image = await download(transport, sample, credentials, job_id, _key_for(sample, credentials))
     reported = {k: data[k] for k in ("cost", "input_mp", "output_mp") if k in data}
-    return [Generated(image.content, job_id, None, reported or None)]
+    return [Generated(image, job_id, None, reported or None)]

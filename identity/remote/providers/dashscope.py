@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 
-from ..call import Call, Generated, body, data_url, fail, layout
+from ..call import Call, Generated, body, data_url, download, fail, layout
 from ..http import Transport
 from ..keys import Credentials
 
@@ -43,10 +43,4 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
             for item in (choice.get("message") or {}).get("content", []) if isinstance(item, dict) and item.get("image")]
     if not urls:
         raise fail(response, credentials, "the answer holds no image URLs", request_id)
-    generated = []
-    for url in urls:
-        image = await transport.request("GET", url)
-        if image.status_code != 200:
-            raise fail(image, credentials, f"downloading the result failed (HTTP {image.status_code})", request_id)
-        generated.append(Generated(image.content, request_id))
-    return generated
+    return [Generated(await download(transport, url, credentials, request_id), request_id) for url in urls]

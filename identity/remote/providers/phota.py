@@ -6,7 +6,7 @@ until done, download the URLs. `[[profile_id]]` references and `profile_ids` are
 
 from __future__ import annotations
 
-from ..call import Call, Generated, b64, body, fail
+from ..call import Call, Generated, b64, body, download, fail
 from ..http import Transport
 from ..keys import Credentials
 
@@ -61,10 +61,4 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     urls = data.get("download_urls") or (data.get("result") or {}).get("download_urls") or []
     if not urls:
         raise fail(response, credentials, "the finished job lists no download_urls", request_id)
-    generated = []
-    for url in urls:
-        image = await transport.request("GET", url)
-        if image.status_code != 200:
-            raise fail(image, credentials, "downloading the result failed", request_id)
-        generated.append(Generated(image.content, request_id))
-    return generated
+    return [Generated(await download(transport, url, credentials, request_id), request_id) for url in urls]
