@@ -19,7 +19,7 @@ from torch import nn
 
 from ..errors import ModelFilesMissing, WeightsMismatch
 from .adapter import AdapterConfig, PuLIDFlux
-from .eva_clip import EvaConfig, EvaVisionTower
+from .eva_clip import HEAD_DIM, EvaConfig, EvaVisionTower
 
 PULID_FILE = "pulid_flux_v0.9.1.safetensors"  # or v0.9.0: the same layout
 PULID_SOURCE = "Hugging Face guozinan/PuLID"
@@ -73,28 +73,35 @@ def _count(tensors: dict[str, torch.Tensor], prefix: str) -> int:
     return 1 + max((int(m.group(1)) for m in map(pattern.match, tensors) if m), default=-1)
 
 
-def check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
-    """Raise `WeightsMismatch` naming every missing, unexpected and mis-shaped key (a few of each)."""
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
+def shapes_of(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def problems(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor]) -> str:
+    """The missing, unexpected and mis-shaped keys (a few of each, then a count), or "" when they match."""
+    missing = [f"'{k}'" for k in expected if k not in tensors]
+    unexpected = [f"'{k}'" for k in tensors if k not in expected]
     misshaped = [f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
                  for k in expected if k in tensors and tuple(tensors[k].shape) != expected[k]]
-    problems = []
-    for label, items in (("missing", [f"'{k}'" for k in missing]), ("unexpected", [f"'{k}'" for k in unexpected]),
-                         ("mis-shaped", misshaped)):
+    found = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
         if items:
             more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
-            problems.append(f"{label}: {', '.join(items[:SHOWN])}{more}")
-    if problems:
-        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({'; '.join(problems)}); "
-                              "re-download the file")
+            found.append(f"{label}: {', '.join(items[:SHOWN])}{more}")
+    return "; ".join(found)
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Raise `WeightsMismatch` naming every missing, unexpected and mis-shaped key (a few of each)."""
+    found = problems(expected, tensors)
+    if found:
+        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({found}); re-download the file")
 
 
 def _load(model_type, config, tensors: dict[str, torch.Tensor], path: Path, ops) -> nn.Module:
     with torch.device("meta"):
         model = model_type(config, ops)
-    check_tensors(model, tensors, path)
+    check_shapes(shapes_of(model), tensors, path)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.eval().requires_grad_(False)
 
@@ -131,11 +138,31 @@ def load_pulid(path: Path, ops=nn) -> PuLIDFlux:
 
 # ----- EVA-CLIP ---------------------------------------------------------------------------------------------
 
-def vision_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The vision tower of a whole EVA-CLIP checkpoint (`visual.`), without its rotary-embedding buffers."""
-    if any(key.startswith("visual.") for key in tensors):
-        tensors = {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
-    return {key: value for key, value in tensors.items() if not key.startswith("rope.")}
+#: Keys of a whole EVA-CLIP checkpoint beside its vision tower: the text tower and the logit scale (not loaded).
+TEXT_TOWER = ("text.", "logit_scale")
+#: The rotary tables EVA-CLIP registers as buffers, once for the tower and once per block (the reference's
+#: loader drops them and recomputes them, so files may hold them or not; when present, all must be).
+ROPE = re.compile(r"(blocks\.\d+\.attn\.)?rope\.freqs_(cos|sin)")
+
+
+def vision_tensors(tensors: dict[str, torch.Tensor], path: Path | str = "") -> dict[str, torch.Tensor]:
+    """The vision tower of an EVA-CLIP file (a whole checkpoint's `visual.` part, or a tower alone), rope
+    buffers included; anything beside the tower that is not the text tower is refused by name."""
+    if not any(key.startswith("visual.") for key in tensors):
+        return tensors
+    strays = [f"'{k}'" for k in tensors if not k.startswith(("visual.", *TEXT_TOWER))]
+    if strays:
+        more = f" and {len(strays) - SHOWN} more" if len(strays) > SHOWN else ""
+        raise WeightsMismatch(f"{path} is not an EVA-CLIP checkpoint (unexpected: {', '.join(strays[:SHOWN])}{more}); "
+                              "re-download the file")
+    return {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
+
+
+def rope_shapes(config: EvaConfig) -> dict[str, tuple[int, ...]]:
+    """The rotary buffers' names and shapes for a tower of `config`: `[grid², head width]` each."""
+    shape = (config.grid ** 2, HEAD_DIM)
+    names = ["rope"] + [f"blocks.{i}.attn.rope" for i in range(config.depth)]
+    return {f"{name}.freqs_{part}": shape for name in names for part in ("cos", "sin")}
 
 
 def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
@@ -152,11 +179,20 @@ def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
         raise WeightsMismatch(f"{path} is not a usable EVA02-CLIP vision tower ({exc})") from None
 
 
+def eva_shapes(config: EvaConfig, tensors: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
+    """What a tower file of `config` must hold: the model's tensors, and all rope buffers if it has any."""
+    with torch.device("meta"):
+        expected = shapes_of(EvaVisionTower(config))
+    return {**expected, **rope_shapes(config)} if any(ROPE.fullmatch(k) for k in tensors) else expected
+
+
 def load_eva(path: Path, ops=nn) -> EvaVisionTower:
     """The EVA02-CLIP vision tower in `path` (a whole EVA-CLIP checkpoint or its `visual.` part), strictly."""
     path = require_file(path, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
-    tensors = vision_tensors(read_tensors(path))
-    return _load(EvaVisionTower, eva_config(tensors, path), tensors, path, ops)
+    tensors = vision_tensors(read_tensors(path), path)
+    config = eva_config(tensors, path)
+    check_shapes(eva_shapes(config, tensors), tensors, path)
+    return _load(EvaVisionTower, config, {k: v for k, v in tensors.items() if not ROPE.fullmatch(k)}, path, ops)
 
 
 # ----- both -------------------------------------------------------------------------------------------------
