@@ -20,11 +20,14 @@ from torch import nn
 from ..errors import ModelFilesMissing, WeightsMismatch
 from .adapter import AdapterConfig, PuLIDFlux
 from .eva_clip import HEAD_DIM, EvaConfig, EvaVisionTower
+from .parsing import BiSeNet
 
 PULID_FILE = "pulid_flux_v0.9.1.safetensors"  # or v0.9.0: the same layout
 PULID_SOURCE = "Hugging Face guozinan/PuLID"
 EVA_FILE = "EVA02_CLIP_L_336_psz14_s6B.pt"
 EVA_SOURCE = "Hugging Face QuanSun/EVA-CLIP"
+PARSING_FILE = "parsing_bisenet.pth"
+PARSING_SOURCE = "facexlib release v0.2.0"
 #: Problems listed per kind in an error before "and N more".
 SHOWN = 5
 
@@ -41,11 +44,25 @@ def require_file(path: Path, what: str, name: str, source: str) -> Path:
     return path
 
 
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor in a safetensors file, or in a `.pt` state dict (loaded with `weights_only`)."""
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
+           "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def read_tensors(path: Path, shapes_only: bool = False) -> dict[str, torch.Tensor]:
+    """Every tensor in a safetensors file, or in a `.pt`/`.pth` state dict (loaded with `weights_only`, memory-
+    mapped); with `shapes_only`, a safetensors file's tensors are meta tensors read from its header alone."""
+    path = Path(path)
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as handle:
-            return {key: handle.get_tensor(key) for key in handle.keys()}
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                if not shapes_only:
+                    return {key: handle.get_tensor(key) for key in handle.keys()}
+                return {key: torch.empty(handle.get_slice(key).get_shape(), device="meta",
+                                         dtype=_DTYPES.get(handle.get_slice(key).get_dtype(), torch.float32))
+                        for key in handle.keys()}
+        except Exception as exc:  # safetensors raises its own types for damaged headers
+            raise WeightsMismatch(f"{path} is not a readable safetensors file ({exc}); re-download it") from None
     try:
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -98,12 +115,17 @@ def check_shapes(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.
         raise WeightsMismatch(f"{path} does not match the model it is loaded into ({found}); re-download the file")
 
 
-def _load(model_type, config, tensors: dict[str, torch.Tensor], path: Path, ops) -> nn.Module:
+def _build(model_type, config, tensors: dict[str, torch.Tensor], ops) -> nn.Module:
+    """A model of `config` holding `tensors` (already checked), without a first, throw-away initialisation."""
     with torch.device("meta"):
         model = model_type(config, ops)
-    check_shapes(shapes_of(model), tensors, path)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.eval().requires_grad_(False)
+
+
+def _expected(model_type, config) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return shapes_of(model_type(config, nn))
 
 
 # ----- PuLID-Flux -------------------------------------------------------------------------------------------
@@ -129,11 +151,18 @@ def adapter_config(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfi
         raise WeightsMismatch(f"{path} is not a usable PuLID-Flux file ({exc})") from None
 
 
+def check_pulid(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfig:
+    """The file's sizes, once every tensor is found at its shape (else `WeightsMismatch` naming them)."""
+    config = adapter_config(tensors, path)
+    check_shapes(_expected(PuLIDFlux, config), tensors, path)
+    return config
+
+
 def load_pulid(path: Path, ops=nn) -> PuLIDFlux:
     """The adapter in `path` (its file dtype, on the CPU), loaded strictly."""
     path = require_file(path, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
     tensors = read_tensors(path)
-    return _load(PuLIDFlux, adapter_config(tensors, path), tensors, path, ops)
+    return _build(PuLIDFlux, check_pulid(tensors, path), tensors, ops)
 
 
 # ----- EVA-CLIP ---------------------------------------------------------------------------------------------
@@ -179,20 +208,44 @@ def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
         raise WeightsMismatch(f"{path} is not a usable EVA02-CLIP vision tower ({exc})") from None
 
 
-def eva_shapes(config: EvaConfig, tensors: dict[str, torch.Tensor]) -> dict[str, tuple[int, ...]]:
-    """What a tower file of `config` must hold: the model's tensors, and all rope buffers if it has any."""
-    with torch.device("meta"):
-        expected = shapes_of(EvaVisionTower(config))
-    return {**expected, **rope_shapes(config)} if any(ROPE.fullmatch(k) for k in tensors) else expected
+def check_eva(tensors: dict[str, torch.Tensor], path: Path) -> tuple[EvaConfig, dict[str, torch.Tensor]]:
+    """The tower's sizes and its tensors without the rope buffers, once the file's vision tower is complete:
+    every tensor at its shape, and either no rope buffers or all of them."""
+    tensors = vision_tensors(tensors, path)
+    config = eva_config(tensors, path)
+    expected = _expected(EvaVisionTower, config)
+    if any(ROPE.fullmatch(k) for k in tensors):
+        expected.update(rope_shapes(config))
+    check_shapes(expected, tensors, path)
+    return config, {k: v for k, v in tensors.items() if not ROPE.fullmatch(k)}
 
 
 def load_eva(path: Path, ops=nn) -> EvaVisionTower:
     """The EVA02-CLIP vision tower in `path` (a whole EVA-CLIP checkpoint or its `visual.` part), strictly."""
     path = require_file(path, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
-    tensors = vision_tensors(read_tensors(path), path)
-    config = eva_config(tensors, path)
-    check_shapes(eva_shapes(config, tensors), tensors, path)
-    return _load(EvaVisionTower, config, {k: v for k, v in tensors.items() if not ROPE.fullmatch(k)}, path, ops)
+    config, tensors = check_eva(read_tensors(path), path)
+    return _build(EvaVisionTower, config, tensors, ops)
+
+
+# ----- face parsing -----------------------------------------------------------------------------------------
+
+def check_parsing(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    if "cp.resnet.conv1.weight" not in tensors:
+        raise WeightsMismatch(f"{path} is not a BiSeNet face-parsing file: it has no tensor 'cp.resnet.conv1.weight'")
+    with torch.device("meta"):
+        check_shapes(shapes_of(BiSeNet()), tensors, path)
+
+
+def load_parsing(path: Path) -> BiSeNet:
+    """facexlib's `parsing_bisenet.pth` (a weights-only read), strictly, on the CPU in float32."""
+    path = require_file(path, "face-parsing", PARSING_FILE, PARSING_SOURCE)
+    tensors = read_tensors(path)
+    check_parsing(tensors, path)
+    with torch.device("meta"):
+        parser = BiSeNet()
+    parser.load_state_dict({k: v if v.dtype == torch.int64 else v.float() for k, v in tensors.items()},
+                           strict=True, assign=True)
+    return parser.eval().requires_grad_(False)
 
 
 # ----- both -------------------------------------------------------------------------------------------------
