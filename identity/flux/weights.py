@@ -1,5 +1,9 @@
 """Loading the adapter's weight files strictly: every tensor the model has, at its shape, and nothing else.
 
+The PuLID-Flux adapter, the EVA-CLIP tower its encoder reads, and the face-parsing network that prepares that
+tower's input. The `check_*` functions are the whole verdict on a file; `python -m identity weights` runs them
+too, so the CLI and a node that refuses a file say the same thing.
+
 Sizes are read from a few anchor tensors, so a scaled-down adapter (the tests build those) loads through the same
 path as the published one (`adapter.PULID_FLUX_V09`, `eva_clip.EVA02_CLIP_L_14_336`); whatever the sizes, each
 key is then checked against the model built from them. Only tensors are ever read: safetensors, or a `.pt`
@@ -252,11 +256,17 @@ def load_parsing(path: Path) -> BiSeNet:
 
 @dataclass
 class FluxAdapter:
-    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files for caches."""
+    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files for caches.
+
+    `parser` whitens the encoder's faces as PuLID does (None: a fixed face ellipse does, see `faces`);
+    `any_recognizer` lets another ArcFace than antelopev2's glintr100 feed the encoder.
+    """
 
     pulid: PuLIDFlux
     eva: EvaVisionTower
     key: str
+    parser: BiSeNet | None = None
+    any_recognizer: bool = False
 
     @property
     def config(self) -> AdapterConfig:
