@@ -100,6 +100,12 @@ class PuLIDLoad(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, **kwargs) -> str:
+        """A parsing file put in place (or removed) after a run counts as a change: the next run picks it up."""
+        found = folder_paths.get_full_path(PARSING_FOLDER, PARSING_FILE)
+        return f"{found}:{Path(found).stat().st_mtime_ns}" if found else ""
+
+    @classmethod
     def validate_inputs(cls, pulid: str, eva_clip: str, allow_other_recognizer: bool = False) -> bool:
         return True  # checked when the node runs, so a missing file gets a message naming where it goes
 
