@@ -63,7 +63,7 @@ def inspect(path: Path) -> FileReport:
 
 def _tensors(path: Path) -> FileReport:
     from .flux import EVA02_CLIP_L_14_336, PULID_FLUX_V09
-    from .flux.weights import (ROPE, check_eva, check_parsing, check_pulid, read_tensors, vision_tensors)
+    from .flux.weights import ROPE, check_eva, check_parsing, check_pulid, read_tensors
 
     tensors = read_tensors(path, shapes_only=True)
     if "pulid_encoder.latents" in tensors:
@@ -85,7 +85,7 @@ def _tensors(path: Path) -> FileReport:
             config, _ = check_eva(tensors, path)
         except IdentityError as exc:
             return FileReport(path, what, str(exc))
-        rope = "with" if any(ROPE.fullmatch(k) for k in vision_tensors(tensors)) else "without"
+        rope = "with" if any(ROPE.fullmatch(k.removeprefix("visual.")) for k in tensors) else "without"
         variant = "EVA02-CLIP-L-14-336" if config == EVA02_CLIP_L_14_336 else (
             f"{config.image_size} px, width {config.width}, {config.depth} blocks")
         return FileReport(path, f"{what}, {variant}, {rope} rope buffers")

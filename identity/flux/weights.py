@@ -98,25 +98,23 @@ def shapes_of(model: nn.Module) -> dict[str, tuple[int, ...]]:
     return {key: tuple(value.shape) for key, value in model.state_dict().items()}
 
 
-def problems(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor]) -> str:
-    """The missing, unexpected and mis-shaped keys (a few of each, then a count), or "" when they match."""
-    missing = [f"'{k}'" for k in expected if k not in tensors]
-    unexpected = [f"'{k}'" for k in tensors if k not in expected]
-    misshaped = [f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
-                 for k in expected if k in tensors and tuple(tensors[k].shape) != expected[k]]
-    found = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)):
-        if items:
-            more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
-            found.append(f"{label}: {', '.join(items[:SHOWN])}{more}")
-    return "; ".join(found)
+def _listing(label: str, items: list[str]) -> str:
+    """"label: a, b, c, d, e and N more"."""
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return f"{label}: {', '.join(items[:SHOWN])}{more}"
 
 
 def check_shapes(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Raise `WeightsMismatch` naming every missing, unexpected and mis-shaped key (a few of each)."""
-    found = problems(expected, tensors)
+    missing = [f"'{k}'" for k in expected if k not in tensors]
+    unexpected = [f"'{k}'" for k in tensors if k not in expected]
+    misshaped = [f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
+                 for k in expected if k in tensors and tuple(tensors[k].shape) != expected[k]]
+    found = [_listing(label, items) for label, items in
+             (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if items]
     if found:
-        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({found}); re-download the file")
+        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({'; '.join(found)}); "
+                              "re-download the file")
 
 
 def _build(model_type, config, tensors: dict[str, torch.Tensor], ops) -> nn.Module:
@@ -185,8 +183,7 @@ def vision_tensors(tensors: dict[str, torch.Tensor], path: Path | str = "") -> d
         return tensors
     strays = [f"'{k}'" for k in tensors if not k.startswith(("visual.", *TEXT_TOWER))]
     if strays:
-        more = f" and {len(strays) - SHOWN} more" if len(strays) > SHOWN else ""
-        raise WeightsMismatch(f"{path} is not an EVA-CLIP checkpoint (unexpected: {', '.join(strays[:SHOWN])}{more}); "
+        raise WeightsMismatch(f"{path} is not an EVA-CLIP checkpoint ({_listing('unexpected', strays)}); "
                               "re-download the file")
     return {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
 
@@ -234,6 +231,7 @@ def load_eva(path: Path, ops=nn) -> EvaVisionTower:
 # ----- face parsing -----------------------------------------------------------------------------------------
 
 def check_parsing(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Every tensor of facexlib's BiSeNet at its shape, and nothing else."""
     if "cp.resnet.conv1.weight" not in tensors:
         raise WeightsMismatch(f"{path} is not a BiSeNet face-parsing file: it has no tensor 'cp.resnet.conv1.weight'")
     with torch.device("meta"):
