@@ -3,9 +3,10 @@
 Tensors: per accepted photo `embeddings [N,D]` (unit), `crops [N,112,112,3]` (aligned, for re-embedding with
 another engine), `landmarks [N,5,2]`, `pose [N,3]` (yaw, pitch, roll), `quality [N,3]` (sharpness,
 brightness, highlights); `centroid [D]`; `portraits [K,S,S,3]` head-and-shoulders references and
-`reference_photos [K]` (which accepted photo each came from); optionally `faces_512 [N,512,512,3]`, each accepted
-photo's face aligned in FFHQ geometry (what PuLID-Flux's encoder reads; profiles trained before it lack it). Header metadata, as JSON strings: the format
-marker and version, id, name, kind, created, engine, calibration and the training report.
+`reference_photos [K]` (which accepted photo each came from); optionally `faces_512 [N,512,512,3]`, each
+accepted photo's face aligned in FFHQ geometry (what PuLID-Flux's encoder reads; older profiles lack it). Header
+metadata, as JSON strings: the format marker and version, id, name, kind, created, engine, calibration and the
+training report.
 
 The file is written here, deterministically (sorted header, fixed layout), so that saving a loaded profile
 reproduces its bytes; it is read with the `safetensors` library. Nothing else is ever deserialised.
