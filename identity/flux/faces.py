@@ -4,6 +4,8 @@ The reference (`pipeline_flux.get_id_embedding`) aligns the photo to facexlib's 
 BiSeNet face-parsing network whiten background, neck, clothes, ears and accessories (hair and face stay), turns
 the rest grey (ITU-R 601 luma), and resizes it bicubically (antialiased) to the EVA tower's input. Profiles keep
 that 512 px face of each accepted photo (`Profile.faces_512`) and the parser is facexlib's `parsing_bisenet.pth`.
+One difference remains: the five landmarks come from the profile's face engine (SCRFD, YuNet), not from
+facexlib's RetinaFace, so the alignment can differ by a few pixels.
 
 Two fallbacks, each named by `describe()` for the node's report: without the parsing file a fixed ellipse over
 the face (brows to chin, cheek to cheek) is kept instead, so hair, ears and the jaw line turn white; a profile
