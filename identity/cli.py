@@ -74,6 +74,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete", _delete, "Delete a profile.")
     sub.add_argument("id")
     command("engines", _engines, "Show the face engines that can be used here.", store=False)
+    sub = command("weights", _weights, "Say what each model file is and whether it would load (exit 1 if one "
+                  "would not).", store=False)
+    sub.add_argument("files", nargs="+", type=Path, help="model files (.safetensors, .pt, .pth, .onnx)")
     return parser
 
 
@@ -198,6 +201,12 @@ def _delete(args) -> int:
     store.delete(args.id)
     print(f"deleted {args.id}")
     return 0
+
+
+def _weights(args) -> int:
+    from .weights import run
+
+    return run(args.files)
 
 
 def _engines(args) -> int:

@@ -3,8 +3,10 @@
 Tensors: per accepted photo `embeddings [N,D]` (unit), `crops [N,112,112,3]` (aligned, for re-embedding with
 another engine), `landmarks [N,5,2]`, `pose [N,3]` (yaw, pitch, roll), `quality [N,3]` (sharpness,
 brightness, highlights); `centroid [D]`; `portraits [K,S,S,3]` head-and-shoulders references and
-`reference_photos [K]` (which accepted photo each came from). Header metadata, as JSON strings: the format
-marker and version, id, name, kind, created, engine, calibration and the training report.
+`reference_photos [K]` (which accepted photo each came from); optionally `faces_512 [N,512,512,3]`, each
+accepted photo's face aligned in FFHQ geometry (what PuLID-Flux's encoder reads; older profiles lack it). Header
+metadata, as JSON strings: the format marker and version, id, name, kind, created, engine, calibration and the
+training report.
 
 The file is written here, deterministically (sorted header, fixed layout), so that saving a loaded profile
 reproduces its bytes; it is read with the `safetensors` library. Nothing else is ever deserialised.
@@ -28,6 +30,7 @@ FORMAT_VERSION = 1
 
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
 _TENSORS = ("embeddings", "centroid", "crops", "landmarks", "pose", "quality", "portraits", "reference_photos")
+_OPTIONAL = ("faces_512",)
 
 
 @dataclass
@@ -47,6 +50,7 @@ class Profile:
     report: dict = field(default_factory=dict)
     created: str = ""
     kind: str = "person"
+    faces_512: np.ndarray | None = None
 
     @property
     def threshold(self) -> float:
@@ -97,6 +101,7 @@ class Profile:
             "quality": np.asarray(self.quality, np.float32),
             "portraits": np.asarray(self.portraits, np.uint8),
             "reference_photos": np.asarray(self.reference_photos, np.int32),
+            **({} if self.faces_512 is None else {"faces_512": np.asarray(self.faces_512, np.uint8)}),
         }
 
     def write(self, handle) -> None:
@@ -130,7 +135,7 @@ class Profile:
                 missing = [name for name in _TENSORS if name not in handle.keys()]
                 if missing:
                     raise ProfileFormatError(f"{path} lacks the tensors {missing}")
-                tensors = {name: handle.get_tensor(name) for name in _TENSORS}
+                tensors = {name: handle.get_tensor(name) for name in _TENSORS + _OPTIONAL if name in handle.keys()}
             profile = cls(
                 id=metadata["id"],
                 name=metadata["name"],
@@ -157,6 +162,7 @@ class Profile:
             and len(self.crops) == len(self.landmarks) == len(self.pose) == len(self.quality) == count
             and len(self.portraits) == len(self.reference_photos) >= 1
             and "threshold" in self.calibration
+            and (self.faces_512 is None or len(self.faces_512) == count)
         )
         if not consistent:
             raise ProfileFormatError(f"profile {self.id!r} is inconsistent (tensor shapes disagree); retrain it")

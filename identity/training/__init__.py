@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
 from ..faces import FaceEngine
-from ..faces.align import portrait
+from ..faces.align import ffhq_face, portrait
 from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, probe_image
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
@@ -206,8 +206,7 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
     weights = photo_quality(np.array([v.face.size for v in accepted]), np.array([v.face.score for v in accepted]),
                             exposure[:, 0])
     references = choose_references(embeddings, poses, weights)
-    portraits = np.stack([portrait(load_image(photos[kept[r]].source), accepted[r].face.landmarks)
-                          for r in references])
+    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
 
     warnings = []
     if len(accepted) < 3:
@@ -226,11 +225,25 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
         pose=poses,
         quality=exposure,
         portraits=portraits,
+        faces_512=faces_512,
         reference_photos=np.array(references, np.int32),
         calibration=calibrate(embeddings, engine.info.match_threshold),
         report={"photos": job.photos, "warnings": warnings, "engine": engine.name},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray, np.ndarray]:
+    """Each accepted photo's FFHQ-aligned 512 face (PuLID-Flux's encoder input) and the reference portraits,
+    decoding each accepted photo once more, one at a time."""
+    faces, portraits = [], {}
+    for position, (index, verdict) in enumerate(zip(kept, accepted)):
+        check()
+        image = load_image(photos[index].source)
+        faces.append(ffhq_face(image, verdict.face.landmarks))
+        if position in references:
+            portraits[position] = portrait(image, verdict.face.landmarks)
+    return np.stack(faces), np.stack([portraits[r] for r in references])
 
 
 def _drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:
