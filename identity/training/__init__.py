@@ -21,7 +21,7 @@ from ..faces import FaceEngine
 from ..faces.align import portrait
 from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, probe_image
-from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
+from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
 from ..profile.calibration import leave_one_out
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
@@ -88,7 +88,7 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) ->
     if len(photos) > MAX_PHOTOS:
         raise TrainingError(f"{len(photos)} photos given; a profile takes at most {MAX_PHOTOS}")
     if profile_id is None:
-        same_name = [s["id"] for s in store.summaries() if s["name"] == name] if store else []
+        same_name = [s["id"] for s in store.summaries() if name_key(s["name"]) == name_key(name)] if store else []
         if same_name and not overwrite:
             raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]})")
         profile_id = same_name[0] if same_name else new_id(name)
