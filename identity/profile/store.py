@@ -19,6 +19,7 @@ from pathlib import Path
 from safetensors import safe_open
 
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
+from ..paths import writable_folder
 from .ids import ID_PATTERN, clean_name, name_key, validate_id
 from .profile import FORMAT, Profile, summarize
 
@@ -92,6 +93,10 @@ class ProfileStore:
                 self._warn(profile_id, None, "not a regular file")
             return None
         return (info.st_mtime_ns, info.st_size, info.st_ino)
+
+    def check_writable(self) -> None:
+        """Refuses, with a sentence, a folder that profiles cannot be saved to (before a training, not after)."""
+        writable_folder(self.folder, "profiles")
 
     def save(self, profile: Profile, overwrite: bool = False) -> Path:
         """Write atomically: a temporary file in the same folder, flushed to disk, then renamed over."""
