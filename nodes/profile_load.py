@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
+from ..identity.errors import IdentityError
 from ..identity.profile import ID_PATTERN
 from .glue import Profiles, profile_store
 
@@ -54,6 +55,16 @@ class ProfileLoad(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, profile: str) -> bool:
         return True  # names are checked when the node runs, so an unknown one gets a message listing the profiles
+
+    @classmethod
+    def fingerprint_inputs(cls, profile: str, **_) -> tuple | None:
+        """The profile's id and file stamp: a deleted, replaced or renamed profile is loaded afresh, never served
+        from ComfyUI's cache (nodes downstream take this node's fingerprint into their own cache keys)."""
+        try:
+            profile_id = resolve(profile)
+        except IdentityError:
+            return None  # execute says what is wrong
+        return profile_id, profile_store().stamp(profile_id)
 
     @classmethod
     def execute(cls, profile: str, profiles: list | None = None) -> io.NodeOutput:
