@@ -134,8 +134,9 @@ async def create_profile(request: web.Request) -> web.Response:
     except TimeoutError:
         raise UploadStalled(f"the upload took over {UPLOAD_SECONDS // 60} minutes; upload fewer or smaller photos") from None
     except (ValueError, KeyError, HttpProcessingError) as exc:  # aiohttp's multipart parser refusing the body
-        raise UploadRefused(f"the upload is not well-formed multipart/form-data ({str(exc)[:80]}); send the form as a "
-                            "browser does") from None
+        log.info("identity upload refused as malformed: %s", exc)
+        raise UploadRefused("the upload is not well-formed multipart/form-data (no or another boundary, a part header "
+                            "over 8 kB, or a cut-off body); send the form as a browser does") from None
     photos = batch.finish()
     overwrite = fields.get("overwrite", "").strip().lower() in ("1", "true", "on", "yes")
     server = PromptServer.instance

@@ -46,6 +46,14 @@ def text_bomb_png() -> bytes:
     return buffer.getvalue()
 
 
+def crafted(path, profile, **metadata) -> None:
+    """A profile file written by the safetensors library itself, with its header metadata changed (None drops a key)."""
+    from safetensors.numpy import save_file
+
+    header = {k: v for k, v in {**profile.metadata(), **metadata}.items() if v is not None}
+    save_file(profile.tensors(), str(path), metadata=header)
+
+
 def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 

@@ -17,7 +17,7 @@ import pytest
 from identity.errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
 from identity.profile import Profile, ProfileStore, new_id, slug, validate_id
 
-from conftest import ROOT
+from conftest import ROOT, crafted
 
 ESCAPES = ["../evil", "..", "a/../../b", "/etc/passwd", "a/b", "a\\b", ".hidden", "", " padded", "UPPER",
            "x" * 65, "name.safetensors", "nul\0byte", "ümlaut", "-leading"]
@@ -158,14 +158,6 @@ def test_a_cached_profile_is_reread_when_its_file_changes(tmp_path, tom_profile)
 
 
 # ----- a hostile profile folder: whatever lies there, the listing stands and nothing blocks --------------------
-
-def crafted(path, profile, **metadata) -> None:
-    """A profile file written by the safetensors library itself, with its header metadata changed (None drops a key)."""
-    from safetensors.numpy import save_file
-
-    header = {k: v for k, v in {**profile.metadata(), **metadata}.items() if v is not None}
-    save_file(profile.tensors(), str(path), metadata=header)
-
 
 @pytest.mark.parametrize("metadata", [{"name": None}, {"name": "<img src=x onerror=alert(1)>"}, {"name": "two\nlines"},
                                       {"calibration": '{"threshold": "high"}'}, {"calibration": '{"threshold": true}'},
