@@ -196,31 +196,28 @@ def test_a_link_out_of_the_folder_is_skipped(tmp_path, tom_profile):
 
 
 def test_a_fifo_named_like_a_profile_never_blocks(tmp_path, tom_profile):
-    import threading
-
+    """Run in a child process: a reader stuck opening a FIFO can hold the GIL, freezing every thread."""
     store = ProfileStore(tmp_path)
     store.save(tom_profile)
-    fifo = tmp_path / "fifo-000000.safetensors"
-    os.mkfifo(fifo)
-    outcome = {}
-
-    def use():
-        outcome["ids"] = store.ids()
-        outcome["summaries"] = [s["id"] for s in store.summaries()]
+    os.mkfifo(tmp_path / "fifo-000000.safetensors")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from identity.profile import ProfileStore
+        store = ProfileStore({str(tmp_path)!r})
+        print(store.ids(), [s["id"] for s in store.summaries()])
         for action in (store.load, store.portrait, store.resolve):
             try:
                 action("fifo-000000")
             except Exception as exc:
-                outcome[action.__name__] = type(exc).__name__
-
-    worker = threading.Thread(target=use, daemon=True)
-    worker.start()
-    worker.join(20)
-    if worker.is_alive():  # unblock the stuck reader before failing
-        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
-    assert not worker.is_alive(), f"reading the FIFO blocked ({outcome})"
-    assert outcome == {"ids": [tom_profile.id], "summaries": [tom_profile.id], "load": "ProfileNotFound",
-                       "portrait": "ProfileNotFound", "resolve": "ProfileNotFound"}
+                print(action.__name__, type(exc).__name__)
+    """)
+    try:
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"reading the profile folder blocked on the FIFO (output so far: {exc.stdout!r})")
+    assert child.stdout.splitlines() == [f"[{tom_profile.id!r}] [{tom_profile.id!r}]", "load ProfileNotFound",
+                                         "portrait ProfileNotFound", "resolve ProfileNotFound"], child.stderr
 
 
 def test_not_found_names_neither_the_folder_nor_other_profiles(tmp_path, tom_profile):
