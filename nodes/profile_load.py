@@ -9,16 +9,17 @@ from __future__ import annotations
 from comfy_api.latest import io
 
 from ..identity.errors import IdentityError
-from ..identity.profile import ID_PATTERN
+from ..identity.profile import ID_PATTERN, name_key
 from .glue import Profiles, profile_store
 
 
 def picker_labels(summaries: list[dict]) -> dict[str, str]:
-    """Profile id → its label in the picker: the name, with the id added when several profiles share it."""
+    """Profile id → its label in the picker: the name, with the id added when several profiles share it (in any
+    case: names are looked up without it)."""
     counts: dict[str, int] = {}
     for s in summaries:
-        counts[s["name"]] = counts.get(s["name"], 0) + 1
-    return {s["id"]: s["name"] if counts[s["name"]] == 1 else f"{s['name']} ({s['id']})" for s in summaries}
+        counts[name_key(s["name"])] = counts.get(name_key(s["name"]), 0) + 1
+    return {s["id"]: s["name"] if counts[name_key(s["name"])] == 1 else f"{s['name']} ({s['id']})" for s in summaries}
 
 
 def profile_names() -> list[str]:

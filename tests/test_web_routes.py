@@ -353,16 +353,19 @@ def test_broken_files_in_the_profile_folder_hide_nothing(comfyui, tmp_path):
     hostile = {"outside-000000": lambda p: p.symlink_to(outside), "fifo-000000": os.mkfifo,
                "noname-000000": lambda p: crafted(p, profile, id="noname-000000", name=None),
                "threshold-000000": lambda p: crafted(p, profile, id="threshold-000000", calibration='{"threshold": "x"}'),
-               "markup-000000": lambda p: crafted(p, profile, id="markup-000000", name="<img src=x onerror=alert(1)>")}
+               "markup-000000": lambda p: crafted(p, profile, id="markup-000000", name="<img src=x onerror=alert(1)>"),
+               "twin-000000": lambda p: crafted(p, profile, id="twin-000000", name="SURVIVOR")}
     try:
         for profile_id, make in hostile.items():
             make(folder / f"{profile_id}.safetensors")
         status, listing = call(comfyui, "GET", "/identity/profiles")
-        assert status == 200 and survivor in [p["id"] for p in listing["profiles"]]
-        assert not set(hostile) & {p["id"] for p in listing["profiles"]}
+        labels = {p["id"]: p["label"] for p in listing["profiles"]}
+        assert status == 200 and set(hostile) & set(labels) == {"twin-000000"}, labels
+        assert (labels[survivor], labels["twin-000000"]) == (f"Survivor ({survivor})", "SURVIVOR (twin-000000)"), \
+            "a copied-in file whose name differs only in case is told apart by its id in the picker"
         options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
-        assert "Survivor" in options and not any("<" in option for option in options)
-        for profile_id in hostile:
+        assert f"Survivor ({survivor})" in options and not any("<" in option for option in options)
+        for profile_id in set(hostile) - {"twin-000000"}:
             status, answer = call(comfyui, "GET", f"/identity/profiles/{profile_id}")
             assert status in (400, 404) and "\n" not in answer["error"], (profile_id, answer)
         log = comfyui.log_tail(400)
