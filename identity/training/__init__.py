@@ -2,7 +2,7 @@
 
 `train()` runs a job to the end in the calling thread (CLI, ComfyUI node); `start_training()` runs it in the
 background and returns the job at once (web routes poll it). Photos are decoded a few at a time and let go
-after analysis, so fifty 24-megapixel photos never sit in memory together.
+after analysis, so fifty 24-megapixel photos never sit in memory together (`images.DECODE_BUDGET`).
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
 from ..faces import FaceEngine
 from ..faces.align import ffhq_face, portrait
 from ..faces.quality import measure
-from ..images import ImageSource, collect_photos, load_image, probe_image
-from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
+from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
+from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
 from ..profile.calibration import leave_one_out
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
@@ -88,7 +88,7 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) ->
     if len(photos) > MAX_PHOTOS:
         raise TrainingError(f"{len(photos)} photos given; a profile takes at most {MAX_PHOTOS}")
     if profile_id is None:
-        same_name = [s["id"] for s in store.summaries() if s["name"] == name] if store else []
+        same_name = [s["id"] for s in store.summaries() if name_key(s["name"]) == name_key(name)] if store else []
         if same_name and not overwrite:
             raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]})")
         profile_id = same_name[0] if same_name else new_id(name)
@@ -147,20 +147,28 @@ def _validate(job, photos, verdicts, check) -> None:
 
 
 def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
-    """Faces per usable photo, decoded and analysed a chunk at a time."""
-    usable = [i for i, v in enumerate(verdicts) if not v.code]
+    """Faces per usable photo, decoded and analysed a few at a time: at most CHUNK photos and DECODE_BUDGET
+    pixels together (sizes from the headers), so eight 100-MP photos are never decoded at once."""
+    sizes = {}
+    for index in (i for i, v in enumerate(verdicts) if not v.code):
+        try:
+            sizes[index] = probe_image(photos[index].source)
+        except ImageError as exc:
+            verdicts[index].reject("unreadable", exc.reason)
     faces: dict[int, list] = {}
-    for start in range(0, len(usable), CHUNK):
+    done = 0
+    for batch in pixel_batches(sizes, CHUNK):
         check()
         decoded = []
-        for index in usable[start : start + CHUNK]:
+        for index in batch:
             try:
                 decoded.append((index, load_image(photos[index].source)))
             except ImageError as exc:
                 verdicts[index].reject("unreadable", exc.reason)
         for (index, _), found in zip(decoded, engine.analyze([image for _, image in decoded])):
             faces[index] = found
-        _publish(job, verdicts, min(start + CHUNK, len(usable)))
+        done += len(batch)
+        _publish(job, verdicts, done)
     return faces
 
 
