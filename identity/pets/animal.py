@@ -12,7 +12,7 @@ import numpy as np
 
 KINDS = ("cat", "dog")
 PERSON = "person"
-APPEARANCE = "appearance similarity"
+APPEARANCE = "appearance similarity (not identity)"
 IDENTITY = "re-identification similarity"
 CROP_MARGIN = 0.10  # of the box, added on every side of an animal crop
 _PORTRAIT_MARGIN = 0.35

@@ -143,9 +143,12 @@ class AnimalDetector:
 
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
-        pixels = cv2.resize(np.ascontiguousarray(image), (INPUT, INPUT), interpolation=cv2.INTER_AREA)
+        side = max(height, width)  # letterboxed as Darknet does: a wide group photo must not be squeezed
+        boxed = np.full((side, side, 3), 127, np.uint8)
+        boxed[:height, :width] = image
+        pixels = cv2.resize(boxed, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
         tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
-        found = [f for f in decode(self.network.forward(tensor), width, height, self.threshold) if f[0] in ANIMALS]
+        found = [f for f in decode(self.network.forward(tensor), side, side, self.threshold) if f[0] in ANIMALS]
         detections = []
         for label in sorted({f[0] for f in found}):
             boxes = [f[2] for f in found if f[0] == label]

@@ -40,7 +40,7 @@ class ReidModel:
         try:
             self.session = onnxruntime.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
         except Exception as exc:
-            raise ModelFilesMissing(f"{path.name} in {path.parent} is not a loadable ONNX model ({exc}); "
+            raise ModelFilesMissing(f"{path.name} in {path.parent} is not a loadable ONNX model ({str(exc).strip().splitlines()[-1][:160]}); "
                                     "replace it with an exported re-identification model or remove it") from None
         shape = self.session.get_inputs()[0].shape
         if len(shape) != 4 or not all(isinstance(v, int) for v in shape[2:]):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..errors import TrainingError
 from ..images import load_image
-from ..pets.animal import KINDS, exposure, portrait
+from ..pets.animal import APPEARANCE, IDENTITY, KINDS, exposure, portrait
 from ..profile import Profile, calibrate, centroid
 from .references import choose_references, photo_quality
 from .subject import find_subject
@@ -101,8 +101,8 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
 
 
 _MEANING = {
-    "appearance similarity": "scores say how alike the animal looks (species, coat, colours); two animals of the "
+    APPEARANCE: "scores say how alike the animal looks (species, coat, colours); two animals of the "
                              "same breed can score as high as one animal. Add a re-identification model to "
                              "models/pet_reid/ to tell individuals apart",
-    "re-identification similarity": "scores come from the re-identification model in models/pet_reid/",
+    IDENTITY: "scores come from the re-identification model in models/pet_reid/",
 }
