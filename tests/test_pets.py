@@ -177,3 +177,30 @@ def test_a_broken_reid_file_is_refused_with_the_fix(models, tmp_path):
 def test_missing_conversion_names_the_install_step(tmp_path):
     with pytest.raises(Exception, match="python install.py"):
         load_pet_engine(tmp_path / "pets", tmp_path)
+
+
+def test_command_line_installs_trains_lists_and_scores_a_cat(tmp_path):
+    """The install step and a cat profile from a terminal; the score line says what it measured."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    env = {**os.environ, "IDENTITY_MODELS_DIR": str(tmp_path / "models")}
+
+    def cli(*args):
+        result = subprocess.run([sys.executable, "-m", "identity", *map(str, args)], cwd=ROOT, capture_output=True,
+                                text=True, env=env, timeout=300)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+    assert "efficientnet-lite0.safetensors" in cli("pets-install")
+    photos = saved(tmp_path, variants(chelsea()))
+    report = json.loads(cli("train", *[p.source for p in photos], "--name", "Chelsea", "--kind", "pet", "--json",
+                            "--store", tmp_path / "profiles"))
+    assert report["kind"] == "cat" and {p["verdict"] for p in report["photos"]} == {"accepted"}
+    assert " cat " in cli("list", "--store", tmp_path / "profiles")
+    scored = cli("score", photos[0].source, "--profile", "Chelsea", "--store", tmp_path / "profiles")
+    assert "cat 1" in scored and "Chelsea" in scored and APPEARANCE in scored
