@@ -18,6 +18,7 @@ from server import PromptServer
 
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.profile import ProfileStore
+from ..identity.training import check_kind
 from ..identity.remote.keys import KeyStore
 
 PROFILES_FOLDER = "identity_profiles"
@@ -77,6 +78,15 @@ def engine(choice: EngineChoice | None) -> FaceEngine:
     if choice is None:
         return load_engine(None, "auto", roots=insightface_roots())
     return load_engine(choice.pack, choice.provider, roots=insightface_roots())
+
+
+def training_engine(kind: str, choice: EngineChoice | None = None):
+    """What finds the subject for a profile of this kind: the face engine for a person, the pet engine otherwise."""
+    if check_kind(kind) == "person":
+        return engine(choice)
+    from ..identity.pets.engine import load_pet_engine  # torch-backed pet networks load on first pet training
+
+    return load_pet_engine()
 
 
 def to_arrays(images: torch.Tensor) -> list[np.ndarray]:

@@ -28,7 +28,7 @@ from .references import choose_references, photo_quality
 from .subject import find_subject
 from .verdicts import MIN_FACE, MIN_IMAGE_SIDE, PhotoVerdict, drop_outliers, nothing_accepted, quality_problem
 
-__all__ = ["JOBS", "KINDS", "Photo", "Status", "TrainingJob", "photos_from_paths", "start_training", "train"]
+__all__ = ["JOBS", "KINDS", "Photo", "Status", "check_kind", "TrainingJob", "photos_from_paths", "start_training", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -84,10 +84,15 @@ def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: Pr
     return job
 
 
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise TrainingError(f"unknown profile kind {str(kind)[:40]!r}; use one of: {', '.join(KINDS)}")
+    return kind
+
+
 def _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind) -> TrainingJob:
     name = clean_name(name)
-    if kind not in KINDS:
-        raise TrainingError(f"unknown profile kind {kind!r}; use one of: {', '.join(KINDS)}")
+    check_kind(kind)
     if not photos:
         raise TrainingError("no photos given: pass 1 to 50 photos of the person")
     if len(photos) > MAX_PHOTOS:
