@@ -5,6 +5,7 @@ each kind is assigned one-to-one among the profiles of that kind."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
@@ -85,16 +86,17 @@ def candidates(profiles: list[Profile], engine: FaceEngine) -> list[Candidate]:
 
 
 def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine,
-                 pets=None) -> list[ImageScore]:
+                 pet_engine: Callable | None = None) -> list[ImageScore]:
     """Faces of each image (and its cats and dogs when a pet profile is asked for), sorted left to right and
-    assigned to the given profiles: one face or animal per profile per image. `pets` is the pet engine, loaded
-    from its installed files when a pet profile needs it and none is given."""
+    assigned to the given profiles: one face or animal per profile per image. `pet_engine()` gives the pet
+    engine, called only when a pet profile needs it (default: the one installed in the models folder)."""
     people = [p for p in profiles if p.kind == "person"]
     animals = [p for p in profiles if p.kind != "person"]
-    if animals and pets is None:
-        from .pets.engine import load_pet_engine  # torch and the pet networks load only when a pet is asked for
-
-        pets = load_pet_engine()
+    pets = None
+    if animals:
+        if pet_engine is None:
+            from .pets.engine import load_pet_engine as pet_engine  # torch loads only when a pet is asked for
+        pets = pet_engine()
     arrays = [image for _, image in images]
     faces = engine.analyze(arrays) if people or not animals else [[] for _ in arrays]
     found = pets.analyze(arrays) if animals else [[] for _ in arrays]

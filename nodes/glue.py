@@ -82,11 +82,14 @@ def engine(choice: EngineChoice | None) -> FaceEngine:
 
 def training_engine(kind: str, choice: EngineChoice | None = None):
     """What finds the subject for a profile of this kind: the face engine for a person, the pet engine otherwise."""
-    if check_kind(kind) == "person":
-        return engine(choice)
-    from ..identity.pets.engine import load_pet_engine  # torch-backed pet networks load on first pet training
+    return engine(choice) if check_kind(kind) == "person" else pet_engine()
 
-    return load_pet_engine()
+
+def pet_engine():
+    """The pet engine from ComfyUI's models folder: `pets/` (installed by install.py) and the user's `pet_reid/`."""
+    from ..identity.pets.engine import load_pet_engine  # the torch networks load on the first pet profile
+
+    return load_pet_engine(Path(folder_paths.models_dir) / "pets", Path(folder_paths.models_dir) / "pet_reid")
 
 
 def to_arrays(images: torch.Tensor) -> list[np.ndarray]:

@@ -134,7 +134,7 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     dog = photo(DOG)[DOG_BOX[1]:DOG_BOX[3], DOG_BOX[0]:DOG_BOX[2]]
     family = np.concatenate([fit(load_image(face("obama/obama2.jpg"))), fit(dog), fit(chelsea())], axis=1)
     profiles = [people["Barack Obama"], dog_job.profile, cat_job.profile]
-    (result,) = score_images([("family", family)], profiles, embedded, pets)
+    (result,) = score_images([("family", family)], profiles, embedded, lambda: pets)
     assigned = {f.profile_id: f for f in result.faces if f.profile_id}
     assert set(assigned) == {p.id for p in profiles}
     assert [f.kind for f in sorted(assigned.values(), key=lambda f: f.bbox[0])] == ["person", "dog", "cat"]
@@ -144,7 +144,7 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     assert report["kinds"] == {p.id: p.kind for p in profiles}
     assert "note" not in report["images"][0]
     # The cat is not offered to the dog: without it in the photo, the dog profile is missing, not mis-assigned.
-    (alone,) = score_images([("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, pets)
+    (alone,) = score_images([("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, lambda: pets)
     assert [f.profile_id for f in alone.faces] == [cat_job.profile.id]
 
 
