@@ -18,6 +18,7 @@ from .faces import PROVIDER_CHOICES, find_packs, load_engine, resolve_engine_spe
 from .images import collect_photos, load_image
 from .paths import insightface_roots, profiles_dir
 from .profile import ProfileStore
+from .remote import cli as remote_cli
 from .scoring import annotate, score_images
 from .training import photos_from_paths, train
 
@@ -74,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete", _delete, "Delete a profile.")
     sub.add_argument("id")
     command("engines", _engines, "Show the face engines that can be used here.", store=False)
+    remote_cli.register(command)
     return parser
 
 

@@ -11,6 +11,7 @@ from identity.errors import Cancelled, ModerationRefused, ProviderError
 from identity.images import load_image
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
+from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
 
 from conftest import face
@@ -19,9 +20,12 @@ FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=1.0, attempts=3)
 
 
 @pytest.fixture
-def keys(fake, tmp_path):
+def keys(fake, tmp_path, monkeypatch, people):
     fake.reset()
     fake.stall_seconds = 2.0
+    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))  # Phota links live in the user folder
+    fake.phota_profiles["ph0bama"] = "READY"
+    PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
     return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
@@ -56,13 +60,10 @@ def test_server_errors_are_retried_then_reported(fake, keys, people, embedded):
     assert len(fake.posts("gemini")) == 3
 
 
-def test_timeouts_are_retried_and_then_named(fake, keys, people, embedded):
-    fake.faults = ["timeout"]
-    result = run(request(people), keys, embedded, policy=FAST)
-    assert result.report["retries"][0]["error"] == "timed out"
-    fake.reset(faults=["timeout"] * 3)
-    with pytest.raises(ProviderError, match="gemini timed out on each of 3 attempts"):
-        run(request(people), keys, embedded, policy=FAST)
+def test_connections_that_never_reached_the_provider_are_retried_and_then_named(fake, keys, people, embedded):
+    dead = KeyStore(None, environ={"GEMINI_API_KEY": "k" * 20, "IDENTITY_GEMINI_BASE_URL": "http://127.0.0.1:9"})
+    with pytest.raises(ProviderError, match=r"gemini connection failed \(ConnectError\) on each of 3 attempts"):
+        run(request(people), dead, embedded, policy=FAST)
 
 
 def test_a_slow_body_that_keeps_coming_is_not_a_timeout(fake, keys, people, embedded):
@@ -117,5 +118,5 @@ def test_an_interrupt_stops_a_waiting_request_at_once(fake, keys, people, embedd
 
 def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embedded):
     fake.reset(delay=0.3)
-    result = run(request(people, outputs=4), keys, embedded, policy=FAST)
-    assert len(result.images) == 4 and fake.max_in_flight == 4
+    result = run(request(people, outputs=4), keys, embedded, policy=Policy(base_delay=0.05, read_timeout=10))
+    assert len(result.images) == 4 and fake.max_in_flight == 4, result.report["failures"]

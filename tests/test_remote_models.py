@@ -31,7 +31,7 @@ def test_the_registry_holds_what_the_issue_lists():
     assert BASE_MODELS["qwen-image-2"].resolutions == ("1K", "2K") == BASE_MODELS["flux-2"].resolutions
     assert BASE_MODELS["reve"].resolutions == ("1K",)
     assert [m for m, spec in BASE_MODELS.items() if spec.qualities and spec.provider != "phota"] == ["gpt-image-2"]
-    assert {spec.pricing for spec in BASE_MODELS.values()} == {"flat", "tokens"}
+    assert {spec.prices["kind"] for spec in BASE_MODELS.values()} == {"per_image", "tokens", "per_megapixel", "per_operation"}
     assert all(spec.max_input_images >= 3 and spec.max_outputs_per_request >= 1 for spec in BASE_MODELS.values())
 
 
