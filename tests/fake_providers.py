@@ -180,7 +180,7 @@ class Fake:
             entry.form, reader = {}, await request.multipart()
             async for part in reader:
                 if part.filename:
-                    entry.files.append((part.name, part.filename, part.headers.get("Content-Type"), await part.read()))
+                    entry.files.append((part.name, part.filename, part.headers.get("Content-Type"), bytes(await part.read())))
                 else:
                     entry.form[part.name] = (await part.read()).decode()
         else:
@@ -308,7 +308,7 @@ class Fake:
         inline = [p["inlineData"] for p in parts if "inlineData" in p]
         if len(inline) > 14:
             return _google_error(400, "INVALID_ARGUMENT", "Too many images: at most 14 are supported.")
-        images = [base64.b64decode(i["data"]) for i in inline]
+        images = [base64.urlsafe_b64decode(i["data"].replace("+", "-").replace("/", "_")) for i in inline]  # proto JSON: either alphabet
         text = " ".join(p["text"] for p in parts if "text" in p)
         if fault == "moderation":
             return web.json_response({"candidates": [{"finishReason": "IMAGE_SAFETY", "content": {"parts": []}}],
