@@ -7,7 +7,8 @@ requested person (read from the request, grouped by what the prompt says each im
 queue of misbehaviours for the next requests: "429" (Retry-After: 1), "429long" (Retry-After: 1 hour), "500",
 "503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" (Gemini), "stranger" (every person
 in the image is a stranger), and the hostile ones: "drop" (reads the whole request, then closes the connection
-without answering), "echo_key_text" (a non-JSON error body that echoes the key past character 290),
+without answering), "echo_key_text" (a non-JSON error body that echoes every header), "echo_key_late" (a JSON error
+whose text reaches the key at character ~290),
 "error_string" (`error` as a string), "inline_no_data" (Gemini `inlineData` without `data`), "json_list" (a
 JSON array for a body), "redirect_away" (307 to another origin, `evil`), "redirect_poll" (BFL's polling URL
 redirects to `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
@@ -213,10 +214,15 @@ class Fake:
             request.transport.close()
             return web.Response(status=200)  # never reaches the client
         if fault == "echo_key_text":
-            # A proxy's plain-text error that echoes every header it got, the key well past character 290.
-            echoed = " ".join(f"{k}={v}" for k, v in request.headers.items())
-            return web.Response(text="upstream refused the request. " + "." * 260 + " headers: " + echoed,
-                                status=400, content_type="text/plain")
+            # A proxy's plain-text error that echoes every header it got.
+            headers = sorted(request.headers.items(), key=lambda kv: not ("key" in kv[0].lower() or "auth" in kv[0].lower()))
+            echoed = " ".join(f"{k}={v}" for k, v in headers)
+            return web.Response(text="upstream refused: " + echoed, status=400, content_type="text/plain")
+        if fault == "echo_key_late":
+            # A JSON error without the provider's usual fields whose text reaches the key at character ~290.
+            echoed = " ".join(f"{k}={v}" for k, v in request.headers.items() if "key" in k.lower() or "auth" in k.lower())
+            text = json.dumps({"note": "x" * (280 - len('{"note": "')) + " " + echoed})
+            return web.Response(text=text, status=400, content_type="application/json")
         if fault == "json_list":
             return web.json_response(["unexpected", "array"], status=200)
         if fault == "redirect_away":
@@ -316,7 +322,7 @@ class Fake:
         if fault == "no_image":
             return web.json_response({"candidates": [{"finishReason": "NO_IMAGE", "content": {"parts": []}}]})
         if fault == "error_string":
-            return web.json_response({"error": "quota exhausted for this project"}, status=429)
+            return web.json_response({"error": "request body is malformed"}, status=400)
         if fault == "inline_no_data":
             return web.json_response({"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png"}}]},
                                                       "finishReason": "STOP"}], "responseId": "r-nodata"})

@@ -120,3 +120,32 @@ def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embed
     fake.reset(delay=0.3)
     result = run(request(people, outputs=4), keys, embedded, policy=Policy(base_delay=0.05, read_timeout=10))
     assert len(result.images) == 4 and fake.max_in_flight == 4, result.report["failures"]
+
+
+@pytest.mark.parametrize("model,fault,says", [
+    ("nb2", "error_string", r"gemini rejected the request \(HTTP 400\): request body is malformed"),
+    ("nb2", "inline_no_data", "image parts without data"),
+    ("gpt-image-2", "error_string", r"openai rejected the request \(HTTP 400\): Something went wrong"),
+    ("nb2", "json_list", "JSON that is not an object"),
+    ("qwen-image-2", "json_list", "JSON that is not an object"),
+])
+def test_answers_of_unexpected_types_give_one_sentence_not_a_traceback(fake, keys, people, embedded, model, fault, says):
+    fake.faults = [fault]
+    with pytest.raises(ProviderError, match=says) as error:
+        run(request(people, model), keys, embedded, policy=FAST)
+    assert "\n" not in str(error.value) and error.value.__cause__ is None
+
+
+def test_dashscope_moderation_is_recognised_under_its_longer_codes(fake, keys, people, embedded):
+    fake.faults = ["moderation_algo"]
+    with pytest.raises(ModerationRefused, match="InternalError.Algo.DataInspectionFailed"):
+        run(request(people, "qwen-image-2"), keys, embedded, policy=FAST)
+    assert len(fake.posts("dashscope")) == 1, "a refusal is not retried"
+
+
+def test_a_bfl_poll_answer_without_status_fails_at_once(fake, keys, people, embedded):
+    fake.faults = ["no_status"]
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="no status, which BFL does not document"):
+        run(request(people, "flux-2"), keys, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, poll_budget=5))
+    assert time.monotonic() - started < 3, "not polled until the budget ran out"
