@@ -219,10 +219,12 @@ class Fake:
             echoed = " ".join(f"{k}={v}" for k, v in headers)
             return web.Response(text="upstream refused: " + echoed, status=400, content_type="text/plain")
         if fault == "echo_key_late":
-            # A JSON error without the provider's usual fields whose text reaches the key at character ~290.
-            echoed = " ".join(f"{k}={v}" for k, v in request.headers.items() if "key" in k.lower() or "auth" in k.lower())
-            text = json.dumps({"note": "x" * (280 - len('{"note": "')) + " " + echoed})
-            return web.Response(text=text, status=400, content_type="application/json")
+            # A JSON error without the provider's usual fields whose text reaches the key at character 290,
+            # so that a 300-character cut made before redaction would keep the key's first ten characters.
+            key = next(v.removeprefix("Bearer ") for k, v in request.headers.items()
+                       if "key" in k.lower() or k.lower() == "authorization")
+            head = '{"note": "'
+            return web.Response(text=head + "x" * (290 - len(head)) + key + '"}', status=400, content_type="application/json")
         if fault == "json_list":
             return web.json_response(["unexpected", "array"], status=200)
         if fault == "redirect_away":
