@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import pytest
 
 from identity.cli import main
@@ -39,6 +41,22 @@ def test_an_unlinked_profile_is_refused_before_any_call_with_how_to_link_it(fake
         with pytest.raises(InvalidRequest, match=rf"not linked to a Phota profile.*python -m identity phota-link {obama.id}"):
             run(RemoteRequest("generate", "phota/nb2", [obama], prompt), keys, embedded, policy=FAST)
     assert fake.requests == [], "nothing reached Phota"
+
+
+def test_two_linked_people_go_as_their_phota_ids_in_the_ids_and_in_the_prompt(fake, keys, people, embedded, tmp_path):
+    from identity.remote.phota_links import PhotaLinks
+
+    obama, biden = people["Barack Obama"], people["Joe Biden"]
+    fake.phota_profiles.update({"ph0bama": "READY", "phb1den": "READY"})
+    links = PhotaLinks(tmp_path / "phota_links.json")
+    links.link(obama.id, "ph0bama")
+    links.link(biden.id, "phb1den")
+    request = RemoteRequest("edit", "phota/nb2", [obama, biden], "[[barack-obama]] and [[joe-biden]] shake hands",
+                            candidates=[biden.id], inputs=[np.zeros((600, 800, 3), np.uint8)])
+    result = run(request, keys, embedded, policy=FAST)
+    sent = fake.posts("phota")[0].json
+    assert sent["prompt"] == "[[ph0bama]] and [[phb1den]] shake hands" and sent["profile_ids"] == ["ph0bama", "phb1den"]
+    assert result.report["provider_profiles"] == ["ph0bama", "phb1den"]
 
 
 def test_a_profile_phota_is_still_training_is_refused_before_the_paid_call(fake, keys, people, embedded, tmp_path):

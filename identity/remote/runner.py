@@ -144,7 +144,7 @@ def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Pro
         except IdentityError:
             as_sent[ref] = check_phota_id(ref)
             continue
-        if profile not in local:
+        if profile.id not in {p.id for p in local}:
             local.append(profile)
         as_sent[ref] = _linked(profile, links)
     if not as_sent:
