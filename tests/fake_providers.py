@@ -467,6 +467,12 @@ class Fake:
             return response
         assert entry.headers.get("accept") == "application/json"
         endpoint, body = request.match_info["endpoint"], entry.json
+        text = body.get("prompt", body.get("edit_instruction", ""))
+        if endpoint not in ("create", "edit", "remix") or not text or len(text) > 2560 or \
+                body.get("aspect_ratio", "1:1") not in ("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "1:1") or \
+                (endpoint == "edit" and "aspect_ratio" in body):
+            return web.json_response({"error_code": "INVALID_PARAMETER_VALUE", "message": "invalid request",
+                                      "request_id": uuid.uuid4().hex}, status=400)
         if endpoint == "remix":
             images = [base64.b64decode(i) for i in body["reference_images"]]
             if not 1 <= len(images) <= 6:

@@ -187,3 +187,31 @@ def test_the_phota_rules_refuse_what_phota_documents_refusing():
     assert not valid("edit", {"images": ["a"] * 11, "prompt": "x"})
     assert not valid("remix", {"input_image": "a", "reference_image": "b", "base_model": "nb2"})
     assert not valid("profiles_add", {"image_urls": ["https://x/1.jpg"] * 4})
+
+
+@pytest.mark.parametrize("fault", [None, "moderation", "no_image", "inline_no_data", "error_string", "503"])
+def test_every_gemini_answer_of_the_fake_parses_with_google_genai_types(fake, fault):
+    fake.reset(faults=[fault] if fault else [])
+    answer = httpx.post(f"{fake.urls['gemini']}/v1beta/models/gemini-3.1-flash-image:generateContent",
+                        headers={"x-goog-api-key": KEYS["gemini"]}, timeout=30,
+                        json={"contents": [{"role": "user", "parts": [{"text": "a cat"}]}],
+                              "generationConfig": {"responseModalities": ["IMAGE"]}})
+    if answer.status_code == 200:
+        genai_types.GenerateContentResponse.model_validate(answer.json())
+    elif fault != "error_string":  # a string `error` is the hostile case: the SDK cannot read it either
+        with pytest.raises(genai.errors.APIError) as error:
+            genai.errors.APIError.raise_for_response(answer)
+        assert error.value.code == answer.status_code and error.value.status
+
+
+@pytest.mark.parametrize("fault", [None, "moderation", "503"])
+def test_every_openai_answer_of_the_fake_parses_with_openai_types(fake, fault):
+    fake.reset(faults=[fault] if fault else [])
+    answer = httpx.post(f"{fake.urls['openai']}/v1/images/generations", timeout=30,
+                        headers={"authorization": f"Bearer {KEYS['openai']}"},
+                        json={"model": "gpt-image-2", "prompt": "a cat", "n": 1, "size": "1024x1024", "quality": "low"})
+    if answer.status_code == 200:
+        openai.types.ImagesResponse.model_validate(answer.json())
+    else:
+        error = openai.OpenAI(api_key="x")._make_status_error_from_response(answer)
+        assert isinstance(error, openai.APIStatusError) and error.status_code == answer.status_code
