@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from conftest import T1, face, needs_faces
-from identity.images import encode_png, load_image
+from identity.images import encode_png
 from identity.remote.call import Call
 from identity.remote.http import Policy, Transport
 from identity.remote.keys import KeyStore
