@@ -11,7 +11,7 @@ without answering), "echo_key_text" (a non-JSON error body that echoes every hea
 whose text reaches the key at character ~290),
 "error_string" (`error` as a string), "inline_no_data" (Gemini `inlineData` without `data`), "json_list" (a
 JSON array for a body), "redirect_away" (307 to another origin, `evil`), "redirect_poll" (BFL's polling URL
-redirects to `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
+redirects to `evil`), "poll_elsewhere" (BFL's polling URL is on `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
 `InternalError.Algo.DataInspectionFailed`). `delay` holds each call that long; `max_in_flight` shows how many
 overlapped.
 
@@ -437,6 +437,8 @@ class Fake:
         self.jobs[job] = {"polls": 0, "fault": fault,
                           "png": None if fault == "moderation" else self._image_or_junk(fault, self.compose(images, _numbered_groups(body["prompt"]), fault))}
         poll = f"{self._host('bfl')}/v1/get_result?id={job}" + ("&redirect=1" if fault == "redirect_poll" else "")
+        if fault == "poll_elsewhere":  # a polling URL on another origin (same host name, another port)
+            poll = f"{self.urls['evil']}/v1/get_result?id={job}"
         return web.json_response({"id": job, "polling_url": poll, "cost": 3.0, "input_mp": 1.0, "output_mp": 1.0})
 
     async def bfl_poll(self, request: web.Request) -> web.Response:

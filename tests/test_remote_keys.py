@@ -115,8 +115,9 @@ def test_a_redirect_never_carries_a_key_to_another_origin(fake, hostile, people,
     assert all(not leaked(KEYS[provider], json.dumps(r.headers)) for r in arrived), arrived[0].headers
 
 
-def test_a_polling_url_that_redirects_does_not_send_the_key_away(fake, hostile, people, embedded):
-    fake.faults = ["redirect_poll"]
+@pytest.mark.parametrize("fault", ["redirect_poll", "poll_elsewhere"])
+def test_a_polling_url_on_or_redirecting_to_another_origin_never_gets_the_key(fake, hostile, people, embedded, fault):
+    fake.faults = [fault]
     request = RemoteRequest("generate", "flux-2", [people["Barack Obama"]], "[[barack-obama]] at sea")
     with pytest.raises(ProviderError):
         run(request, hostile, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10, attempts=1))

@@ -74,14 +74,21 @@ class Credentials:
             _SECRETS.add(user_info.password)
 
     def trusts(self, url: str) -> bool:
-        """Whether `url` may receive the key: the base URL's host, or the provider's own domains."""
-        host = urlparse(url).hostname or ""
+        """Whether `url` may receive the key: the base URL's own origin, or the provider's own domains over HTTPS."""
+        target, base = urlparse(url), urlparse(self.base_url)
+        if _origin(target) == _origin(base):
+            return True
+        host = target.hostname or ""
         domains = TRUSTED_DOMAINS.get(self.provider, ())
-        return host == urlparse(self.base_url).hostname or any(host == d or host.endswith("." + d) for d in domains)
+        return target.scheme == "https" and any(host == d or host.endswith("." + d) for d in domains)
 
     def redact(self, text: str) -> str:
         """`text` with the key (and every other key in use) blanked out, for anything shown or logged."""
         return scrub(text.replace(self.key, REDACTED) if self.key else text)
+
+
+def _origin(url) -> tuple:
+    return url.scheme, url.hostname, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 class KeyStore:
