@@ -65,6 +65,7 @@ def test_edit_takes_photos_and_finds_the_people_in_them(fake, setup, tmp_path):
     assert len(fake.posts("gemini")) == 1
 
 
+@needs_faces
 def test_every_failure_is_one_line_and_a_non_zero_exit_before_any_call(fake, setup, tmp_path):
     store, env = setup
     common = ["--prompt", "[[barack-obama]]", "--profile", "barack obama", "--store", store, "--engine", "embedded"]
@@ -77,5 +78,7 @@ def test_every_failure_is_one_line_and_a_non_zero_exit_before_any_call(fake, set
                        env=env), "flux-2 does not offer resolution '4K'")
     one_line_error(cli("generate", *common[:2], "--profile", "nobody", *common[4:], "--out", tmp_path / "o", env=env),
                    "nobody")
+    one_line_error(cli("edit", face("obama/obama1.jpg"), "--prompt", "make it sunny", "--store", store, "--out",
+                       tmp_path / "o", env=env), "name the people to keep")
     assert cli("generate", *common, "--base-model", "dall-e", "--out", tmp_path / "o", env=env).returncode == 2
     assert fake.requests == []

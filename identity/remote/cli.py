@@ -21,6 +21,7 @@ from ..faces import load_engine
 from ..images import load_image
 from ..paths import profiles_dir
 from ..profile import ProfileStore
+from ..prompt import PROFILE_REF
 from .http import Policy, Transport
 from .keys import KeyStore
 from .models import DEFAULT_MODEL, all_values, model_names, user_folder
@@ -73,11 +74,14 @@ def _edit(args) -> int:
 def _run(args, operation: str, inputs: list) -> int:
     out = _writable_folder(args.out)  # before anything costs time or money
     store = ProfileStore(args.store or profiles_dir())
-    profiles = [store.load(store.resolve(value)) for value in args.profiles or []]
-    if operation == "edit" and not profiles:
+    chosen = [store.load(store.resolve(value)) for value in args.profiles or []]
+    profiles = chosen
+    if operation == "edit" and not chosen:  # the people are those the prompt names, from the whole store
+        if not PROFILE_REF.search(args.prompt):
+            raise InvalidRequest("name the people to keep as [[profile-id]] in --prompt, or pass --profile")
         profiles = [store.load(s["id"]) for s in store.summaries()]
     request = RemoteRequest(operation, args.base_model, profiles, args.prompt, args.resolution, args.aspect_ratio,
-                            args.quality, [p.id for p in profiles] if operation == "edit" else [], inputs,
+                            args.quality, [p.id for p in chosen] if operation == "edit" else [], inputs,
                             args.outputs, args.rerolls, args.max_cost_usd, args.seed)
     result = run(request, _keys(args), load_engine(args.engine, args.provider))
     saved = []
