@@ -105,14 +105,13 @@ def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(fake,
 
 @pytest.mark.parametrize("provider,header", [("gemini", "x-goog-api-key"), ("phota", "x-api-key"), ("bfl", "x-key"),
                                              ("openai", "authorization")])
-def test_a_redirect_never_carries_a_key_to_another_origin(fake, hostile, people, embedded, provider, header):
+def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(fake, hostile, people, embedded, provider,
+                                                                        header):
     fake.faults = ["redirect_away"]
     request = RemoteRequest("generate", MODELS[provider], [people["Barack Obama"]], "[[barack-obama]] at sea")
-    with pytest.raises(ProviderError):
+    with pytest.raises(ProviderError, match="redirected the request to another origin .*not followed"):
         run(request, hostile, embedded, policy=Policy(base_delay=0.05, read_timeout=10, attempts=1))
-    arrived = fake.received("evil")
-    assert arrived, "the redirect was followed (to a server that then refused)"
-    assert all(not leaked(KEYS[provider], json.dumps(r.headers)) for r in arrived), arrived[0].headers
+    assert fake.received("evil") == [], "neither the key nor the references went there"
 
 
 @pytest.mark.parametrize("fault", ["redirect_poll", "poll_elsewhere"])

@@ -4,9 +4,9 @@ One `Transport` per request of the layer. It retries 408/429/5xx and connections
 request went out, waits what a `Retry-After` asks (within reason), and stops at once when the user interrupts.
 A paid generation is never silently sent twice: after a read timeout or a connection dropped once the request
 was sent, it is re-sent only where the provider documents an idempotency key (and the caller sent one);
-otherwise the error says it may have been charged. Redirects are followed by hand so that no provider
-credential ever reaches another origin (httpx itself strips only `Authorization`), and httpx's own log lines
-lose any key or URL user-info before they are written.
+otherwise the error says it may have been charged. Redirects are followed by hand: a GET that leaves the origin
+loses every credential header (httpx itself strips only `Authorization`), and a request with a body (photos) is
+not sent to another origin at all. httpx's own log lines lose any key or URL user-info before they are written.
 """
 
 from __future__ import annotations
@@ -135,10 +135,13 @@ class Transport:
                 return response
             await response.aclose()
             target = response.url.join(location)
-            if _origin(target) != origin:
-                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                 method, kwargs = "GET", {k: v for k, v in kwargs.items() if k not in ("json", "data", "files", "content")}
+            if _origin(target) != origin:
+                if method != "GET":
+                    raise ProviderError(f"{self.provider} redirected the request to another origin ({target.host}); "
+                                        "not followed, so that neither the key nor the photos go there", self.provider)
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
             url = str(target)
         raise ProviderError(f"{self.provider} redirected more than {MAX_REDIRECTS} times", self.provider)
 
