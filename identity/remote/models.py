@@ -8,6 +8,7 @@ Every combination a model cannot take is refused here, before any network call, 
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -86,7 +87,9 @@ def _check(value, allowed, problem: str, what: str) -> None:
 # ----- the facts file ---------------------------------------------------------------------------------------
 
 
+@functools.lru_cache(maxsize=1)
 def _facts() -> dict:
+    """The shipped facts, read once (treat as read-only)."""
     return json.loads(FACTS_FILE.read_text())
 
 
