@@ -12,7 +12,6 @@ import asyncio
 import io
 import json
 import math
-
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -137,7 +136,7 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
 def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Profile], list[str], str]:
     """Phota knows only its own profiles: each local person goes as the Phota profile it is linked to (refused
     before any call when unlinked); a reference that is no local profile passes through as a Phota id."""
-    local, external, as_sent = [], [], {}
+    local, as_sent = [], {}
     for ref in list(dict.fromkeys(PROFILE_REF.findall(request.prompt) + list(request.candidates))):
         try:
             profile = resolve_reference(ref, request.profiles)
@@ -149,11 +148,9 @@ def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Pro
         as_sent[ref] = _linked(profile, links)
     if not as_sent:
         local = list(request.profiles)
-    for profile in local:
-        external.append(_linked(profile, links))
-    external += [i for i in as_sent.values() if i not in external]
+    external = list(dict.fromkeys([_linked(p, links) for p in local] + list(as_sent.values())))
     prompt = PROFILE_REF.sub(lambda m: f"[[{as_sent.get(m.group(1), m.group(1))}]]", request.prompt)
-    return local, list(dict.fromkeys(external)), prompt
+    return local, external, prompt
 
 
 def _linked(profile: Profile, links: PhotaLinks) -> str:
