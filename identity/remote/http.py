@@ -22,7 +22,7 @@ from typing import Awaitable, Callable
 import httpx
 
 from ..errors import Cancelled, ProviderError
-from .keys import scrub
+from .keys import origin as origin_of, scrub
 from .models import ProviderFacts, provider_facts
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
@@ -126,7 +126,7 @@ class Transport:
                       **kwargs) -> httpx.Response:
         """Send, following redirects by hand: a hop to another origin loses every credential header."""
         headers = dict(headers or {})
-        origin = _origin(httpx.URL(url))
+        origin = origin_of(url)
         for _ in range(MAX_REDIRECTS + 1):
             response = await self.client.request(method, url, headers=headers, timeout=timeout,
                                                   follow_redirects=False, **kwargs)
@@ -137,7 +137,7 @@ class Transport:
             target = response.url.join(location)
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
                 method, kwargs = "GET", {k: v for k, v in kwargs.items() if k not in ("json", "data", "files", "content")}
-            if _origin(target) != origin:
+            if origin_of(target) != origin:
                 if method != "GET":
                     raise ProviderError(f"{self.provider} redirected the request to another origin ({target.host}); "
                                         "not followed, so that neither the key nor the photos go there", self.provider)
@@ -186,10 +186,6 @@ class Transport:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.policy.max_delay, self.policy.base_delay * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
-
-
-def _origin(url: httpx.URL) -> tuple:
-    return url.scheme, url.host, url.port or {"http": 80, "https": 443}.get(url.scheme)
 
 
 def retry_after(response: httpx.Response) -> float | None:

@@ -75,9 +75,9 @@ class Credentials:
 
     def trusts(self, url: str) -> bool:
         """Whether `url` may receive the key: the base URL's own origin, or the provider's own domains over HTTPS."""
-        target, base = urlparse(url), urlparse(self.base_url)
-        if _origin(target) == _origin(base):
+        if origin(url) == origin(self.base_url):
             return True
+        target = urlparse(url)
         host = target.hostname or ""
         domains = TRUSTED_DOMAINS.get(self.provider, ())
         return target.scheme == "https" and any(host == d or host.endswith("." + d) for d in domains)
@@ -87,8 +87,10 @@ class Credentials:
         return scrub(text.replace(self.key, REDACTED) if self.key else text)
 
 
-def _origin(url) -> tuple:
-    return url.scheme, url.hostname, url.port or {"http": 80, "https": 443}.get(url.scheme)
+def origin(url: str) -> tuple:
+    """(scheme, host, port): what must stay the same for a key to go along."""
+    parts = urlparse(str(url))
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 class KeyStore:
