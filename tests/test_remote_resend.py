@@ -27,9 +27,7 @@ def keys(fake, tmp_path, monkeypatch):
 
 def test_generation_timeouts_follow_each_providers_documented_latency():
     openai = pytest.importorskip("openai", reason="the OpenAI SDK is a test dependency")
-    import httpx
-
-    transport = lambda provider: Transport(provider, httpx.AsyncClient(), Policy())
+    transport = lambda provider: Transport(provider, None, Policy())  # no request is sent
     assert transport("openai").timeout("generate").read >= openai.DEFAULT_TIMEOUT.read == 600, "as long as the SDK waits"
     assert transport("gemini").timeout("generate").read > 180 and transport("dashscope").timeout("generate").read >= 300
     assert transport("bfl").timeout("generate").read < transport("bfl").timeout("download").read, "submit answers at once"
