@@ -42,6 +42,7 @@ class ImageScore:
     width: int
     height: int
     faces: list[FaceScore] = field(default_factory=list)
+    measures: dict[str, str] = field(default_factory=dict)  # per kind scored: what its similarities measure
 
     def subject_scores(self, profile_ids: list[str]) -> dict[str, float]:
         """Per requested profile, the similarity of the face assigned to it (0 when absent)."""
@@ -104,6 +105,7 @@ def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], 
     for (label, image), image_faces, image_animals in zip(images, faces, found):
         scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
         scored.faces = _assigned(image_faces, candidates(people, engine), "person", FaceScore.measures)
+        scored.measures = {"person": FaceScore.measures, **{p.kind: pets.measures for p in animals}}
         for kind in sorted({p.kind for p in animals}):
             scored.faces += _assigned([a for a in image_animals if a.kind == kind],
                                       candidates([p for p in animals if p.kind == kind], pets), kind,

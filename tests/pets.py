@@ -25,6 +25,16 @@ needs_darknet = pytest.mark.skipif(not DOG.is_file(), reason=f"{DOG} absent: apt
 needs_opencv_doc = pytest.mark.skipif(not OTHER_CAT.is_file(), reason=f"{OTHER_CAT} absent: apt-get install opencv-doc")
 
 
+@pytest.fixture(scope="session")
+def pet_models(tmp_path_factory):
+    """A models folder with the pet appearance model installed, as install.py leaves it."""
+    from identity.pets.engine import install
+
+    folder = tmp_path_factory.mktemp("pet-models")
+    install(folder / "pets")
+    return folder
+
+
 def chelsea() -> np.ndarray:
     from skimage import data
 

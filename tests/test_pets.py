@@ -12,20 +12,19 @@ from onnx import TensorProto, helper
 from conftest import FACES, face, needs_faces
 from identity.images import load_image
 from identity.pets.animal import APPEARANCE, IDENTITY
-from identity.pets.engine import install, load_pet_engine
+from identity.pets.engine import load_pet_engine
 from identity.pets.lite0 import Lite0, species
 from identity.profile import ProfileStore
 from identity.scoring import batch_report, score_images
 from identity.training import Photo, train
 from identity.training.jobs import JobRegistry
-from pets import DOG, DOG_BOX, OTHER_CAT, PERSON_WITH_DOG, chelsea, needs_darknet, needs_opencv_doc, photo, variants
+from pets import (DOG, DOG_BOX, OTHER_CAT, PERSON_WITH_DOG, chelsea, needs_darknet, needs_opencv_doc, pet_models,  # noqa: F401
+                  photo, variants)
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("models")
-    install(folder / "pets")
-    return folder
+def models(pet_models):
+    return pet_models
 
 
 @pytest.fixture(scope="module")

@@ -310,7 +310,7 @@ class Execution:
             "references": {p.id: len(r) for p, r in zip(plan.subjects, plan.references)},
             "outputs": [{"rank": rank, "attempt": o.attempt, "request_id": o.request_id, "passed": o.check.passed,
                          "weakest": round(o.check.weakest, 4), "faces": o.check.faces,
-                         "scores": {k: round(v, 4) for k, v in o.check.scores.items()}}
+                         "scores": {k: round(v, 4) for k, v in o.check.scores.items()}, "checked": o.check.checked}
                         for rank, o in enumerate(ranked, 1)],
             "images_received": len(self.outputs),
             "rerolls": rerolls,
