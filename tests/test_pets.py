@@ -18,7 +18,7 @@ from identity.profile import ProfileStore
 from identity.scoring import batch_report, score_images
 from identity.training import Photo, train
 from identity.training.jobs import JobRegistry
-from pets import (DOG, DOG_BOX, OTHER_CAT, PERSON_WITH_DOG, chelsea, needs_darknet, needs_opencv_doc, pet_models,  # noqa: F401
+from pets import (DOG, DOG_BOX, OTHER_CAT, PERSON_WITH_DOG, chelsea, needs_darknet, pet_models,  # noqa: F401
                   photo, variants)
 
 
@@ -203,3 +203,11 @@ def test_command_line_installs_trains_lists_and_scores_a_cat(tmp_path):
     assert " cat " in cli("list", "--store", tmp_path / "profiles")
     scored = cli("score", photos[0].source, "--profile", "Chelsea", "--store", tmp_path / "profiles")
     assert "cat 1" in scored and "Chelsea" in scored and APPEARANCE in scored
+
+
+def test_local_reference_prompts_name_the_cat_as_a_cat(cat_job, people):
+    from identity.reference import reference_prompt
+
+    obama, cat = people["Barack Obama"], cat_job.profile
+    compiled = reference_prompt(f"[[{obama.id}]] strokes [[{cat.id}]]", [obama, cat])
+    assert compiled == "the person in reference image 1 (Barack Obama) strokes the cat in reference image 2 (Chelsea)"
