@@ -3,7 +3,7 @@ finds the person by face and the cat by the animal detector in one photo."""
 
 from __future__ import annotations
 
-import json
+import io
 
 import numpy as np
 import pytest
@@ -55,3 +55,23 @@ def test_arcface_score_finds_the_person_by_face_and_the_cat_by_body(comfyui, cat
     assert run.status == "success", run.error.get("exception_message")
     (badge,) = run.outputs["4"]["identity_scores"]
     assert badge["subjects"]["Tom Hanks (pets)"] > 0 and badge["subjects"]["Chelsea"] > 0
+
+
+def test_the_panel_route_trains_a_dog_or_cat_as_asked_and_refuses_an_unknown_kind(comfyui, cat):
+    from test_web_routes import upload, wait_for
+
+    photos = []
+    for label, image in variants(chelsea()).items():
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        photos.append((f"{label}.png", buffer.getvalue()))
+    status, answer = upload(comfyui, "Chelsea as a dog", photos, kind="dog")
+    assert status == 202, answer
+    job = wait_for(comfyui, answer["job"])
+    assert job["status"] == "ERROR" and "wrong species" in job["message"], "a cat is refused for a dog profile"
+    status, answer = upload(comfyui, "Chelsea (panel)", photos, kind="pet")
+    assert status == 202 and wait_for(comfyui, answer["job"])["status"] == "READY"
+    listed = {p["name"]: p for p in comfyui.client.request("/identity/profiles")["profiles"]}
+    assert listed["Chelsea (panel)"]["kind"] == "cat"
+    status, answer = upload(comfyui, "Hammy", photos, kind="hamster")
+    assert status == 400 and "use one of: person, cat, dog, pet" in answer["error"]
