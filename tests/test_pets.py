@@ -45,7 +45,8 @@ def saved(folder, images: dict[str, np.ndarray]) -> list[Photo]:
 def cat_job(pets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cat")
     cat = chelsea()
-    images = {**variants(cat), "blurred": cv2.GaussianBlur(cat, (0, 0), 6), "thumbnail": cv2.resize(cat, (60, 40))}
+    images = {**variants(cat), "blurred": cv2.GaussianBlur(cat, (0, 0), 6),
+              "thumbnail": cv2.resize(cat, (90, 60), interpolation=cv2.INTER_AREA)}
     if DOG.is_file():
         images["a dog"] = photo(DOG)
     if OTHER_CAT.is_file():

@@ -38,16 +38,14 @@ class Animal:
 
 
 def square(image: np.ndarray, bbox, margin: float, size: int) -> np.ndarray:
-    """A square region around the box (grown by `margin`), padded by its edge pixels where it leaves the image."""
+    """A square around the box (grown by `margin`), kept inside the image (shifted, then shrunk), as a person's
+    portrait is: padding would smear edge pixels into references that closed models copy."""
     x1, y1, x2, y2 = (float(v) for v in bbox)
-    side = max(x2 - x1, y2 - y1) * (1 + 2 * margin)
-    cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
-    left, top = int(round(cx - side / 2)), int(round(cy - side / 2))
-    side = max(int(round(side)), 1)
     height, width = image.shape[:2]
-    pad = max(0, -left, -top, left + side - width, top + side - height)
-    padded = cv2.copyMakeBorder(image, pad, pad, pad, pad, cv2.BORDER_REPLICATE) if pad else image
-    region = padded[top + pad: top + pad + side, left + pad: left + pad + side]
+    side = int(min(max(x2 - x1, y2 - y1) * (1 + 2 * margin), width, height))
+    left = int(round(min(max((x1 + x2 - side) / 2, 0), width - side)))
+    top = int(round(min(max((y1 + y2 - side) / 2, 0), height - side)))
+    region = image[top: top + side, left: left + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=interpolation)
 
