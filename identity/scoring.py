@@ -12,6 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .faces import FaceEngine
 from .matching import Candidate, assign, candidate, similarities
+from .pets.animal import KINDS
 from .profile import Profile
 
 
@@ -101,15 +102,16 @@ def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], 
     arrays = [image for _, image in images]
     faces = engine.analyze(arrays) if people or not animals else [[] for _ in arrays]
     found = pets.analyze(arrays) if animals else [[] for _ in arrays]
+    per_kind = {"person": candidates(people, engine)}
+    if animals:  # every cat and dog is shown, each species assigned among the profiles of its kind
+        per_kind |= {kind: candidates([p for p in animals if p.kind == kind], pets) for kind in KINDS}
+    measures = {kind: FaceScore.measures if kind == "person" else pets.measures for kind in per_kind}
     results = []
     for (label, image), image_faces, image_animals in zip(images, faces, found):
-        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
-        scored.faces = _assigned(image_faces, candidates(people, engine), "person", FaceScore.measures)
-        scored.measures = {"person": FaceScore.measures, **{p.kind: pets.measures for p in animals}}
-        for kind in sorted({p.kind for p in animals}):
-            scored.faces += _assigned([a for a in image_animals if a.kind == kind],
-                                      candidates([p for p in animals if p.kind == kind], pets), kind,
-                                      pets.measures)
+        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]), measures=measures)
+        for kind, people_of_kind in per_kind.items():
+            items = image_faces if kind == "person" else [a for a in image_animals if a.kind == kind]
+            scored.faces += _assigned(items, people_of_kind, kind, measures[kind])
         scored.faces.sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
         results.append(scored)
     return results

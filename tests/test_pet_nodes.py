@@ -4,6 +4,7 @@ finds the person by face and the cat by the animal detector in one photo."""
 from __future__ import annotations
 
 import io
+import json
 
 import numpy as np
 import pytest
@@ -75,3 +76,23 @@ def test_the_panel_route_trains_a_dog_or_cat_as_asked_and_refuses_an_unknown_kin
     assert listed["Chelsea (panel)"]["kind"] == "cat"
     status, answer = upload(comfyui, "Hammy", photos, kind="hamster")
     assert status == 400 and "use one of: person, cat, dog, pet" in answer["error"]
+
+
+def test_identity_generate_sends_the_cat_and_reports_what_it_checked(comfyui, cat, fake):
+    from comfyui import api_twin
+
+    folder = comfyui.base / "user" / "identity_layer"
+    folder.mkdir(parents=True, exist_ok=True)
+    fake.keys_file(folder)
+    fake.reset()
+    cat_id = next(p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"] if p["name"] == "Chelsea")
+    prompt = api_twin("remote_generate_portrait_nb2")
+    prompt["3"]["inputs"]["profile"] = "Chelsea"
+    prompt["6"]["inputs"].update(prompt=f"[[{cat_id}]] asleep on a sofa", num_output_images=1, rerolls=0)
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error.get("exception_message")
+    report = json.loads(run.outputs["8"]["text"][0])
+    (output,) = report["outputs"]
+    assert output["passed"] and output["checked"][cat_id].startswith("cat present: yes")
+    assert "appearance similarity (not identity)" in output["checked"][cat_id]
+    assert "Chelsea (the cat in image" in fake.posts("gemini")[0].json["contents"][0]["parts"][-1]["text"]

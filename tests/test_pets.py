@@ -143,6 +143,10 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     report = batch_report([result], profiles, [0])
     assert report["kinds"] == {p.id: p.kind for p in profiles}
     assert "note" not in report["images"][0]
+    # Without a dog profile asked for, the dog is still shown: as an unknown dog.
+    (without_dog,) = score_images([("family", family)], [people["Barack Obama"], cat_job.profile], embedded,
+                                  lambda: pets)
+    assert [(f.kind, f.profile_id) for f in without_dog.faces if f.kind == "dog"] == [("dog", None)]
     # The cat is not offered to the dog: without it in the photo, the dog profile is missing, not mis-assigned.
     (alone,) = score_images([("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, lambda: pets)
     assert [f.profile_id for f in alone.faces] == [cat_job.profile.id]

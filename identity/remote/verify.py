@@ -10,6 +10,7 @@ model is installed); `Check.checked` says so per subject.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -35,10 +36,12 @@ class Check:
         return all(score > 0.0 for score in self.scores.values())
 
 
-def check_outputs(images: list[np.ndarray], subjects: list[Profile], engine: FaceEngine) -> list[Check]:
+def check_outputs(images: list[np.ndarray], subjects: list[Profile], engine: FaceEngine,
+                  pet_engine: Callable | None = None) -> list[Check]:
     if not subjects:
         return [Check({}, 0) for _ in images]
-    results = score_images([(f"output {i + 1}", image) for i, image in enumerate(images)], subjects, engine)
+    results = score_images([(f"output {i + 1}", image) for i, image in enumerate(images)], subjects, engine,
+                           pet_engine)
     ids = [p.id for p in subjects]
     return [Check(result.subject_scores(ids), len(result.faces), {p.id: _checked(p, result) for p in subjects})
             for result in results]
@@ -54,6 +57,8 @@ def _checked(subject: Profile, result) -> str:
 
 def input_poses(image: np.ndarray, subjects: list[Profile], engine: FaceEngine) -> dict[str, np.ndarray]:
     """Per subject found in an input image, the (yaw, pitch, roll) of their face there."""
-    result = score_images([("input", image)], subjects, engine)[0]
-    return {face.profile_id: np.array(pose(face.landmarks)) for face in result.faces
-            if face.profile_id is not None and face.kind == "person"}  # animals have no pose to match
+    people = [s for s in subjects if s.kind == "person"]  # animals have no pose to match
+    if not people:
+        return {}
+    result = score_images([("input", image)], people, engine)[0]
+    return {face.profile_id: np.array(pose(face.landmarks)) for face in result.faces if face.profile_id is not None}
