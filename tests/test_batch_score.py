@@ -1,0 +1,256 @@
+"""Batch scoring at dataset scale: Parquet results, resume exactly once, unreadable images, matches, and the same
+rows in this process and on a real local Ray cluster (2 CPUs on 127.0.0.1), also when a worker is killed mid-run."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import FACES, ROOT, SHARED, needs_faces
+
+pq = pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed (pip install '.[scale]')")
+
+pytestmark = needs_faces
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory, people):
+    """Obama's and Biden's profiles saved in a folder, as the command reads them."""
+    from identity.profile import ProfileStore
+
+    folder = tmp_path_factory.mktemp("profiles")
+    for profile in people.values():
+        ProfileStore(folder).save(profile)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """The fixture photos (in sub-folders) plus a file that is not an image."""
+    folder = tmp_path_factory.mktemp("dataset")
+    shutil.copytree(FACES, folder / "faces", ignore=shutil.ignore_patterns("*.json"))
+    (folder / "faces" / "notes.jpg").write_text("not an image")
+    return folder / "faces"
+
+
+def batch(store, out, *sources, extra=(), env=None, wait=True):
+    """`python -m identity batch-score` in a subprocess, as a user runs it."""
+    command = [sys.executable, "-m", "identity", "batch-score", *map(str, sources), "--profile", "Barack Obama",
+               "--profile", "Joe Biden", "--engine", "embedded", "--store", str(store), "--out", str(out),
+               "--chunk", "4", "--json", *map(str, extra)]
+    environment = {**os.environ, "IDENTITY_MODELS_DIR": str(SHARED / "models"), **(env or {})}
+    if not wait:
+        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=environment)
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=600)
+
+
+def summary(result) -> dict:
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout)
+
+
+def rows(out: Path, table: str) -> list[dict]:
+    """A results table's rows in a fixed order (Parquet parts arrive in whatever order workers finish)."""
+    found = pq.read_table(out / table).to_pylist()
+    return sorted(found, key=lambda r: (r["path"], r["sha256"], r.get("face", 0)))
+
+
+def keys(out: Path) -> list[tuple[str, str]]:
+    return [(r["path"], r["sha256"]) for r in rows(out, "images")]
+
+
+@pytest.fixture(scope="module")
+def reference(store, dataset, tmp_path_factory):
+    """One complete run in this process: what every other run must reproduce."""
+    out = tmp_path_factory.mktemp("reference") / "results"
+    return out, summary(batch(store, out, dataset))
+
+
+def test_results_have_a_row_per_face_and_per_image(reference, dataset, people):
+    out, report = reference
+    images, faces = rows(out, "images"), rows(out, "faces")
+    photos = sorted(p for p in dataset.rglob("*") if p.is_file())
+    assert [r["path"] for r in images] == [str(p) for p in photos]
+    assert len(set(keys(out))) == len(images)
+    obama, biden = people["Barack Obama"].id, people["Joe Biden"].id
+
+    group = [f for f in faces if f["path"].endswith("groups/obama_biden_a.jpg")]
+    assert [f["profile_id"] for f in group] == [obama, biden]  # left to right, as MANIFEST.json says
+    assert all(set(f["scores"]) == {obama, biden} and len(f["bbox"]) == 4 and f["engine"] == "embedded" for f in faces)
+    assert all(f["similarity"] == f["scores"][f["profile_id"]] for f in faces if f["profile_id"])
+    portraits = [r for r in images if "/obama/" in r["path"]]
+    assert len(portraits) == 6 and all(r["subjects"][obama] > 0.363 and r["subjects"][biden] == 0 for r in portraits)
+
+    broken = [r for r in images if r["path"].endswith("notes.jpg")]
+    assert broken[0]["status"] == "unreadable" and "not an image" in broken[0]["reason"]
+    assert report["images"] == len(photos) and report["unreadable"] == 1 and report["faces"] == len(faces)
+    assert report["this_run"] == {**report["this_run"], "scored": len(photos), "skipped": 0}
+    both = [r["path"].rsplit("/", 1)[1] for r in images if r["score"] and r["score"] > 0]
+    assert sorted(both) == ["biden_obama_b.jpg", "obama_biden_a.jpg"] and report["matches_all"] == 2
+    assert report["matches"] == {obama: sum(1 for r in images if (r["subjects"] or {}).get(obama)),
+                                 biden: sum(1 for r in images if (r["subjects"] or {}).get(biden))}
+
+
+def test_a_resumed_run_adds_only_what_is_missing(store, dataset, reference, tmp_path):
+    out = tmp_path / "results"
+    first = summary(batch(store, out, dataset / "obama", dataset / "groups"))
+    assert first["images"] == 9
+    parts = sorted(p.name for p in (out / "images").iterdir())
+
+    again = summary(batch(store, out, dataset / "obama", dataset / "groups"))
+    assert again["this_run"]["scored"] == 0 and again["this_run"]["skipped"] == 9
+    assert sorted(p.name for p in (out / "images").iterdir()) == parts  # nothing written
+
+    whole = summary(batch(store, out, dataset))
+    assert whole["this_run"]["scored"] == whole["images"] - 9 and whole["this_run"]["skipped"] == 9
+    assert rows(out, "images") == rows(reference[0], "images")
+    assert rows(out, "faces") == rows(reference[0], "faces")
+
+
+def test_a_changed_image_is_scored_again(store, dataset, tmp_path):
+    images = tmp_path / "images"
+    shutil.copytree(dataset / "biden", images)
+    out = tmp_path / "results"
+    summary(batch(store, out, images))
+    shutil.copyfile(dataset / "obama" / "obama1.jpg", images / "biden1.jpg")
+    changed = summary(batch(store, out, images))
+    assert changed["this_run"]["scored"] == 1 and changed["images"] == 3  # the old content's row stays, keyed by its hash
+    assert len(set(keys(out))) == 3
+
+
+def test_a_run_killed_mid_way_resumes_exactly_once(store, dataset, reference, tmp_path):
+    out = tmp_path / "results"
+    running = batch(store, out, dataset, extra=["--chunk", "1", "--part-size", "1"], wait=False)
+    deadline = time.monotonic() + 300
+    while len(list((out / "images").glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
+        assert running.poll() is None, running.communicate()[1][-3000:]
+        time.sleep(0.05)
+    os.kill(running.pid, signal.SIGKILL)
+    running.wait()
+    committed = keys(out)
+    assert 3 <= len(committed) < len(keys(reference[0]))
+
+    resumed = summary(batch(store, out, dataset))
+    assert resumed["this_run"]["skipped"] == len(committed)
+    assert resumed["this_run"]["scored"] == len(keys(reference[0])) - len(committed)
+    assert rows(out, "images") == rows(reference[0], "images")
+    assert rows(out, "faces") == rows(reference[0], "faces")
+    assert not list(out.rglob(".*.tmp"))
+
+
+def test_copy_matches_copies_images_where_everyone_is_found(store, dataset, reference, tmp_path):
+    out, copies = tmp_path / "results", tmp_path / "matches"
+    shutil.copytree(reference[0], out)
+    report = summary(batch(store, out, dataset, extra=["--copy-matches", copies, "--min-similarity", "0.4"]))
+    images = rows(out, "images")
+    expected = [r for r in images if r["score"] and r["score"] >= 0.4]
+    assert report["copied"] == len(expected) >= 1 and report["this_run"]["scored"] == 0
+    expected = {f"{Path(r['path']).stem}-{r['sha256'][:8]}{Path(r['path']).suffix}": r["path"] for r in expected}
+    assert sorted(p.name for p in copies.iterdir()) == sorted(expected)
+    assert all((copies / name).read_bytes() == Path(path).read_bytes() for name, path in expected.items())
+
+
+def test_sources_are_folders_files_and_lists(store, dataset, tmp_path):
+    listing = tmp_path / "todo.txt"
+    listing.write_text(f"# two photos\n{dataset / 'biden' / 'biden1.jpg'}\n\n{tmp_path / 'gone.png'}\n")
+    out = tmp_path / "results"
+    report = summary(batch(store, out, listing, dataset / "biden", dataset / "biden" / "biden2.jpg"))
+    assert [r["path"] for r in rows(out, "images")] == sorted(
+        [str(dataset / "biden" / "biden1.jpg"), str(dataset / "biden" / "biden2.jpg"), str(tmp_path / "gone.png")])
+    assert report["failures"] == [{"path": str(tmp_path / "gone.png"),
+                                   "reason": "cannot read the file (No such file or directory)"}]
+
+
+def test_a_results_folder_keeps_its_profiles(store, dataset, reference, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(reference[0], out)
+    result = subprocess.run([sys.executable, "-m", "identity", "batch-score", str(dataset), "--profile", "Joe Biden",
+                             "--engine", "embedded", "--store", str(store), "--out", str(out)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "resume it with the same --engine and --profile options, or choose a new --out folder" in result.stderr
+
+
+def test_without_ray_the_error_says_how_to_install_it(store, dataset, tmp_path):
+    hide_ray = ("import sys; sys.modules['ray'] = None; from identity.cli import main; "
+                "sys.exit(main(sys.argv[1:]))")
+    result = subprocess.run([sys.executable, "-c", hide_ray, "batch-score", str(dataset / "biden"), "--profile",
+                             "Joe Biden", "--engine", "embedded", "--store", str(store), "--out", str(tmp_path / "r"),
+                             "--ray", "auto"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert "error: --ray needs Ray" in result.stderr and "pip install 'comfyui-identity-layer[scale]'" in result.stderr
+
+
+# ----- on a real Ray cluster -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A Ray cluster of 2 CPUs on 127.0.0.1, started by this process and stopped with it; yields its address."""
+    ray = pytest.importorskip("ray", reason="Ray is not installed (pip install '.[scale]')")
+    ray.init(num_cpus=2, include_dashboard=False, _node_ip_address="127.0.0.1", object_store_memory=200 * 2**20,
+             logging_level="WARNING")
+    try:
+        yield ray.get_runtime_context().gcs_address
+    finally:
+        ray.shutdown()
+
+
+def test_ray_gives_the_same_rows_as_this_process(cluster, store, dataset, reference, tmp_path):
+    out = tmp_path / "results"
+    report = summary(batch(store, out, dataset, extra=["--ray", cluster, "--workers", "2"]))
+    assert report["this_run"]["where"] == f"Ray ({cluster})"
+    assert rows(out, "images") == rows(reference[0], "images")
+    assert rows(out, "faces") == rows(reference[0], "faces")
+
+
+def test_a_killed_worker_still_yields_the_complete_result(cluster, store, dataset, reference, tmp_path):
+    out = tmp_path / "results"
+    running = batch(store, out, dataset, extra=["--ray", cluster, "--workers", "2", "--part-size", "1"], wait=False)
+    deadline = time.monotonic() + 300
+    while not list((out / "images").glob("part-*.parquet")) and time.monotonic() < deadline:
+        assert running.poll() is None, running.communicate()[1][-3000:]
+        time.sleep(0.05)
+    victims = scorer_processes()
+    assert victims, "no Ray worker scoring images was found"
+    os.kill(victims[0], signal.SIGKILL)
+    stdout, stderr = running.communicate(timeout=600)
+    assert running.returncode == 0, stderr[-3000:]
+    assert len(list((out / "images").glob("part-*.parquet"))) < len(keys(reference[0]))  # it died mid-run
+    assert rows(out, "images") == rows(reference[0], "images")  # nothing lost, nothing twice
+    assert rows(out, "faces") == rows(reference[0], "faces")
+
+
+def scorer_processes() -> list[int]:
+    """Pids of this test's Ray actors that hold a ChunkScorer (descendants of this process only)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"ChunkScorer" in command and _descends_from(int(entry.name), os.getpid()):
+            found.append(int(entry.name))
+    return found
+
+
+def _descends_from(pid: int, ancestor: int) -> bool:
+    while pid > 1:
+        if pid == ancestor:
+            return True
+        try:
+            pid = int((Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            return False
+    return False
