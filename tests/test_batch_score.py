@@ -157,6 +157,36 @@ def test_a_run_killed_mid_way_resumes_exactly_once(store, dataset, reference, tm
     assert not list(out.rglob(".*.tmp"))
 
 
+def test_faces_whose_commit_never_arrived_are_scored_again_not_twice(store, dataset, reference, tmp_path):
+    out = tmp_path / "results"
+    shutil.copytree(reference[0], out)
+    (out / "images" / "part-000000.parquet").unlink()  # killed between the faces and the images rename
+    resumed = summary(batch(store, out, dataset, here=True))
+    assert resumed["this_run"]["scored"] == len(keys(reference[0]))
+    assert rows(out, "faces") == rows(reference[0], "faces")
+
+
+def test_a_second_answer_for_an_image_is_never_written(store, dataset, people, tmp_path):
+    """What a retried Ray task does: the same images answered twice (and an image listed twice)."""
+    import pyarrow as pa
+
+    from identity.scale.results import ResultsFolder
+    from identity.scale.worker import ImageScorer
+    from identity.profile import ProfileStore
+
+    profiles = [ProfileStore(store).load(p.id) for p in people.values()]
+    scorer = ImageScorer("embedded", "cpu", profiles[0].engine.key,
+                         {p.id: ProfileStore(store).path(p.id).read_bytes() for p in profiles})
+    paths = [str(p) for p in sorted((dataset / "biden").iterdir())]
+    answer = scorer(pa.table({"path": paths + paths[:1]}))
+    results = ResultsFolder(tmp_path / "results", {"name": "embedded", "key": profiles[0].engine.key},
+                            [{"id": p.id, "name": p.name, "created": p.created} for p in profiles]).open()
+    assert results.add(answer) == len(paths) and results.add(answer) == 0
+    results.close()
+    assert sorted(keys(tmp_path / "results")) == sorted(set(keys(tmp_path / "results")))
+    assert len(keys(tmp_path / "results")) == len(paths)
+
+
 def test_copy_matches_copies_images_where_everyone_is_found(store, dataset, reference, tmp_path):
     out, copies = tmp_path / "results", tmp_path / "matches"
     shutil.copytree(reference[0], out)

@@ -75,13 +75,13 @@ class ResultsFolder:
             (self.folder / sub).mkdir(parents=True, exist_ok=True)
         self._take_lock()
         self._check_manifest()
+        numbers = [int(p.stem.split("-")[1]) for sub in ("images", "faces") for p in self._parts(sub)]
+        self._next_part = max(numbers, default=-1) + 1  # a part name is never used twice, not even an orphan's
         self._remove_leftovers()
         for part in self._parts("images"):
             table = pq.read_table(part, columns=["path", "sha256"])
             for path, sha in zip(table.column("path").to_pylist(), table.column("sha256").to_pylist()):
                 self.done.setdefault(path, set()).add(sha)
-        numbers = [int(p.stem.split("-")[1]) for p in self._parts("images")]
-        self._next_part = max(numbers, default=-1) + 1
         return self
 
     def _take_lock(self) -> None:

@@ -80,8 +80,8 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
         progress.finish()
         summary = summarise(results, profiles, options.min_similarity)
         summary["this_run"] = {"scored": progress.done, "skipped": len(paths) - len(pending),
-                               "seconds": round(progress.elapsed, 2), "images_per_second": round(progress.rate, 2),
-                               "where": where}
+                               "seconds": round(progress.elapsed, 2), "startup_seconds": round(progress.startup, 2),
+                               "images_per_second": round(progress.pace, 2), "where": where}
         if options.copy_matches is not None:
             summary["copied"] = copy_matches(results.images(), options.min_similarity, options.copy_matches, log)
         return summary
@@ -115,14 +115,15 @@ def _count(rows: pa.Table, status: str) -> int:
 
 
 class Progress:
-    """Images per second and the time left, at most once a second and once at the end. The ETA uses the rate
-    since the first answer, so that starting the workers does not inflate it."""
+    """Images per second and the time left, at most once a second and once at the end. Both use the pace since
+    the first answer, so that starting the workers does not skew them."""
 
     def __init__(self, total: int, log: Callable[[str], None], every: float = 1.0):
         self.total, self.log, self.every = total, log, every
         self.done = self.failed = 0
         self.start = self._shown = time.monotonic()
         self._first: tuple[float, int] | None = None  # (time, images done) at the first answer
+        self._last = self.start
         self._unshown = False
 
     @property
@@ -130,17 +131,25 @@ class Progress:
         return time.monotonic() - self.start
 
     @property
-    def rate(self) -> float:
-        """Images per second over the whole run, start-up included."""
-        return self.done / self.elapsed if self.elapsed > 0 else 0.0
+    def startup(self) -> float:
+        """Seconds until the first answer: loading the engine, starting Ray and its workers."""
+        return (self._first[0] if self._first else self._last) - self.start
+
+    @property
+    def pace(self) -> float:
+        """Images per second from the first answer to the latest."""
+        if self._first is None or self._last <= self._first[0]:
+            return 0.0
+        return (self.done - self._first[1]) / (self._last - self._first[0])
 
     def advance(self, done: int, failed: int) -> None:
         self.done += done
         self.failed += failed
+        self._last = time.monotonic()
         self._unshown = True
         if self._first is None:
-            self._first = (time.monotonic(), self.done)
-        if time.monotonic() - self._shown >= self.every:
+            self._first = (self._last, self.done)
+        if self._last - self._shown >= self.every:
             self._show()
 
     def finish(self) -> None:
@@ -148,10 +157,9 @@ class Progress:
             self._show()
 
     def _show(self) -> None:
-        now = self._shown = time.monotonic()
+        self._shown = time.monotonic()
         self._unshown = False
-        since, base = self._first or (now, 0)
-        pace = (self.done - base) / (now - since) if self.done > base and now > since else 0.0
+        pace = self.pace
         eta = f"{(self.total - self.done) / pace:.0f} s" if pace > 0 else ("0 s" if self.done >= self.total else "—")
         self.log(f"{self.done}/{self.total} images ({pace:.1f} images/s, ETA {eta}), {self.failed} unreadable")
 
