@@ -61,6 +61,20 @@ def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, 
             ImageScorer, fn_constructor_kwargs=scorer, batch_size=batch_size, batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
         )
-        yield from scored.iter_batches(batch_size=None, batch_format="pyarrow")
+        try:
+            yield from scored.iter_batches(batch_size=None, batch_format="pyarrow")
+        except ray.exceptions.RayError as exc:
+            reason = _user_error(str(exc))
+            if reason is None:
+                raise
+            raise IdentityError(reason) from None
     finally:
         ray.shutdown()
+
+
+def _user_error(text: str) -> str | None:
+    """The message of an `IdentityError` a worker raised (its one sentence), from Ray's report of it."""
+    for line in reversed(text.splitlines()):
+        if line.startswith("identity.errors.") and ": " in line:
+            return line.split(": ", 1)[1]
+    return None
