@@ -190,7 +190,7 @@ def _positive(value: str) -> int:
 
 def _batch_score(args) -> int:
     try:
-        from .scale import BatchOptions, batch_score
+        from .scale import BatchOptions, batch_score, describe
     except ImportError as exc:
         raise IdentityError(f"batch-score needs pyarrow ({exc}); install it with "
                             "pip install 'comfyui-identity-layer[scale]'") from None
@@ -208,17 +208,8 @@ def _batch_score(args) -> int:
         return 130
     if args.json:
         _print_json(summary)
-        return 0
-    run = summary["this_run"]
-    print(f"{summary['results']}: {summary['images']} images, {summary['faces']} faces, "
-          f"{summary['unreadable']} unreadable ({run['scored']} scored now at {run['images_per_second']} images/s, "
-          f"{run['skipped']} already there)")
-    for profile_id, count in summary["matches"].items():
-        print(f"  {summary['profiles'][profile_id]} ({profile_id}): found in {count} images")
-    print(f"  all profiles found: {summary['matches_all']} images"
-          + (f", {summary['copied']} in {args.copy_matches}" if "copied" in summary else ""))
-    for failure in summary["failures"]:
-        print(f"  ✗ {failure['path']}: {failure['reason']}")
+    else:
+        print(describe(summary))
     return 0
 
 

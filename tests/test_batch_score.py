@@ -43,11 +43,12 @@ def dataset(tmp_path_factory):
     return folder / "faces"
 
 
-def batch(store, out, *sources, extra=(), background=False, here=False):
+def batch(store, out, *sources, extra=(), background=False, here=False, as_json=True):
     """`python -m identity batch-score …`: in a subprocess as a user runs it, in this process (`here`, faster: the
     engine stays loaded), or left running in the background."""
     argv = ["batch-score", *map(str, sources), "--profile", "Barack Obama", "--profile", "Joe Biden", "--engine",
-            "embedded", "--store", str(store), "--out", str(out), "--chunk", "4", "--json", *map(str, extra)]
+            "embedded", "--store", str(store), "--out", str(out), "--chunk", "4", *(["--json"] if as_json else []),
+            *map(str, extra)]
     if here:
         from identity.cli import main
 
@@ -208,6 +209,18 @@ def test_sources_are_folders_files_and_lists(store, dataset, tmp_path):
         [str(dataset / "biden" / "biden1.jpg"), str(dataset / "biden" / "biden2.jpg"), str(tmp_path / "gone.png")])
     assert report["failures"] == [{"path": str(tmp_path / "gone.png"),
                                    "reason": "cannot read the file (No such file or directory)"}]
+
+    text = batch(store, out, listing, here=True, as_json=False)
+    assert text.returncode == 0 and "scoring 0 images" in text.stderr
+    assert text.stdout.splitlines()[1:] == [
+        f"  Barack Obama ({report_ids(report)[0]}): found in 0 images",
+        f"  Joe Biden ({report_ids(report)[1]}): found in 2 images",
+        "  all profiles found: 0 images",
+        f"  ✗ {tmp_path / 'gone.png'}: cannot read the file (No such file or directory)"]
+
+
+def report_ids(report: dict) -> list[str]:
+    return sorted(report["profiles"], key=report["profiles"].get)
 
 
 def test_a_results_folder_keeps_its_profiles(store, dataset, reference, tmp_path):

@@ -3,6 +3,6 @@
 Needs pyarrow (results are Parquet) and, for `--ray`, Ray Data: `pip install 'comfyui-identity-layer[scale]'`.
 """
 
-from .runner import BatchOptions, batch_score, expand_sources
+from .runner import BatchOptions, batch_score, describe, expand_sources
 
-__all__ = ["BatchOptions", "batch_score", "expand_sources"]
+__all__ = ["BatchOptions", "batch_score", "describe", "expand_sources"]

@@ -62,6 +62,10 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
     results = ResultsFolder(options.out, {"name": engine.name, "key": engine.info.key},
                             [{"id": p.id, "name": p.name, "created": p.created} for p in profiles], options.part_size)
     paths = expand_sources(options.sources)
+    if options.ray is not None:
+        from .cluster import require_ray
+
+        require_ray()  # before anything is written
     results.open()
     try:
         pending = _missing(paths, results)
@@ -70,12 +74,8 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
         log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {options.out}")
         progress = Progress(len(pending), log)
-        try:
-            for rows in _score(pending, scorer, options):
-                progress.advance(results.add(rows), _count(rows, UNREADABLE))
-        except KeyboardInterrupt:
-            results.flush()
-            raise
+        for rows in _score(pending, scorer, options):  # on any exit, close() below commits the rows received
+            progress.advance(results.add(rows), _count(rows, UNREADABLE))
         results.flush()
         progress.finish()
         summary = summarise(results, profiles, options.min_similarity)
@@ -182,6 +182,19 @@ def summarise(results: ResultsFolder, profiles: list[Profile], min_similarity: f
         "unreadable": len(failed),
         "failures": [{"path": r["path"], "reason": r["reason"]} for r in failed[:20]],
     }
+
+
+def describe(summary: dict) -> str:
+    """The summary for a terminal."""
+    run = summary["this_run"]
+    lines = [f"{summary['results']}: {summary['images']} images, {summary['faces']} faces, {summary['unreadable']} "
+             f"unreadable ({run['scored']} scored now at {run['images_per_second']} images/s, {run['skipped']} "
+             "already there)"]
+    lines += [f"  {summary['profiles'][pid]} ({pid}): found in {count} images" for pid, count in summary["matches"].items()]
+    lines.append(f"  all profiles found: {summary['matches_all']} images"
+                 + (f", {summary['copied']} copied" if "copied" in summary else ""))
+    lines += [f"  ✗ {failure['path']}: {failure['reason']}" for failure in summary["failures"]]
+    return "\n".join(lines)
 
 
 def _clears(similarity: float, min_similarity: float) -> bool:
