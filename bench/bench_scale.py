@@ -73,7 +73,8 @@ def main() -> int:
             train(photos_from_paths([FACES / folder]), name, engine, store, registry=JobRegistry())
         count = dataset(tmp / "images", args.copies)
         print(f"{count} images ({args.copies}x the fixture photos), engine {engine.name}, "
-              f"Ray runtime of {args.cpus} CPUs on this machine ({os.cpu_count()} cores)")
+              f"Ray runtime of {args.cpus} CPUs on this machine ({os.cpu_count()} cores, load average "
+              f"{os.getloadavg()[0]:.1f} before the runs: cores busy with other work cap the scaling)")
 
         local = batch(tmp / "profiles", tmp / "images", tmp / "local", args.engine, [])
         print(f"this process (all cores): {local['images_per_second']:.2f} images/s "
@@ -98,7 +99,7 @@ def main() -> int:
     for workers in args.workers[1:]:
         ratio = rates[workers] / rates[base]
         print(f"scaling {base} -> {workers} workers: {ratio:.2f}x (ideal {workers / base:.0f}x; "
-              f"efficiency {ratio / (workers / base):.0%})")
+              f"efficiency {ratio / (workers / base):.0%}; load average now {os.getloadavg()[0]:.1f})")
     return 0
 
 
