@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..errors import IdentityError
 from ..faces import FaceEngine
@@ -165,23 +166,34 @@ class Progress:
 
 
 def summarise(results: ResultsFolder, profiles: list[Profile], min_similarity: float) -> dict:
-    """Everything in RESULTS: images, faces, matches per profile and in all, and the failures with their reasons."""
-    images = results.images().to_pylist()
-    scored = [r for r in images if r["status"] == SCORED]
-    failed = [r for r in images if r["status"] == UNREADABLE]
+    """Everything in RESULTS: images, faces, matches per profile and in all, and the failures with their reasons.
+    Counted with Arrow's compute functions: RESULTS may hold millions of rows."""
+    images = results.images()
+    scored = images.filter(pc.equal(images.column("status"), SCORED))
+    failed = images.filter(pc.equal(images.column("status"), UNREADABLE))
+    subjects = scored.column("subjects")
     return {
         "results": str(results.folder),
         "engine": results.engine,
         "profiles": {p.id: p.name for p in profiles},
-        "images": len(images),
-        "scored": len(scored),
-        "faces": sum(r["faces"] for r in scored),
+        "images": images.num_rows,
+        "scored": scored.num_rows,
+        "faces": pc.sum(scored.column("faces")).as_py() or 0,
         "min_similarity": min_similarity,
-        "matches": {p.id: sum(1 for r in scored if _clears(r["subjects"][p.id], min_similarity)) for p in profiles},
-        "matches_all": sum(1 for r in scored if _clears(r["score"], min_similarity)),
-        "unreadable": len(failed),
-        "failures": [{"path": r["path"], "reason": r["reason"]} for r in failed[:20]],
+        "matches": {p.id: _count_clearing(pc.struct_field(subjects, p.id), min_similarity) for p in profiles},
+        "matches_all": _count_clearing(scored.column("score"), min_similarity),
+        "unreadable": failed.num_rows,
+        "failures": failed.select(["path", "reason"]).slice(0, 20).to_pylist(),
     }
+
+
+def _clearing(similarity, min_similarity: float):
+    """A subject counts when found (assigned above its profile's threshold, so > 0) and at least `min_similarity`."""
+    return pc.and_(pc.greater(similarity, 0.0), pc.greater_equal(similarity, min_similarity))
+
+
+def _count_clearing(similarity, min_similarity: float) -> int:
+    return pc.sum(pc.cast(_clearing(similarity, min_similarity), pa.int64())).as_py() or 0
 
 
 def describe(summary: dict) -> str:
@@ -197,19 +209,14 @@ def describe(summary: dict) -> str:
     return "\n".join(lines)
 
 
-def _clears(similarity: float, min_similarity: float) -> bool:
-    """A subject counts when found (assigned above its profile's threshold, so > 0) and at least `min_similarity`."""
-    return similarity > 0 and similarity >= min_similarity
-
-
 def copy_matches(images: pa.Table, min_similarity: float, folder: Path, log: Callable[[str], None]) -> int:
     """Copy each image whose weakest subject clears the bar into `folder` as NAME-SHA8.EXT; returns how many are
     there now. Idempotent (a resumed run copies only what is missing); a file changed since it was scored is left."""
     folder.mkdir(parents=True, exist_ok=True)
+    matches = images.filter(pc.and_(pc.equal(images.column("status"), SCORED),
+                                    _clearing(images.column("score"), min_similarity)))
     copied = 0
-    for row in images.to_pylist():
-        if row["status"] != SCORED or not _clears(row["score"], min_similarity):
-            continue
+    for row in matches.select(["path", "sha256"]).to_pylist():
         source = Path(row["path"])
         target = folder / f"{source.stem}-{row['sha256'][:8]}{source.suffix}"
         if not target.exists():
