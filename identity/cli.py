@@ -195,7 +195,7 @@ def _batch_score(args) -> int:
         raise IdentityError(f"batch-score needs pyarrow ({exc}); install it with "
                             "pip install 'comfyui-identity-layer[scale]'") from None
     store = _store(args)
-    profiles = [store.load(store.resolve(value)) for value in args.profiles]
+    profiles = list({p.id: p for p in (store.load(store.resolve(value)) for value in args.profiles)}.values())
     engine = _engine(args)
     spec = args.engine or engine.name.split(":", 1)[-1]  # workers look the default pack up by name
     options = BatchOptions(args.sources, args.out, args.ray, args.workers, args.chunk, args.part_size,

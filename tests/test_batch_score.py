@@ -325,3 +325,9 @@ def _descends_from(pid: int, ancestor: int) -> bool:
         except (OSError, IndexError, ValueError):
             return False
     return False
+
+
+def test_more_workers_than_the_cluster_has_cpus_is_refused(cluster, store, dataset, tmp_path):
+    result = batch(store, tmp_path / "results", dataset / "biden", extra=["--ray", cluster, "--workers", "3"])
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert "error: --workers 3 needs 3 CPUs but the Ray cluster has 2; use --workers 2 or add nodes" in result.stderr

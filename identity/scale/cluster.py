@@ -51,12 +51,12 @@ def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, 
         context.enable_progress_bars = False  # the driver prints its own progress
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = int(ray.cluster_resources().get("CPU", 0))
-        workers = workers or max(1, cpus)
-        if workers > cpus:
+        if workers and workers > cpus:
             raise IdentityError(f"--workers {workers} needs {workers} CPUs but the Ray cluster has {cpus}; "
                                 f"use --workers {max(1, cpus)} or add nodes")
-        dataset = ray.data.from_items([{"path": path} for path in paths],
-                                      override_num_blocks=-(-len(paths) // batch_size))
+        batches = -(-len(paths) // batch_size)
+        workers = min(workers or max(1, cpus), batches)  # a worker without a batch would only cost its start-up
+        dataset = ray.data.from_items([{"path": path} for path in paths], override_num_blocks=batches)
         scored = dataset.map_batches(
             ImageScorer, fn_constructor_kwargs=scorer, batch_size=batch_size, batch_format="pyarrow",
             compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,

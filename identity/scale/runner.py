@@ -138,9 +138,9 @@ class Progress:
 
     @property
     def pace(self) -> float:
-        """Images per second from the first answer to the latest."""
+        """Images per second from the first answer to the latest (from the start where one answer was all)."""
         if self._first is None or self._last <= self._first[0]:
-            return 0.0
+            return self.done / (self._last - self.start) if self._last > self.start else 0.0
         return (self.done - self._first[1]) / (self._last - self._first[0])
 
     def advance(self, done: int, failed: int) -> None:
