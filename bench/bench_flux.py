@@ -3,8 +3,10 @@
     .venv/bin/python bench/bench_flux.py                            # a toy Flux on the CPU
     python bench/bench_flux.py --real-size                          # Flux.1's real block stack on the GPU
     python bench/bench_flux.py --real-size --double 4 --single 8    # a few real-size blocks (smaller GPUs)
+    python bench/bench_flux.py --real-size --true-cfg               # cfg 2, the negative pass with no-ID tokens
 
-Both use ComfyUI's own Flux class and sampler (`comfy.sample.sample`, euler, cfg 1: one model call per step) with
+Both use ComfyUI's own Flux class and sampler (`comfy.sample.sample`, euler, cfg 1: one model call per step;
+with --true-cfg cfg 2, a negative prompt batched with the positive one, as ComfyUI runs CFG) with
 random weights, and a PuLID-Flux adapter with random weights attached as the node attaches it (`attach`, ComfyUI's
 casting ops), one subject. Real size: width 3072, 24 heads, a 1024×1024 image (4096 image tokens) and 512 text
 tokens, bf16 on CUDA, the published adapter sizes with one cross-attention per place in the stack. Prints the
@@ -67,16 +69,17 @@ def adapter_for(config: AdapterConfig, device: torch.device, dtype: torch.dtype)
     return adapter.eval().requires_grad_(False)
 
 
-def per_step(model, latent: tuple, text: tuple, pooled: int, steps: int, repeat: int) -> float:
+def per_step(model, latent: tuple, text: tuple, pooled: int, steps: int, repeat: int, cfg: float = 1.0) -> float:
     import comfy.sample
 
     generator = torch.Generator().manual_seed(0)
     conditioning = [[torch.randn(1, *text, generator=generator), {"pooled_output": torch.randn(1, pooled, generator=generator)}]]
+    negative = [[torch.randn(1, *text, generator=generator), {"pooled_output": torch.randn(1, pooled, generator=generator)}]]
     noise = torch.randn(1, *latent, generator=generator)
     times = []
     for _ in range(repeat + 1):  # the first run warms up (loading, kernels)
         start = time.perf_counter()
-        comfy.sample.sample(model, noise, steps, 1.0, "euler", "simple", conditioning, conditioning,
+        comfy.sample.sample(model, noise, steps, cfg, "euler", "simple", conditioning, negative if cfg > 1 else conditioning,
                             torch.zeros(1, *latent), seed=0, disable_pbar=True)
         if torch.cuda.is_available():
             torch.cuda.synchronize()
@@ -91,6 +94,7 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=38, help="single blocks at real size (Flux.1: 38)")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--true-cfg", action="store_true", help="cfg 2 with the no-identity tokens on the negative pass")
     args = parser.parse_args()
 
     import comfy.cli_args
@@ -117,16 +121,19 @@ def main() -> int:
     adapter = adapter_for(adapter_config, device, dtype)
     tokens = torch.randn(1, adapter_config.queries, adapter_config.token_dim)
     sampling = model.get_model_object("model_sampling")
-    injection = Injection(adapter.pulid_ca, [Subject(tokens)], 1.0, sampling.percent_to_sigma(0.0),
+    uncond = torch.randn(1, adapter_config.queries, adapter_config.token_dim) if args.true_cfg else None
+    injection = Injection(adapter.pulid_ca, [Subject(tokens, uncond=uncond)], 1.0, sampling.percent_to_sigma(0.0),
                           sampling.percent_to_sigma(1.0))
     patched = attach(model, injection, where)
 
     image_tokens = latent[1] * latent[2] // 4
     print(f"{'real-size' if args.real_size else 'toy'} Flux on {device} ({dtype}): width {flux.hidden_size}, "
           f"{len(flux.double_blocks)} double + {len(flux.single_blocks)} single blocks, {len(where)} cross-attentions, "
-          f"{image_tokens} image + {text[0]} text tokens, {args.steps} steps, best of {args.repeat}")
-    plain_step = per_step(model, latent, text, sizes["vec_in_dim"], args.steps, args.repeat)
-    patched_step = per_step(patched, latent, text, sizes["vec_in_dim"], args.steps, args.repeat)
+          f"{image_tokens} image + {text[0]} text tokens, {args.steps} steps, best of {args.repeat}"
+          f"{', true CFG (cfg 2)' if args.true_cfg else ''}")
+    cfg = 2.0 if args.true_cfg else 1.0
+    plain_step = per_step(model, latent, text, sizes["vec_in_dim"], args.steps, args.repeat, cfg)
+    patched_step = per_step(patched, latent, text, sizes["vec_in_dim"], args.steps, args.repeat, cfg)
     print(f"unpatched: {plain_step * 1000:8.2f} ms/step")
     print(f"patched:   {patched_step * 1000:8.2f} ms/step")
     print(f"ratio:     {patched_step / plain_step:8.3f}  (overhead {100 * (patched_step / plain_step - 1):+.1f} %)")

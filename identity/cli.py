@@ -16,7 +16,7 @@ from PIL import Image
 from .errors import IdentityError, ProfileExists
 from .faces import PROVIDER_CHOICES, find_packs, load_engine, resolve_engine_spec
 from .images import collect_photos, load_image
-from .paths import insightface_roots, profiles_dir
+from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
 from .scoring import annotate, score_images
 from .training import photos_from_paths, train
@@ -28,6 +28,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.run(args)
     except IdentityError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except OSError as exc:  # a file that vanished or cannot be written: still one line, not a traceback
+        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; nothing was saved", file=sys.stderr)
@@ -91,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete", _delete, "Delete a profile.")
     sub.add_argument("id")
     command("engines", _engines, "Show the face engines that can be used here.", store=False)
+    sub = command("weights", _weights, "Say what each model file is and whether it would load (exit 1 if one "
+                  "would not).", store=False)
+    sub.add_argument("files", nargs="+", type=Path, help="model files (.safetensors, .pt, .pth, .onnx)")
     return parser
 
 
@@ -111,6 +117,7 @@ def _print_json(value) -> None:
 
 def _train(args) -> int:
     store = _store(args)
+    store.check_writable()
     engine = _engine(args)
     photos = photos_from_paths(args.photos)
     seen = {"job": None, "status": None}
@@ -153,13 +160,14 @@ def _train_report(job, engine, profile) -> dict:
 def _score(args) -> int:
     store = _store(args)
     profiles = [store.load(store.resolve(value)) for value in args.profiles]
+    if args.annotate is not None:
+        writable_folder(args.annotate, "annotated images")
     engine = _engine(args)
     paths = collect_photos(args.images)
     images = [(str(path), load_image(path)) for path in paths]
     results = score_images(images, profiles, engine)
     names = {p.id: p.name for p in profiles}
     if args.annotate is not None:
-        args.annotate.mkdir(parents=True, exist_ok=True)
         for (label, image), result in zip(images, results):
             out = args.annotate / f"{Path(label).stem}.annotated.png"
             Image.fromarray(annotate(image, result, names)).save(out)
@@ -246,6 +254,12 @@ def _delete(args) -> int:
     store.delete(args.id)
     print(f"deleted {args.id}")
     return 0
+
+
+def _weights(args) -> int:
+    from .weights import run
+
+    return run(args.files)
 
 
 def _engines(args) -> int:

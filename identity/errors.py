@@ -85,6 +85,10 @@ class UploadTooLarge(UploadRefused):
     """An upload over the size limits (web front ends answer it with HTTP 413)."""
 
 
+class UploadStalled(UploadRefused):
+    """An upload that stopped sending, or took too long in all (web front ends answer it with HTTP 408)."""
+
+
 class WeightsMismatch(IdentityError):
     """A weights file whose tensors are not those its model needs (missing, unexpected or mis-shaped keys), or
     weights that do not fit the model they are applied to."""

@@ -9,7 +9,10 @@ Environment variables override both: `IDENTITY_MODELS_DIR` (a folder laid out li
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
+
+from .errors import IdentityError
 
 PACK_ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,3 +38,15 @@ def profiles_dir() -> Path:
 def insightface_roots() -> list[Path]:
     """Folders whose sub-folders are insightface packs, in the order they are searched."""
     return [models_dir() / "insightface" / "models", Path.home() / ".insightface" / "models"]
+
+
+def writable_folder(folder: Path, what: str) -> Path:
+    """`folder`, created if missing, once a file could be written in it; checked before long work, so that a
+    training or a scoring run is not lost at the end to a path that is a file or a place that cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as exc:
+        reason = "it is a file" if folder.is_file() else exc.strerror or str(exc)
+        raise IdentityError(f"cannot write {what} to {folder} ({reason}); choose a folder you can write to") from None
+    return folder

@@ -22,7 +22,8 @@ from ..identity.remote.keys import KeyStore
 
 PROFILES_FOLDER = "identity_profiles"
 PULID_FOLDER = "pulid"  # PuLID-Flux adapters, models/pulid/ (the folder other PuLID packs use)
-EVA_CLIP_FOLDER = "identity_eva_clip"  # EVA-CLIP files: models/clip_vision/, models/clip/ or models/pulid/
+EVA_CLIP_FOLDER = "identity_eva_clip"  # EVA-CLIP files: models/clip_vision/, clip/, text_encoders/ or pulid/
+PARSING_FOLDER = "identity_face_parsing"  # parsing_bisenet.pth: models/facexlib/, facedetection/ or pulid/
 WEIGHT_EXTENSIONS = {".safetensors", ".pt", ".pth"}
 
 #: Socket types, named for what they carry.
@@ -41,7 +42,8 @@ def register_model_folders() -> None:
     folder_paths.add_model_folder_path(PROFILES_FOLDER, os.path.join(folder_paths.models_dir, PROFILES_FOLDER), is_default=True)
     paths, extensions = folder_paths.folder_names_and_paths[PROFILES_FOLDER]
     extensions.add(".safetensors")
-    for name, subfolders in ((PULID_FOLDER, ["pulid"]), (EVA_CLIP_FOLDER, ["clip_vision", "clip", "pulid"])):
+    for name, subfolders in ((PULID_FOLDER, ["pulid"]), (EVA_CLIP_FOLDER, ["clip_vision", "clip", "text_encoders", "pulid"]),
+                             (PARSING_FOLDER, ["facexlib", "facedetection", "pulid"])):
         for subfolder in subfolders:
             folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, subfolder))
         folder_paths.folder_names_and_paths[name][1].update(WEIGHT_EXTENSIONS)

@@ -7,7 +7,9 @@ from comfy_api.latest import io
 
 from ..identity.errors import IdentityError
 from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
+from ..identity.flux.faces import describe
 from ..identity.flux.injection import STATE_KEY
+from ..identity.flux.tokens import uncond_tokens
 from ..identity.flux.regions import subject_regions
 from ..identity.scoring import score_images
 from .glue import EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
@@ -48,14 +50,19 @@ class IdentityConditionFlux(io.ComfyNode):
                                tooltip="for edits: the image whose faces show where each person is"),
                 FaceEngineSocket.Input("face_engine", optional=True,
                                        tooltip="ArcFace for the adapter: antelopev2 (the default when installed)"),
+                io.Boolean.Input("true_cfg", default=False, optional=True,
+                                 tooltip="give the negative prompt's pass the encoder's no-identity tokens, as the "
+                                         "official PuLID pipeline's true CFG (needs cfg > 1); off: both passes get "
+                                         "the person, as the ComfyUI ports"),
             ],
-            outputs=[io.Model.Output(display_name="model")],
+            outputs=[io.Model.Output(display_name="model"),
+                     io.String.Output(display_name="report", tooltip="which face input the encoder read, per profile")],
         )
 
     @classmethod
     def execute(cls, model, profiles: list, adapter: AdapterHandle, weight: float, start_at: float, end_at: float,
                 masks: torch.Tensor | None = None, image: torch.Tensor | None = None,
-                face_engine: EngineChoice | None = None) -> io.NodeOutput:
+                face_engine: EngineChoice | None = None, true_cfg: bool = False) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("Identity Condition (Flux) needs at least one profile: connect Profile Load")
         if start_at > end_at:
@@ -64,7 +71,8 @@ class IdentityConditionFlux(io.ComfyNode):
         where = placements(adapter.adapter.config, getattr(flux, "hidden_size", 0),
                            len(getattr(flux, "double_blocks", ())), len(getattr(flux, "single_blocks", ())))
         chosen = engine(face_engine)
-        subjects = [Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region)
+        uncond = uncond_tokens(adapter.adapter, adapter.prepare_encoders()) if true_cfg else None
+        subjects = [Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region, uncond)
                     for profile, region in zip(profiles, regions(profiles, masks, image, chosen))]
         sampling = model.get_model_object("model_sampling")
         injection = Injection(adapter.adapter.pulid.pulid_ca, subjects, weight,
@@ -73,4 +81,5 @@ class IdentityConditionFlux(io.ComfyNode):
         weights = adapter.cross_attentions(model)
         others = [m for m in patched.get_additional_models_with_key(STATE_KEY) if m is not weights]
         patched.set_additional_models(STATE_KEY, [*others, weights])  # loaded and offloaded with the model
-        return io.NodeOutput(patched)
+        report = "\n".join(f"{p.name}: {describe(p, adapter.adapter.parser, adapter.missing_parser)}" for p in profiles)
+        return io.NodeOutput(patched, report)

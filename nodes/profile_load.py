@@ -8,16 +8,18 @@ from __future__ import annotations
 
 from comfy_api.latest import io
 
-from ..identity.profile import ID_PATTERN
+from ..identity.errors import IdentityError
+from ..identity.profile import ID_PATTERN, name_key
 from .glue import Profiles, profile_store
 
 
 def picker_labels(summaries: list[dict]) -> dict[str, str]:
-    """Profile id → its label in the picker: the name, with the id added when several profiles share it."""
+    """Profile id → its label in the picker: the name, with the id added when several profiles share it (in any
+    case: names are looked up without it)."""
     counts: dict[str, int] = {}
     for s in summaries:
-        counts[s["name"]] = counts.get(s["name"], 0) + 1
-    return {s["id"]: s["name"] if counts[s["name"]] == 1 else f"{s['name']} ({s['id']})" for s in summaries}
+        counts[name_key(s["name"])] = counts.get(name_key(s["name"]), 0) + 1
+    return {s["id"]: s["name"] if counts[name_key(s["name"])] == 1 else f"{s['name']} ({s['id']})" for s in summaries}
 
 
 def profile_names() -> list[str]:
@@ -54,6 +56,16 @@ class ProfileLoad(io.ComfyNode):
     @classmethod
     def validate_inputs(cls, profile: str) -> bool:
         return True  # names are checked when the node runs, so an unknown one gets a message listing the profiles
+
+    @classmethod
+    def fingerprint_inputs(cls, profile: str, **_) -> tuple | None:
+        """The profile's id and file stamp: a deleted, replaced or renamed profile is loaded afresh, never served
+        from ComfyUI's cache (nodes downstream take this node's fingerprint into their own cache keys)."""
+        try:
+            profile_id = resolve(profile)
+        except IdentityError:
+            return None  # execute says what is wrong
+        return profile_id, profile_store().stamp(profile_id)
 
     @classmethod
     def execute(cls, profile: str, profiles: list | None = None) -> io.NodeOutput:

@@ -11,12 +11,15 @@ from comfy_api.latest import io, ui
 
 from ..identity.errors import IdentityError, ProfileExists
 from ..identity.images import collect_photos
+from ..identity.profile import name_key
 from ..identity.training import Photo, train
 from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, profile_store, to_arrays, to_images
 
 
 def input_folder(folder: str) -> Path:
     """A folder given relative to ComfyUI's input folder; anything that resolves outside it is refused."""
+    if "\0" in folder:
+        raise IdentityError(f"folder {folder[:80]!r} contains a NUL character; give the folder's plain name")
     root = Path(folder_paths.get_input_directory()).resolve()
     target = (root / folder.strip()).resolve()
     if os.path.commonpath([root, target]) != str(root):
@@ -24,6 +27,33 @@ def input_folder(folder: str) -> Path:
     if not target.is_dir():
         raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
     return target
+
+
+#: Profile name (as compared) → (the stamp of the file this node saved, the fingerprint of that run).
+_saved: dict[str, tuple] = {}
+
+
+def profile_state(name: str):
+    """ComfyUI's cache key for the profile this node trains: steady while the file the node saved is there
+    unchanged (the node's own save must not count as a change), new when that file is deleted or replaced."""
+    store = profile_store()
+    try:
+        current = store.stamp(store.resolve(name))
+    except IdentityError:
+        current = None
+    saved = _saved.get(name_key(name.strip()))
+    if saved is None:
+        return "not trained here yet"
+    stamp, state = saved
+    return state if current == stamp else ("changed", current)
+
+
+def folder_state(folder: str):
+    """The photos of a folder as (name, mtime, size), so that adding or replacing one is a change."""
+    try:
+        return [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in collect_photos([input_folder(folder)])]
+    except (IdentityError, OSError):
+        return None
 
 
 def reference_grid(portraits: np.ndarray, columns: int = 4) -> np.ndarray:
@@ -64,8 +94,13 @@ class ProfileTrain(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, name: str = "", folder: str = "", **_) -> tuple:
+        return profile_state(name), folder_state(folder) if folder and folder.strip() else None
+
+    @classmethod
     def execute(cls, name: str, images=None, folder: str = "", overwrite: bool = False,
                 face_engine: EngineChoice | None = None) -> io.NodeOutput:
+        state = profile_state(name)
         photos = [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
         if folder and folder.strip():
             photos += [Photo(str(path), path) for path in collect_photos([input_folder(folder)])]
@@ -81,6 +116,7 @@ class ProfileTrain(io.ComfyNode):
             job = train(photos, name, chosen, profile_store(), overwrite=overwrite, on_update=on_update, check=check_interrupt)
         except ProfileExists as exc:
             raise ProfileExists(f"{exc}; set 'overwrite' to true to retrain it") from None
+        _saved[name_key(job.name)] = (profile_store().stamp(job.profile_id), state)
         grid = reference_grid(job.profile.portraits)
         report = job.describe()
         return io.NodeOutput([job.profile], report, to_images([grid]),

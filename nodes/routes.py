@@ -2,8 +2,8 @@
 
 Every route lives under `/identity/` on ComfyUI's own server (and, as ComfyUI mirrors its routes, under
 `/api/identity/`). Failures answer `{"error": "<one sentence>"}` with 400 (bad input), 404 (unknown profile
-or job), 409 (exists / training running) or 413 (too large). Ids are validated before any path is built;
-uploads are checked as they stream (`identity.uploads`) and never written to disk. Training progress is
+or job), 408 (an upload that stalls), 409 (exists / training running) or 413 (too large). Ids are validated
+before any path is built; uploads are checked as they stream (`identity.uploads`) and never written to disk. Training progress is
 pushed to every browser over ComfyUI's websocket as `identity.training` events, and can be polled.
 Blocking work (file reads, training start) runs in threads so that ComfyUI's event loop keeps serving.
 """
@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import json
 import logging
 from urllib.parse import quote
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from server import PromptServer
 
 from ..identity.errors import (IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy,
-                               UploadRefused, UploadTooLarge)
+                               UploadRefused, UploadStalled, UploadTooLarge)
 from ..identity.images import encode_jpeg
-from ..identity.profile import validate_id
+from ..identity.profile import clean_name, validate_id
 from ..identity.training import JOBS, start_training
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
 from .glue import engine, profile_store
@@ -32,8 +34,13 @@ log = logging.getLogger(__name__)
 EVENT = "identity.training"
 CHUNK = 256 * 1024
 MAX_FIELD_BYTES = 4096
+#: An upload that sends nothing for this long, or is not done after UPLOAD_SECONDS, is answered 408 and let go
+#: (a stalled one would otherwise hold up to MAX_UPLOAD_BYTES of memory for ever).
+IDLE_SECONDS = 30
+UPLOAD_SECONDS = 600
+MAX_PORTRAIT_DIGITS = 4
 STATUS = ((InvalidProfileId, 400), (ProfileNotFound, 404), (ProfileExists, 409), (TrainingBusy, 409),
-          (UploadTooLarge, 413), (IdentityError, 400))
+          (UploadStalled, 408), (UploadTooLarge, 413), (IdentityError, 400))
 
 
 def register_routes(routes: web.RouteTableDef | None = None) -> None:
@@ -44,7 +51,7 @@ def register_routes(routes: web.RouteTableDef | None = None) -> None:
     routes.delete("/identity/profiles/{profile_id}")(delete_profile)
     routes.post("/identity/profiles/{profile_id}/rename")(rename_profile)
     routes.get("/identity/profiles/{profile_id}/thumbnail")(get_thumbnail)
-    routes.get(r"/identity/profiles/{profile_id}/references/{index:\d+}")(get_reference)
+    routes.get("/identity/profiles/{profile_id}/references/{index}")(get_reference)
     routes.get("/identity/jobs/{job_id}")(get_job)
 
 
@@ -108,7 +115,10 @@ async def get_thumbnail(request: web.Request) -> web.Response:
 
 @answers_json
 async def get_reference(request: web.Request) -> web.Response:
-    return await portrait_response(request.match_info["profile_id"], int(request.match_info["index"]))
+    index = request.match_info["index"]
+    if not (index.isascii() and index.isdigit() and len(index) <= MAX_PORTRAIT_DIGITS):
+        raise ProfileNotFound(f"no reference portrait {index[:12]!r}; portraits are numbered 0, 1, 2 …")
+    return await portrait_response(request.match_info["profile_id"], int(index))
 
 
 @answers_json
@@ -118,19 +128,15 @@ async def create_profile(request: web.Request) -> web.Response:
         raise UploadRefused("send the photos as multipart/form-data with the fields name, overwrite and photos")
     if (request.content_length or 0) > MAX_UPLOAD_BYTES + 1024 * 1024:
         raise UploadTooLarge(f"the upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; upload fewer or smaller photos")
-    batch, fields = UploadBatch(), {}
-    reader = await request.multipart()
-    while (part := await reader.next()) is not None:
-        name = getattr(part, "name", None)
-        if name == "photos":
-            batch.begin(part.filename)
-            while chunk := await part.read_chunk(CHUNK):
-                batch.feed(chunk)
-            await asyncio.to_thread(batch.end)
-        elif name in ("name", "overwrite"):
-            fields[name] = await read_field(part)
-        else:
-            raise UploadRefused(f"unexpected form field {name!r}; send name, overwrite and photos")
+    try:
+        async with asyncio.timeout(UPLOAD_SECONDS):
+            batch, fields = await read_upload(request)
+    except TimeoutError:
+        raise UploadStalled(f"the upload took over {UPLOAD_SECONDS // 60} minutes; upload fewer or smaller photos") from None
+    except (ValueError, KeyError, HttpProcessingError) as exc:  # aiohttp's multipart parser refusing the body
+        log.info("identity upload refused as malformed: %s", exc)
+        raise UploadRefused("the upload is not well-formed multipart/form-data (no or another boundary, a part header "
+                            "over 8 kB, or a cut-off body); send the form as a browser does") from None
     photos = batch.finish()
     overwrite = fields.get("overwrite", "").strip().lower() in ("1", "true", "on", "yes")
     server = PromptServer.instance
@@ -146,13 +152,54 @@ async def create_profile(request: web.Request) -> web.Response:
     return web.json_response({"job": job.snapshot()}, status=202)
 
 
+async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]]:
+    """The photos and fields of a multipart upload; the name is checked as soon as it arrives."""
+    batch, fields = UploadBatch(), {}
+    reader = await request.multipart()
+    while (part := await idle_bound(reader.next())) is not None:
+        name = getattr(part, "name", None)
+        if name == "photos":
+            batch.begin(part.filename)
+            while chunk := await idle_bound(part.read_chunk(CHUNK)):
+                batch.feed(chunk)
+            await asyncio.to_thread(batch.end)
+        elif name in ("name", "overwrite"):
+            fields[name] = await read_field(part)
+            if name == "name":
+                clean_name(fields[name])
+        else:
+            raise UploadRefused(f"unexpected form field {str(name)[:40]!r}; send name, overwrite and photos")
+    return batch, fields
+
+
+async def idle_bound(read):
+    """One read of the upload, given up after IDLE_SECONDS of silence from the sender."""
+    try:
+        return await asyncio.wait_for(read, IDLE_SECONDS)
+    except TimeoutError:
+        raise UploadStalled(f"the upload stalled (nothing received for {IDLE_SECONDS} s); try again") from None
+
+
 async def read_field(part) -> str:
     data = b""
-    while chunk := await part.read_chunk(1024):
+    while chunk := await idle_bound(part.read_chunk(1024)):
         data += chunk
         if len(data) > MAX_FIELD_BYTES:
             raise UploadRefused(f"form field {part.name!r} is over {MAX_FIELD_BYTES} bytes")
     return data.decode("utf-8", errors="replace")
+
+
+async def read_json(request: web.Request) -> object:
+    """A small JSON body, or None: bounded in size, and a deeply nested one is refused like malformed JSON."""
+    data = b""
+    while len(data) <= MAX_FIELD_BYTES and (chunk := await idle_bound(request.content.read(MAX_FIELD_BYTES + 1 - len(data)))):
+        data += chunk
+    if len(data) > MAX_FIELD_BYTES:
+        raise UploadTooLarge(f"the request body is over {MAX_FIELD_BYTES} bytes; send only the fields asked for")
+    try:
+        return json.loads(data)
+    except (ValueError, RecursionError):
+        return None
 
 
 @answers_json
@@ -167,13 +214,13 @@ async def get_job(request: web.Request) -> web.Response:
 async def rename_profile(request: web.Request) -> web.Response:
     """JSON `{"name": "New name"}`; the id stays, so workflows that name the id keep working."""
     profile_id = validate_id(request.match_info["profile_id"])
-    try:
-        body = await request.json()
-    except ValueError:
-        body = None
+    body = await read_json(request)
     if not isinstance(body, dict) or not isinstance(body.get("name"), str):
         raise IdentityError('send a JSON body with the new name, like {"name": "Alice Smith"}')
     refuse_while_training(profile_id)
+    training = JOBS.training_name(clean_name(body["name"]))
+    if training is not None and training.profile_id != profile_id:
+        raise TrainingBusy(f"a profile named {training.name!r} is being trained right now; choose another name")
     profile = await asyncio.to_thread(profile_store().rename, profile_id, body["name"])
     return web.json_response({"profile": profile.summary()})
 

@@ -32,6 +32,28 @@ def face(path: str) -> Path:
     return FACES / path
 
 
+def text_bomb_png() -> bytes:
+    """A 300 px PNG carrying a zTXt chunk that inflates to 64 MiB (66 kB on disk): Pillow refuses it with a
+    ValueError as it reads the header."""
+    import io
+
+    from PIL import Image, PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "a" * (64 * 1024 * 1024), zip=True)
+    buffer = io.BytesIO()
+    Image.new("RGB", (300, 300), (120, 120, 120)).save(buffer, format="PNG", pnginfo=info)
+    return buffer.getvalue()
+
+
+def crafted(path, profile, **metadata) -> None:
+    """A profile file written by the safetensors library itself, with its header metadata changed (None drops a key)."""
+    from safetensors.numpy import save_file
+
+    header = {k: v for k, v in {**profile.metadata(), **metadata}.items() if v is not None}
+    save_file(profile.tensors(), str(path), metadata=header)
+
+
 def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 

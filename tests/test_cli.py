@@ -72,7 +72,8 @@ def test_the_default_engine_is_named(tmp_path):
 
 
 @pytest.mark.parametrize("case", ["unknown profile", "malformed id", "no photo accepted", "unreadable file",
-                                  "missing model files", "existing name"])
+                                  "missing model files", "existing name", "store is a file", "store inside a file",
+                                  "annotate is a file"])
 def test_user_errors_are_one_clear_line(tmp_path, case):
     (tmp_path / "notes.jpg").write_text("not an image")
     if case == "unknown profile":
@@ -90,6 +91,17 @@ def test_user_errors_are_one_clear_line(tmp_path, case):
     elif case == "missing model files":
         user_error(cli("train", TOM_HANKS, "--name", "X", "--engine", "antelopev2", store=tmp_path),
                    "antelopev2", "insightface/models/antelopev2")
-    else:
+    elif case == "existing name":
         assert cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=tmp_path).returncode == 0
         user_error(cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=tmp_path), "already exists", "--overwrite")
+    elif case in ("store is a file", "store inside a file"):
+        store = tmp_path / "notes.jpg" if case == "store is a file" else tmp_path / "notes.jpg" / "profiles"
+        result = cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=store)
+        user_error(result, "cannot write profiles to", "choose a folder")
+        assert "engine:" not in result.stderr and "VALIDATING" not in result.stderr, "refused before the work"
+    else:
+        assert cli("train", TOM_HANKS, "--name", "Tom", "--engine", "embedded", store=tmp_path).returncode == 0
+        result = cli("score", TOM_HANKS, "--profile", "Tom", "--engine", "embedded", "--annotate", tmp_path / "notes.jpg",
+                     store=tmp_path)
+        user_error(result, "cannot write annotated images to", "it is a file")
+        assert "engine:" not in result.stderr, "refused before the work"

@@ -108,7 +108,7 @@ def _expect_error(comfyui, prompt: dict, *words: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["unknown profile", "malformed id", "no face", "outside input", "missing folder",
-                                  "no photos"])
+                                  "no photos", "NUL in folder"])
 def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(comfyui, tom, case):
     if case == "unknown profile":
         _expect_error(comfyui, _score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
@@ -121,6 +121,8 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
         _expect_error(comfyui, _train_prompt("../models", "Sneaky"), "outside ComfyUI's input folder")
     elif case == "missing folder":
         _expect_error(comfyui, _train_prompt("no/such/folder", "X"), "does not exist")
+    elif case == "NUL in folder":
+        _expect_error(comfyui, _train_prompt("people\0/../../models", "X"), "contains a NUL character")
     else:
         _expect_error(comfyui, _train_prompt("", "X"), "needs photos")
     run = comfyui.client.run(_score_prompt("tom.png", "Tom Hanks"))
@@ -158,3 +160,44 @@ def test_interrupting_training_stops_it_and_saves_nothing(comfyui):
     names = [p.name for p in (comfyui.base / "models" / "identity_profiles").iterdir()]
     assert not any(n.startswith("interrupted-person") for n in names), names
     assert comfyui.client.run(_score_prompt("tom.png", "Tom Hanks")).status == "success"
+
+
+def _profiles(comfyui):
+    from identity.profile import ProfileStore
+
+    return ProfileStore(comfyui.base / "models" / "identity_profiles")
+
+
+def _image_train_prompt(name: str) -> dict:
+    return {"1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
+            "2": {"class_type": "IdentityProfileTrain", "inputs": {"name": name, "images": ["1", 0], "overwrite": True}}}
+
+
+def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyui, tom):
+    assert comfyui.client.run(_image_train_prompt("Cached Person")).status == "success"
+    store = _profiles(comfyui)
+    profile_id = store.resolve("Cached Person")
+    by_id = _score_prompt("tom.png", profile_id)
+    assert list(comfyui.client.run(by_id).outputs["4"]["identity_scores"][0]["subjects"]) == ["Cached Person"]
+    store.rename(profile_id, "Cached Person Renamed")  # the file changes under the same id
+    run = comfyui.client.run(by_id)
+    assert run.status == "success", run.error
+    assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Cached Person Renamed"], "served from the cache"
+    store.delete(profile_id)
+    _expect_error(comfyui, by_id, f"no profile {profile_id!r}")
+
+
+def test_profile_train_saves_again_when_its_profile_was_deleted_and_not_otherwise(comfyui, tom):
+    prompt = _image_train_prompt("Trained Twice")
+    assert comfyui.client.run(prompt).status == "success"
+    store = _profiles(comfyui)
+    profile_id = store.resolve("Trained Twice")
+    store.delete(profile_id)
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    assert "Trained Twice" in [s["name"] for s in store.summaries()], "the node reported success and saved nothing"
+    profile_id = store.resolve("Trained Twice")
+    stamp = store.stamp(profile_id)
+    run = comfyui.client.run(prompt)
+    assert run.status == "success" and store.stamp(profile_id) == stamp, "an unchanged profile is not retrained"
+    assert any(event == "execution_cached" and "2" in data["nodes"] for event, data in run.messages), run.messages

@@ -11,9 +11,8 @@ import torch
 
 from identity.errors import WeightsMismatch
 from identity.flux import PULID_FLUX_V09, Injection, Subject, attach, load_adapter, placements, profile_tokens
-from identity.flux.faces import encoder_faces
 from identity.flux.injection import STATE_KEY, Step
-from identity.flux.tokens import encode
+from identity.flux.tokens import check_engine, encode, uncond_tokens
 from tiny_models import load_comfy, toy_flux, write_adapter
 
 STEPS = 2
@@ -26,8 +25,10 @@ def flux():
 
 @pytest.fixture(scope="module")
 def adapter(tmp_path_factory):
+    """A tiny adapter fed by the embedded engine's 128-d SFace, so another recognizer than glintr100 is allowed."""
     folder = tmp_path_factory.mktemp("adapter")
-    return load_adapter(*write_adapter(folder / "pulid", folder / "clip_vision"))
+    return dataclasses.replace(load_adapter(*write_adapter(folder / "pulid", folder / "clip_vision")),
+                               any_recognizer=True)
 
 
 @pytest.fixture(scope="module")
@@ -46,15 +47,17 @@ def injection(flux, adapter, subjects, weight=1.0, start_at=0.0, end_at=1.0):
                      sampling.percent_to_sigma(end_at))
 
 
-def sample(model) -> torch.Tensor:
-    """A full ComfyUI sampling run (`comfy.sample.sample`: wrappers, patches, model management)."""
+def sample(model, cfg: float = 1.0) -> torch.Tensor:
+    """A full ComfyUI sampling run (`comfy.sample.sample`: wrappers, patches, model management); at `cfg` > 1 the
+    negative prompt (another random text) runs in the same batch, as ComfyUI batches CFG."""
     load_comfy()
     import comfy.sample
 
     generator = torch.Generator().manual_seed(0)
     context = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
     noise = torch.randn(1, 16, 8, 8, generator=generator)
-    return comfy.sample.sample(model, noise, STEPS, 1.0, "euler", "simple", context, context,
+    negative = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
+    return comfy.sample.sample(model, noise, STEPS, cfg, "euler", "simple", context, negative if cfg > 1 else context,
                                torch.zeros(1, 16, 8, 8), seed=0, disable_pbar=True)
 
 
@@ -110,6 +113,20 @@ def test_the_injection_follows_the_models_dtype(tmp_path, tokens, weights, compu
     at_zero = sample(attach(model, injection(model, cast, [Subject(tokens)], weight=0.0), where(model, cast)))
     injected = sample(attach(model, injection(model, cast, [Subject(tokens)]), where(model, cast)))
     assert torch.equal(at_zero, plain) and torch.isfinite(injected).all() and not torch.equal(injected, plain)
+
+
+def test_true_cfg_gives_the_negative_pass_the_no_identity_tokens(flux, adapter, tokens):
+    def run(subject, cfg=2.0):
+        return sample(attach(flux, injection(flux, adapter, [subject]), where(flux, adapter)), cfg)
+
+    none = uncond_tokens(adapter, torch.float32)
+    assert none.shape == tokens.shape and not torch.allclose(none, tokens)
+    both_get_the_person = run(Subject(tokens))  # off, as the ComfyUI ports
+    assert torch.equal(run(Subject(tokens, uncond=tokens)), both_get_the_person), "only the negative rows change"
+    true_cfg = run(Subject(tokens, uncond=none))
+    assert torch.isfinite(true_cfg).all() and not torch.equal(true_cfg, both_get_the_person)
+    assert torch.equal(run(Subject(tokens, uncond=none), cfg=1.0), run(Subject(tokens), cfg=1.0)), \
+        "without a negative pass there is nothing to change"
 
 
 def test_the_input_model_stays_unpatched(flux, adapter, tokens):
@@ -215,13 +232,17 @@ def test_wrong_model_sizes_are_refused_with_what_fits(adapter):
 
 def test_id_tokens_average_every_accepted_photo_and_are_cached(adapter, tom_profile, embedded):
     crops = np.stack([tom_profile.crops[0], tom_profile.crops[0][:, ::-1], (tom_profile.crops[0] * 0.8).astype(np.uint8)])
-    three = dataclasses.replace(tom_profile, id="three-photos", crops=crops)
+    faces = np.stack([tom_profile.faces_512[0], tom_profile.faces_512[0][:, ::-1],
+                      (tom_profile.faces_512[0] * 0.8).astype(np.uint8)])
+    three = dataclasses.replace(tom_profile, id="three-photos", crops=crops, faces_512=faces)
     tokens = profile_tokens(adapter, three, embedded)
-    each = [encode(adapter, torch.from_numpy(embedded.recognizer.embed(c[None])), c[None], torch.float32)
-            for c in crops]
+    each = [encode(adapter, torch.from_numpy(embedded.recognizer.embed(c[None])), f[None], torch.float32)
+            for c, f in zip(crops, faces)]
     torch.testing.assert_close(tokens, torch.cat(each).mean(0, keepdim=True))
     assert tokens.shape == (1, adapter.config.queries, adapter.config.token_dim)
     assert profile_tokens(adapter, three, embedded, prepare=pytest.fail) is tokens, "cached: no second encoding"
+    older = dataclasses.replace(three, faces_512=None)  # trained before 512 px faces were kept
+    assert not torch.equal(profile_tokens(adapter, older, embedded), tokens), "another input, another cache entry"
 
 
 def test_id_tokens_need_the_arcface_the_adapter_was_trained_on(adapter, tom_profile, testpack):
@@ -229,12 +250,16 @@ def test_id_tokens_need_the_arcface_the_adapter_was_trained_on(adapter, tom_prof
         profile_tokens(adapter, tom_profile, testpack)
 
 
-def test_encoder_faces_are_grey_with_a_white_background(tom_profile):
-    faces = encoder_faces(tom_profile.crops, 336)
-    assert faces.shape == (len(tom_profile.crops), 336, 336, 3)
-    assert (faces[..., 0] == faces[..., 1]).all() and (faces[..., 1] == faces[..., 2]).all()
-    assert (faces[:, :20] == 255).all() and (faces[:, :, :20] == 255).all(), "outside the face is white"
-    assert faces[:, 150:200, 140:200].mean() < 250, "the face itself is kept"
+def test_only_antelopev2s_glintr100_feeds_the_encoder_unless_allowed(adapter, tom_profile, embedded):
+    from identity.weights import GLINTR100_SHA256
+
+    strict = dataclasses.replace(adapter, any_recognizer=False)
+    with pytest.raises(WeightsMismatch, match="trained on antelopev2's glintr100.*'embedded' uses another recognizer.*"
+                                              "models/insightface/models/antelopev2/.*allow_other_recognizer"):
+        profile_tokens(strict, tom_profile, embedded)
+    glintr = copy.copy(embedded)
+    glintr.info = dataclasses.replace(embedded.info, recognizer_sha256=GLINTR100_SHA256)
+    check_engine(strict, glintr)  # recognised by its file's digest
 
 
 def test_regions_from_an_image_cover_each_persons_head(tom_profile, embedded):

@@ -22,9 +22,11 @@ from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_
 
 PROFILE = "Flux Tom"
 NODES = {
-    "IdentityPuLIDLoader": ("PuLID-Flux Load", ["pulid", "eva_clip"], ["IDENTITY_FLUX_ADAPTER"]),
+    "IdentityPuLIDLoader": ("PuLID-Flux Load", ["pulid", "eva_clip", "allow_other_recognizer"],
+                            ["IDENTITY_FLUX_ADAPTER"]),
     "IdentityConditionFlux": ("Identity Condition (Flux)", ["model", "profiles", "adapter", "weight", "start_at",
-                                                            "end_at", "masks", "image", "face_engine"], ["MODEL"]),
+                                                            "end_at", "masks", "image", "face_engine", "true_cfg"],
+                              ["MODEL", "STRING"]),
     "IdentityConditionReference": ("Identity Condition (Reference)",
                                    ["conditioning", "vae", "profiles", "portraits", "size"], ["CONDITIONING"]),
     "IdentityPromptReference": ("Identity Prompt (Reference)", ["prompt", "profiles"], ["STRING"]),
@@ -69,10 +71,12 @@ def sampling_graph(prefix: str, model: list, positive: list) -> dict:
 
 
 def identity_nodes(weight: float, start_at: float = 0.0, end_at: float = 1.0) -> dict:
+    """The identity part of a Flux graph; the embedded engine (SFace) stands in for glintr100, so it is allowed."""
     return {
         "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
         "21": {"class_type": "IdentityPuLIDLoader",
-               "inputs": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors"}},
+               "inputs": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors",
+                          "allow_other_recognizer": True}},
         "22": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
         "23": {"class_type": "IdentityConditionFlux",
                "inputs": {"model": ["10", 0], "profiles": ["20", 0], "adapter": ["21", 0], "weight": weight,
@@ -97,7 +101,8 @@ def test_object_info_lists_the_local_model_nodes(comfyui):
         node = info[node_id]
         declared = node["input_order"].get("required", []) + node["input_order"].get("optional", [])
         assert (node["display_name"], node["category"], declared, node["output"]) == (display, "identity", inputs, outputs)
-    assert info["IdentityConditionFlux"]["input_order"]["optional"] == ["masks", "image", "face_engine"]
+    assert info["IdentityConditionFlux"]["input_order"]["optional"] == ["masks", "image", "face_engine", "true_cfg"]
+    assert info["IdentityPuLIDLoader"]["input"]["optional"]["allow_other_recognizer"][1]["default"] is False
 
 
 def test_flux_sampling_with_identity_condition_in_the_graph(tiny):
@@ -109,6 +114,40 @@ def test_flux_sampling_with_identity_condition_in_the_graph(tiny):
     assert not torch.equal(with_identity, plain), "the identity changes the result"
     assert torch.equal(at_zero, plain), "weight 0 reproduces the unpatched model bit for bit"
     assert torch.equal(after_end, plain), "outside start/end (2 steps: sigmas 1.0 and 0.5) nothing is injected"
+
+
+def test_the_report_says_which_face_input_the_encoder_read(tiny):
+    """Without facexlib's parsing file: the fallback, named with the file and folder; with it: parsed input."""
+    prompt = {**identity_nodes(1.0), "10": {"class_type": "UNETLoader",
+                                            "inputs": {"unet_name": "tiny_flux.safetensors", "weight_dtype": "default"}},
+              "30": {"class_type": "PreviewAny", "inputs": {"source": ["23", 1]}}}
+    run = tiny.client.run(prompt)
+    assert run.status == "success", run.error
+    (report,) = run.outputs["30"]["text"]
+    folder = tiny.base / "models" / "facexlib"
+    assert report.startswith(f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed "
+                             "face ellipse whitened")
+    assert f"parsing_bisenet.pth (facexlib release v0.2.0) was not found in {folder}" in report
+    from test_flux_weights import manifest, write_layout
+
+    folder.mkdir(parents=True, exist_ok=True)
+    write_layout(folder / "parsing_bisenet.pth", manifest("parsing_bisenet.json"), torch.float32)
+    try:
+        run = tiny.client.run(prompt)
+        assert run.status == "success", run.error
+        assert run.outputs["30"]["text"] == [f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, "
+                                             "background, neck, clothes and ears whitened by face parsing as in PuLID"]
+    finally:
+        (folder / "parsing_bisenet.pth").unlink()
+
+
+def test_a_recognizer_other_than_glintr100_is_refused_unless_allowed(tiny):
+    prompt = {**sampling_graph("strict", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
+    prompt["21"]["inputs"]["allow_other_recognizer"] = False
+    run = tiny.client.run(prompt)
+    message = run.error["exception_message"]
+    assert run.status == "error" and "trained on antelopev2's glintr100" in message
+    assert "models/insightface/models/antelopev2/" in message and "allow_other_recognizer" in message
 
 
 def test_several_profiles_without_regions_are_refused(tiny):
@@ -184,7 +223,8 @@ def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
     """example_workflows/flux_identity_then_arcface_rank with the tiny models in place of the real files."""
     prompt = api_twin("flux_identity_then_arcface_rank")
     swap = {"UNETLoader": {"unet_name": "tiny_flux.safetensors"}, "VAELoader": {"vae_name": "taef1"},
-            "IdentityPuLIDLoader": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors"},
+            "IdentityPuLIDLoader": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors",
+                                    "allow_other_recognizer": True},
             "IdentityProfileLoad": {"profile": PROFILE}, "EmptySD3LatentImage": {"width": 64, "height": 64},
             "KSampler": {"steps": 2}}
     for node in prompt.values():

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import math
+import struct
+from pathlib import Path
+
 import pytest
 import torch
 from safetensors.torch import save_file
@@ -10,13 +15,21 @@ from identity.errors import ModelFilesMissing, WeightsMismatch
 from identity.flux import (EVA02_CLIP_L_14_336, PULID_FLUX_V09, EvaVisionTower, PuLIDFlux, load_adapter, load_eva,
                            load_pulid)
 from identity.flux.eva_clip import normalize
-from identity.flux.weights import adapter_config, eva_config, vision_tensors
+from identity.flux.parsing import BiSeNet
+from identity.flux.weights import (TEXT_TOWER, adapter_config, check_eva, eva_config, load_parsing, rope_shapes,
+                                   shapes_of)
+from identity.weights import inspect
+from conftest import TESTPACK
 from tiny_models import adapter_state, eva_state, tiny_adapter_config, tiny_eva_config, write_adapter
 
 
 def meta_state(model_type, config) -> dict[str, torch.Tensor]:
     with torch.device("meta"):
         return model_type(config).state_dict()
+
+
+def meta_shapes(model_type, config) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in meta_state(model_type, config).items()}
 
 
 def test_the_published_pulid_flux_layout():
@@ -118,7 +131,7 @@ def test_the_eva_tower_matches_timms_eva02(tmp_path):
     config = tiny_eva_config()
     state = eva_state(config)
     ours = EvaVisionTower(config)
-    ours.load_state_dict(vision_tensors(state))
+    ours.load_state_dict(check_eva(state, "tiny")[1])  # the tower's tensors as the loader passes them on
     theirs = Eva(img_size=config.image_size, patch_size=config.patch_size, embed_dim=config.width,
                  depth=config.depth, num_heads=config.width // 64, mlp_ratio=config.mlp_dim / config.width,
                  qkv_fused=False, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True, use_rot_pos_emb=True,
@@ -137,3 +150,152 @@ def test_the_eva_tower_matches_timms_eva02(tmp_path):
     torch.testing.assert_close(embedding, reference, rtol=1e-5, atol=1e-5)
     for ours_state, theirs_state in zip(hidden, reference_hidden, strict=True):
         torch.testing.assert_close(ours_state, theirs_state, rtol=1e-5, atol=1e-5)
+
+
+# ----- the published layouts, as the reference implementation's own modules name them ------------------------
+
+DATA = Path(__file__).parent / "data" / "flux"
+
+
+def manifest(name: str) -> dict[str, tuple[int, ...]]:
+    """Names and shapes recorded from the reference modules (see the file's `source`)."""
+    return {key: tuple(shape) for key, shape in json.loads((DATA / name).read_text())["tensors"].items()}
+
+
+def write_layout(path: Path, shapes: dict[str, tuple[int, ...]], dtype=torch.bfloat16) -> Path:
+    """A file with exactly these tensors, all zero: a `.pt` of expanded views of one zero (a few kB), or a sparse
+    `.safetensors` (its header, then a hole the size of the data)."""
+    if path.suffix in (".pt", ".pth"):
+        zero = torch.zeros((), dtype=dtype)
+        torch.save({key: zero.expand(shape) for key, shape in shapes.items()}, path)
+        return path
+    header, offset = {}, 0
+    for key, shape in shapes.items():
+        size = math.prod(shape) * dtype.itemsize
+        header[key] = {"dtype": {torch.bfloat16: "BF16", torch.float32: "F32"}[dtype], "shape": list(shape),
+                       "data_offsets": [offset, offset + size]}
+        offset += size
+    encoded = json.dumps(header).encode()
+    encoded += b" " * (-len(encoded) % 8)
+    with path.open("wb") as handle:
+        handle.write(struct.pack("<Q", len(encoded)) + encoded)
+        handle.truncate(8 + len(encoded) + offset)
+    return path
+
+
+def test_our_models_have_the_reference_layouts():
+    pulid = manifest("pulid_flux_v0.9.json")
+    assert len(pulid) == 312 and meta_shapes(PuLIDFlux, PULID_FLUX_V09) == pulid
+    clip = manifest("eva02_clip_l_14_336.json")
+    vision = {k.removeprefix("visual."): v for k, v in clip.items() if k.startswith("visual.")}
+    assert len(vision) == 562 and len(clip) == 712
+    assert {**meta_shapes(EvaVisionTower, EVA02_CLIP_L_14_336), **rope_shapes(EVA02_CLIP_L_14_336)} == vision
+    assert all(k.startswith(TEXT_TOWER) for k in clip if not k.startswith("visual."))
+    with torch.device("meta"):
+        assert shapes_of(BiSeNet()) == manifest("parsing_bisenet.json")
+
+
+def eva_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
+    """The EVA-CLIP files users have: the published whole checkpoint, with the rope buffers the reference model
+    saves or without them (the reference loader drops them), and its vision tower alone (a conversion)."""
+    clip = manifest("eva02_clip_l_14_336.json")
+    return {"whole": clip,
+            "whole without rope": {k: v for k, v in clip.items() if "rope." not in k},
+            "vision tower": {k.removeprefix("visual."): v for k, v in clip.items() if k.startswith("visual.")}}
+
+
+@pytest.mark.parametrize("layout", ["whole", "whole without rope", "vision tower"])
+def test_eva_clip_files_in_the_published_layouts_load(tmp_path, layout):
+    path = write_layout(tmp_path / "EVA02_CLIP_L_336_psz14_s6B.pt", eva_layouts()[layout])
+    assert path.stat().st_size < 1_000_000
+    tower = load_eva(path)
+    assert tower.config == EVA02_CLIP_L_14_336
+    report = inspect(path)
+    assert report.loads and "EVA02-CLIP-L-14-336" in report.what
+    assert ("without rope" in report.what) == (layout == "whole without rope")
+
+
+def test_the_published_adapter_layout_loads(tmp_path):
+    path = write_layout(tmp_path / "pulid_flux_v0.9.1.safetensors", manifest("pulid_flux_v0.9.json"))
+    report = inspect(path)
+    assert report.loads and report.what == "PuLID-Flux adapter, v0.9.1 layout (312 tensors)"
+    pulid = load_pulid(path)
+    assert pulid.config == PULID_FLUX_V09 and pulid.pulid_ca[19].to_out.weight.dtype == torch.bfloat16
+
+
+def test_the_published_parsing_layout_loads(tmp_path):
+    path = write_layout(tmp_path / "parsing_bisenet.pth", manifest("parsing_bisenet.json"), torch.float32)
+    assert inspect(path).loads
+    assert isinstance(load_parsing(path), BiSeNet)
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda s: s.pop("visual.blocks.7.attn.rope.freqs_sin"), "missing: 'blocks.7.attn.rope.freqs_sin'"),
+    (lambda s: s.pop("visual.blocks.23.mlp.w3.weight"), "missing: 'blocks.23.mlp.w3.weight'"),
+    (lambda s: s.update({"visual.blocks.0.attn.relative_position_bias_table": (10, 16)}),
+     "unexpected: 'blocks.0.attn.relative_position_bias_table'"),
+    (lambda s: s.update({"visual.blocks.3.attn.q_bias": (1023,)}), "'blocks.3.attn.q_bias' should be [1024] but is [1023]"),
+    (lambda s: s.update({"visual.rope.freqs_cos": (577, 64)}), "'rope.freqs_cos' should be [576, 64] but is [577, 64]"),
+    (lambda s: s.update({"teacher.head.weight": (8, 8)}), "unexpected: 'teacher.head.weight'"),
+])
+def test_a_damaged_eva_clip_file_is_refused_naming_the_tensor(tmp_path, damage, named):
+    shapes = dict(eva_layouts()["whole"])
+    damage(shapes)
+    path = write_layout(tmp_path / "EVA02_CLIP_L_336_psz14_s6B.pt", shapes)
+    with pytest.raises(WeightsMismatch) as error:
+        load_eva(path)
+    assert named in str(error.value) and path.name in str(error.value)
+    report = inspect(path)
+    assert not report.loads and report.problem == str(error.value), "the CLI says what the loader says"
+
+
+@pytest.mark.parametrize("damage, named", [
+    (lambda s: s.pop("pulid_ca.12.norm2.bias"), "missing: 'pulid_ca.12.norm2.bias'"),
+    (lambda s: s.update({"pulid_ca.3.to_v.weight": (2048, 3072)}), "unexpected: 'pulid_ca.3.to_v.weight'"),
+    (lambda s: s.update({"pulid_encoder.mapping_3.4.weight": (512,)}),
+     "'pulid_encoder.mapping_3.4.weight' should be [1024] but is [512]"),
+])
+def test_a_damaged_published_adapter_is_refused_by_the_cli_and_the_loader_alike(tmp_path, damage, named):
+    shapes = dict(manifest("pulid_flux_v0.9.json"))
+    damage(shapes)
+    path = write_layout(tmp_path / "pulid_flux_v0.9.0.safetensors", shapes)
+    report = inspect(path)
+    assert not report.loads and named in report.problem
+    with pytest.raises(WeightsMismatch) as error:
+        load_pulid(path)
+    assert str(error.value) == report.problem
+
+
+def test_a_damaged_parsing_file_is_refused(tmp_path):
+    shapes = dict(manifest("parsing_bisenet.json"))
+    shapes.pop("conv_out16.conv_out.weight")
+    path = write_layout(tmp_path / "parsing_bisenet.pth", shapes, torch.float32)
+    with pytest.raises(WeightsMismatch, match="missing: 'conv_out16.conv_out.weight'"):
+        load_parsing(path)
+
+
+def test_identity_weights_names_each_file_and_fails_for_one_that_would_not_load(tmp_path, capsys):
+    from identity.cli import main
+
+    good = write_layout(tmp_path / "EVA02_CLIP_L_336_psz14_s6B.pt", eva_layouts()["whole"])
+    assert main(["weights", str(good)]) == 0
+    assert "EVA02-CLIP checkpoint (vision and text towers), EVA02-CLIP-L-14-336, with rope buffers; loads" in \
+        capsys.readouterr().out
+    shapes = dict(manifest("parsing_bisenet.json"))
+    shapes["cp.resnet.conv1.weight"] = (64, 3, 3, 3)
+    bad = write_layout(tmp_path / "parsing_bisenet.pth", shapes, torch.float32)
+    assert main(["weights", str(good), str(bad)]) == 1
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].startswith(f"{bad}: BiSeNet face parsing") and "would NOT load" in lines[1]
+    assert "'cp.resnet.conv1.weight' should be [64, 3, 7, 7] but is [64, 3, 3, 3]" in lines[1]
+    (tmp_path / "notes.safetensors").write_bytes(b"not a safetensors file")
+    assert main(["weights", str(tmp_path / "notes.safetensors")]) == 1
+    assert "not a readable safetensors file" in capsys.readouterr().out
+
+
+def test_identity_weights_tells_insightface_detectors_and_recognizers_apart(capsys):
+    if not TESTPACK.is_dir():
+        pytest.skip("the shared insightface test pack is absent")
+    detector, recognizer = inspect(TESTPACK / "det_500m.onnx"), inspect(TESTPACK / "fr_feature.onnx")
+    assert detector.loads and "face detector (with 5 landmarks)" in detector.what
+    assert recognizer.loads and "recognizer (512-d" in recognizer.what and "not antelopev2's glintr100" in recognizer.what

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from identity.errors import IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy
+from identity.errors import Cancelled, IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy
 from identity.images import encode_jpeg
 from identity.profile import ProfileStore, clean_name
 from identity.training import Photo, Status, start_training, train
@@ -43,11 +43,14 @@ def test_a_rename_to_another_profiles_name_or_an_unknown_id_is_refused(store, to
 
 
 @pytest.mark.parametrize("bad, words", [("", "needs a name"), ("   ", "needs a name"), ("two\nlines", "line breaks"),
-                                         ("x" * 101, "over 100 characters"), (None, "needs a name")])
+                                         ("x" * 101, "over 100 characters"), (None, "needs a name"),
+                                         ("<img src=x onerror=alert(1)>", "'<' or '>'"), ("a<b", "'<' or '>'"),
+                                         ("x\u2028y", "line breaks"), ("lone \ud800", "control characters")])
 def test_names_are_one_plain_line(bad, words):
     with pytest.raises(IdentityError, match=words):
         clean_name(bad)
     assert clean_name("  Zoë Saldaña (2019) ") == "Zoë Saldaña (2019)"
+    assert clean_name("Tom & Jerry's \"band\"") == "Tom & Jerry's \"band\"", "quotes and ampersands are plain text"
 
 
 def test_details_name_the_photo_behind_each_reference_portrait(tom_profile):
@@ -96,3 +99,33 @@ def test_two_new_profiles_of_one_name_cannot_train_at_once(embedded):
     gate.set()
     assert first.wait(30) and first.status == Status.READY
     assert registry.running(first.profile_id) is None
+
+
+def test_a_name_taken_in_another_case_is_taken(store, tom_profile, embedded):
+    with pytest.raises(ProfileExists, match="named 'tom hanks' already exists"):
+        train([Photo("tom", TOM_HANKS)], "tom hanks", embedded, store, registry=JobRegistry())
+    job = train([Photo("tom", TOM_HANKS)], "TOM HANKS", embedded, store, overwrite=True, registry=JobRegistry())
+    assert job.profile_id == tom_profile.id, "a retrain under another case replaces the profile, not a twin"
+    assert store.ids() == [tom_profile.id]
+
+
+def test_a_failed_job_leaves_no_verdict_pending(embedded):
+    calls = []
+
+    def cancel_after_checking():
+        calls.append(1)
+        if len(calls) > 2:  # the two photos were checked; the user cancels as faces are looked for
+            raise Cancelled("stopped by the user")
+
+    photos = [Photo("a", TOM_HANKS), Photo("b", TOM_HANKS)]
+    job = None
+
+    def keep(update):
+        nonlocal job
+        job = update
+
+    with pytest.raises(Cancelled):
+        train(photos, "Tom", embedded, on_update=keep, check=cancel_after_checking, registry=JobRegistry())
+    assert job.status == Status.ERROR
+    assert [p["verdict"] for p in job.photos] == ["rejected", "rejected"], job.photos
+    assert {p["code"] for p in job.photos} == {"not_checked"} and "stopped" in job.photos[0]["reason"]

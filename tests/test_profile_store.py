@@ -17,7 +17,7 @@ import pytest
 from identity.errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
 from identity.profile import Profile, ProfileStore, new_id, slug, validate_id
 
-from conftest import ROOT
+from conftest import ROOT, crafted
 
 ESCAPES = ["../evil", "..", "a/../../b", "/etc/passwd", "a/b", "a\\b", ".hidden", "", " padded", "UPPER",
            "x" * 65, "name.safetensors", "nul\0byte", "ümlaut", "-leading"]
@@ -155,3 +155,88 @@ def test_a_cached_profile_is_reread_when_its_file_changes(tmp_path, tom_profile)
     time.sleep(0.01)
     ProfileStore(tmp_path).save(replace(tom_profile, name="Changed"), overwrite=True)
     assert store.load(tom_profile.id).name == "Changed"
+
+
+# ----- a hostile profile folder: whatever lies there, the listing stands and nothing blocks --------------------
+
+@pytest.mark.parametrize("metadata", [{"name": None}, {"name": "<img src=x onerror=alert(1)>"}, {"name": "two\nlines"},
+                                      {"calibration": '{"threshold": "high"}'}, {"calibration": '{"threshold": true}'},
+                                      {"calibration": "[1, 2]"}, {"report": '{"photos": "all"}'},
+                                      {"report": '{"photos": [1, 2]}'}, {"engine": '"embedded"'}, {"kind": None, "created": None}])
+def test_a_file_with_bad_metadata_is_skipped_and_the_others_stay_listed(tmp_path, tom_profile, metadata, caplog):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    crafted(tmp_path / "crafted-000000.safetensors", replace(tom_profile, id="crafted-000000"), id="crafted-000000", **metadata)
+    if metadata == {"kind": None, "created": None}:  # optional keys: defaults, not an error
+        assert [s["id"] for s in store.summaries()] == ["crafted-000000", tom_profile.id]
+        return
+    with caplog.at_level("WARNING"):
+        for _ in range(3):
+            assert [s["id"] for s in store.summaries()] == [tom_profile.id]
+    warnings = [r.getMessage() for r in caplog.records if "crafted-000000" in r.getMessage()]
+    assert len(warnings) == 1, "one warning per broken file, not one per listing"
+    with pytest.raises(ProfileFormatError):
+        store.load("crafted-000000")
+    with pytest.raises(ProfileNotFound):
+        store.resolve("nobody at all")
+
+
+def test_a_link_out_of_the_folder_is_skipped(tmp_path, tom_profile):
+    outside, folder = tmp_path / "elsewhere", tmp_path / "profiles"
+    ProfileStore(outside).save(replace(tom_profile, id="outside-000000"))
+    store = ProfileStore(folder)
+    store.save(tom_profile)
+    (folder / "outside-000000.safetensors").symlink_to(outside / "outside-000000.safetensors")
+    (folder / "loop-000000.safetensors").symlink_to(folder / "loop-000000.safetensors")
+    assert store.ids() == [tom_profile.id]
+    assert [s["id"] for s in store.summaries()] == [tom_profile.id]
+    with pytest.raises(InvalidProfileId, match="outside the profile folder"):
+        store.load("outside-000000")
+    assert str(outside) not in str(pytest.raises(InvalidProfileId, store.load, "outside-000000").value)
+
+
+def test_a_fifo_named_like_a_profile_never_blocks(tmp_path, tom_profile):
+    """Run in a child process: a reader stuck opening a FIFO can hold the GIL, freezing every thread."""
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    os.mkfifo(tmp_path / "fifo-000000.safetensors")
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {str(ROOT)!r})
+        from identity.profile import ProfileStore
+        store = ProfileStore({str(tmp_path)!r})
+        print(store.ids(), [s["id"] for s in store.summaries()])
+        for action in (store.load, store.portrait, store.resolve):
+            try:
+                action("fifo-000000")
+            except Exception as exc:
+                print(action.__name__, type(exc).__name__)
+    """)
+    try:
+        child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        pytest.fail(f"reading the profile folder blocked on the FIFO (output so far: {exc.stdout!r})")
+    assert child.stdout.splitlines() == [f"[{tom_profile.id!r}] [{tom_profile.id!r}]", "load ProfileNotFound",
+                                         "portrait ProfileNotFound", "resolve ProfileNotFound"], child.stderr
+
+
+def test_not_found_names_neither_the_folder_nor_other_profiles(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    for action in (store.load, store.portrait, store.delete):
+        with pytest.raises(ProfileNotFound) as error:
+            action("nobody-000000")
+        assert str(tmp_path) not in str(error.value) and "Tom Hanks" not in str(error.value), error.value
+
+
+def test_temporary_files_left_by_a_crashed_save_are_removed(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    old, fresh = tmp_path / f".{tom_profile.id}.crashed.tmp", tmp_path / f".{tom_profile.id}.saving.tmp"
+    old.write_bytes(b"half a profile")
+    fresh.write_bytes(b"being written right now")
+    hour_ago = time.time() - 3600
+    os.utime(old, (hour_ago, hour_ago))
+    assert store.ids() == [tom_profile.id]
+    assert not old.exists(), "an orphan from a crash is removed"
+    assert fresh.exists(), "a save in progress (in another process) is left alone"

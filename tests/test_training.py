@@ -21,7 +21,7 @@ from identity.training import Photo, Status, photos_from_paths, start_training, 
 from identity.training.jobs import JobRegistry
 from identity.training.verdicts import quality_problem
 
-from conftest import TOM_HANKS, face, needs_faces
+from conftest import TOM_HANKS, face, needs_faces, text_bomb_png
 
 
 def run(photos, engine, name="Subject", **kwargs):
@@ -200,3 +200,33 @@ def test_pose_from_landmarks():
     box = np.array([0, 0, 100, 120], np.float32)
     problem = quality_problem(Face(box, turned.astype(np.float32), 0.9), Quality(*pose(turned), 500.0, 120.0, 0.0))
     assert problem[0] == "extreme_pose"
+
+
+def test_a_photo_pillow_refuses_gets_a_verdict_and_the_training_goes_on(tmp_path, embedded):
+    (tmp_path / "bomb.png").write_bytes(text_bomb_png())
+    job = run([Photo("tom", TOM_HANKS), Photo("bomb.png", tmp_path / "bomb.png"), Photo("bytes", text_bomb_png())],
+              embedded)
+    assert job.status == Status.READY
+    assert [(p["verdict"], p["code"]) for p in job.photos[1:]] == [("rejected", "unreadable")] * 2
+    assert "Decompressed data too large" in job.photos[1]["reason"]
+
+
+def test_photos_are_decoded_within_a_pixel_budget_not_a_photo_count(embedded, monkeypatch):
+    import identity.images
+
+    class Recording:
+        """The real engine, noting how many pixels each analysis call holds decoded at once."""
+
+        def __init__(self, engine):
+            self.engine, self.info, self.name, self.calls = engine, engine.info, engine.name, []
+
+        def analyze(self, images):
+            self.calls.append(sum(image.shape[0] * image.shape[1] for image in images))
+            return self.engine.analyze(images)
+
+    large = np.asarray(Image.open(TOM_HANKS).convert("RGB").resize((1500, 1500)))
+    monkeypatch.setattr(identity.images, "DECODE_BUDGET", 3_000_000)
+    engine = Recording(embedded)
+    job = run([Photo(f"large {i}", large) for i in range(4)] + [Photo("small", load_image(TOM_HANKS))], engine)
+    assert job.status == Status.READY
+    assert len(engine.calls) >= 3 and max(engine.calls) <= 3_000_000, engine.calls

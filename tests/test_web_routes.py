@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from comfyui import Listener
-from conftest import TOM_HANKS, face, needs_faces
+from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, text_bomb_png
 
 OBAMA = ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg"]
 
@@ -203,8 +203,14 @@ def test_ids_are_checked_before_any_path_is_built(comfyui, bad):
     assert status == 404 and "no training job" in answer["error"]
 
 
+def raw_upload(comfyui, body: bytes, content_type: str):
+    return call(comfyui, "POST", "/identity/profiles", body, content_type)
+
+
 @pytest.mark.parametrize("case", ["text renamed .jpg", "oversized", "path-like name", "no photos", "too many",
-                                  "no name", "not multipart", "unknown field", "exists"])
+                                  "no name", "not multipart", "unknown field", "exists", "exists in another case",
+                                  "markup name", "text-chunk bomb", "no boundary", "wrong boundary", "huge part header",
+                                  "unterminated"])
 def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfyui, case):
     before = profile_files(comfyui)
     if case == "text renamed .jpg":
@@ -231,14 +237,35 @@ def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfy
     elif case == "unknown field":
         status, answer = upload(comfyui, "X", [tom()], path="/etc")
         expected = (400, "unexpected form field 'path'")
+    elif case == "markup name":
+        status, answer = upload(comfyui, '<img src=x onerror="alert(1)">', [tom()])
+        expected = (400, "contains '<' or '>'")
+    elif case == "text-chunk bomb":
+        status, answer = upload(comfyui, "X", [tom(), ("bomb.png", text_bomb_png())])
+        expected = (400, "'bomb.png': unreadable")
+    elif case == "no boundary":
+        status, answer = raw_upload(comfyui, multipart({"name": "X"}, [tom()])[0], "multipart/form-data")
+        expected = (400, "not well-formed multipart/form-data")
+    elif case == "wrong boundary":
+        body, _ = multipart({"name": "X"}, [tom()])
+        status, answer = raw_upload(comfyui, body, "multipart/form-data; boundary=not-the-one-used")
+        expected = (400, "not well-formed multipart/form-data")
+    elif case == "huge part header":
+        body = (b'--b\r\nContent-Disposition: form-data; name="name"\r\nX-Pad: ' + b"a" * 200_000 + b"\r\n\r\nX\r\n--b--\r\n")
+        status, answer = raw_upload(comfyui, body, "multipart/form-data; boundary=b")
+        expected = (400, "not well-formed multipart/form-data")
+    elif case == "unterminated":
+        body, content_type = multipart({"name": "X"}, [tom()])
+        status, answer = raw_upload(comfyui, body[:-200], content_type)
+        expected = (400, "not well-formed multipart/form-data")
     else:
-        status, answer = upload(comfyui, "Existing Person", [tom()])
+        status, answer = upload(comfyui, "Existing Person", [tom()], overwrite="true")
         wait_for(comfyui, answer["job"])
         before = profile_files(comfyui)
-        status, answer = upload(comfyui, "Existing Person", [tom()])
+        status, answer = upload(comfyui, "Existing Person" if case == "exists" else "EXISTING person", [tom()])
         expected = (409, "already exists (existing-person-")
     assert status == expected[0] and expected[1] in answer["error"], (status, answer)
-    assert case != "exists" or "send overwrite=true" in answer["error"], "a refusal says how to get past it"
+    assert not case.startswith("exists") or "send overwrite=true" in answer["error"], "a refusal says how to get past it"
     assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
     assert profile_files(comfyui) == before
     assert call(comfyui, "GET", "/identity/profiles")[0] == 200, "the server keeps serving"
@@ -259,3 +286,90 @@ def test_a_second_training_of_one_profile_is_refused_while_the_first_runs(comfyu
     status, answer = upload(comfyui, "Busy Person", [tom()], overwrite="true")
     assert status == 202 and answer["job"]["profile_id"] == job["profile_id"], "retraining keeps the id"
     wait_for(comfyui, answer["job"])
+
+
+def test_a_stalled_upload_is_answered_and_let_go(comfyui):
+    import socket
+    from urllib.parse import urlsplit
+
+    import re
+
+    idle = int(re.search(r"^IDLE_SECONDS = (\d+)", (ROOT / "nodes" / "routes.py").read_text(), re.M)[1])
+
+    body, content_type = multipart({"name": "Stalled"}, [tom()])
+    address = urlsplit(comfyui.client.url)
+    with socket.create_connection((address.hostname, address.port), timeout=idle + 30) as connection:
+        connection.sendall(f"POST /identity/profiles HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {content_type}\r\n"
+                           f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+        started = time.monotonic()
+        answer = connection.recv(65536).decode(errors="replace")  # nothing more is sent: the sender has stalled
+        waited = time.monotonic() - started
+    assert answer.startswith("HTTP/1.1 408"), answer[:200]
+    assert "stalled" in answer and idle - 1 <= waited <= idle + 20, waited
+
+
+def test_a_huge_portrait_index_and_nested_json_get_a_sentence(comfyui):
+    status, answer = call(comfyui, "GET", "/identity/profiles/nobody-000000/references/" + "9" * 4300)
+    assert status == 404 and "no reference portrait" in answer["error"], answer
+    status, answer = call(comfyui, "POST", "/identity/profiles/nobody-000000/rename",
+                          b'{"name": ' + b"[" * 1500 + b"]" * 1500 + b"}", "application/json")
+    assert status == 400 and '{"name"' in answer["error"], answer
+    status, answer = call(comfyui, "POST", "/identity/profiles/nobody-000000/rename", b"[" * 100_000, "application/json")
+    assert status == 413 and "over 4096 bytes" in answer["error"], answer
+
+
+def test_not_found_answers_show_no_path_and_no_other_profile(comfyui):
+    status, answer = upload(comfyui, "Private Person", [tom()])
+    wait_for(comfyui, answer["job"])
+    for path in ("", "/thumbnail", "/references/0"):
+        status, answer = call(comfyui, "GET", f"/identity/profiles/nobody-000000{path}")
+        assert status == 404 and "no profile 'nobody-000000'" in answer["error"], answer
+        assert str(comfyui.base) not in answer["error"] and "Private Person" not in answer["error"], answer
+
+
+def test_a_rename_cannot_take_a_name_being_trained(comfyui):
+    status, answer = upload(comfyui, "Someone Else", [tom()])
+    other = wait_for(comfyui, answer["job"])["profile_id"]
+    status, answer = upload(comfyui, "Name In Training", [tom()] * 24)
+    assert status == 202, answer
+    status, refused = call(comfyui, "POST", f"/identity/profiles/{other}/rename", {"name": "name in training"})
+    assert status == 409 and "being trained right now" in refused["error"], refused
+    assert wait_for(comfyui, answer["job"])["status"] == "READY"
+    names = [p["name"] for p in call(comfyui, "GET", "/identity/profiles")[1]["profiles"]]
+    assert names.count("Name In Training") == 1 and "name in training" not in names
+
+
+def test_broken_files_in_the_profile_folder_hide_nothing(comfyui, tmp_path):
+    import os
+
+    from identity.profile import ProfileStore
+
+    status, answer = upload(comfyui, "Survivor", [tom()])
+    survivor = wait_for(comfyui, answer["job"])["profile_id"]
+    folder = comfyui.base / "models" / "identity_profiles"
+    profile = ProfileStore(folder).load(survivor)
+    outside = tmp_path / "outside-000000.safetensors"
+    crafted(outside, profile, id="outside-000000")
+    hostile = {"outside-000000": lambda p: p.symlink_to(outside), "fifo-000000": os.mkfifo,
+               "noname-000000": lambda p: crafted(p, profile, id="noname-000000", name=None),
+               "threshold-000000": lambda p: crafted(p, profile, id="threshold-000000", calibration='{"threshold": "x"}'),
+               "markup-000000": lambda p: crafted(p, profile, id="markup-000000", name="<img src=x onerror=alert(1)>"),
+               "twin-000000": lambda p: crafted(p, profile, id="twin-000000", name="SURVIVOR")}
+    try:
+        for profile_id, make in hostile.items():
+            make(folder / f"{profile_id}.safetensors")
+        status, listing = call(comfyui, "GET", "/identity/profiles")
+        labels = {p["id"]: p["label"] for p in listing["profiles"]}
+        assert status == 200 and set(hostile) & set(labels) == {"twin-000000"}, labels
+        assert (labels[survivor], labels["twin-000000"]) == (f"Survivor ({survivor})", "SURVIVOR (twin-000000)"), \
+            "a copied-in file whose name differs only in case is told apart by its id in the picker"
+        options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
+        assert f"Survivor ({survivor})" in options and not any("<" in option for option in options)
+        for profile_id in set(hostile) - {"twin-000000"}:
+            status, answer = call(comfyui, "GET", f"/identity/profiles/{profile_id}")
+            assert status in (400, 404) and "\n" not in answer["error"], (profile_id, answer)
+        log = comfyui.log_tail(400)
+        assert log.count("skipping profile file noname-000000.safetensors") == 1, "one warning per broken file"
+    finally:
+        for profile_id in hostile:
+            (folder / f"{profile_id}.safetensors").unlink(missing_ok=True)

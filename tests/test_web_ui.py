@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from browser import clear_screenshots, drop_files, launch, shot, sync_playwright
-from conftest import ROOT, TOM_HANKS, face, needs_faces
+from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces
 
 LOAD_MS = 120_000
 TRAIN_MS = 240_000
@@ -198,3 +198,50 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
         .widgets.find((w) => w.name === "profile").options.values.includes("Barack Obama (browser)")""")
     assert not (comfyui.base / "models" / "identity_profiles" / f"{profile_id}.safetensors").exists()
     shot(page, request.config, "7-deleted")
+
+
+MARKUP = '<img src=x onerror="window.identityPwned = 1">'
+
+
+def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyui, request, tom_profile):
+    page.evaluate("() => { window.identityPwned = 0; }")
+    # 1. Typed in the panel: refused with a visible sentence, nothing trained.
+    page.fill(".identity-name-input", MARKUP)
+    drop_files(page, ".identity-dropzone", [{"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"}])
+    page.click(".identity-train-button")
+    page.wait_for_function("() => document.querySelector('.identity-new .identity-message').textContent.includes(\"'<' or '>'\")",
+                           timeout=60_000)
+    assert page.locator(".identity-new .identity-message.error").inner_text().startswith("Upload refused: ")
+    shot(page, request.config, "markup-name-refused")
+    page.click(".identity-clear-button")
+
+    # 2. Planted as a file (copied from elsewhere): not listed, so ComfyUI's picker (built with innerHTML) never
+    #    gets it; the profile beside it is listed as usual.
+    folder = comfyui.base / "models" / "identity_profiles"
+    from dataclasses import replace
+
+    planted = folder / "planted-000000.safetensors"
+    folder.mkdir(parents=True, exist_ok=True)
+    crafted(planted, replace(tom_profile, id="planted-000000"), id="planted-000000", name=MARKUP)
+    crafted(folder / "plain-000000.safetensors", replace(tom_profile, id="plain-000000"), id="plain-000000",
+            name="Plain Person")
+    try:
+        workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+        page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
+        page.evaluate("() => app.refreshComboInNodes()")
+        page.locator(".identity-card[data-profile-id='plain-000000']").wait_for()
+        assert page.locator(".identity-card[data-profile-id='planted-000000']").count() == 0
+        page.click(".identity-profiles-tab-button")
+        page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
+        x, y = profile_load(page, "app.canvasPosToClientPos([node.pos[0] + node.size[0] / 2, node.pos[1] + combo.y + 10])")
+        page.mouse.click(x, y)
+        page.locator(".litecontextmenu .litemenu-entry", has_text="Plain Person").wait_for()
+        shot(page, request.config, "markup-name-not-in-picker")
+        assert page.locator(".litecontextmenu img").count() == 0
+        assert not any("<" in text for text in page.locator(".litecontextmenu .litemenu-entry").all_inner_texts())
+        page.wait_for_timeout(500)  # an injected <img src=x> would have failed to load and run its handler by now
+        assert page.evaluate("() => window.identityPwned") == 0
+        page.keyboard.press("Escape")
+    finally:
+        planted.unlink(missing_ok=True)
+        (folder / "plain-000000.safetensors").unlink(missing_ok=True)

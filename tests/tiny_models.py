@@ -78,10 +78,11 @@ def eva_state(config=None, seed: int = 1) -> dict[str, torch.Tensor]:
     config = config or tiny_eva_config()
     with torch.device("meta"):
         tower = EvaVisionTower(config)
+    from identity.flux.weights import rope_shapes
+
     state = {f"visual.{k}": v for k, v in random_state(shapes_of(tower), seed).items()}
-    rope = (config.grid ** 2, 64)
-    state.update({"visual.rope.freqs_cos": torch.ones(rope), "visual.rope.freqs_sin": torch.zeros(rope),
-                  "text.token_embedding.weight": torch.zeros(10, 8), "logit_scale": torch.ones(())})
+    state.update({f"visual.{k}": torch.zeros(shape) for k, shape in rope_shapes(config).items()})  # tower and blocks
+    state.update({"text.token_embedding.weight": torch.zeros(10, 8), "logit_scale": torch.ones(())})
     return state
 
 

@@ -1,7 +1,8 @@
-"""Face alignment: the five landmarks onto the ArcFace 112×112 template, and head-and-shoulders portraits.
+"""Face alignment: the five landmarks onto the ArcFace 112×112 template, FFHQ faces, head-and-shoulders portraits.
 
 Both recognizers (insightface ArcFace and OpenCV SFace) were trained on this template, so one aligned crop
-serves every engine; that is what lets a profile be re-embedded later from its stored crops.
+serves every engine; that is what lets a profile be re-embedded later from its stored crops. PuLID's ID encoder
+reads a 512 px face in FFHQ geometry instead, aligned as facexlib aligns it (`ffhq_face`).
 """
 
 from __future__ import annotations
@@ -17,6 +18,14 @@ TEMPLATE = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float64,
 )
+
+
+#: facexlib's five-point FFHQ template for 512×512 faces (`FaceRestoreHelper.face_template`), PuLID's alignment.
+FFHQ_TEMPLATE = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
+                          [201.26117, 371.41043], [313.08905, 371.15118]])
+FFHQ_SIZE = 512
+#: facexlib fills outside the photo with grey (135, 133, 132) in BGR.
+FFHQ_BORDER = (132, 133, 135)
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -43,6 +52,14 @@ def align_face(image: np.ndarray, landmarks: np.ndarray, size: int = CROP_SIZE) 
     """The aligned `size`×`size` crop (RGB uint8) for one face."""
     matrix = similarity_transform(landmarks, TEMPLATE * (size / CROP_SIZE))
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
+def ffhq_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+    """The FFHQ-aligned 512×512 face (RGB uint8) as facexlib makes it: a least-median-of-squares similarity fit
+    of the five landmarks (OpenCV's, as facexlib calls it), bilinear, grey outside the photo."""
+    matrix = cv2.estimateAffinePartial2D(np.asarray(landmarks, np.float64), FFHQ_TEMPLATE, method=cv2.LMEDS)[0]
+    return cv2.warpAffine(image, matrix, (FFHQ_SIZE, FFHQ_SIZE), borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=FFHQ_BORDER)
 
 
 def portrait_box(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:

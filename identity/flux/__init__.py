@@ -2,8 +2,10 @@
 
 - `adapter`: the ID encoder (IDFormer) and the per-block cross-attentions, with PuLID's parameter names;
 - `eva_clip`: the EVA02-CLIP vision tower whose features the encoder reads;
-- `weights`: strict loading of both files (`load_adapter`), with errors that name the file, key and shape;
-- `faces` / `tokens`: a profile's ID tokens from its stored crops;
+- `parsing`: facexlib's BiSeNet face parsing, which prepares the tower's input as the reference does;
+- `weights`: strict loading of the three files (`load_adapter`, `load_parsing`), with errors that name the file,
+  key and shape (`python -m identity weights` runs the same checks);
+- `faces` / `tokens`: a profile's ID tokens from its stored FFHQ-aligned faces (true CFG: `uncond_tokens`);
 - `injection`: the block patches, gated by sigma and masked per subject; `regions`: where each subject is.
 
 Nothing here imports ComfyUI; `nodes/identity_condition_flux.py` is the glue.

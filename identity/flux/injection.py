@@ -56,10 +56,15 @@ def placements(config: AdapterConfig, hidden_size: int, double_blocks: int, sing
 
 @dataclass
 class Subject:
-    """One person: ID tokens `[1, Q, D]` and a region `[H, W]` in 0..1 over the image (None: everywhere)."""
+    """One person: ID tokens `[1, Q, D]` and a region `[H, W]` in 0..1 over the image (None: everywhere).
+
+    With `uncond` tokens (true CFG, as the official pipeline), the negative half of a CFG batch gets those
+    (the encoder's output for no identity) instead; without, both halves get the person, as the ComfyUI ports do.
+    """
 
     tokens: torch.Tensor
     region: torch.Tensor | None = None
+    uncond: torch.Tensor | None = None
 
 
 @dataclass
@@ -69,6 +74,7 @@ class Step:
     text_tokens: int
     image_tokens: int
     masks: list[torch.Tensor | None]  # per subject `[1, image_tokens, 1]`, or None for all tokens
+    uncond_rows: torch.Tensor | None = None  # `[B, 1, 1]` bool: the batch rows of the negative prompt
 
 
 def token_mask(region: torch.Tensor, rows: int, columns: int, like: torch.Tensor) -> torch.Tensor:
@@ -92,7 +98,7 @@ class Injection:
         self.sigma_start = float(sigma_start)
         self.sigma_end = float(sigma_end)
         self.id = uuid.uuid4().hex
-        self._tokens: dict[tuple, list[torch.Tensor]] = {}
+        self._tokens: dict[tuple, list[tuple[torch.Tensor, torch.Tensor | None]]] = {}
 
     def __deepcopy__(self, memo) -> "Injection":
         return self
@@ -112,9 +118,19 @@ class Injection:
         patch = getattr(executor.class_obj, "patch_size", 1)
         rows, columns = ((side + patch // 2) // patch for side in x.shape[-2:])
         step = Step(text_tokens=args[1].shape[1], image_tokens=rows * columns,
-                    masks=[None if s.region is None else token_mask(s.region, rows, columns, x) for s in self.subjects])
+                    masks=[None if s.region is None else token_mask(s.region, rows, columns, x) for s in self.subjects],
+                    uncond_rows=self.uncond_rows(options, len(x), x.device))
         options = {**options, STATE_KEY: {**options.get(STATE_KEY, {}), self.id: step}}
         return executor(x, *args[:-1], options, **kwargs)
+
+    def uncond_rows(self, options: dict, batch: int, device) -> torch.Tensor | None:
+        """Which rows of this call's batch belong to the negative prompt, when some subject has uncond tokens:
+        ComfyUI batches CFG's halves in equal chunks and lists them in `cond_or_uncond` (1: negative)."""
+        chunks = options.get("cond_or_uncond")
+        if not chunks or 1 not in chunks or all(s.uncond is None for s in self.subjects):
+            return None
+        rows = torch.tensor([kind == 1 for kind in chunks], device=device).repeat_interleave(batch // len(chunks))
+        return rows[:, None, None]
 
     # ----- the block patches -------------------------------------------------------------------------------
 
@@ -122,11 +138,16 @@ class Injection:
         """The replacement for `placement`'s block; `previous` is a replacement already there (it runs first)."""
         return BlockPatch(self, placement, previous)
 
-    def tokens(self, like: torch.Tensor) -> list[torch.Tensor]:
+    def tokens(self, like: torch.Tensor, uncond_rows: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """Each subject's tokens in `like`'s dtype and device; per batch row `[B, Q, D]` when rows are uncond."""
         key = (like.device, like.dtype)
         if key not in self._tokens:
-            self._tokens[key] = [s.tokens.to(like) for s in self.subjects]
-        return self._tokens[key]
+            self._tokens[key] = [(s.tokens.to(like), None if s.uncond is None else s.uncond.to(like))
+                                 for s in self.subjects]
+        if uncond_rows is None:
+            return [tokens for tokens, _ in self._tokens[key]]
+        return [tokens if uncond is None else torch.where(uncond_rows, uncond, tokens)
+                for tokens, uncond in self._tokens[key]]
 
     def inject(self, cross_attention: int, img: torch.Tensor, start: int, step: Step) -> torch.Tensor:
         """`img` with the generated image's tokens (`start`…`start + image_tokens`) updated by every subject."""
@@ -134,7 +155,7 @@ class Injection:
         image = img[:, start:end]
         attention = self.cross_attentions[cross_attention]
         update = None
-        for tokens, mask in zip(self.tokens(image), step.masks):
+        for tokens, mask in zip(self.tokens(image, step.uncond_rows), step.masks):
             change = attention(tokens, image)
             change = change if mask is None else change * mask
             update = change if update is None else update + change

@@ -1,5 +1,9 @@
 """Loading the adapter's weight files strictly: every tensor the model has, at its shape, and nothing else.
 
+The PuLID-Flux adapter, the EVA-CLIP tower its encoder reads, and the face-parsing network that prepares that
+tower's input. The `check_*` functions are the whole verdict on a file; `python -m identity weights` runs them
+too, so the CLI and a node that refuses a file say the same thing.
+
 Sizes are read from a few anchor tensors, so a scaled-down adapter (the tests build those) loads through the same
 path as the published one (`adapter.PULID_FLUX_V09`, `eva_clip.EVA02_CLIP_L_14_336`); whatever the sizes, each
 key is then checked against the model built from them. Only tensors are ever read: safetensors, or a `.pt`
@@ -19,12 +23,15 @@ from torch import nn
 
 from ..errors import ModelFilesMissing, WeightsMismatch
 from .adapter import AdapterConfig, PuLIDFlux
-from .eva_clip import EvaConfig, EvaVisionTower
+from .eva_clip import HEAD_DIM, EvaConfig, EvaVisionTower
+from .parsing import BiSeNet
 
 PULID_FILE = "pulid_flux_v0.9.1.safetensors"  # or v0.9.0: the same layout
 PULID_SOURCE = "Hugging Face guozinan/PuLID"
 EVA_FILE = "EVA02_CLIP_L_336_psz14_s6B.pt"
 EVA_SOURCE = "Hugging Face QuanSun/EVA-CLIP"
+PARSING_FILE = "parsing_bisenet.pth"
+PARSING_SOURCE = "facexlib release v0.2.0"
 #: Problems listed per kind in an error before "and N more".
 SHOWN = 5
 
@@ -41,11 +48,25 @@ def require_file(path: Path, what: str, name: str, source: str) -> Path:
     return path
 
 
-def read_tensors(path: Path) -> dict[str, torch.Tensor]:
-    """Every tensor in a safetensors file, or in a `.pt` state dict (loaded with `weights_only`)."""
+_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
+           "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def read_tensors(path: Path, shapes_only: bool = False) -> dict[str, torch.Tensor]:
+    """Every tensor in a safetensors file, or in a `.pt`/`.pth` state dict (loaded with `weights_only`, memory-
+    mapped); with `shapes_only`, a safetensors file's tensors are meta tensors read from its header alone."""
+    path = Path(path)
     if path.suffix == ".safetensors":
-        with safe_open(str(path), framework="pt") as handle:
-            return {key: handle.get_tensor(key) for key in handle.keys()}
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                if not shapes_only:
+                    return {key: handle.get_tensor(key) for key in handle.keys()}
+                return {key: torch.empty(handle.get_slice(key).get_shape(), device="meta",
+                                         dtype=_DTYPES.get(handle.get_slice(key).get_dtype(), torch.float32))
+                        for key in handle.keys()}
+        except Exception as exc:  # safetensors raises its own types for damaged headers
+            raise WeightsMismatch(f"{path} is not a readable safetensors file ({exc}); re-download it") from None
     try:
         try:
             loaded = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
@@ -73,30 +94,40 @@ def _count(tensors: dict[str, torch.Tensor], prefix: str) -> int:
     return 1 + max((int(m.group(1)) for m in map(pattern.match, tensors) if m), default=-1)
 
 
-def check_tensors(model: nn.Module, tensors: dict[str, torch.Tensor], path: Path) -> None:
+def shapes_of(model: nn.Module) -> dict[str, tuple[int, ...]]:
+    return {key: tuple(value.shape) for key, value in model.state_dict().items()}
+
+
+def _listing(label: str, items: list[str]) -> str:
+    """"label: a, b, c, d, e and N more"."""
+    more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
+    return f"{label}: {', '.join(items[:SHOWN])}{more}"
+
+
+def check_shapes(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Raise `WeightsMismatch` naming every missing, unexpected and mis-shaped key (a few of each)."""
-    expected = {key: tuple(value.shape) for key, value in model.state_dict().items()}
-    missing = [k for k in expected if k not in tensors]
-    unexpected = [k for k in tensors if k not in expected]
+    missing = [f"'{k}'" for k in expected if k not in tensors]
+    unexpected = [f"'{k}'" for k in tensors if k not in expected]
     misshaped = [f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
                  for k in expected if k in tensors and tuple(tensors[k].shape) != expected[k]]
-    problems = []
-    for label, items in (("missing", [f"'{k}'" for k in missing]), ("unexpected", [f"'{k}'" for k in unexpected]),
-                         ("mis-shaped", misshaped)):
-        if items:
-            more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
-            problems.append(f"{label}: {', '.join(items[:SHOWN])}{more}")
-    if problems:
-        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({'; '.join(problems)}); "
+    found = [_listing(label, items) for label, items in
+             (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if items]
+    if found:
+        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({'; '.join(found)}); "
                               "re-download the file")
 
 
-def _load(model_type, config, tensors: dict[str, torch.Tensor], path: Path, ops) -> nn.Module:
+def _build(model_type, config, tensors: dict[str, torch.Tensor], ops) -> nn.Module:
+    """A model of `config` holding `tensors` (already checked), without a first, throw-away initialisation."""
     with torch.device("meta"):
         model = model_type(config, ops)
-    check_tensors(model, tensors, path)
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.eval().requires_grad_(False)
+
+
+def _expected(model_type, config) -> dict[str, tuple[int, ...]]:
+    with torch.device("meta"):
+        return shapes_of(model_type(config, nn))
 
 
 # ----- PuLID-Flux -------------------------------------------------------------------------------------------
@@ -122,20 +153,46 @@ def adapter_config(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfi
         raise WeightsMismatch(f"{path} is not a usable PuLID-Flux file ({exc})") from None
 
 
+def check_pulid(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfig:
+    """The file's sizes, once every tensor is found at its shape (else `WeightsMismatch` naming them)."""
+    config = adapter_config(tensors, path)
+    check_shapes(_expected(PuLIDFlux, config), tensors, path)
+    return config
+
+
 def load_pulid(path: Path, ops=nn) -> PuLIDFlux:
     """The adapter in `path` (its file dtype, on the CPU), loaded strictly."""
     path = require_file(path, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
     tensors = read_tensors(path)
-    return _load(PuLIDFlux, adapter_config(tensors, path), tensors, path, ops)
+    return _build(PuLIDFlux, check_pulid(tensors, path), tensors, ops)
 
 
 # ----- EVA-CLIP ---------------------------------------------------------------------------------------------
 
-def vision_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """The vision tower of a whole EVA-CLIP checkpoint (`visual.`), without its rotary-embedding buffers."""
-    if any(key.startswith("visual.") for key in tensors):
-        tensors = {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
-    return {key: value for key, value in tensors.items() if not key.startswith("rope.")}
+#: Keys of a whole EVA-CLIP checkpoint beside its vision tower: the text tower and the logit scale (not loaded).
+TEXT_TOWER = ("text.", "logit_scale")
+#: The rotary tables EVA-CLIP registers as buffers, once for the tower and once per block (the reference's
+#: loader drops them and recomputes them, so files may hold them or not; when present, all must be).
+ROPE = re.compile(r"(blocks\.\d+\.attn\.)?rope\.freqs_(cos|sin)")
+
+
+def vision_tensors(tensors: dict[str, torch.Tensor], path: Path | str = "") -> dict[str, torch.Tensor]:
+    """The vision tower of an EVA-CLIP file (a whole checkpoint's `visual.` part, or a tower alone), rope
+    buffers included; anything beside the tower that is not the text tower is refused by name."""
+    if not any(key.startswith("visual.") for key in tensors):
+        return tensors
+    strays = [f"'{k}'" for k in tensors if not k.startswith(("visual.", *TEXT_TOWER))]
+    if strays:
+        raise WeightsMismatch(f"{path} is not an EVA-CLIP checkpoint ({_listing('unexpected', strays)}); "
+                              "re-download the file")
+    return {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
+
+
+def rope_shapes(config: EvaConfig) -> dict[str, tuple[int, ...]]:
+    """The rotary buffers' names and shapes for a tower of `config`: `[grid², head width]` each."""
+    shape = (config.grid ** 2, HEAD_DIM)
+    names = ["rope"] + [f"blocks.{i}.attn.rope" for i in range(config.depth)]
+    return {f"{name}.freqs_{part}": shape for name in names for part in ("cos", "sin")}
 
 
 def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
@@ -152,22 +209,62 @@ def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
         raise WeightsMismatch(f"{path} is not a usable EVA02-CLIP vision tower ({exc})") from None
 
 
+def check_eva(tensors: dict[str, torch.Tensor], path: Path) -> tuple[EvaConfig, dict[str, torch.Tensor]]:
+    """The tower's sizes and its tensors without the rope buffers, once the file's vision tower is complete:
+    every tensor at its shape, and either no rope buffers or all of them."""
+    tensors = vision_tensors(tensors, path)
+    config = eva_config(tensors, path)
+    expected = _expected(EvaVisionTower, config)
+    if any(ROPE.fullmatch(k) for k in tensors):
+        expected.update(rope_shapes(config))
+    check_shapes(expected, tensors, path)
+    return config, {k: v for k, v in tensors.items() if not ROPE.fullmatch(k)}
+
+
 def load_eva(path: Path, ops=nn) -> EvaVisionTower:
     """The EVA02-CLIP vision tower in `path` (a whole EVA-CLIP checkpoint or its `visual.` part), strictly."""
     path = require_file(path, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
-    tensors = vision_tensors(read_tensors(path))
-    return _load(EvaVisionTower, eva_config(tensors, path), tensors, path, ops)
+    config, tensors = check_eva(read_tensors(path), path)
+    return _build(EvaVisionTower, config, tensors, ops)
+
+
+# ----- face parsing -----------------------------------------------------------------------------------------
+
+def check_parsing(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    """Every tensor of facexlib's BiSeNet at its shape, and nothing else."""
+    if "cp.resnet.conv1.weight" not in tensors:
+        raise WeightsMismatch(f"{path} is not a BiSeNet face-parsing file: it has no tensor 'cp.resnet.conv1.weight'")
+    with torch.device("meta"):
+        check_shapes(shapes_of(BiSeNet()), tensors, path)
+
+
+def load_parsing(path: Path) -> BiSeNet:
+    """facexlib's `parsing_bisenet.pth` (a weights-only read), strictly, on the CPU in float32."""
+    path = require_file(path, "face-parsing", PARSING_FILE, PARSING_SOURCE)
+    tensors = read_tensors(path)
+    check_parsing(tensors, path)
+    with torch.device("meta"):
+        parser = BiSeNet()
+    parser.load_state_dict({k: v if v.dtype == torch.int64 else v.float() for k, v in tensors.items()},
+                           strict=True, assign=True)
+    return parser.eval().requires_grad_(False)
 
 
 # ----- both -------------------------------------------------------------------------------------------------
 
 @dataclass
 class FluxAdapter:
-    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files for caches."""
+    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files for caches.
+
+    `parser` whitens the encoder's faces as PuLID does (None: a fixed face ellipse does, see `faces`);
+    `any_recognizer` lets another ArcFace than antelopev2's glintr100 feed the encoder.
+    """
 
     pulid: PuLIDFlux
     eva: EvaVisionTower
     key: str
+    parser: BiSeNet | None = None
+    any_recognizer: bool = False
 
     @property
     def config(self) -> AdapterConfig:

@@ -10,6 +10,8 @@ from ..errors import IdentityError, InvalidProfileId
 
 ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 MAX_NAME_CHARS = 100
+#: Characters a name may not hold: ComfyUI's frontend builds combo lists (Profile Load's picker) with innerHTML.
+MARKUP = "<>"
 
 
 def validate_id(profile_id) -> str:
@@ -34,12 +36,19 @@ def new_id(name: str) -> str:
 
 
 def clean_name(name) -> str:
-    """A display name as stored: trimmed, one line, at most `MAX_NAME_CHARS`; pickers and reports show it."""
+    """A display name as stored: trimmed, one line, no markup, at most `MAX_NAME_CHARS`; pickers and reports show it."""
     value = name.strip() if isinstance(name, str) else ""
     if not value:
         raise IdentityError("a profile needs a name")
-    if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in value):
+    if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value):
         raise IdentityError(f"profile name {value[:80]!r} contains control characters or line breaks; use one plain line")
+    if any(ch in MARKUP for ch in value):
+        raise IdentityError(f"profile name {value[:80]!r} contains '<' or '>'; names are plain text, leave those out")
     if len(value) > MAX_NAME_CHARS:
         raise IdentityError(f"profile name {value[:40]!r}… is over {MAX_NAME_CHARS} characters; shorten it")
     return value
+
+
+def name_key(name: str) -> str:
+    """What makes two names the same name: lookup and uniqueness both ignore case ('barack obama' is 'Barack Obama')."""
+    return name.casefold()

@@ -3,8 +3,10 @@
 Tensors: per accepted photo `embeddings [N,D]` (unit), `crops [N,112,112,3]` (aligned, for re-embedding with
 another engine), `landmarks [N,5,2]`, `pose [N,3]` (yaw, pitch, roll), `quality [N,3]` (sharpness,
 brightness, highlights); `centroid [D]`; `portraits [K,S,S,3]` head-and-shoulders references and
-`reference_photos [K]` (which accepted photo each came from). Header metadata, as JSON strings: the format
-marker and version, id, name, kind, created, engine, calibration and the training report.
+`reference_photos [K]` (which accepted photo each came from); optionally `faces_512 [N,512,512,3]`, each
+accepted photo's face aligned in FFHQ geometry (what PuLID-Flux's encoder reads; older profiles lack it). Header
+metadata, as JSON strings: the format marker and version, id, name, kind, created, engine, calibration and the
+training report.
 
 The file is written here, deterministically (sorted header, fixed layout), so that saving a loaded profile
 reproduces its bytes; it is read with the `safetensors` library. Nothing else is ever deserialised.
@@ -13,6 +15,7 @@ reproduces its bytes; it is read with the `safetensors` library. Nothing else is
 from __future__ import annotations
 
 import json
+import math
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,14 +23,16 @@ from pathlib import Path
 import numpy as np
 from safetensors import safe_open
 
-from ..errors import ProfileFormatError
+from ..errors import IdentityError, ProfileFormatError
 from ..faces.engine import EngineInfo
+from .ids import clean_name, validate_id
 
 FORMAT = "identity-layer.profile"
 FORMAT_VERSION = 1
 
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
 _TENSORS = ("embeddings", "centroid", "crops", "landmarks", "pose", "quality", "portraits", "reference_photos")
+_OPTIONAL = ("faces_512",)
 
 
 @dataclass
@@ -47,6 +52,7 @@ class Profile:
     report: dict = field(default_factory=dict)
     created: str = ""
     kind: str = "person"
+    faces_512: np.ndarray | None = None
 
     @property
     def threshold(self) -> float:
@@ -97,6 +103,7 @@ class Profile:
             "quality": np.asarray(self.quality, np.float32),
             "portraits": np.asarray(self.portraits, np.uint8),
             "reference_photos": np.asarray(self.reference_photos, np.int32),
+            **({} if self.faces_512 is None else {"faces_512": np.asarray(self.faces_512, np.uint8)}),
         }
 
     def write(self, handle) -> None:
@@ -118,33 +125,28 @@ class Profile:
 
     @classmethod
     def read(cls, path: Path) -> "Profile":
-        """Load and check a profile file; anything malformed is a `ProfileFormatError` naming the file."""
+        """Load and check a profile file; anything malformed is a `ProfileFormatError` naming the file (by its
+        name: messages can reach a browser, which has no business knowing the folder's absolute path)."""
         try:
             with safe_open(str(path), framework="numpy") as handle:
                 metadata = handle.metadata() or {}
                 if metadata.get("format") != FORMAT:
-                    raise ProfileFormatError(f"{path} is not an Identity Layer profile (no '{FORMAT}' marker)")
+                    raise ProfileFormatError(f"is not an Identity Layer profile (no '{FORMAT}' marker)")
                 version = int(metadata.get("format_version", "0"))
                 if version > FORMAT_VERSION:
-                    raise ProfileFormatError(f"{path} uses profile format {version}; update the Identity Layer pack")
+                    raise ProfileFormatError(f"uses profile format {version}; update the Identity Layer pack")
                 missing = [name for name in _TENSORS if name not in handle.keys()]
                 if missing:
-                    raise ProfileFormatError(f"{path} lacks the tensors {missing}")
-                tensors = {name: handle.get_tensor(name) for name in _TENSORS}
-            profile = cls(
-                id=metadata["id"],
-                name=metadata["name"],
-                kind=metadata.get("kind", "person"),
-                created=metadata.get("created", ""),
-                engine=EngineInfo.from_dict(json.loads(metadata["engine"])),
-                calibration=json.loads(metadata["calibration"]),
-                report=json.loads(metadata.get("report", "{}")),
-                **tensors,
-            )
-        except ProfileFormatError:
-            raise
+                    raise ProfileFormatError(f"lacks the tensors {missing}")
+                tensors = {name: handle.get_tensor(name) for name in _TENSORS + _OPTIONAL if name in handle.keys()}
+            fields = header(metadata)
+            profile = cls(id=fields["id"], name=fields["name"], kind=fields["kind"], created=fields["created"],
+                          engine=EngineInfo.from_dict(fields["engine"]), calibration=fields["calibration"],
+                          report=fields["report"], **tensors)
+        except ProfileFormatError as exc:
+            raise ProfileFormatError(f"{path.name} {exc}") from None
         except Exception as exc:  # safetensors and json raise assorted types for damaged files
-            raise ProfileFormatError(f"{path} is not a readable profile file ({type(exc).__name__}: {exc})") from None
+            raise ProfileFormatError(f"{path.name} is not a readable profile file ({type(exc).__name__}: {exc})") from None
         profile.check()
         return profile
 
@@ -157,23 +159,55 @@ class Profile:
             and len(self.crops) == len(self.landmarks) == len(self.pose) == len(self.quality) == count
             and len(self.portraits) == len(self.reference_photos) >= 1
             and "threshold" in self.calibration
+            and (self.faces_512 is None or len(self.faces_512) == count)
         )
         if not consistent:
             raise ProfileFormatError(f"profile {self.id!r} is inconsistent (tensor shapes disagree); retrain it")
 
 
+def header(metadata: dict[str, str]) -> dict:
+    """A file's header metadata, parsed and type-checked: anyone can drop a file in the profile folder, and a
+    listing, a picker or a page must never trip over (or render) what a hand-made header holds."""
+
+    def parsed(key: str, default: str) -> dict:
+        value = json.loads(metadata.get(key, default))
+        if not isinstance(value, dict):
+            raise ProfileFormatError(f"has '{key}' metadata that is not a JSON object")
+        return value
+
+    try:
+        profile_id, name = validate_id(metadata.get("id")), metadata.get("name")
+        if clean_name(name) != name:
+            raise IdentityError("untrimmed name")
+    except IdentityError as exc:
+        raise ProfileFormatError(f"has an unusable id or name ({exc})") from None
+    fields = {"id": profile_id, "name": name, "kind": metadata.get("kind", "person"),
+              "created": metadata.get("created", ""), "engine": parsed("engine", "{}"),
+              "calibration": parsed("calibration", "{}"), "report": parsed("report", "{}")}
+    threshold = fields["calibration"].get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+        raise ProfileFormatError(f"has a threshold that is not a number ({str(threshold)[:40]!r})")
+    photos = fields["report"].get("photos", [])
+    texts = (fields["kind"], fields["created"], fields["engine"].get("name", ""),
+             fields["calibration"].get("confidence", ""))
+    if (not all(isinstance(text, str) for text in texts) or not isinstance(photos, list)
+            or not all(isinstance(p, dict) for p in photos)):
+        raise ProfileFormatError("has metadata values of the wrong type")
+    return fields
+
+
 def summarize(metadata: dict[str, str], accepted: int, references: int) -> dict:
     """What listings show, from a file's header alone: small and JSON-ready."""
-    report = json.loads(metadata.get("report", "{}"))
-    calibration = json.loads(metadata.get("calibration", "{}"))
+    fields = header(metadata)
+    calibration = fields["calibration"]
     return {
-        "id": metadata.get("id"),
-        "name": metadata.get("name"),
-        "kind": metadata.get("kind", "person"),
-        "engine": json.loads(metadata.get("engine", "{}")).get("name"),
-        "created": metadata.get("created", ""),
+        "id": fields["id"],
+        "name": fields["name"],
+        "kind": fields["kind"],
+        "engine": fields["engine"].get("name"),
+        "created": fields["created"],
         "photos_accepted": int(accepted),
-        "photos_rejected": sum(1 for p in report.get("photos", []) if p.get("verdict") == "rejected"),
+        "photos_rejected": sum(1 for p in fields["report"].get("photos", []) if p.get("verdict") == "rejected"),
         "references": int(references),
         "threshold": calibration.get("threshold"),
         "confidence": calibration.get("confidence"),

@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import IdentityError
+from ..paths import writable_folder
 
 FORMAT = "identity-layer.batch-results"
 FORMAT_VERSION = 1
@@ -69,10 +70,9 @@ class ResultsFolder:
     # ----- opening ----------------------------------------------------------------------------------------
 
     def open(self) -> "ResultsFolder":
-        if self.folder.exists() and not self.folder.is_dir():
-            raise IdentityError(f"{self.folder} is a file; --out names a folder for the results")
+        writable_folder(self.folder, "batch results")
         for sub in ("images", "faces"):
-            (self.folder / sub).mkdir(parents=True, exist_ok=True)
+            (self.folder / sub).mkdir(exist_ok=True)
         self._take_lock()
         self._check_manifest()
         numbers = [int(p.stem.split("-")[1]) for sub in ("images", "faces") for p in self._parts(sub)]

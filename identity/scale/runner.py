@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from ..errors import IdentityError
 from ..faces import FaceEngine
 from ..images import collect_photos
+from ..paths import writable_folder
 from ..profile import Profile, ProfileStore
 from .results import ResultsFolder
 from .worker import SCORED, UNREADABLE, ImageScorer, file_sha256
@@ -67,6 +68,8 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
         from .cluster import require_ray
 
         require_ray()  # before anything is written
+    if options.copy_matches is not None:
+        writable_folder(options.copy_matches, "matching images")
     results.open()
     try:
         pending = _missing(paths, results)
@@ -212,7 +215,6 @@ def describe(summary: dict) -> str:
 def copy_matches(images: pa.Table, min_similarity: float, folder: Path, log: Callable[[str], None]) -> int:
     """Copy each image whose weakest subject clears the bar into `folder` as NAME-SHA8.EXT; returns how many are
     there now. Idempotent (a resumed run copies only what is missing); a file changed since it was scored is left."""
-    folder.mkdir(parents=True, exist_ok=True)
     matches = images.filter(pc.and_(pc.equal(images.column("status"), SCORED),
                                     _clearing(images.column("score"), min_similarity)))
     copied = 0

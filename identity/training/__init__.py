@@ -2,7 +2,7 @@
 
 `train()` runs a job to the end in the calling thread (CLI, ComfyUI node); `start_training()` runs it in the
 background and returns the job at once (web routes poll it). Photos are decoded a few at a time and let go
-after analysis, so fifty 24-megapixel photos never sit in memory together.
+after analysis, so fifty 24-megapixel photos never sit in memory together (`images.DECODE_BUDGET`).
 """
 
 from __future__ import annotations
@@ -18,10 +18,10 @@ import numpy as np
 
 from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
 from ..faces import FaceEngine
-from ..faces.align import portrait
+from ..faces.align import ffhq_face, portrait
 from ..faces.quality import measure
-from ..images import ImageSource, collect_photos, load_image, probe_image
-from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
+from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
+from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
 from ..profile.calibration import leave_one_out
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
@@ -88,7 +88,7 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) ->
     if len(photos) > MAX_PHOTOS:
         raise TrainingError(f"{len(photos)} photos given; a profile takes at most {MAX_PHOTOS}")
     if profile_id is None:
-        same_name = [s["id"] for s in store.summaries() if s["name"] == name] if store else []
+        same_name = [s["id"] for s in store.summaries() if name_key(s["name"]) == name_key(name)] if store else []
         if same_name and not overwrite:
             raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]})")
         profile_id = same_name[0] if same_name else new_id(name)
@@ -147,20 +147,28 @@ def _validate(job, photos, verdicts, check) -> None:
 
 
 def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
-    """Faces per usable photo, decoded and analysed a chunk at a time."""
-    usable = [i for i, v in enumerate(verdicts) if not v.code]
+    """Faces per usable photo, decoded and analysed a few at a time: at most CHUNK photos and DECODE_BUDGET
+    pixels together (sizes from the headers), so eight 100-MP photos are never decoded at once."""
+    sizes = {}
+    for index in (i for i, v in enumerate(verdicts) if not v.code):
+        try:
+            sizes[index] = probe_image(photos[index].source)
+        except ImageError as exc:
+            verdicts[index].reject("unreadable", exc.reason)
     faces: dict[int, list] = {}
-    for start in range(0, len(usable), CHUNK):
+    done = 0
+    for batch in pixel_batches(sizes, CHUNK):
         check()
         decoded = []
-        for index in usable[start : start + CHUNK]:
+        for index in batch:
             try:
                 decoded.append((index, load_image(photos[index].source)))
             except ImageError as exc:
                 verdicts[index].reject("unreadable", exc.reason)
         for (index, _), found in zip(decoded, engine.analyze([image for _, image in decoded])):
             faces[index] = found
-        _publish(job, verdicts, min(start + CHUNK, len(usable)))
+        done += len(batch)
+        _publish(job, verdicts, done)
     return faces
 
 
@@ -206,8 +214,7 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
     weights = photo_quality(np.array([v.face.size for v in accepted]), np.array([v.face.score for v in accepted]),
                             exposure[:, 0])
     references = choose_references(embeddings, poses, weights)
-    portraits = np.stack([portrait(load_image(photos[kept[r]].source), accepted[r].face.landmarks)
-                          for r in references])
+    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
 
     warnings = []
     if len(accepted) < 3:
@@ -226,11 +233,25 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
         pose=poses,
         quality=exposure,
         portraits=portraits,
+        faces_512=faces_512,
         reference_photos=np.array(references, np.int32),
         calibration=calibrate(embeddings, engine.info.match_threshold),
         report={"photos": job.photos, "warnings": warnings, "engine": engine.name},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray, np.ndarray]:
+    """Each accepted photo's FFHQ-aligned 512 face (PuLID-Flux's encoder input) and the reference portraits,
+    decoding each accepted photo once more, one at a time."""
+    faces, portraits = [], {}
+    for position, (index, verdict) in enumerate(zip(kept, accepted)):
+        check()
+        image = load_image(photos[index].source)
+        faces.append(ffhq_face(image, verdict.face.landmarks))
+        if position in references:
+            portraits[position] = portrait(image, verdict.face.landmarks)
+    return np.stack(faces), np.stack([portraits[r] for r in references])
 
 
 def _drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:

@@ -13,6 +13,8 @@ from enum import Enum
 from typing import Callable
 
 from ..errors import TrainingBusy
+from ..profile import name_key
+from .verdicts import PENDING, REJECTED
 
 
 class Status(str, Enum):
@@ -52,6 +54,9 @@ class TrainingJob:
             self.message = message
         if done is not None:
             self.done_photos = done
+        if self.status == Status.ERROR:  # photos the job never got to: say so, rather than "pending" for ever
+            self.photos = [{**p, "verdict": REJECTED, "code": "not_checked", "reason": f"not checked: {self.message}"}
+                           if p["verdict"] == PENDING else p for p in self.photos]
         self.updated = time.time()
         if self.status.finished:
             self._finished.set()
@@ -112,7 +117,7 @@ class JobRegistry:
                         f"profile {job.profile_id!r} is already being trained (job {other.job_id}, {other.status.value}); "
                         "wait for it to finish"
                     )
-                if other.name.lower() == job.name.lower():  # two new profiles of one name would both get saved
+                if name_key(other.name) == name_key(job.name):  # two new profiles of one name would both get saved
                     raise TrainingBusy(
                         f"a profile named {job.name!r} is already being trained (job {other.job_id}, "
                         f"{other.status.value}); wait for it to finish"
@@ -131,6 +136,12 @@ class JobRegistry:
         with self._lock:
             jobs = [j for j in self._jobs.values() if j.profile_id == profile_id]
         return max(jobs, key=lambda j: j.created) if jobs else None
+
+    def training_name(self, name: str) -> TrainingJob | None:
+        """The unfinished job that will save a profile of this name (in any case), if any."""
+        with self._lock:
+            return next((j for j in self._jobs.values() if not j.status.finished and name_key(j.name) == name_key(name)),
+                        None)
 
     def running(self, profile_id: str) -> TrainingJob | None:
         """The unfinished job of a profile, if any: renaming or deleting under it would be undone or lost."""

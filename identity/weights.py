@@ -1,0 +1,132 @@
+"""`python -m identity weights FILE…`: what each model file is, and whether this pack would load it.
+
+The tensor files get the very checks the loaders run (`flux.weights.check_*`), so a node that refuses a file and
+this report say the same thing. insightface ONNX files are told apart by their graphs (a recognizer maps a
+112×112 face to a vector, a detector has score/box/landmark heads) and named by their published digests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import IdentityError
+
+#: sha256 of insightface's published pack files (the digests their Git LFS pointers record).
+GLINTR100_SHA256 = "4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf"
+KNOWN_ONNX = {
+    GLINTR100_SHA256: "antelopev2's glintr100 (the recognizer PuLID-Flux was trained with)",
+    "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91": "antelopev2's scrfd_10g_bnkps",
+}
+TENSOR_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
+
+
+@dataclass(frozen=True)
+class FileReport:
+    path: Path
+    what: str  # what the file is, as far as it can be told
+    problem: str = ""  # why it would not load; empty when it would
+
+    @property
+    def loads(self) -> bool:
+        return not self.problem
+
+    def line(self) -> str:
+        verdict = "loads" if self.loads else f"would NOT load: {self.problem}"
+        return f"{self.path}: {self.what}; {verdict}"
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def inspect(path: Path) -> FileReport:
+    """One file's report; never raises for a bad file (that is what the report is for)."""
+    path = Path(path)
+    if not path.is_file():
+        return FileReport(path, "no such file", "the path does not name a file")
+    try:
+        if path.suffix == ".onnx":
+            return _onnx(path)
+        if path.suffix in TENSOR_SUFFIXES:
+            return _tensors(path)
+    except IdentityError as exc:
+        return FileReport(path, "unreadable", str(exc))
+    return FileReport(path, "not a model file", f"expected one of {', '.join(TENSOR_SUFFIXES)} or .onnx")
+
+
+def _tensors(path: Path) -> FileReport:
+    from .flux import EVA02_CLIP_L_14_336, PULID_FLUX_V09
+    from .flux.weights import ROPE, check_eva, check_parsing, check_pulid, read_tensors
+
+    tensors = read_tensors(path, shapes_only=True)
+    if "pulid_encoder.latents" in tensors:
+        version = re.search(r"v0\.9\.[01]", path.name)
+        what = "PuLID-Flux adapter"
+        try:
+            config = check_pulid(tensors, path)
+        except IdentityError as exc:
+            return FileReport(path, what, str(exc))
+        if config == PULID_FLUX_V09:
+            return FileReport(path, f"{what}, {version.group(0) if version else 'v0.9.0/v0.9.1'} layout "
+                                    f"({len(tensors)} tensors)")
+        return FileReport(path, f"{what} at other sizes ({config.cross_attentions} cross-attentions, Flux width "
+                                f"{config.flux_dim})")
+    if any(k in tensors for k in ("visual.pos_embed", "pos_embed")) and any("attn.q_proj" in k for k in tensors):
+        whole = "visual.pos_embed" in tensors
+        what = f"EVA02-CLIP {'checkpoint (vision and text towers)' if whole else 'vision tower'}"
+        try:
+            config, _ = check_eva(tensors, path)
+        except IdentityError as exc:
+            return FileReport(path, what, str(exc))
+        rope = "with" if any(ROPE.fullmatch(k.removeprefix("visual.")) for k in tensors) else "without"
+        variant = "EVA02-CLIP-L-14-336" if config == EVA02_CLIP_L_14_336 else (
+            f"{config.image_size} px, width {config.width}, {config.depth} blocks")
+        return FileReport(path, f"{what}, {variant}, {rope} rope buffers")
+    if any(k.startswith("cp.resnet.") for k in tensors):
+        what = "BiSeNet face parsing (facexlib parsing_bisenet.pth layout)"
+        try:
+            check_parsing(tensors, path)
+        except IdentityError as exc:
+            return FileReport(path, what, str(exc))
+        return FileReport(path, what)
+    return FileReport(path, f"unknown tensor file ({len(tensors)} tensors)",
+                      "not a PuLID-Flux adapter, EVA-CLIP checkpoint or face-parsing file")
+
+
+def _onnx(path: Path) -> FileReport:
+    import onnx
+
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf raises assorted types for damaged files
+        return FileReport(path, "unreadable ONNX file", f"{type(exc).__name__}: {exc}")
+    known = KNOWN_ONNX.get(sha256(path))
+    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
+    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim] if inputs else []
+    outputs = len(model.graph.output)
+    if len(dims) == 4 and dims[2:] == [112, 112] and outputs == 1:
+        size = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][-1:]
+        what = known or f"insightface-style face recognizer ({size[0] if size and size[0] else '?'}-d embeddings; " \
+                        "not antelopev2's glintr100, so PuLID-Flux refuses it unless allowed on PuLID-Flux Load)"
+        return FileReport(path, what)
+    if outputs in (6, 9, 10, 15):  # SCRFD / RetinaFace: scores and boxes (and landmarks) at 3 or 5 strides
+        landmarks = outputs in (9, 15)
+        what = known or f"insightface-style face detector ({'with' if landmarks else 'without'} 5 landmarks)"
+        return FileReport(path, what, "" if landmarks else "it gives no facial landmarks; use an SCRFD *_kps detector")
+    return FileReport(path, "ONNX model that is neither a face detector nor a recognizer",
+                      "only a pack's detector and recognizer are used (landmark, gender/age models are not)")
+
+
+def run(paths: list[Path]) -> int:
+    """Print one line per file; 0 when every file would load, 1 otherwise."""
+    reports = [inspect(path) for path in paths]
+    for report in reports:
+        print(report.line())
+    return 0 if all(r.loads for r in reports) else 1
