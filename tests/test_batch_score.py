@@ -79,6 +79,22 @@ def keys(out: Path) -> list[tuple[str, str]]:
     return [(r["path"], r["sha256"]) for r in rows(out, "images")]
 
 
+@pytest.fixture
+def background():
+    """Starts `batch(…, background=True)` runs and kills any still running when the test ends (by its own pid)."""
+    started = []
+
+    def start(*args, **kwargs):
+        started.append(batch(*args, background=True, **kwargs))
+        return started[-1]
+
+    yield start
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+
+
 @pytest.fixture(scope="module")
 def reference(store, dataset, tmp_path_factory):
     """One complete run in this process: what every other run must reproduce."""
@@ -138,9 +154,9 @@ def test_a_changed_image_is_scored_again(store, dataset, tmp_path):
     assert len(set(keys(out))) == 3
 
 
-def test_a_run_killed_mid_way_resumes_exactly_once(store, dataset, reference, tmp_path):
+def test_a_run_killed_mid_way_resumes_exactly_once(store, dataset, reference, tmp_path, background):
     out = tmp_path / "results"
-    running = batch(store, out, dataset, extra=["--chunk", "1", "--part-size", "1"], background=True)
+    running = background(store, out, dataset, extra=["--chunk", "1", "--part-size", "1"])
     deadline = time.monotonic() + 300
     while len(list((out / "images").glob("part-*.parquet"))) < 3 and time.monotonic() < deadline:
         assert running.poll() is None, running.communicate()[1][-3000:]
@@ -284,9 +300,9 @@ def test_ray_gives_the_same_rows_as_this_process(cluster, store, dataset, refere
     assert same_rows(rows(out, "faces"), rows(reference[0], "faces"))
 
 
-def test_a_killed_worker_still_yields_the_complete_result(cluster, store, dataset, reference, tmp_path):
+def test_a_killed_worker_still_yields_the_complete_result(cluster, store, dataset, reference, tmp_path, background):
     out = tmp_path / "results"
-    running = batch(store, out, dataset, extra=["--ray", cluster, "--workers", "2", "--part-size", "1"], background=True)
+    running = background(store, out, dataset, extra=["--ray", cluster, "--workers", "2", "--part-size", "1"])
     deadline = time.monotonic() + 300
     while not list((out / "images").glob("part-*.parquet")) and time.monotonic() < deadline:
         assert running.poll() is None, running.communicate()[1][-3000:]
@@ -331,3 +347,10 @@ def test_more_workers_than_the_cluster_has_cpus_is_refused(cluster, store, datas
     result = batch(store, tmp_path / "results", dataset / "biden", extra=["--ray", cluster, "--workers", "3"])
     assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
     assert "error: --workers 3 needs 3 CPUs but the Ray cluster has 2; use --workers 2 or add nodes" in result.stderr
+
+
+def test_an_out_folder_that_is_a_file_is_refused_before_the_work(store, dataset, tmp_path):
+    (tmp_path / "results").write_text("not a folder")
+    result = batch(store, tmp_path / "results", dataset / "biden", here=True)
+    assert result.returncode == 1 and "scoring" not in result.stderr
+    assert f"error: cannot write batch results to {tmp_path / 'results'} (it is a file)" in result.stderr
