@@ -13,7 +13,6 @@ import importlib.util
 import threading
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from ..errors import ModelFilesMissing
