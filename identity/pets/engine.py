@@ -18,8 +18,8 @@ import numpy as np
 from ..errors import ModelFilesMissing
 from ..faces.engine import EngineInfo
 from ..paths import models_dir
+from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, square
 from .darknet import AnimalDetector
-from .animal import CROP_MARGIN, APPEARANCE, IDENTITY, SIZE, Animal, square
 from .lite0 import Lite0, species
 from .reid import ReidModel, find_reid
 
