@@ -77,15 +77,15 @@ def profile_files(comfyui, stem: str) -> list[str]:
 
 
 def test_cancel_stops_profile_train_and_the_name_can_be_trained_again(comfyui):
+    folder = comfyui.base / "input" / "cancel_many"
+    folder.mkdir(parents=True, exist_ok=True)
     for index, image in enumerate(many_photos()):
-        path = comfyui.base / "input" / "cancel_many" / f"photo{index:02d}.png"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(image).save(path)
+        (folder / f"photo{index:02d}.jpg").write_bytes(jpeg(image))
     prompt_id = comfyui.client.queue(train_prompt("cancel_many", "Cancelled Person"))
     wait_until(lambda: any(j["status"] == "IN_PROGRESS" for j in running_jobs(comfyui, "Cancelled Person")),
                "training reached IN_PROGRESS")
     pressed = interrupt(comfyui)
-    assert_interrupted(comfyui, prompt_id, pressed)
+    assert_interrupted(comfyui, prompt_id, pressed, within=30)  # training looks for Cancel between chunks of photos
     assert running_jobs(comfyui, "Cancelled Person") == [], "no job is left running"
     assert profile_files(comfyui, "cancelled-person") == [], "nothing was saved"
 
@@ -101,8 +101,8 @@ def test_cancel_stops_a_training_started_from_the_panel(comfyui):
     wait_until(lambda: call(comfyui, "GET", f"/identity/jobs/{job['job_id']}")[1]["status"] == "IN_PROGRESS",
                "the panel's training reached IN_PROGRESS")
     pressed = interrupt(comfyui)
-    job = wait_for(comfyui, job, timeout=10)
-    assert time.monotonic() - pressed < 5
+    job = wait_for(comfyui, job, timeout=30)
+    assert time.monotonic() - pressed < 30
     assert job["status"] == "ERROR" and "Cancel" in job["message"], job
     assert running_jobs(comfyui, "Panel Cancelled") == [] and profile_files(comfyui, "panel-cancelled") == []
 
