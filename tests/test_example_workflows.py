@@ -26,11 +26,12 @@ def test_ui_workflow_and_api_twin_stay_in_step(comfyui, name):
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_example_workflows_use_only_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
+def test_example_workflows_use_only_current_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
     info = comfyui.client.object_info()
     for node in api_twin(name).values():
         module = info[node["class_type"]]["python_module"]
         assert module == "custom_nodes.identity-layer" or not module.startswith("custom_nodes"), node
+        assert not info[node["class_type"]].get("deprecated"), f"{name} uses {node['class_type']}, deprecated in this ComfyUI"
         if node["class_type"] == "IdentityFaceEngine":
             assert node["inputs"] == {"pack": "embedded", "provider": "auto"}
 
