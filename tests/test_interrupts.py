@@ -7,12 +7,17 @@ on both kinds (the ComfyUI is in each test's id).
 
 from __future__ import annotations
 
+import asyncio
 import io
+import threading
 import time
 
 import numpy as np
 import pytest
 from PIL import Image
+
+from identity.remote.keys import KeyStore
+from identity.remote.runner import RemoteRequest, execute, plan
 
 from comfyui import Listener, api_twin
 from conftest import face, needs_faces
@@ -126,6 +131,29 @@ def remote_prompt(node_type: str) -> tuple[dict, str]:
             "IdentityEnhance": "remote_enhance_nb2"}[node_type]
     prompt = api_twin(name)
     return prompt, next(k for k, n in prompt.items() if n["class_type"] == node_type)
+
+
+class HostInterrupt(BaseException):
+    """What ComfyUI raises on Cancel since v0.20: a BaseException, from its progress hook, once (the hook clears
+    the interrupt flag as it raises, so `processing_interrupted()` says False afterwards)."""
+
+
+def test_an_interrupt_raised_by_the_progress_hook_stops_the_calls(fake, people, embedded, tmp_path):
+    fake.reset(delay=10)
+    keys = KeyStore(fake.keys_file(tmp_path), environ={})
+    planned = plan(RemoteRequest("generate", "nb2", list(people.values()), "[[barack-obama]] in the rain"), keys, embedded)
+    pressed, raised = threading.Event(), []
+    threading.Timer(0.5, pressed.set).start()
+
+    def progress(fraction: float, text: str) -> None:
+        if pressed.is_set() and not raised:
+            raised.append(True)
+            raise HostInterrupt()
+
+    started = time.monotonic()
+    with pytest.raises(HostInterrupt):
+        asyncio.run(execute(planned, embedded, progress=progress, cancelled=lambda: False))
+    assert time.monotonic() - started < 3, "the calls stopped with the interrupt, not when the provider answered"
 
 
 @pytest.mark.parametrize("node_type", ["IdentityGenerate", "IdentityEdit", "IdentityEnhance", "IdentityRemix"])
