@@ -108,6 +108,7 @@ def people(embedded):
     return {name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
             for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))}
 
+
 def pytest_configure(config):
     config.addinivalue_line("markers", "comfyui: needs a ComfyUI (a live server, or its modules in this process); "
                                        "scripts/test.sh runs these once per ComfyUI it tests")

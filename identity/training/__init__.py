@@ -74,7 +74,7 @@ def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: Pr
             _run(job, photos, engine, store, overwrite, check)
         except IdentityError:
             pass  # recorded on the job
-        except BaseException:  # a host's interrupt or a bug, recorded on the job too; nothing above this thread
+        except BaseException:  # a bug (or Ctrl-C): recorded on the job too; logged, as no caller sees it
             log.exception("training job %s stopped", job.job_id)
 
     threading.Thread(target=work, name=f"train-{job.profile_id}", daemon=True).start()
