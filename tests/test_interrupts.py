@@ -68,7 +68,7 @@ def interrupt(comfyui) -> float:
     return time.monotonic()
 
 
-def assert_interrupted(comfyui, prompt_id: str, pressed: float, within: float = 5.0) -> None:
+def assert_interrupted(comfyui, prompt_id: str, pressed: float, within: float = 10.0) -> None:
     run = comfyui.client.wait(prompt_id)
     assert time.monotonic() - pressed < within, "the work stopped when Cancel was pressed, not when it was done"
     assert run.status == "error" and any(event == "execution_interrupted" for event, _ in run.messages), run.messages
@@ -160,7 +160,7 @@ def test_an_interrupt_raised_by_the_progress_hook_stops_the_calls(fake, people, 
 def test_cancel_stops_each_closed_model_node_and_no_call_follows(comfyui, remote, node_type):
     prompt, node = remote_prompt(node_type)
     prompt[node]["inputs"]["seed"] = 4242  # not a cached result of another test
-    remote.reset(delay=30)
+    remote.reset(delay=30)  # each call would take 30 s: stopping within 10 s means Cancel ended it
     prompt_id = comfyui.client.queue(prompt)
     wait_until(lambda: remote.requests, "the first call reached the provider")
     time.sleep(1.5)  # the node's progress ticks once a second: Cancel is seen there and by the request loop
@@ -179,7 +179,7 @@ def test_cancel_stops_flux_sampling_with_identity_and_the_graph_runs_again(tiny)
         wait_until(lambda: any(e.get("type") == "progress" and e["data"].get("node") == "14" for e in events),
                    "sampling with the patched model", 120)
         pressed = interrupt(tiny)
-        assert_interrupted(tiny, prompt_id, pressed, within=10)
+        assert_interrupted(tiny, prompt_id, pressed)
 
     prompt["14"]["inputs"].update(steps=2, seed=12)
     run = tiny.client.run(prompt)
