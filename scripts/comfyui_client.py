@@ -175,7 +175,7 @@ def frontend_version() -> str:
     """The frontend the server serves: `IDENTITY_COMFYUI_FRONTEND`'s package, else the installed one."""
     if FRONTEND:
         found = sorted(Path(FRONTEND).resolve().parent.parent.glob("comfyui_frontend_package-*.dist-info"))
-        return found[-1].name.split("-")[1] if found else f"from {FRONTEND}"
+        return found[-1].name.removesuffix(".dist-info").split("-")[1] if found else f"from {FRONTEND}"
     try:
         return importlib.metadata.version("comfyui-frontend-package")
     except importlib.metadata.PackageNotFoundError:
