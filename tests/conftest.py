@@ -54,6 +54,15 @@ def crafted(path, profile, **metadata) -> None:
     save_file(profile.tensors(), str(path), metadata=header)
 
 
+def one_line_error(result, *words) -> None:
+    """A CLI run that failed as a user error: exit 1, one `error:` line holding `words`, no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
 def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 
