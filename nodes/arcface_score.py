@@ -1,15 +1,19 @@
-"""ArcFace Score: who is in each image and how much they look like themselves; rank and filter a batch."""
+"""ArcFace Score: who is in each image and how much they look like themselves; rank and filter a batch (an IMAGE
+batch and/or a folder of images under ComfyUI's input folder)."""
 
 from __future__ import annotations
 
 import json
 
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..identity.errors import IdentityError
+from ..identity.images import collect_photos, load_image
 from ..identity.scoring import annotate, batch_report, rank, score_images
-from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, pet_engine, to_arrays, to_images
+from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, pet_engine, to_arrays,
+                   to_images)
+from .profile_train import input_folder
 
 
 class ArcFaceScore(io.ComfyNode):
@@ -24,11 +28,14 @@ class ArcFaceScore(io.ComfyNode):
                         "every one must look right. Pet scores measure appearance, not identity, unless a "
                         "re-identification model is in models/pet_reid/.",
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", optional=True, tooltip="an IMAGE batch (a sampler's output, Load Image)"),
                 Profiles.Input("profiles"),
                 io.Float.Input("min_similarity", default=0.0, min=-1.0, max=1.0, step=0.01,
                                tooltip="drop images whose weakest subject scores below this"),
                 io.Int.Input("top_k", default=0, min=0, max=4096, tooltip="keep the best k images (0 keeps all)"),
+                io.String.Input("folder", default="", optional=True,
+                                tooltip="also score the images in this folder inside ComfyUI's input folder, "
+                                        "e.g. 'renders/alice' (resized to the first image's size in the outputs)"),
                 FaceEngineSocket.Input("face_engine", optional=True),
             ],
             outputs=[
@@ -43,24 +50,31 @@ class ArcFaceScore(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, images, profiles, min_similarity: float, top_k: int,
+    def execute(cls, profiles, min_similarity: float, top_k: int, images=None, folder: str = "",
                 face_engine: EngineChoice | None = None) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
+        named = [(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
+        if folder and folder.strip():
+            named += [(path.name, load_image(path)) for path in collect_photos([input_folder(folder)])]
+        if not named:
+            raise IdentityError("ArcFace Score needs images: connect an IMAGE batch or name a folder in ComfyUI's "
+                                "input folder")
+        batch = images if images is not None and len(images) == len(named) else to_images([a for _, a in named])
         progress = Progress(cls.hidden.unique_id)
         chosen = engine(face_engine)
-        arrays = to_arrays(images)
+        arrays = [array for _, array in named]
         results = []
-        for index, array in enumerate(arrays):
+        for index, (label, array) in enumerate(named):
             check_interrupt()
-            results += score_images([(f"image {index + 1}", array)], profiles, chosen, pet_engine)
+            results += score_images([(label, array)], profiles, chosen, pet_engine)
             progress((index + 1) / len(arrays), f"scored {index + 1} of {len(arrays)} images")
         ids = [p.id for p in profiles]
         order = rank(results, ids, min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
         summary = batch_report(results, profiles, order)
-        ranked = images[order] if order else ExecutionBlocker(None)
+        ranked = batch[order] if order else ExecutionBlocker(None)
         badges = [{"index": i["index"], "score": i["score"], "subjects": {names[k]: v for k, v in i["subjects"].items()}}
                   for i in summary["images"]]
         return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,

@@ -6,6 +6,7 @@ import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import comfy.model_management
 import comfy.utils
@@ -13,9 +14,10 @@ import folder_paths
 import numpy as np
 import torch
 from PIL import Image
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from server import PromptServer
 
+from ..identity.errors import Cancelled
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.profile import ProfileStore
 from ..identity.training import check_kind
@@ -108,6 +110,23 @@ def to_images(arrays: list[np.ndarray]) -> torch.Tensor:
 def check_interrupt() -> None:
     """Raises ComfyUI's interrupt exception when the user pressed Cancel."""
     comfy.model_management.throw_exception_if_processing_interrupted()
+
+
+def cancel_check() -> Callable[[], None]:
+    """For work outside the prompt queue (the panel's training): a check that raises `Cancelled` once the user
+    presses Cancel in ComfyUI. It reads ComfyUI's interrupt flag without clearing it, so that a running prompt
+    still sees the same Cancel; a Cancel left over from before the work started is not for it."""
+    stale = comfy.model_management.processing_interrupted()
+
+    def check() -> None:
+        nonlocal stale
+        interrupted = comfy.model_management.processing_interrupted()
+        if stale:
+            stale = interrupted
+        elif interrupted:
+            raise Cancelled("stopped: Cancel was pressed in ComfyUI; nothing was saved")
+
+    return check
 
 
 class Progress:

@@ -6,7 +6,7 @@ import asyncio
 import json
 
 import comfy.model_management
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..identity.errors import Cancelled
 from ..identity.remote.runner import RemoteRequest, execute, plan

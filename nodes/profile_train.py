@@ -7,7 +7,7 @@ from pathlib import Path
 
 import folder_paths
 import numpy as np
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..identity.errors import IdentityError, ProfileExists
 from ..identity.images import collect_photos

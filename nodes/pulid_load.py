@@ -12,7 +12,7 @@ import comfy.model_patcher
 import comfy.ops
 import folder_paths
 import torch
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from torch import nn
 
 from ..identity.flux import EVA_FILE, PULID_FILE, FluxAdapter, load_adapter

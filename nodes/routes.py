@@ -26,7 +26,7 @@ from ..identity.images import encode_jpeg
 from ..identity.profile import clean_name, validate_id
 from ..identity.training import JOBS, start_training
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
-from .glue import profile_store, training_engine
+from .glue import cancel_check, profile_store, training_engine
 from .profile_load import picker_labels
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ async def create_profile(request: web.Request) -> web.Response:
         kind = fields.get("kind", "person").strip() or "person"
         job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), training_engine(kind),
                                                              profile_store(), overwrite=overwrite, on_update=push,
-                                                             kind=kind))
+                                                             check=cancel_check(), kind=kind))
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
     return web.json_response({"job": job.snapshot()}, status=202)

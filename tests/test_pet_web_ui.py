@@ -21,13 +21,14 @@ def png(image) -> bytes:
 
 def test_a_cat_trained_in_the_panel_is_shown_as_a_cat(page, comfyui, request):
     install(comfyui.base / "models" / "pets")
-    page.fill(".identity-name-input", "Chelsea (browser)")
-    page.select_option(".identity-kind-input", "pet")
+    form = page.locator(".identity-new")
+    form.get_by_role("textbox", name="Name").fill("Chelsea (browser)")
+    form.get_by_role("combobox", name="Of a").select_option("pet")
     photos = [{"name": f"{label}.png", "data": png(image), "type": "image/png"} for label, image in variants(chelsea()).items()]
     if DOG.is_file():
         photos.append({"name": "dog.jpg", "data": DOG.read_bytes()})
     drop_files(page, ".identity-dropzone", photos)
-    page.click(".identity-train-button")
+    form.get_by_role("button", name="Train profile").click()
     page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
     verdicts = {row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
                 for row in page.locator(".identity-new .identity-verdict").all()}
@@ -36,7 +37,7 @@ def test_a_cat_trained_in_the_panel_is_shown_as_a_cat(page, comfyui, request):
         assert verdicts["dog.jpg"][0] == "rejected" and "wrong species" in verdicts["dog.jpg"][1]
     card = page.locator(".identity-card", has_text="Chelsea (browser)")
     assert card.locator(".identity-badge.kind").inner_text() == "cat"
-    card.locator(".identity-link-button", has_text="Details").click()
+    card.get_by_role("button", name="Details").click()
     details = card.locator(".identity-details dl")
     details.wait_for()
     assert "cat (scores measure appearance similarity (not identity))" in details.inner_text()

@@ -191,7 +191,7 @@ class Execution:
     def _report_progress(self, fraction: float, text: str) -> None:
         try:
             self.progress(fraction, text)
-        except Exception as exc:  # ComfyUI raises its interrupt from the progress bar: stop the calls with it
+        except BaseException as exc:  # ComfyUI raises its interrupt (a BaseException since v0.20) from the bar
             self.interrupt = exc
 
     def _stop_requested(self) -> bool:
