@@ -216,3 +216,15 @@ def test_local_reference_prompts_name_the_cat_as_a_cat(cat_job, people):
     obama, cat = people["Barack Obama"], cat_job.profile
     compiled = reference_prompt(f"[[{obama.id}]] strokes [[{cat.id}]]", [obama, cat])
     assert compiled == "the person in reference image 1 (Barack Obama) strokes the cat in reference image 2 (Chelsea)"
+
+
+def test_with_a_reid_model_a_profile_trained_without_it_is_re_embedded_and_scores_say_so(models, cat_job, embedded,
+                                                                                        tmp_path):
+    reid = tmp_path / "pet_reid"
+    reid.mkdir()
+    tiny_reid(reid / "my_reid.onnx")
+    engine = load_pet_engine(models / "pets", reid)
+    (result,) = score_images([("cat", chelsea())], [cat_job.profile], embedded, lambda: engine)
+    (cat,) = result.faces
+    assert cat.profile_id == cat_job.profile.id and cat.measures == IDENTITY
+    assert set(cat.scores) == {cat_job.profile.id} and cat.similarity > 0.9  # in the model's own 3-d space
