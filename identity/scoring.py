@@ -1,14 +1,18 @@
-"""Scoring images against profiles: every face, whom it was assigned to, and how alike it is to each candidate."""
+"""Scoring images against profiles: every face (and, for cat and dog profiles, every cat and dog), whom it was
+assigned to, and how alike it is to each candidate. People are found by face and pets by the animal detector;
+each kind is assigned one-to-one among the profiles of that kind."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .faces import FaceEngine
 from .matching import Candidate, assign, candidate, similarities
+from .pets.animal import KINDS
 from .profile import Profile
 
 
@@ -19,9 +23,13 @@ class FaceScore:
     similarity: float | None  # to the assigned profile
     scores: dict[str, float]  # similarity to every candidate
     landmarks: np.ndarray | None = field(default=None, repr=False)
+    kind: str = "person"  # "cat" and "dog" entries are animals, not faces
+    measures: str = "face identity similarity (ArcFace)"
 
     def as_dict(self) -> dict:
         return {
+            "kind": self.kind,
+            "measures": self.measures,
             "bbox": [round(float(v), 1) for v in self.bbox],
             "profile_id": self.profile_id,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
@@ -35,6 +43,7 @@ class ImageScore:
     width: int
     height: int
     faces: list[FaceScore] = field(default_factory=list)
+    measures: dict[str, str] = field(default_factory=dict)  # per kind scored: what its similarities measure
 
     def subject_scores(self, profile_ids: list[str]) -> dict[str, float]:
         """Per requested profile, the similarity of the face assigned to it (0 when absent)."""
@@ -66,37 +75,58 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
                  "subjects": {k: round(v, 4) for k, v in subjects.items()}, "faces": [f.as_dict() for f in result.faces]}
         missing = [p.name for p in profiles if subjects[p.id] == 0.0]
         if not result.faces:
-            entry["note"] = "no face found"
+            entry["note"] = "no face found" if all(p.kind == "person" for p in profiles) else "no face or animal found"
         elif missing:
             entry["note"] = "not found: " + ", ".join(missing)
         images.append(entry)
-    return {"profiles": {p.id: p.name for p in profiles}, "ranking": order, "images": images}
+    return {"profiles": {p.id: p.name for p in profiles}, "kinds": {p.id: p.kind for p in profiles},
+            "ranking": order, "images": images}
 
 
 def candidates(profiles: list[Profile], engine: FaceEngine) -> list[Candidate]:
     return [candidate(p, engine) for p in profiles]
 
 
-def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine) -> list[ImageScore]:
-    """Faces of each image (sorted left to right) assigned to the given profiles, one face per profile per image."""
-    people = candidates(profiles, engine)
-    thresholds = np.array([c.threshold for c in people], np.float32)
+def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine,
+                 pet_engine: Callable | None = None) -> list[ImageScore]:
+    """Faces of each image (and its cats and dogs when a pet profile is asked for), sorted left to right and
+    assigned to the given profiles: one face or animal per profile per image. `pet_engine()` gives the pet
+    engine, called only when a pet profile needs it (default: the one installed in the models folder)."""
+    people = [p for p in profiles if p.kind == "person"]
+    animals = [p for p in profiles if p.kind != "person"]
+    pets = None
+    if animals:
+        if pet_engine is None:
+            from .pets.engine import load_pet_engine as pet_engine  # torch loads only when a pet is asked for
+        pets = pet_engine()
+    arrays = [image for _, image in images]
+    faces = engine.analyze(arrays) if people or not animals else [[] for _ in arrays]
+    found = pets.analyze(arrays) if animals else [[] for _ in arrays]
+    per_kind = {"person": candidates(people, engine)}
+    if animals:  # every cat and dog is shown, each species assigned among the profiles of its kind
+        per_kind |= {kind: candidates([p for p in animals if p.kind == kind], pets) for kind in KINDS}
+    measures = {kind: FaceScore.measures if kind == "person" else pets.measures for kind in per_kind}
     results = []
-    for (label, image), faces in zip(images, engine.analyze([image for _, image in images])):
-        faces = sorted(faces, key=lambda f: f.center_x)
-        matrix = similarities(np.stack([f.embedding for f in faces]) if faces else np.zeros((0, 1)), people)
-        picks = assign(matrix, thresholds)
-        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
-        for face, row, pick in zip(faces, matrix, picks):
-            scored.faces.append(FaceScore(
-                bbox=tuple(float(v) for v in face.bbox),
-                profile_id=None if pick is None else people[pick].profile_id,
-                similarity=None if pick is None else float(row[pick]),
-                scores={c.profile_id: float(s) for c, s in zip(people, row)},
-                landmarks=face.landmarks,
-            ))
+    for (label, image), image_faces, image_animals in zip(images, faces, found):
+        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]), measures=measures)
+        for kind, people_of_kind in per_kind.items():
+            items = image_faces if kind == "person" else [a for a in image_animals if a.kind == kind]
+            scored.faces += _assigned(items, people_of_kind, kind, measures[kind])
+        scored.faces.sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
         results.append(scored)
     return results
+
+
+def _assigned(found: list, people: list[Candidate], kind: str, measures: str) -> list[FaceScore]:
+    """Faces (or animals of one species) assigned one-to-one to candidates of that kind."""
+    thresholds = np.array([c.threshold for c in people], np.float32)
+    matrix = similarities(np.stack([f.embedding for f in found]) if found else np.zeros((0, 1)), people)
+    return [FaceScore(bbox=tuple(float(v) for v in item.bbox),
+                      profile_id=None if pick is None else people[pick].profile_id,
+                      similarity=None if pick is None else float(row[pick]),
+                      scores={c.profile_id: float(s) for c, s in zip(people, row)},
+                      landmarks=item.landmarks if kind == "person" else None, kind=kind, measures=measures)
+            for item, row, pick in zip(found, matrix, assign(matrix, thresholds))]
 
 
 # ----- annotated previews --------------------------------------------------------------------------------
@@ -119,7 +149,8 @@ def annotate(image: np.ndarray, result: ImageScore, names: dict[str, str]) -> np
         else:
             best = max(face.scores.items(), key=lambda kv: kv[1], default=None)
             colour = _UNKNOWN
-            text = "unknown" if best is None else f"unknown ({names.get(best[0], best[0])} {best[1]:.2f})"
+            unknown = "unknown" if face.kind == "person" else f"unknown {face.kind}"
+            text = unknown if best is None else f"{unknown} ({names.get(best[0], best[0])} {best[1]:.2f})"
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         width, height = right - left + 2 * line, bottom - top + 2 * line

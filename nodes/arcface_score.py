@@ -11,7 +11,8 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..identity.errors import IdentityError
 from ..identity.images import collect_photos, load_image
 from ..identity.scoring import annotate, batch_report, rank, score_images
-from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, to_arrays, to_images
+from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, pet_engine, to_arrays,
+                   to_images)
 from .profile_train import input_folder
 
 
@@ -22,8 +23,10 @@ class ArcFaceScore(io.ComfyNode):
             node_id="IdentityArcFaceScore",
             display_name="ArcFace Score",
             category="identity",
-            description="Find the profiles' people in each image (one face per person), score their likeness, "
-                        "and rank the batch by its weakest subject so that every person must look right.",
+            description="Find the profiles' people (by face) and pets (by the animal detector) in each image, one "
+                        "per profile, score their likeness, and rank the batch by its weakest subject so that "
+                        "every one must look right. Pet scores measure appearance, not identity, unless a "
+                        "re-identification model is in models/pet_reid/.",
             inputs=[
                 io.Image.Input("images", optional=True, tooltip="an IMAGE batch (a sampler's output, Load Image)"),
                 Profiles.Input("profiles"),
@@ -64,7 +67,7 @@ class ArcFaceScore(io.ComfyNode):
         results = []
         for index, (label, array) in enumerate(named):
             check_interrupt()
-            results += score_images([(label, array)], profiles, chosen)
+            results += score_images([(label, array)], profiles, chosen, pet_engine)
             progress((index + 1) / len(arrays), f"scored {index + 1} of {len(arrays)} images")
         ids = [p.id for p in profiles]
         order = rank(results, ids, min_similarity, top_k)

@@ -20,6 +20,7 @@ from server import PromptServer
 from ..identity.errors import Cancelled
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.profile import ProfileStore
+from ..identity.training import check_kind
 from ..identity.remote.keys import KeyStore
 
 PROFILES_FOLDER = "identity_profiles"
@@ -79,6 +80,18 @@ def engine(choice: EngineChoice | None) -> FaceEngine:
     if choice is None:
         return load_engine(None, "auto", roots=insightface_roots())
     return load_engine(choice.pack, choice.provider, roots=insightface_roots())
+
+
+def training_engine(kind: str, choice: EngineChoice | None = None):
+    """What finds the subject for a profile of this kind: the face engine for a person, the pet engine otherwise."""
+    return engine(choice) if check_kind(kind) == "person" else pet_engine()
+
+
+def pet_engine():
+    """The pet engine from ComfyUI's models folder: `pets/` (installed by install.py) and the user's `pet_reid/`."""
+    from ..identity.pets.engine import load_pet_engine  # the torch networks load on the first pet profile
+
+    return load_pet_engine(Path(folder_paths.models_dir) / "pets", Path(folder_paths.models_dir) / "pet_reid")
 
 
 def to_arrays(images: torch.Tensor) -> list[np.ndarray]:

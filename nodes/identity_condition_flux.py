@@ -67,6 +67,10 @@ class IdentityConditionFlux(io.ComfyNode):
             raise IdentityError("Identity Condition (Flux) needs at least one profile: connect Profile Load")
         if start_at > end_at:
             raise IdentityError(f"start_at ({start_at}) is after end_at ({end_at})")
+        pets = [p.name for p in profiles if p.kind != "person"]
+        if pets:
+            raise IdentityError(f"PuLID-Flux carries faces, not {', '.join(pets)} (a cat or dog profile); use "
+                                "Identity Condition (Reference) for pets")
         flux = model.get_model_object("diffusion_model")
         where = placements(adapter.adapter.config, getattr(flux, "hidden_size", 0),
                            len(getattr(flux, "double_blocks", ())), len(getattr(flux, "single_blocks", ())))

@@ -10,7 +10,8 @@ from comfy_api.v0_0_2 import io, ui
 
 from ..identity.errors import Cancelled
 from ..identity.remote.runner import RemoteRequest, execute, plan
-from .glue import EngineChoice, FaceEngineSocket, Progress, check_interrupt, engine, key_store, to_arrays, to_images
+from .glue import (EngineChoice, FaceEngineSocket, Progress, check_interrupt, engine, key_store, pet_engine, to_arrays,
+                   to_images)
 from .identity_condition_remote import Conditioned, RemoteIdentity
 
 
@@ -47,7 +48,7 @@ async def run(node, operation: str, identity: Conditioned, prompt: str, images: 
     progress = Progress(node.hidden.unique_id)
     try:
         result = await execute(planned, chosen, progress=lambda f, text: progress(f, text),
-                               cancelled=comfy.model_management.processing_interrupted)
+                               cancelled=comfy.model_management.processing_interrupted, pet_engine=pet_engine)
     except Cancelled:
         check_interrupt()  # ComfyUI's own interrupt, so the run shows as interrupted rather than failed
         raise

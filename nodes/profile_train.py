@@ -1,4 +1,4 @@
-"""Profile Train: photos of a person (an IMAGE batch and/or a folder under ComfyUI's input folder) → a profile."""
+"""Profile Train: photos of a person, cat or dog (an IMAGE batch and/or a folder under ComfyUI's input folder) → a profile."""
 
 from __future__ import annotations
 
@@ -12,8 +12,9 @@ from comfy_api.v0_0_2 import io, ui
 from ..identity.errors import IdentityError, ProfileExists
 from ..identity.images import collect_photos
 from ..identity.profile import name_key
-from ..identity.training import Photo, train
-from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, profile_store, to_arrays, to_images
+from ..identity.training import KINDS, Photo, train
+from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, profile_store, to_arrays, to_images,
+                   training_engine)
 
 
 def input_folder(folder: str) -> Path:
@@ -74,10 +75,12 @@ class ProfileTrain(io.ComfyNode):
             node_id="IdentityProfileTrain",
             display_name="Profile Train",
             category="identity",
-            description="Train an identity profile from 1-50 photos of a person (group shots are fine: the person "
-                        "in most photos is the subject). Saves it to models/identity_profiles/.",
+            description="Train an identity profile from 1-50 photos of a person, cat or dog (group shots are fine: "
+                        "the one in most photos is the subject). Saves it to models/identity_profiles/.",
             inputs=[
-                io.String.Input("name", default="", tooltip="the person's name; profiles are picked by it later"),
+                io.String.Input("name", default="", tooltip="the person's (or animal's) name; profiles are picked by it later"),
+                io.Combo.Input("kind", options=list(KINDS), default="person", optional=True,
+                               tooltip="what the photos are of; 'pet' detects whether it is a cat or a dog"),
                 io.Image.Input("images", optional=True, tooltip="photos as an IMAGE batch"),
                 io.String.Input("folder", default="", optional=True,
                                 tooltip="a folder of photos inside ComfyUI's input folder, e.g. 'people/alice'"),
@@ -99,7 +102,7 @@ class ProfileTrain(io.ComfyNode):
 
     @classmethod
     def execute(cls, name: str, images=None, folder: str = "", overwrite: bool = False,
-                face_engine: EngineChoice | None = None) -> io.NodeOutput:
+                face_engine: EngineChoice | None = None, kind: str = "person") -> io.NodeOutput:
         state = profile_state(name)
         photos = [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
         if folder and folder.strip():
@@ -107,13 +110,14 @@ class ProfileTrain(io.ComfyNode):
         if not photos:
             raise IdentityError("Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder")
         progress = Progress(cls.hidden.unique_id)
-        chosen = engine(face_engine)
+        chosen = training_engine(kind, face_engine)
 
         def on_update(job):
             progress(job.progress, f"{job.status.value}: {job.message}")
 
         try:
-            job = train(photos, name, chosen, profile_store(), overwrite=overwrite, on_update=on_update, check=check_interrupt)
+            job = train(photos, name, chosen, profile_store(), overwrite=overwrite, on_update=on_update, check=check_interrupt,
+                        kind=kind)
         except ProfileExists as exc:
             raise ProfileExists(f"{exc}; set 'overwrite' to true to retrain it") from None
         _saved[name_key(job.name)] = (profile_store().stamp(job.profile_id), state)

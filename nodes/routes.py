@@ -26,7 +26,7 @@ from ..identity.images import encode_jpeg
 from ..identity.profile import clean_name, validate_id
 from ..identity.training import JOBS, start_training
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
-from .glue import cancel_check, engine, profile_store
+from .glue import cancel_check, profile_store, training_engine
 from .profile_load import picker_labels
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,8 @@ async def get_reference(request: web.Request) -> web.Response:
 
 @answers_json
 async def create_profile(request: web.Request) -> web.Response:
-    """Multipart `name`, `overwrite` and `photos` (repeated) → 202 with the training job, which runs on."""
+    """Multipart `name`, `overwrite`, `kind` (optional: person, cat, dog or pet) and `photos` (repeated) → 202 with
+    the training job, which runs on."""
     if not request.content_type.startswith("multipart/"):
         raise UploadRefused("send the photos as multipart/form-data with the fields name, overwrite and photos")
     if (request.content_length or 0) > MAX_UPLOAD_BYTES + 1024 * 1024:
@@ -145,8 +146,10 @@ async def create_profile(request: web.Request) -> web.Response:
         server.send_sync(EVENT, job.snapshot())  # thread-safe: it hands the message to the event loop
 
     try:
-        job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), engine(None), profile_store(),
-                                                             overwrite=overwrite, on_update=push, check=cancel_check()))
+        kind = fields.get("kind", "person").strip() or "person"
+        job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), training_engine(kind),
+                                                             profile_store(), overwrite=overwrite, on_update=push,
+                                                             check=cancel_check(), kind=kind))
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
     return web.json_response({"job": job.snapshot()}, status=202)
@@ -163,12 +166,12 @@ async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]
             while chunk := await idle_bound(part.read_chunk(CHUNK)):
                 batch.feed(chunk)
             await asyncio.to_thread(batch.end)
-        elif name in ("name", "overwrite"):
+        elif name in ("name", "overwrite", "kind"):
             fields[name] = await read_field(part)
             if name == "name":
                 clean_name(fields[name])
         else:
-            raise UploadRefused(f"unexpected form field {str(name)[:40]!r}; send name, overwrite and photos")
+            raise UploadRefused(f"unexpected form field {str(name)[:40]!r}; send name, overwrite, kind and photos")
     return batch, fields
 
 

@@ -41,7 +41,8 @@ def test_train_and_score_as_json(tmp_path):
     group = output["images"][0]["faces"]
     assert [f["bbox"][0] for f in group] == sorted(f["bbox"][0] for f in group)
     assert [f["profile_id"] for f in group] == [None, report["profile_id"], None]
-    assert set(group[1]) == {"bbox", "profile_id", "similarity", "scores"} and len(group[1]["bbox"]) == 4
+    assert set(group[1]) == {"kind", "measures", "bbox", "profile_id", "similarity", "scores"} and len(group[1]["bbox"]) == 4
+    assert group[1]["kind"] == "person" and "ArcFace" in group[1]["measures"]
     assert all(f["profile_id"] is None for f in output["images"][1]["faces"])
     assert sorted(p.name for p in (tmp_path / "annotated").iterdir()) == ["biden_obama_b.annotated.png", "rose1.annotated.png"]
 

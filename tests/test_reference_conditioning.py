@@ -82,6 +82,7 @@ def test_referenced_ids_are_unique_in_order_of_appearance():
 class Subject:
     id: str
     name: str
+    kind: str = "person"
 
 
 def test_reference_prompt_names_each_subject_by_its_reference_image():

@@ -6,7 +6,8 @@ brightness, highlights); `centroid [D]`; `portraits [K,S,S,3]` head-and-shoulder
 `reference_photos [K]` (which accepted photo each came from); optionally `faces_512 [N,512,512,3]`, each
 accepted photo's face aligned in FFHQ geometry (what PuLID-Flux's encoder reads; older profiles lack it). Header
 metadata, as JSON strings: the format marker and version, id, name, kind, created, engine, calibration and the
-training report.
+training report. A cat or dog profile (`kind`) holds square 224 px crops of the animal, zero landmarks and poses
+(animals have none), 384 px portraits and no `faces_512`; its engine is the pet engine.
 
 The file is written here, deterministically (sorted header, fixed layout), so that saving a loaded profile
 reproduces its bytes; it is read with the `safetensors` library. Nothing else is ever deserialised.

@@ -87,7 +87,7 @@ def layout(call: Call, tags: bool = False) -> Layout:
         else:
             shows = "shows" if len(numbers) == 1 else "show"
             lines.append(f"{refer(numbers).capitalize()} {shows} {subject.name}.")
-            described[subject.id] = f"{subject.name} (the person in {refer(numbers)})"
+            described[subject.id] = f"{subject.name} (the {subject.kind} in {refer(numbers)})"
     text = compile_prompt(call.prompt, call.subjects, lambda p: described[p.id])
     unnamed = [s for s in call.subjects if s.name not in text]
     if unnamed:

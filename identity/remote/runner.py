@@ -167,8 +167,8 @@ class Execution:
     """One run of a plan: calls, outputs, spending and the report, with progress pushed to `progress`."""
 
     def __init__(self, plan: Plan, engine: FaceEngine, policy: Policy, progress: Callable[[float, str], None],
-                 cancelled: Callable[[], bool]):
-        self.plan, self.engine, self.policy = plan, engine, policy
+                 cancelled: Callable[[], bool], pet_engine: Callable | None = None):
+        self.plan, self.engine, self.policy, self.pet_engine = plan, engine, policy, pet_engine
         self.progress, self.cancelled = progress, cancelled
         self.outputs: list[Output] = []
         self.failures: list[dict] = []
@@ -252,7 +252,8 @@ class Execution:
             except ImageError as exc:
                 self.failures.append({"attempt": attempt_number, "error": f"{self.plan.model.provider} returned image "
                                       f"data that cannot be decoded ({exc.reason})", "request_id": item.request_id})
-        checks = await asyncio.to_thread(check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine)
+        checks = await asyncio.to_thread(check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine,
+                                         self.pet_engine)
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
@@ -310,7 +311,7 @@ class Execution:
             "references": {p.id: len(r) for p, r in zip(plan.subjects, plan.references)},
             "outputs": [{"rank": rank, "attempt": o.attempt, "request_id": o.request_id, "passed": o.check.passed,
                          "weakest": round(o.check.weakest, 4), "faces": o.check.faces,
-                         "scores": {k: round(v, 4) for k, v in o.check.scores.items()}}
+                         "scores": {k: round(v, 4) for k, v in o.check.scores.items()}, "checked": o.check.checked}
                         for rank, o in enumerate(ranked, 1)],
             "images_received": len(self.outputs),
             "rerolls": rerolls,
@@ -333,9 +334,10 @@ def _failure(error: IdentityError, attempt: int) -> dict:
 
 async def execute(plan: Plan, engine: FaceEngine, policy: Policy | None = None,
                   progress: Callable[[float, str], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> RemoteResult:
+                  cancelled: Callable[[], bool] | None = None, pet_engine: Callable | None = None) -> RemoteResult:
+    """`pet_engine()` gives the engine that verifies cat and dog subjects (default: the models folder's)."""
     return await Execution(plan, engine, policy or Policy(), progress or (lambda f, t: None),
-                           cancelled or (lambda: False)).run()
+                           cancelled or (lambda: False), pet_engine).run()
 
 
 def run(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, **options) -> RemoteResult:

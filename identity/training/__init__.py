@@ -1,15 +1,15 @@
-"""Training: photos of a person in, a profile out, with a verdict and a reason for every photo.
+"""Training: photos of a person (or a cat or dog) in, a profile out, with a verdict and a reason for every photo.
 
 `train()` runs a job to the end in the calling thread (CLI, ComfyUI node); `start_training()` runs it in the
 background and returns the job at once (web routes poll it). Photos are decoded a few at a time and let go
-after analysis, so fifty 24-megapixel photos never sit in memory together (`images.DECODE_BUDGET`).
+after analysis, so fifty 24-megapixel photos never sit in memory together (`images.DECODE_BUDGET`). The
+profile's `kind` picks the engine's subject and the build: faces here, animals in `training.pets`.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable
@@ -22,21 +22,22 @@ from ..faces.align import ffhq_face, portrait
 from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
-from ..profile.calibration import leave_one_out
+from . import pets
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
 from .subject import find_subject
-from .verdicts import MIN_FACE, MIN_IMAGE_SIDE, PhotoVerdict, quality_problem
+from .verdicts import MIN_FACE, MIN_IMAGE_SIDE, PhotoVerdict, drop_outliers, nothing_accepted, quality_problem
 
-__all__ = ["JOBS", "Photo", "Status", "TrainingJob", "photos_from_paths", "start_training", "train"]
+__all__ = ["JOBS", "KINDS", "Photo", "Status", "check_kind", "TrainingJob", "photos_from_paths", "start_training", "train"]
 
 log = logging.getLogger(__name__)
 
+#: What a profile can be of; "pet" trains a cat or dog profile with the species detected.
+KINDS = ("person", "cat", "dog", pets.PET)
 MAX_PHOTOS = 50
 CHUNK = 8  # photos decoded and analysed together
 MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
-_OUTLIER_MADS = 3.0
-_OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
+_ADVICE = f"use clear, well-lit photos where the person's face is at least {MIN_FACE} px"
 
 #: Trainings share the face engine; one analyses at a time and the others wait in QUEUING.
 _engine_gate = threading.Semaphore(1)
@@ -55,23 +56,25 @@ def photos_from_paths(paths) -> list[Photo]:
 def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
           profile_id: str | None = None, overwrite: bool = False,
           on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-          registry: JobRegistry = JOBS) -> TrainingJob:
-    """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises."""
-    job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
-    _run(job, photos, engine, store, overwrite, check)
+          registry: JobRegistry = JOBS, kind: str = "person") -> TrainingJob:
+    """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises.
+
+    `engine` is a face engine for a person and the pet engine (`pets.load_pet_engine`) for a cat or dog."""
+    job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind)
+    _run(job, photos, engine, store, overwrite, check, kind)
     return job
 
 
 def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
                    profile_id: str | None = None, overwrite: bool = False,
                    on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-                   registry: JobRegistry = JOBS) -> TrainingJob:
+                   registry: JobRegistry = JOBS, kind: str = "person") -> TrainingJob:
     """Start training in a background thread; the returned job reports its progress and outcome."""
-    job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
+    job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind)
 
     def work():
         try:
-            _run(job, photos, engine, store, overwrite, check)
+            _run(job, photos, engine, store, overwrite, check, kind)
         except IdentityError:
             pass  # recorded on the job
         except BaseException:  # a bug (or Ctrl-C): recorded on the job too; logged, as no caller sees it
@@ -81,8 +84,15 @@ def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: Pr
     return job
 
 
-def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) -> TrainingJob:
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise TrainingError(f"unknown profile kind {str(kind)[:40]!r}; use one of: {', '.join(KINDS)}")
+    return kind
+
+
+def _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind) -> TrainingJob:
     name = clean_name(name)
+    check_kind(kind)
     if not photos:
         raise TrainingError("no photos given: pass 1 to 50 photos of the person")
     if len(photos) > MAX_PHOTOS:
@@ -100,8 +110,8 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) ->
     return job
 
 
-def _run(job: TrainingJob, photos: list[Photo], engine: FaceEngine, store: ProfileStore | None,
-         overwrite: bool, check: Callable[[], None] | None) -> None:
+def _run(job: TrainingJob, photos: list[Photo], engine, store: ProfileStore | None,
+         overwrite: bool, check: Callable[[], None] | None, kind: str) -> None:
     check = check or (lambda: None)
     verdicts = [PhotoVerdict(photo.label) for photo in photos]
     try:
@@ -109,10 +119,13 @@ def _run(job: TrainingJob, photos: list[Photo], engine: FaceEngine, store: Profi
         _validate(job, photos, verdicts, check)
         job.update(Status.QUEUING, "waiting for the face engine", done=0)
         with _engine_gate:
-            job.update(Status.IN_PROGRESS, "finding faces")
-            faces = _analyse(job, photos, verdicts, engine, check)
+            job.update(Status.IN_PROGRESS, "finding faces" if kind == "person" else "finding cats and dogs")
+            found = _analyse(job, photos, verdicts, engine, check)
             job.update(message="choosing the subject and the references")
-            profile = _build(job, photos, verdicts, faces, engine, check)
+            if kind == "person":
+                profile = _build(job, photos, verdicts, found, engine, check)
+            else:
+                profile = pets.build(job, photos, verdicts, found, engine, check, kind)
             if store is not None:
                 store.save(profile, overwrite=overwrite)
         job.profile = profile
@@ -144,11 +157,11 @@ def _validate(job, photos, verdicts, check) -> None:
             verdict.reject("unreadable", exc.reason)
         _publish(job, verdicts, index + 1)
     if all(v.code for v in verdicts):
-        raise TrainingError(_nothing_accepted(verdicts))
+        raise TrainingError(nothing_accepted(verdicts, _ADVICE))
 
 
 def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
-    """Faces per usable photo, decoded and analysed a few at a time: at most CHUNK photos and DECODE_BUDGET
+    """Faces (or animals) per usable photo, decoded and analysed a few at a time: at most CHUNK photos and DECODE_BUDGET
     pixels together (sizes from the headers), so eight 100-MP photos are never decoded at once."""
     sizes = {}
     for index in (i for i, v in enumerate(verdicts) if not v.code):
@@ -202,11 +215,11 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
             else:
                 verdict.face, verdict.quality = face, quality
                 verdict.accept()
-    _drop_outliers([v for v in verdicts if v.accepted], threshold)
+    drop_outliers([v for v in verdicts if v.accepted], threshold)
     kept = [i for i, v in enumerate(verdicts) if v.accepted]
     accepted = [verdicts[i] for i in kept]
     if not accepted:
-        raise TrainingError(_nothing_accepted(verdicts))
+        raise TrainingError(nothing_accepted(verdicts, _ADVICE))
     check()
 
     embeddings = np.stack([v.face.embedding for v in accepted])
@@ -253,22 +266,3 @@ def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray,
         if position in references:
             portraits[position] = portrait(image, verdict.face.landmarks)
     return np.stack(faces), np.stack([portraits[r] for r in references])
-
-
-def _drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:
-    """Reject accepted photos that look unlike the rest: below the engine's threshold, or far below the others."""
-    if len(accepted) < 3:
-        return
-    loo = leave_one_out(np.stack([v.face.embedding for v in accepted]))
-    median = float(np.median(loo))
-    spread = 1.4826 * float(np.median(np.abs(loo - median)))
-    floor = max(threshold, median - max(_OUTLIER_MADS * spread, _OUTLIER_GAP)) if len(accepted) >= 5 else threshold
-    for verdict, score in zip(accepted, loo):
-        if score < floor:
-            verdict.reject("outlier", f"looks unlike the other photos of the subject (similarity {score:.2f} to the rest)")
-
-
-def _nothing_accepted(verdicts: list[PhotoVerdict]) -> str:
-    reasons = Counter(v.reason.split(" (")[0] for v in verdicts if not v.accepted)
-    summary = ", ".join(f"{count} × {reason}" for reason, count in reasons.most_common())
-    return f"no photo accepted ({summary}); use clear, well-lit photos where the person's face is at least {MIN_FACE} px"

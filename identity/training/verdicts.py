@@ -6,10 +6,18 @@ passes, while a strong blur, a face under 48 px, a face turned beyond profile or
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import numpy as np
 
 from ..faces import Face
 from ..faces.quality import Quality
+from ..profile.calibration import leave_one_out
+
+if TYPE_CHECKING:
+    from ..pets.animal import Animal
 
 MIN_IMAGE_SIDE = 32  # px: below this no face can carry identity
 MIN_FACE = 48  # px, shorter side of the face box in the original photo
@@ -19,6 +27,8 @@ MAX_BRIGHTNESS = 215.0
 MAX_HIGHLIGHTS = 0.30  # fraction of the inner face blown out to white
 MAX_YAW = 50.0  # degrees
 MAX_PITCH = 40.0
+_OUTLIER_MADS = 3.0
+_OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
 
 ACCEPTED = "accepted"
 REJECTED = "rejected"
@@ -33,7 +43,7 @@ class PhotoVerdict:
     verdict: str = REJECTED
     code: str = ""
     reason: str = ""
-    face: Face | None = field(default=None, repr=False)
+    face: Face | Animal | None = field(default=None, repr=False)  # the subject found: a face, or a cat or dog
     quality: Quality | None = field(default=None, repr=False)
 
     def reject(self, code: str, reason: str) -> None:
@@ -70,3 +80,22 @@ def quality_problem(face: Face, quality: Quality) -> tuple[str, str] | None:
     if quality.sharpness < MIN_SHARPNESS:
         return "too_blurry", f"too blurry (sharpness {quality.sharpness:.0f}; needs at least {MIN_SHARPNESS:.0f})"
     return None
+
+
+def drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:
+    """Reject accepted photos that look unlike the rest: below the engine's threshold, or far below the others."""
+    if len(accepted) < 3:
+        return
+    loo = leave_one_out(np.stack([v.face.embedding for v in accepted]))
+    median = float(np.median(loo))
+    spread = 1.4826 * float(np.median(np.abs(loo - median)))
+    floor = max(threshold, median - max(_OUTLIER_MADS * spread, _OUTLIER_GAP)) if len(accepted) >= 5 else threshold
+    for verdict, score in zip(accepted, loo):
+        if score < floor:
+            verdict.reject("outlier", f"looks unlike the other photos of the subject (similarity {score:.2f} to the rest)")
+
+
+def nothing_accepted(verdicts: list[PhotoVerdict], advice: str) -> str:
+    reasons = Counter(v.reason.split(" (")[0] for v in verdicts if not v.accepted)
+    summary = ", ".join(f"{count} × {reason}" for reason, count in reasons.most_common())
+    return f"no photo accepted ({summary}); {advice}"

@@ -32,10 +32,11 @@ export function renameProfile(id, name) {
 }
 
 /** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING). */
-export async function createProfile(name, files, overwrite) {
+export async function createProfile(name, files, overwrite, kind = "person") {
   const form = new FormData();
   form.append("name", name);
   form.append("overwrite", overwrite ? "true" : "false");
+  form.append("kind", kind);
   for (const file of files) form.append("photos", file, file.name);
   return (await call("/identity/profiles", { method: "POST", body: form })).job;
 }

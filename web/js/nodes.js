@@ -76,7 +76,7 @@ function showThumbnail(label, image, caption) {
     const src = imageURL(profile.thumbnail);
     if (image.getAttribute("src") !== src) image.src = src;
     image.alt = profile.name;
-    caption.textContent = `${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`;
+    caption.textContent = `${profile.kind} · ${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`;
   } else {
     caption.textContent = !state.loaded ? "" : label ? `No profile "${label}": pick another, or train it in the Identity panel.`
       : "No profiles yet: train one in the Identity panel (sidebar).";

@@ -82,6 +82,7 @@ function profileCard(profile, job) {
       h("small.identity-card-id", {}, profile.id),
       job ? h("span.identity-badge.training", {}, `${job.status.replace("_", " ")} ${percent(job)}`)
         : h("span.identity-badge.ready", {}, "READY"),
+      h(`span.identity-badge.kind.${profile.kind}`, { title: kindNote(profile.kind) }, profile.kind),
       h("div.identity-card-meta", {}, `${plural(profile.photos_accepted, "photo")}${rejected} · threshold ${profile.threshold?.toFixed(2)}`
         + (profile.confidence === "low" ? " · low confidence" : "")),
       h("div.identity-card-meta", {}, `${profile.engine} · ${formatDate(profile.created)}`),
@@ -89,6 +90,10 @@ function profileCard(profile, job) {
       mode?.error ? h("div.identity-message.error", { role: "alert" }, mode.error) : null,
       open.has(profile.id) ? detailsView(profile) : null));
 }
+
+/** What a profile's scores measure, by kind: pets are compared by appearance unless a re-identification model is installed. */
+export const kindNote = (kind) => kind === "person" ? "a person, recognised by face"
+  : `a ${kind}: scores measure appearance similarity, not identity, unless a re-identification model is in models/pet_reid/`;
 
 function actions(profile, training) {
   const button = (label, onclick, extra = "") => h(`button.identity-link-button${extra}`, { type: "button", onclick, disabled: training }, label);
@@ -175,7 +180,8 @@ function detailsView(profile) {
     h("dl", {},
       h("dt", {}, "Threshold"), h("dd", {}, `${calibration.threshold} (engine ${calibration.engine_threshold}, ${calibration.confidence} confidence)`),
       loo.n ? [h("dt", {}, "Self-similarity"), h("dd", {}, `${loo.mean} ± ${loo.std} over ${loo.n} photos`)] : null,
-      h("dt", {}, "Engine"), h("dd", {}, data.engine_info?.name ?? data.engine)),
+      h("dt", {}, "Engine"), h("dd", {}, data.engine_info?.name ?? data.engine),
+      h("dt", {}, "Kind"), h("dd", {}, data.report?.measures ? `${data.kind} (scores measure ${data.report.measures})` : data.kind)),
     h("ul.identity-verdicts.compact", {}, (data.report?.photos ?? []).map((photo) =>
       h(`li.identity-verdict.${photo.verdict}`, {},
         h("span.identity-verdict-mark", {}, photo.verdict === "accepted" ? "✓" : "✗"),

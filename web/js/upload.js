@@ -28,6 +28,9 @@ function build() {
   } });
   const name = h("input.identity-name-input", { type: "text", placeholder: "Person's name, e.g. Alice Smith", maxLength: 100 });
   const overwrite = h("input.identity-overwrite", { type: "checkbox" });
+  const kind = h("select.identity-kind-input", {},
+    ...[["person", "Person"], ["pet", "Cat or dog (detect which)"], ["cat", "Cat"], ["dog", "Dog"]]
+      .map(([value, label]) => h("option", { value }, label)));
   const drop = h("div.identity-dropzone", { tabIndex: 0, role: "button", onclick: () => input.click(),
     onkeydown: (event) => (event.key === "Enter" || event.key === " ") && input.click(),
     // stopPropagation: ComfyUI's own page-wide drop handler would try to open the photos as workflows
@@ -53,11 +56,12 @@ function build() {
   const root = h("section.identity-new", {},
     h("h4", {}, "New profile"),
     h("label.identity-field", {}, "Name", name),
+    h("label.identity-field", {}, "Of a", kind),
     drop, input, files,
     h("label.identity-check", {}, overwrite, "Retrain the profile of that name if it exists (keeps its id)"),
     h("div.identity-actions", {}, train, clear),
     message, job);
-  view = { root, name, overwrite, files, train, message, job };
+  view = { root, name, kind, overwrite, files, train, message, job };
   renderFiles();
   return view;
 }
@@ -112,7 +116,7 @@ async function submit() {
   renderFiles();
   const files = [...form.files];
   try {
-    const job = await createProfile(name, files, view.overwrite.checked);
+    const job = await createProfile(name, files, view.overwrite.checked, view.kind.value);
     const previous = form.sent;
     form.sent = files;
     form.files = [];

@@ -1,0 +1,72 @@
+"""A cat on closed models (the fake providers): its reference portraits go out as a person's do, the prompt says
+which image shows the cat, and verification says what it checked: the species is there, and how alike it looks
+(appearance similarity, never an identity score)."""
+
+from __future__ import annotations
+
+import pytest
+from PIL import Image
+
+from conftest import needs_faces
+from identity.remote.http import Policy
+from identity.remote.keys import KeyStore
+from identity.remote.runner import RemoteRequest, run
+from identity.training import photos_from_paths, train
+from identity.training.jobs import JobRegistry
+from pets import chelsea, pet_models, variants  # noqa: F401  (pet_models is a fixture)
+
+FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=5)
+
+
+@pytest.fixture(scope="module")
+def cat(pet_models, tmp_path_factory):
+    from identity.pets.engine import load_pet_engine
+
+    folder = tmp_path_factory.mktemp("chelsea")
+    for label, image in variants(chelsea()).items():
+        Image.fromarray(image).save(folder / f"{label}.png")
+    engine = load_pet_engine(pet_models / "pets", pet_models / "pet_reid")
+    return train(photos_from_paths([folder]), "Chelsea", engine, kind="cat", registry=JobRegistry()).profile
+
+
+@pytest.fixture
+def keys(fake, tmp_path, pet_models, monkeypatch):
+    monkeypatch.setenv("IDENTITY_MODELS_DIR", str(pet_models))  # where verification finds the pet engine
+    fake.reset()
+    return KeyStore(fake.keys_file(tmp_path), environ={})
+
+
+def sent_images(fake) -> int:
+    (call,) = fake.posts("gemini")
+    parts = call.json["contents"][0]["parts"]
+    return sum(1 for part in parts if "inlineData" in part or "inline_data" in part)
+
+
+def test_a_cat_goes_to_nb2_with_its_references_and_is_verified_by_what_can_be_measured(fake, keys, cat, embedded):
+    request = RemoteRequest("generate", "nb2", [cat], f"[[{cat.id}]] asleep on a sofa")
+    result = run(request, keys, embedded, policy=FAST)
+    assert sent_images(fake) == min(len(cat.portraits), 4) >= 1
+    prompt = " ".join(p.get("text", "") for p in fake.posts("gemini")[0].json["contents"][0]["parts"])
+    assert "Chelsea (the cat in image" in prompt
+    (output,) = result.report["outputs"]
+    assert output["passed"] and output["scores"][cat.id] >= cat.threshold
+    checked = output["checked"][cat.id]
+    assert checked.startswith("cat present: yes") and "appearance similarity (not identity)" in checked
+    assert "identity similarity" not in checked.replace("(not identity)", "")
+
+
+def test_a_stranger_instead_of_the_cat_fails_and_says_no_cat_was_there(fake, keys, cat, embedded):
+    fake.faults = ["stranger"]
+    result = run(RemoteRequest("generate", "nb2", [cat], f"[[{cat.id}]] on a sofa"), keys, embedded, policy=FAST)
+    (output,) = result.report["outputs"]
+    assert not output["passed"] and output["scores"][cat.id] == 0.0
+    assert output["checked"][cat.id].startswith("cat present: no")
+
+
+@needs_faces
+def test_a_person_and_their_cat_in_one_request_are_each_checked_their_own_way(fake, keys, cat, people, embedded):
+    obama = people["Barack Obama"]
+    request = RemoteRequest("generate", "nb2", [obama, cat], f"[[{obama.id}]] holding [[{cat.id}]]")
+    (output,) = run(request, keys, embedded, policy=FAST).report["outputs"]
+    assert output["passed"], output
+    assert "ArcFace" in output["checked"][obama.id] and output["checked"][cat.id].startswith("cat present: yes")
