@@ -10,7 +10,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 set -e
 bash scripts/setup.sh
-bash scripts/setup_browser.sh  # Debian's chromium for the browser tests (they skip, saying why, without it)
+bash scripts/setup_debian.sh  # Debian packages the tests use: chromium, and sample photos of pets (they skip, saying why, without them)
 set +e
 NEWER=../shared/comfyui/ComfyUI-0.33.0.tar.gz
 FRONTEND=1.58.1  # the newest comfyui-frontend-package on PyPI when this was written
