@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .faces import FaceEngine
-from .matching import Candidate, assign, candidate, similarities
+from .matching import assign, candidate, similarities
 from .profile import Profile
 
 
@@ -73,13 +73,9 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
     return {"profiles": {p.id: p.name for p in profiles}, "ranking": order, "images": images}
 
 
-def candidates(profiles: list[Profile], engine: FaceEngine) -> list[Candidate]:
-    return [candidate(p, engine) for p in profiles]
-
-
 def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine) -> list[ImageScore]:
     """Faces of each image (sorted left to right) assigned to the given profiles, one face per profile per image."""
-    people = candidates(profiles, engine)
+    people = [candidate(p, engine) for p in profiles]
     thresholds = np.array([c.threshold for c in people], np.float32)
     results = []
     for (label, image), faces in zip(images, engine.analyze([image for _, image in images])):

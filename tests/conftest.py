@@ -58,20 +58,36 @@ def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 
 
+def finished(job, timeout: float = 30.0) -> bool:
+    """Waits for a background training job to end; True when it did within `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not job.status.finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return job.status.finished
+
+
 @pytest.fixture(scope="session")
-def embedded():
-    from identity.faces import load_engine
+def engines():
+    """The tests' own loaded engines (not the process's), closed at the end."""
+    from identity.faces import Engines
 
-    return load_engine("embedded", "cpu")
+    loaded = Engines()
+    yield loaded
+    loaded.close()
 
 
 @pytest.fixture(scope="session")
-def testpack():
+def embedded(engines):
+    return engines.load("embedded", "cpu")
+
+
+@pytest.fixture(scope="session")
+def testpack(engines):
     if not TESTPACK.is_dir():
         pytest.skip(f"test face pack absent: {TESTPACK}")
-    from identity.faces import load_engine
-
-    return load_engine(f"insightface:{TESTPACK}", "cpu")
+    return engines.load(f"insightface:{TESTPACK}", "cpu")
 
 
 @pytest.fixture(params=["embedded", "testpack"])

@@ -22,7 +22,7 @@ from ..faces.align import ffhq_face, portrait
 from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
-from ..profile.calibration import leave_one_out
+from ..profile.calibration import CONFIDENT_PHOTOS, leave_one_out
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
 from .subject import find_subject
@@ -38,9 +38,6 @@ MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
 _OUTLIER_MADS = 3.0
 _OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
 
-#: Trainings share the face engine; one analyses at a time and the others wait in QUEUING.
-_engine_gate = threading.Semaphore(1)
-
 
 @dataclass
 class Photo:
@@ -55,7 +52,7 @@ def photos_from_paths(paths) -> list[Photo]:
 def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
           profile_id: str | None = None, overwrite: bool = False,
           on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-          registry: JobRegistry = JOBS) -> TrainingJob:
+          registry: JobRegistry | None = None) -> TrainingJob:
     """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises."""
     job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
     _run(job, photos, engine, store, overwrite, check)
@@ -65,7 +62,7 @@ def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStor
 def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
                    profile_id: str | None = None, overwrite: bool = False,
                    on_update: Callable[[TrainingJob], None] | None = None,
-                   registry: JobRegistry = JOBS) -> TrainingJob:
+                   registry: JobRegistry | None = None) -> TrainingJob:
     """Start training in a background thread; the returned job reports its progress and outcome."""
     job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
 
@@ -96,7 +93,7 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry) ->
     if store is not None and store.exists(profile_id) and not overwrite:
         raise ProfileExists(f"profile {profile_id!r} already exists")
     job = TrainingJob(profile_id, name, len(photos), on_update)
-    registry.register(job)
+    (JOBS if registry is None else registry).register(job)
     return job
 
 
@@ -108,7 +105,7 @@ def _run(job: TrainingJob, photos: list[Photo], engine: FaceEngine, store: Profi
         job.update(Status.VALIDATING, f"checking {len(photos)} photos")
         _validate(job, photos, verdicts, check)
         job.update(Status.QUEUING, "waiting for the face engine", done=0)
-        with _engine_gate:
+        with engine.training:
             job.update(Status.IN_PROGRESS, "finding faces")
             faces = _analyse(job, photos, verdicts, engine, check)
             job.update(message="choosing the subject and the references")
@@ -173,14 +170,47 @@ def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
 
 
 def _build(job, photos, verdicts, faces, engine, check) -> Profile:
-    threshold = engine.info.match_threshold
+    """The profile from the analysed photos: subject, verdicts, outliers, references, portraits, report."""
+    _judge(verdicts, faces, engine)
+    _drop_outliers([v for v in verdicts if v.accepted], engine.info.match_threshold)
+    kept = [i for i, v in enumerate(verdicts) if v.accepted]
+    accepted = [verdicts[i] for i in kept]
+    if not accepted:
+        raise TrainingError(_nothing_accepted(verdicts))
+    check()
+    references = _references(accepted)
+    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
+    job.warnings = _warnings(accepted)
+    job.photos = [v.as_dict() for v in verdicts]
+    embeddings = np.stack([v.face.embedding for v in accepted])
+    return Profile(
+        id=job.profile_id,
+        name=job.name,
+        engine=engine.info,
+        embeddings=embeddings,
+        centroid=centroid(embeddings),
+        crops=np.stack([v.face.crop for v in accepted]),
+        landmarks=np.stack([v.face.landmarks for v in accepted]),
+        pose=np.stack([v.quality.pose for v in accepted]),
+        quality=np.stack([v.quality.exposure for v in accepted]),
+        portraits=portraits,
+        faces_512=faces_512,
+        reference_photos=np.array(references, np.int32),
+        calibration=calibrate(embeddings, engine.info.match_threshold),
+        report={"photos": job.photos, "warnings": job.warnings, "engine": engine.name},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _judge(verdicts: list[PhotoVerdict], faces: dict[int, list], engine: FaceEngine) -> None:
+    """Find the subject (the person in most photos) and give each analysed photo its verdict."""
     order = sorted(faces)
     candidates = {i: [f for f in faces[i] if f.size >= MIN_CANDIDATE] for i in order}
-    dim = engine.info.dim
+    empty = np.zeros((0, engine.info.dim), np.float32)
     subject = find_subject(
-        [np.stack([f.embedding for f in candidates[i]]) if candidates[i] else np.zeros((0, dim), np.float32) for i in order],
+        [np.stack([f.embedding for f in candidates[i]]) if candidates[i] else empty for i in order],
         [np.array([f.size for f in candidates[i]]) for i in order],
-        threshold,
+        engine.info.match_threshold,
     )
     for index, pick in zip(order, subject):
         verdict = verdicts[index]
@@ -201,44 +231,21 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
             else:
                 verdict.face, verdict.quality = face, quality
                 verdict.accept()
-    _drop_outliers([v for v in verdicts if v.accepted], threshold)
-    kept = [i for i, v in enumerate(verdicts) if v.accepted]
-    accepted = [verdicts[i] for i in kept]
-    if not accepted:
-        raise TrainingError(_nothing_accepted(verdicts))
-    check()
 
-    embeddings = np.stack([v.face.embedding for v in accepted])
-    poses = np.stack([v.quality.pose for v in accepted])
-    exposure = np.stack([v.quality.exposure for v in accepted])
+
+def _references(accepted: list[PhotoVerdict]) -> list[int]:
+    """Positions (among the accepted) of the reference photos: good ones, varied in pose and look."""
     weights = photo_quality(np.array([v.face.size for v in accepted]), np.array([v.face.score for v in accepted]),
-                            exposure[:, 0])
-    references = choose_references(embeddings, poses, weights)
-    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
+                            np.array([v.quality.exposure[0] for v in accepted]))
+    return choose_references(np.stack([v.face.embedding for v in accepted]),
+                             np.stack([v.quality.pose for v in accepted]), weights)
 
-    warnings = []
-    if len(accepted) < 3:
-        warnings.append(f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's "
-                        "default threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile")
-    job.warnings = warnings
-    job.photos = [v.as_dict() for v in verdicts]
-    return Profile(
-        id=job.profile_id,
-        name=job.name,
-        engine=engine.info,
-        embeddings=embeddings,
-        centroid=centroid(embeddings),
-        crops=np.stack([v.face.crop for v in accepted]),
-        landmarks=np.stack([v.face.landmarks for v in accepted]),
-        pose=poses,
-        quality=exposure,
-        portraits=portraits,
-        faces_512=faces_512,
-        reference_photos=np.array(references, np.int32),
-        calibration=calibrate(embeddings, engine.info.match_threshold),
-        report={"photos": job.photos, "warnings": warnings, "engine": engine.name},
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+
+def _warnings(accepted: list[PhotoVerdict]) -> list[str]:
+    if len(accepted) >= CONFIDENT_PHOTOS:
+        return []
+    return [f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's default "
+            "threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile"]
 
 
 def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray, np.ndarray]:
