@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -10,6 +11,10 @@ from PIL import Image, ImageDraw, ImageFont
 from .faces import FaceEngine
 from .matching import assign, candidate, similarities
 from .profile import Profile
+
+#: Images analysed together: one detection thread-pool map and one recognizer batch each, with a
+#: cancellation check and a progress report between batches.
+SCORE_BATCH = 16
 
 
 @dataclass
@@ -73,26 +78,47 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
     return {"profiles": {p.id: p.name for p in profiles}, "ranking": order, "images": images}
 
 
-def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine) -> list[ImageScore]:
-    """Faces of each image (sorted left to right) assigned to the given profiles, one face per profile per image."""
+def badges(report: dict) -> list[dict]:
+    """Per image of a `batch_report`, what the node shows over it: its score and each person's, by name."""
+    names = report["profiles"]
+    return [{"index": i["index"], "score": i["score"], "subjects": {names[k]: v for k, v in i["subjects"].items()}}
+            for i in report["images"]]
+
+
+def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine, *,
+                 check: Callable[[], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[ImageScore]:
+    """Faces of each image (sorted left to right) assigned to the given profiles, one face per profile per image.
+
+    Images are analysed SCORE_BATCH at a time; before each batch `check()` may raise to stop, and after it
+    `progress(done, total)` is told how far it got."""
     people = [candidate(p, engine) for p in profiles]
     thresholds = np.array([c.threshold for c in people], np.float32)
     results = []
-    for (label, image), faces in zip(images, engine.analyze([image for _, image in images])):
-        faces = sorted(faces, key=lambda f: f.center_x)
-        matrix = similarities(np.stack([f.embedding for f in faces]) if faces else np.zeros((0, 1)), people)
-        picks = assign(matrix, thresholds)
-        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
-        for face, row, pick in zip(faces, matrix, picks):
-            scored.faces.append(FaceScore(
-                bbox=tuple(float(v) for v in face.bbox),
-                profile_id=None if pick is None else people[pick].profile_id,
-                similarity=None if pick is None else float(row[pick]),
-                scores={c.profile_id: float(s) for c, s in zip(people, row)},
-                landmarks=face.landmarks,
-            ))
-        results.append(scored)
+    for start in range(0, len(images), SCORE_BATCH):
+        if check is not None:
+            check()
+        batch = images[start : start + SCORE_BATCH]
+        for (label, image), faces in zip(batch, engine.analyze([image for _, image in batch])):
+            results.append(_scored(label, image, faces, people, thresholds))
+        if progress is not None:
+            progress(len(results), len(images))
     return results
+
+
+def _scored(label: str, image: np.ndarray, faces: list, people: list, thresholds: np.ndarray) -> ImageScore:
+    faces = sorted(faces, key=lambda f: f.center_x)
+    matrix = similarities(np.stack([f.embedding for f in faces]) if faces else np.zeros((0, 1)), people)
+    scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
+    for face, row, pick in zip(faces, matrix, assign(matrix, thresholds)):
+        scored.faces.append(FaceScore(
+            bbox=tuple(float(v) for v in face.bbox),
+            profile_id=None if pick is None else people[pick].profile_id,
+            similarity=None if pick is None else float(row[pick]),
+            scores={c.profile_id: float(s) for c, s in zip(people, row)},
+            landmarks=face.landmarks,
+        ))
+    return scored
 
 
 # ----- annotated previews --------------------------------------------------------------------------------

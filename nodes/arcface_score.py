@@ -8,7 +8,7 @@ from comfy_api.latest import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..identity.errors import IdentityError
-from ..identity.scoring import annotate, batch_report, rank, score_images
+from ..identity.scoring import annotate, badges, batch_report, rank, score_images
 from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, to_arrays, to_images
 
 
@@ -46,20 +46,14 @@ class ArcFaceScore(io.ComfyNode):
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
         progress = Progress(cls.hidden.unique_id)
-        chosen = engine(face_engine)
         arrays = to_arrays(images)
-        results = []
-        for index, array in enumerate(arrays):
-            check_interrupt()
-            results += score_images([(f"image {index + 1}", array)], profiles, chosen)
-            progress((index + 1) / len(arrays), f"scored {index + 1} of {len(arrays)} images")
-        ids = [p.id for p in profiles]
-        order = rank(results, ids, min_similarity, top_k)
+        results = score_images([(f"image {i + 1}", a) for i, a in enumerate(arrays)], profiles, engine(face_engine),
+                               check=check_interrupt,
+                               progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"))
+        order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
         summary = batch_report(results, profiles, order)
         ranked = images[order] if order else ExecutionBlocker(None)
-        badges = [{"index": i["index"], "score": i["score"], "subjects": {names[k]: v for k, v in i["subjects"].items()}}
-                  for i in summary["images"]]
         return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,
-                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores": badges})
+                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores": badges(summary)})

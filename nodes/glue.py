@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,8 @@ from PIL import Image
 from comfy_api.latest import io
 from server import PromptServer
 
+from ..identity import paths
+from ..identity.cache import BoundedCache
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.profile import ProfileStore
 from ..identity.remote.keys import KeyStore
@@ -49,14 +50,14 @@ def register_model_folders() -> None:
         folder_paths.folder_names_and_paths[name][1].update(WEIGHT_EXTENSIONS)
 
 
+#: One store per profile folder for the process, so that its loaded profiles serve every node run (ComfyUI
+#: has one profile folder; a few more are kept should its configuration change).
+STORES: BoundedCache[ProfileStore] = BoundedCache(4)
+
+
 def profile_store() -> ProfileStore:
-    """One store per folder for the process, so that its cache of loaded profiles serves every node run."""
-    return _store_for(folder_paths.get_folder_paths(PROFILES_FOLDER)[0])
-
-
-@functools.lru_cache(maxsize=None)
-def _store_for(folder: str) -> ProfileStore:
-    return ProfileStore(folder)
+    folder = folder_paths.get_folder_paths(PROFILES_FOLDER)[0]
+    return STORES.get_or_make(folder, lambda: ProfileStore(folder))
 
 
 def key_store() -> KeyStore:
@@ -65,12 +66,12 @@ def key_store() -> KeyStore:
 
 
 def insightface_roots() -> list[Path]:
-    """`models/insightface/models/` (and any extra insightface folders configured in ComfyUI)."""
+    """`paths.insightface_roots` for the insightface folders ComfyUI is configured with."""
     try:
         folders = folder_paths.get_folder_paths("insightface")
     except KeyError:
         folders = [os.path.join(folder_paths.models_dir, "insightface")]
-    return [Path(folder) / "models" for folder in folders]
+    return paths.insightface_roots([Path(folder) for folder in folders])
 
 
 def engine(choice: EngineChoice | None) -> FaceEngine:
