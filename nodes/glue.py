@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import comfy.model_management
+import comfy.model_patcher
 import comfy.utils
 import folder_paths
 import numpy as np
@@ -14,10 +15,13 @@ import torch
 from PIL import Image
 from comfy_api.latest import io
 from server import PromptServer
+from torch import nn
 
 from ..identity import paths
 from ..identity.cache import BoundedCache
 from ..identity.faces import FaceEngine, load_engine
+from ..identity.flux import FluxAdapter
+from ..identity.flux.injection import STATE_KEY
 from ..identity.profile import ProfileStore
 from ..identity.remote.keys import KeyStore
 
@@ -30,7 +34,7 @@ WEIGHT_EXTENSIONS = {".safetensors", ".pt", ".pth"}
 #: Socket types, named for what they carry.
 Profiles = io.Custom("IDENTITY_PROFILES")  # a list of identity.profile.Profile
 FaceEngineSocket = io.Custom("IDENTITY_FACE_ENGINE")  # an EngineChoice
-FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # a pulid_load.AdapterHandle
+FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # an AdapterHandle
 
 
 @dataclass(frozen=True)
@@ -110,3 +114,41 @@ class Progress:
         server = PromptServer.instance
         if self.node_id is not None and server is not None:
             server.send_progress_text(text, self.node_id)
+
+
+class AdapterHandle:
+    """A loaded adapter with ComfyUI model patchers, so model management loads and offloads its weights."""
+
+    def __init__(self, adapter: FluxAdapter, missing_parser: str = ""):
+        self.adapter = adapter
+        self.missing_parser = missing_parser  # why the parsing network is absent, for the report
+        parts = {"eva": adapter.eva, "encoder": adapter.pulid.pulid_encoder}
+        if adapter.parser is not None:
+            parts["parser"] = adapter.parser
+        self.encoders = comfy.model_patcher.ModelPatcher(nn.ModuleDict(parts),
+                                                         load_device=comfy.model_management.get_torch_device(),
+                                                         offload_device=comfy.model_management.unet_offload_device())
+        self._cross_attentions: dict[tuple, comfy.model_patcher.ModelPatcher] = {}
+
+    def prepare_encoders(self) -> torch.dtype:
+        """Loads the EVA tower, ID encoder and parser where they compute; the dtype to compute in."""
+        comfy.model_management.load_models_gpu([self.encoders])
+        device = self.encoders.load_device
+        if device.type == "cpu":
+            return torch.float32
+        return torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float16
+
+    def cross_attentions(self, model) -> comfy.model_patcher.ModelPatcher:
+        """The cross-attentions as a model that loads and offloads with `model` (an additional model of it)."""
+        key = (model.load_device, model.offload_device)
+        if key not in self._cross_attentions:
+            self._cross_attentions[key] = comfy.model_patcher.ModelPatcher(
+                self.adapter.cross_attentions, load_device=model.load_device, offload_device=model.offload_device)
+        return self._cross_attentions[key]
+
+    def ride_along(self, patched, model) -> None:
+        """Make the cross-attentions load and offload with `patched` (a clone of `model`), replacing any that an
+        earlier Identity Condition on the same model had put there."""
+        weights = self.cross_attentions(model)
+        others = [m for m in patched.get_additional_models_with_key(STATE_KEY) if m is not weights]
+        patched.set_additional_models(STATE_KEY, [*others, weights])

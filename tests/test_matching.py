@@ -11,7 +11,7 @@ from identity.scoring import annotate, score_images
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
 
-from conftest import T1, TOM_HANKS, face, manifest, needs_faces
+from conftest import T1, face, manifest, needs_faces
 
 TRAIN = {
     "obama": ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg"],
@@ -107,8 +107,6 @@ def test_an_image_without_the_person_scores_everyone_unknown(embedded, tom_profi
     assert len(result.faces) == 6
     assert all(f.profile_id is None for f in result.faces)
     assert result.subject_scores([tom_profile.id]) == {tom_profile.id: 0.0}
-    itself = score([TOM_HANKS], [tom_profile], embedded)[0]
-    assert itself.faces[0].profile_id == tom_profile.id and itself.faces[0].similarity > 0.95
 
 
 def test_annotated_image_marks_every_face(embedded, tom_profile):

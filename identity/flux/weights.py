@@ -278,6 +278,11 @@ class FluxAdapter:
         return self.pulid.config
 
     @property
+    def cross_attentions(self) -> nn.Module:
+        """The modules that inject the ID tokens into Flux's blocks (PuLID's `pulid_ca`)."""
+        return self.pulid.pulid_ca
+
+    @property
     def arcface_dim(self) -> int:
         """The ArcFace embedding size the encoder was trained on (512: antelopev2's glintr100)."""
         return self.config.id_input - self.eva.config.embed_dim

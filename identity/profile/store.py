@@ -182,10 +182,15 @@ class ProfileStore:
         return sorted(found, key=lambda s: (name_key(s["name"]), s["id"]))
 
     def resolve(self, id_or_name: str) -> str:
-        """The id for a profile id or a unique display name (case-insensitive)."""
+        """The id for a profile id, a unique display name (case-insensitive), or a picker label 'name (id)'
+        (`picker_labels`; a name may itself end in parentheses)."""
         value = str(id_or_name).strip()
         if ID_PATTERN.fullmatch(value) and self.exists(value):
             return value
+        if value.endswith(")") and " (" in value:
+            labelled = value.rsplit(" (", 1)[1][:-1]
+            if ID_PATTERN.fullmatch(labelled) and self.exists(labelled):
+                return labelled
         matches = [s["id"] for s in self.summaries() if name_key(s["name"]) == name_key(value)]
         if len(matches) == 1:
             return matches[0]

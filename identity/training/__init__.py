@@ -33,7 +33,8 @@ __all__ = ["JOBS", "Photo", "Status", "TrainingJob", "photos_from_paths", "start
 log = logging.getLogger(__name__)
 
 MAX_PHOTOS = 50
-CHUNK = 8  # photos decoded and analysed together
+#: Photos decoded and analysed together (also bounded by `images.DECODE_BUDGET` pixels).
+PHOTOS_PER_BATCH = 8
 MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
 _OUTLIER_MADS = 3.0
 _OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
@@ -144,7 +145,7 @@ def _validate(job, photos, verdicts, check) -> None:
 
 
 def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
-    """Faces per usable photo, decoded and analysed a few at a time: at most CHUNK photos and DECODE_BUDGET
+    """Faces per usable photo, decoded and analysed a few at a time: at most PHOTOS_PER_BATCH photos and DECODE_BUDGET
     pixels together (sizes from the headers), so eight 100-MP photos are never decoded at once."""
     sizes = {}
     for index in (i for i, v in enumerate(verdicts) if not v.code):
@@ -154,7 +155,7 @@ def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
             verdicts[index].reject("unreadable", exc.reason)
     faces: dict[int, list] = {}
     done = 0
-    for batch in pixel_batches(sizes, CHUNK):
+    for batch in pixel_batches(sizes, PHOTOS_PER_BATCH):
         check()
         decoded = []
         for index in batch:
