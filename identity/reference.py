@@ -13,9 +13,11 @@ from .errors import IdentityError
 from .profile import Profile
 from .prompt import compile_prompt
 
+#: People, and portraits per person: each portrait costs (side/16)² attention tokens in Flux (MULTIPLE), so
+#: the count is kept small.
 MAX_PROFILES = 4
 MAX_PORTRAITS = 4
-MIN_SIDE, MAX_SIDE = 256, 1024
+MIN_SIDE, MAX_SIDE = 256, 1024  # px a portrait side: below 256 a face has too few latent pixels
 #: Sides are multiples of this (VAE downscale × Flux patch), and one reference image holds at most REFERENCE_PIXELS.
 MULTIPLE = 16
 REFERENCE_PIXELS = 1024 * 1024

@@ -123,8 +123,8 @@ def _scored(label: str, image: np.ndarray, faces: list, people: list, thresholds
 
 # ----- annotated previews --------------------------------------------------------------------------------
 
-_KNOWN = (46, 204, 113)
-_UNKNOWN = (231, 76, 60)
+_KNOWN = (46, 204, 113)  # green: a profile's person
+_UNKNOWN = (231, 76, 60)  # red: nobody asked for
 
 
 def annotate(image: np.ndarray, result: ImageScore, names: dict[str, str]) -> np.ndarray:

@@ -15,9 +15,9 @@ from .errors import ImageError, UploadRefused, UploadTooLarge
 from .images import probe_image
 from .training import MAX_PHOTOS, Photo
 
-MAX_PHOTO_BYTES = 32 * 1024 * 1024
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024
-MAX_FILENAME_CHARS = 255
+MAX_PHOTO_BYTES = 32 * 1024 * 1024  # one photo: room for any camera JPEG, not for a bomb
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a whole training upload (MAX_PHOTOS photos)
+MAX_FILENAME_CHARS = 255  # the longest file name most file systems take (NAME_MAX)
 
 #: First bytes of the image types training reads (the same set as `images.IMAGE_SUFFIXES`).
 SIGNATURES = {

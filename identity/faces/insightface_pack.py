@@ -20,9 +20,9 @@ from .onnx_signature import signature
 from .recognizer import OnnxRecognizer
 from .runtime import check_provider, session_options
 
-#: Cosine similarity above which two ArcFace embeddings are taken for one person. 0.35 is between the
-#: impostor and genuine modes of the insightface recognizers on LFW-like photos (impostor pairs rarely pass
-#: 0.3, genuine ones rarely fall below 0.4); the profile's calibration may raise it (`profile.calibration`).
+#: Cosine similarity above which two ArcFace embeddings are taken for one person. Not a published figure:
+#: set between the strangers' and the held-out photos' similarities on the fixtures (tests/test_matching.py
+#: fails if either side crosses it); each profile's calibration may raise it (`profile.calibration`).
 MATCH_THRESHOLD = 0.35
 
 #: SCRFD's score threshold, insightface's own default for `FaceAnalysis.prepare(det_thresh=0.5)`.

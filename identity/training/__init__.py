@@ -32,10 +32,13 @@ __all__ = ["JOBS", "Photo", "Status", "TrainingJob", "photos_from_paths", "start
 
 log = logging.getLogger(__name__)
 
+#: Photos in one training: 5-20 varied ones make a calibrated profile; 50 bounds a job's time and memory.
 MAX_PHOTOS = 50
 #: Photos decoded and analysed together (also bounded by `images.DECODE_BUDGET` pixels).
 PHOTOS_PER_BATCH = 8
 MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
+#: An outlier's leave-one-out score is this many robust deviations (1.4826 × MAD: the MAD scaled to a normal
+#: distribution's standard deviation) below the median: the usual 3-sigma rule, made robust.
 _OUTLIER_MADS = 3.0
 _OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
 
