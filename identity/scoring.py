@@ -9,6 +9,9 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .faces import FaceEngine
+from .faces.align import CROP_SIZE
+from .faces.engine import DETECT_SIZE
+from .images import ImageSource, load_image, load_reduced
 from .matching import assign, candidate, similarities
 from .profile import Profile
 
@@ -100,16 +103,43 @@ def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], 
             check()
         batch = images[start : start + SCORE_BATCH]
         for (label, image), faces in zip(batch, engine.analyze([image for _, image in batch])):
-            results.append(_scored(label, image, faces, people, thresholds))
+            results.append(_scored(label, (image.shape[1], image.shape[0]), faces, people, thresholds))
         if progress is not None:
             progress(len(results), len(images))
     return results
 
 
-def _scored(label: str, image: np.ndarray, faces: list, people: list, thresholds: np.ndarray) -> ImageScore:
+def score_files(sources: list[tuple[str, ImageSource]], profiles: list[Profile], engine: FaceEngine) -> list[ImageScore]:
+    """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
+    at full size only when one of its faces is too small there for a full-quality aligned crop. Coordinates are
+    the full image's."""
+    people = [candidate(p, engine) for p in profiles]
+    thresholds = np.array([c.threshold for c in people], np.float32)
+    results = []
+    for start in range(0, len(sources), SCORE_BATCH):
+        batch = sources[start : start + SCORE_BATCH]
+        reduced = [load_reduced(source, DETECT_SIZE) for _, source in batch]
+        for (label, source), image, faces in zip(batch, reduced, engine.analyze([r.pixels for r in reduced])):
+            if image.factor > 1.0:
+                faces = [f.scaled(image.factor) for f in faces] if any(f.size < CROP_SIZE for f in faces) else \
+                    [_rescaled(f, image.factor) for f in faces]
+                if faces and faces[0].embedding is None:
+                    engine.describe([load_image(source)], [faces])
+            results.append(_scored(label, image.size, faces, people, thresholds))
+    return results
+
+
+def _rescaled(face, factor: float):
+    """The face in full-image coordinates, keeping the crop and embedding made from the reduced pixels."""
+    moved = face.scaled(factor)
+    moved.crop, moved.embedding = face.crop, face.embedding
+    return moved
+
+
+def _scored(label: str, size: tuple[int, int], faces: list, people: list, thresholds: np.ndarray) -> ImageScore:
     faces = sorted(faces, key=lambda f: f.center_x)
     matrix = similarities(np.stack([f.embedding for f in faces]) if faces else np.zeros((0, 1)), people)
-    scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]))
+    scored = ImageScore(label, int(size[0]), int(size[1]))
     for face, row, pick in zip(faces, matrix, assign(matrix, thresholds)):
         scored.faces.append(FaceScore(
             bbox=tuple(float(v) for v in face.bbox),

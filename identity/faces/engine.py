@@ -130,6 +130,11 @@ class FaceEngine:
     def analyze(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Detect every face in every image, align each, and embed them all in one batch."""
         detections = list(self._detect_pool().map(self.detect, images))
+        self.describe(images, detections)
+        return detections
+
+    def describe(self, images: list[np.ndarray], detections: list[list[Face]]) -> None:
+        """Fill in each face's aligned crop (from its image's pixels) and its embedding, in one recognizer batch."""
         faces = [face for found in detections for face in found]
         for image, found in zip(images, detections):
             for face in found:
@@ -137,7 +142,6 @@ class FaceEngine:
         if faces:
             for face, vector in zip(faces, self.embed(np.stack([f.crop for f in faces]))):
                 face.embedding = vector
-        return detections
 
 
 def shrink(image: np.ndarray, scale: float) -> np.ndarray:
