@@ -6,7 +6,9 @@ Stages timed per request (nb2, one subject, one output): plan (validation, subje
 choice and JPEG encoding), request building (layout + base64 JSON), decoding the returned image, and
 verification (face detection + ArcFace scoring). Printed as milliseconds and as a share of the end-to-end
 time. Fan-out: 4 outputs from a provider that returns one image per call, with each call held `--delay`
-seconds by the fake: sequential calls (baseline) against the layer's concurrent calls, as a ratio.
+seconds by the fake: sequential calls (baseline) against the layer's concurrent calls, as a ratio. Input
+fitting: a 12 MP photo fitted to DashScope's limits (downscale, PNG or JPEG) against plain PNG encoding of the
+same photo (the old path), as a ratio.
 """
 
 from __future__ import annotations
@@ -22,11 +24,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
+import numpy as np  # noqa: E402
+from PIL import Image  # noqa: E402
+
 from fake_providers import Fake  # noqa: E402
 from identity.faces import load_engine  # noqa: E402
-from identity.images import load_image  # noqa: E402
+from identity.images import encode_png, load_image  # noqa: E402
 from identity.remote.http import Policy  # noqa: E402
 from identity.remote.keys import KeyStore  # noqa: E402
+from identity.remote.models import provider_facts  # noqa: E402
+from identity.remote.sizes import fit  # noqa: E402
 from identity.remote.providers import gemini  # noqa: E402
 from identity.remote.runner import RemoteRequest, execute, plan  # noqa: E402
 from identity.remote.verify import check_outputs  # noqa: E402
@@ -85,6 +92,13 @@ def main() -> int:
         concurrent, _ = best(1, lambda: asyncio.run(execute(fan_out, engine, policy)))
         print(f"fan-out, 4 images with {args.delay:.1f} s per call: sequential {sequential:.2f} s, concurrent "
               f"{concurrent:.2f} s, speed-up {sequential / concurrent:.2f}x")
+
+        photo = load_image(FACES / "groups" / "obama_biden_a.jpg")
+        large = np.asarray(Image.fromarray(photo).resize((4000, 3000)))
+        t_png, as_png = best(1, lambda: encode_png(large))
+        t_fit, fitted = best(1, lambda: fit(large, provider_facts("dashscope").inputs))
+        print(f"input fitting, 4000x3000 photo for DashScope: plain PNG {t_png * 1000:.0f} ms ({len(as_png) / 1e6:.1f} MB), "
+              f"fitted {t_fit * 1000:.0f} ms ({len(fitted) / 1e6:.1f} MB), time ratio {t_fit / t_png:.2f}")
     finally:
         fake.stop()
     return 0

@@ -18,6 +18,7 @@ from .faces import PROVIDER_CHOICES, find_packs, load_engine, resolve_engine_spe
 from .images import collect_photos, load_image
 from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
+from .remote import cli as remote_cli
 from .scoring import annotate, score_files
 from .training import photos_from_paths, train
 
@@ -80,6 +81,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("weights", _weights, "Say what each model file is and whether it would load (exit 1 if one "
                   "would not).", store=False)
     sub.add_argument("files", nargs="+", type=Path, help="model files (.safetensors, .pt, .pth, .onnx)")
+    remote_cli.register(command)
     return parser
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from comfy_api.latest import io
 
-from ..identity.remote.models import BASE_MODELS, DEFAULT_MODEL, all_values, base_model
+from ..identity.remote.models import DEFAULT_MODEL, all_values, base_model, model_names
 
 BaseModelSocket = io.Custom("IDENTITY_BASE_MODEL")
 
@@ -29,7 +29,8 @@ class BaseModelSelect(io.ComfyNode):
             description="Pick the closed model for Identity Generate/Edit/Enhance/Remix. API keys come from "
                         "environment variables or ComfyUI/user/identity_layer/keys.json, never from a widget.",
             inputs=[
-                io.Combo.Input("model", options=list(BASE_MODELS), default=DEFAULT_MODEL),
+                io.Combo.Input("model", options=model_names(), default=DEFAULT_MODEL,
+                               tooltip="add or override models in ComfyUI/user/identity_layer/models.json"),
                 io.Combo.Input("resolution", options=all_values("resolutions"), default="1K"),
                 io.Combo.Input("aspect_ratio", options=all_values("aspect_ratios"), default="auto"),
                 io.Combo.Input("quality", options=["auto", "low", "medium", "high"], default="auto",

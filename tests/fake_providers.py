@@ -6,7 +6,18 @@ requested person (read from the request, grouped by what the prompt says each im
 `stranger_rate` — from a stranger's photo, so verification and best-of-N meet real face scoring. `faults` is a
 queue of misbehaviours for the next requests: "429" (Retry-After: 1), "429long" (Retry-After: 1 hour), "500",
 "503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" (Gemini), "stranger" (every person
-in the image is a stranger). `delay` holds each call that long; `max_in_flight` shows how many overlapped.
+in the image is a stranger), and the hostile ones: "drop" (reads the whole request, then closes the connection
+without answering), "echo_key_text" (a non-JSON error body that echoes every header), "echo_key_late" (a JSON error
+whose text reaches the key at character ~290),
+"error_string" (`error` as a string), "inline_no_data" (Gemini `inlineData` without `data`), "json_list" (a
+JSON array for a body), "redirect_away" (307 to another origin, `evil`), "redirect_poll" (BFL's polling URL
+redirects to `evil`), "poll_elsewhere" (BFL's polling URL is on `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
+`InternalError.Algo.DataInspectionFailed`). `delay` holds each call that long; `max_in_flight` shows how many
+overlapped.
+
+The fakes refuse what the real services document refusing, in each provider's own error shape: retired or
+unknown model ids, sizes outside the documented bounds, too many or too large input images, and (Phota) any
+request that breaks its documented field rules (tests/data/phota/requests.schema.json).
 """
 
 from __future__ import annotations
@@ -22,11 +33,17 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import jsonschema
 import numpy as np
 from aiohttp import web
 from PIL import Image, ImageFilter
 
 KEYS = {p: f"test-key-{p}-0123456789" for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")}
+PHOTA_SCHEMA = json.loads((Path(__file__).parent / "data" / "phota" / "requests.schema.json").read_text())
+GEMINI_MODELS = {"gemini-3.1-flash-image"}  # -preview was shut down on 2026-06-25
+GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"}
+QWEN_MODELS = {"qwen-image-2.0-pro", "qwen-image-2.0", "qwen-image-2.0-pro-2026-03-03", "qwen-image-edit-max"}
+BFL_MODELS = {"flux-2-pro", "flux-2-flex", "flux-2-max"}
 NUMBERED = re.compile(r"(Images? [\d, and]+?) shows? ")
 SUBJECT_TAGS = re.compile(r"((?:<img>\d+</img>\s*)+)(?!\s*(?:is|are) the)")  # tag groups not introducing an input
 
@@ -57,6 +74,9 @@ class Fake:
         self.urls: dict[str, str] = {}
         self.files: dict[str, bytes] = {}
         self.jobs: dict[str, dict] = {}
+        self.phota_profiles: dict[str, str] = {}  # Phota's own profile ids and their training status
+        self.phota_jobs_by_client_id: dict[str, str] = {}
+        self.charged = 0  # paid submits that created work (an idempotent re-send does not)
         self._loop = asyncio.new_event_loop()
         self._runners = []
 
@@ -104,6 +124,8 @@ class Fake:
         self.stranger_rate = stranger_rate
         self.delay = delay
         self.max_in_flight = 0
+        self.charged = 0
+        self.phota_jobs_by_client_id.clear()
 
     def keys_file(self, folder: Path) -> Path:
         """A keys file pointing every provider at this fake."""
@@ -112,6 +134,9 @@ class Fake:
                      "bfl": "BFL_API_KEY", "reve": "REVE_API_KEY", "phota": "PHOTA_API_KEY"}
         path.write_text(json.dumps({**{variables[p]: k for p, k in KEYS.items()}, "base_urls": self.urls}))
         return path
+
+    def received(self, provider: str) -> list[Recorded]:
+        return [r for r in self.requests if r.provider == provider]
 
     def posts(self, provider: str) -> list[Recorded]:
         """The calls (POSTs) a provider received, without polls and downloads."""
@@ -156,7 +181,7 @@ class Fake:
             entry.form, reader = {}, await request.multipart()
             async for part in reader:
                 if part.filename:
-                    entry.files.append((part.name, part.filename, part.headers.get("Content-Type"), await part.read()))
+                    entry.files.append((part.name, part.filename, part.headers.get("Content-Type"), bytes(await part.read())))
                 else:
                     entry.form[part.name] = (await part.read()).decode()
         else:
@@ -184,6 +209,26 @@ class Fake:
             return web.json_response(error_body, status=504)
         if fault == "malformed":
             return web.Response(text='{"candidates": [ {"content": ', content_type="application/json")
+        if fault == "drop":
+            self.charged += 1  # the work was accepted: a re-send would be charged again
+            request.transport.close()
+            return web.Response(status=200)  # never reaches the client
+        if fault == "echo_key_text":
+            # A proxy's plain-text error that echoes every header it got.
+            headers = sorted(request.headers.items(), key=lambda kv: not ("key" in kv[0].lower() or "auth" in kv[0].lower()))
+            echoed = " ".join(f"{k}={v}" for k, v in headers)
+            return web.Response(text="upstream refused: " + echoed, status=400, content_type="text/plain")
+        if fault == "echo_key_late":
+            # A JSON error without the provider's usual fields whose text reaches the key at character 290,
+            # so that a 300-character cut made before redaction would keep the key's first ten characters.
+            key = next(v.removeprefix("Bearer ") for k, v in request.headers.items()
+                       if "key" in k.lower() or k.lower() == "authorization")
+            head = '{"note": "'
+            return web.Response(text=head + "x" * (290 - len(head)) + key + '"}', status=400, content_type="application/json")
+        if fault == "json_list":
+            return web.json_response(["unexpected", "array"], status=200)
+        if fault == "redirect_away":
+            return web.Response(status=307, headers={"Location": f"{self.urls['evil']}{request.path_qs}"})
         return None
 
     async def _slowly(self, request: web.Request, payload: dict) -> web.StreamResponse:
@@ -233,9 +278,18 @@ class Fake:
             "bfl": [web.post("/v1/{model}", self.bfl), web.get("/v1/get_result", self.bfl_poll),
                     web.get("/files/{name}", self._file)],
             "reve": [web.post("/v1/image/{endpoint}", self.reve)],
-            "phota": [web.post("/v1/phota/{endpoint}", self.phota), web.get("/v1/phota/jobs/{job_id}", self.phota_poll),
+            "phota": [web.post("/v1/phota/profiles/add", self.phota_add_profile),
+                      web.get("/v1/phota/profiles/ids", self.phota_profile_ids),
+                      web.get("/v1/phota/profiles/{profile_id}/status", self.phota_profile_status),
+                      web.post("/v1/phota/{endpoint}", self.phota), web.get("/v1/phota/jobs/{job_id}", self.phota_poll),
                       web.get("/files/{name}", self._file)],
+            # Another origin: whatever reaches it (a redirect target) is recorded, credentials included.
+            "evil": [web.route("*", "/{tail:.*}", self.evil)],
         }
+
+    async def evil(self, request: web.Request) -> web.Response:
+        await self._record("evil", request)
+        return web.json_response({"detail": "not here"}, status=404)
 
     async def gemini(self, request: web.Request) -> web.Response:
         entry = await self._record("gemini", request)
@@ -246,22 +300,39 @@ class Fake:
         if (response := await self._misbehave(fault, request, error)):
             return response
         model, _, action = request.match_info["call"].partition(":")
+        if model not in GEMINI_MODELS:
+            return _google_error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta, or is not "
+                                                    "supported for generateContent.")
+        if request.content_length and request.content_length > 20_000_000:
+            return _google_error(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit: 20971520 bytes.")
         body = entry.json
         parts = body["contents"][0]["parts"]
         config = body["generationConfig"]
         assert action == "generateContent" and config["responseModalities"] == ["IMAGE"], body
-        assert config["imageConfig"]["imageSize"] in ("1K", "2K", "4K"), config
-        images = [base64.b64decode(p["inlineData"]["data"]) for p in parts if "inlineData" in p]
+        image_config = config.get("imageConfig", {})
+        if image_config.get("imageSize", "1K") not in ("1K", "2K", "4K") or \
+                image_config.get("aspectRatio", "1:1") not in GEMINI_RATIOS:
+            return _google_error(400, "INVALID_ARGUMENT", f"Invalid image config {image_config}.")
+        inline = [p["inlineData"] for p in parts if "inlineData" in p]
+        if len(inline) > 14:
+            return _google_error(400, "INVALID_ARGUMENT", "Too many images: at most 14 are supported.")
+        images = [base64.urlsafe_b64decode(i["data"].replace("+", "-").replace("/", "_")) for i in inline]  # proto JSON: either alphabet
         text = " ".join(p["text"] for p in parts if "text" in p)
         if fault == "moderation":
             return web.json_response({"candidates": [{"finishReason": "IMAGE_SAFETY", "content": {"parts": []}}],
                                       "responseId": "r-mod"})
         if fault == "no_image":
             return web.json_response({"candidates": [{"finishReason": "NO_IMAGE", "content": {"parts": []}}]})
+        if fault == "error_string":
+            return web.json_response({"error": "request body is malformed"}, status=400)
+        if fault == "inline_no_data":
+            return web.json_response({"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png"}}]},
+                                                      "finishReason": "STOP"}], "responseId": "r-nodata"})
         png = self._image_or_junk(fault, self.compose(images, _numbered_groups(text), fault))
-        payload = {"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png",
-                                                                          "data": base64.b64encode(png).decode()}}]},
-                                   "finishReason": "STOP"}], "responseId": uuid.uuid4().hex}
+        payload = {"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {
+                       "mimeType": "image/png", "data": base64.b64encode(png).decode()}}]}, "finishReason": "STOP", "index": 0}],
+                   "responseId": uuid.uuid4().hex, "modelVersion": model,
+                   "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 1290, "totalTokenCount": 2290}}
         return await self._slowly(request, payload) if fault == "slow" else web.json_response(payload)
 
     async def openai(self, request: web.Request) -> web.Response:
@@ -272,20 +343,33 @@ class Fake:
         if (response := await self._misbehave(fault, request, {"error": {"message": "fake", "type": "server_error"}})):
             return response
         fields = entry.form if entry.form is not None else entry.json
-        assert fields["model"] == "gpt-image-2" and 1 <= int(fields["n"]) <= 10, fields
-        assert re.fullmatch(r"auto|\d+x\d+", fields["size"]) and fields["quality"] in ("auto", "low", "medium", "high")
+        if fields.get("model") not in ("gpt-image-2", "gpt-image-2-2026-04-21"):
+            return _openai_error(404, f"The model `{fields.get('model')}` does not exist.", "model", "model_not_found")
+        if not 1 <= int(fields.get("n", 1)) <= 10:
+            return _openai_error(400, f"Invalid 'n': {fields['n']}; expected 1 to 10.", "n", "integer_out_of_range")
+        if (problem := _openai_size_problem(fields.get("size", "auto"))):
+            return _openai_error(400, f"Invalid size '{fields['size']}': {problem}.", "size", "invalid_value")
+        if fields.get("quality", "auto") not in ("auto", "low", "medium", "high"):
+            return _openai_error(400, f"Invalid quality '{fields['quality']}'.", "quality", "invalid_value")
         images = [f[3] for f in entry.files]
-        assert all(f[0] == "image[]" and f[2] in ("image/png", "image/jpeg") for f in entry.files), entry.files
+        if any(f[0] not in ("image", "image[]") for f in entry.files) or len(images) > 16 or \
+                any(len(i) >= 50_000_000 for i in images) or any(f[2] not in ("image/png", "image/jpeg", "image/webp") for f in entry.files):
+            return _openai_error(400, "Invalid image: at most 16 png, webp or jpg files under 50MB each.", "image",
+                                 "invalid_image")
         if fault == "moderation":
             return web.json_response({"error": {"message": "Your request was rejected by the safety system.",
-                                                "type": "image_generation_user_error", "code": "moderation_blocked"}},
-                                     status=400)
+                                                "type": "image_generation_user_error", "param": None,
+                                                "code": "moderation_blocked"}}, status=400)
+        if fault == "error_string":
+            return web.json_response({"error": "Something went wrong"}, status=400)
         groups = _numbered_groups(fields["prompt"])
         data = [{"b64_json": base64.b64encode(self._image_or_junk(fault, self.compose(images, groups, fault))).decode()}
-                for _ in range(int(fields["n"]))]
+                for _ in range(int(fields.get("n", 1)))]
         usage = {"input_tokens": 1000, "input_tokens_details": {"image_tokens": 800, "text_tokens": 200},
                  "output_tokens": 4000, "total_tokens": 5000}
-        return web.json_response({"created": 1, "data": data, "usage": usage}, headers={"x-request-id": uuid.uuid4().hex})
+        return web.json_response({"created": 1, "data": data, "usage": usage, "output_format": "png",
+                                  "quality": fields.get("quality", "auto"), "size": fields.get("size", "auto")},
+                                 headers={"x-request-id": uuid.uuid4().hex})
 
     async def dashscope(self, request: web.Request) -> web.Response:
         entry = await self._record("dashscope", request)
@@ -296,21 +380,37 @@ class Fake:
         if (response := await self._misbehave(fault, request, error)):
             return response
         body = entry.json
+        if body.get("model") not in QWEN_MODELS:
+            return _dashscope_error(400, "InvalidParameter", f"Model not exist: {body.get('model')}")
         content = body["input"]["messages"][0]["content"]
         images = []
         for item in content:
             if "image" in item:
                 assert item["image"].startswith("data:image/"), "images go as data URLs"
                 images.append(base64.b64decode(item["image"].split(",", 1)[1]))
-        assert 0 <= len(images) <= 3 and re.fullmatch(r"\d+\*\d+", body["parameters"]["size"]), body
+        if len(images) > 3:
+            return _dashscope_error(400, "InvalidParameter", "The number of input images must be between 1 and 3.")
+        for image in images:
+            width, height = Image.open(io.BytesIO(image)).size
+            if len(image) > 10_000_000 or not (384 <= width <= 3072 and 384 <= height <= 3072):
+                return _dashscope_error(400, "InvalidParameter", f"The input image ({width}x{height}, {len(image)} bytes) "
+                                        "must be 384-3072 px per side and at most 10 MB.")
+        size = body["parameters"].get("size")
+        if size is not None:
+            match = re.fullmatch(r"(\d+)\*(\d+)", size)
+            if not match or not 512 * 512 <= int(match[1]) * int(match[2]) <= 2048 * 2048:
+                return _dashscope_error(400, "InvalidParameter", f"The size {size} is not supported.")
         if fault == "moderation":
-            return web.json_response({"code": "DataInspectionFailed", "message": "Input data may contain inappropriate content.",
-                                      "request_id": "d-mod"}, status=400)
+            return _dashscope_error(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
+        if fault == "moderation_algo":
+            return _dashscope_error(400, "InternalError.Algo.DataInspectionFailed", "Output data may contain inappropriate content.")
         text = " ".join(item["text"] for item in content if "text" in item)
         urls = [self._store("dashscope", self._image_or_junk(fault, self.compose(images, _numbered_groups(text), fault)))
                 for _ in range(body["parameters"].get("n", 1))]
-        return web.json_response({"output": {"choices": [{"finish_reason": "stop", "message": {
-            "content": [{"image": u} for u in urls]}}]}, "usage": {"image_count": len(urls)}, "request_id": uuid.uuid4().hex})
+        return web.json_response({"status_code": 200, "request_id": uuid.uuid4().hex, "code": "", "message": "",
+                                  "output": {"choices": [{"finish_reason": "stop", "message": {
+                                      "role": "assistant", "content": [{"image": u} for u in urls]}}]},
+                                  "usage": {"width": 1024, "height": 1024, "image_count": len(urls)}})
 
     async def bfl(self, request: web.Request) -> web.Response:
         entry = await self._record("bfl", request)
@@ -319,24 +419,40 @@ class Fake:
         fault = self._fault()
         if (response := await self._misbehave(fault, request, {"detail": "fake"})):
             return response
+        if request.match_info["model"] not in BFL_MODELS:
+            return web.json_response({"detail": "Not Found"}, status=404)
         body = entry.json
+        problems = [{"loc": ["body", side], "msg": f"Input should be a multiple of 16 and at least 64 (got {body[side]})",
+                     "type": "value_error"} for side in ("width", "height")
+                    if side in body and (not isinstance(body[side], int) or body[side] < 64 or body[side] % 16)]
+        if not problems and "width" in body and "height" in body and body["width"] * body["height"] > 4_000_000:
+            problems = [{"loc": ["body"], "msg": "width * height must be at most 4 megapixels", "type": "value_error"}]
         numbers = sorted(int(k.rsplit("_", 1)[1]) if k != "input_image" else 1 for k in body if k.startswith("input_image"))
-        assert numbers == list(range(1, len(numbers) + 1)) and len(numbers) <= 8, body.keys()
+        if numbers != list(range(1, len(numbers) + 1)) or len(numbers) > 8:
+            problems.append({"loc": ["body", "input_image"], "msg": "input_image, input_image_2 … input_image_8", "type": "value_error"})
+        if problems:
+            return web.json_response({"detail": problems}, status=422)
         images = [base64.b64decode(body["input_image" if n == 1 else f"input_image_{n}"]) for n in numbers]
         job = uuid.uuid4().hex
         self.jobs[job] = {"polls": 0, "fault": fault,
                           "png": None if fault == "moderation" else self._image_or_junk(fault, self.compose(images, _numbered_groups(body["prompt"]), fault))}
-        return web.json_response({"id": job, "polling_url": f"{self._host('bfl')}/v1/get_result?id={job}",
-                                  "cost": 3.0, "input_mp": 1.0, "output_mp": 1.0})
+        poll = f"{self._host('bfl')}/v1/get_result?id={job}" + ("&redirect=1" if fault == "redirect_poll" else "")
+        if fault == "poll_elsewhere":  # a polling URL on another origin (same host name, another port)
+            poll = f"{self.urls['evil']}/v1/get_result?id={job}"
+        return web.json_response({"id": job, "polling_url": poll, "cost": 3.0, "input_mp": 1.0, "output_mp": 1.0})
 
     async def bfl_poll(self, request: web.Request) -> web.Response:
         self._note("bfl", request)
         if request.headers.get("x-key") != KEYS["bfl"]:
             return web.json_response({"detail": "unauthorized"}, status=401)
+        if request.query.get("redirect"):  # the regional host moved: the key must not follow
+            return web.Response(status=302, headers={"Location": f"{self.urls['evil']}/v1/get_result?id={request.query['id']}"})
         job = self.jobs.get(request.query.get("id", ""))
         if job is None:
             return web.json_response({"status": "Task not found"})
         job["polls"] += 1
+        if job["fault"] == "no_status":
+            return web.json_response({"id": request.query["id"], "progress": 0.5})
         if job["polls"] < 2:
             return web.json_response({"id": request.query["id"], "status": "Pending", "progress": 0.5})
         if job["fault"] == "moderation":
@@ -353,9 +469,17 @@ class Fake:
             return response
         assert entry.headers.get("accept") == "application/json"
         endpoint, body = request.match_info["endpoint"], entry.json
+        text = body.get("prompt", body.get("edit_instruction", ""))
+        if endpoint not in ("create", "edit", "remix") or not text or len(text) > 2560 or \
+                body.get("aspect_ratio", "1:1") not in ("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "1:1") or \
+                (endpoint == "edit" and "aspect_ratio" in body):
+            return web.json_response({"error_code": "INVALID_PARAMETER_VALUE", "message": "invalid request",
+                                      "request_id": uuid.uuid4().hex}, status=400)
         if endpoint == "remix":
             images = [base64.b64decode(i) for i in body["reference_images"]]
-            assert 1 <= len(images) <= 6, len(images)
+            if not 1 <= len(images) <= 6:
+                return web.json_response({"error_code": "INVALID_PARAMETER_VALUE",
+                                          "message": "reference_images takes 1 to 6 images"}, status=400)
             groups = [[int(n) + 1 for n in re.findall(r"<img>(\d+)</img>", g)] for g in SUBJECT_TAGS.findall(body["prompt"])]
         elif endpoint == "edit":
             images, groups = [base64.b64decode(body["reference_image"])], []
@@ -368,36 +492,133 @@ class Fake:
         return web.json_response({"image": base64.b64encode(png).decode(), "version": "reve-fake", "content_violation": False,
                                   "request_id": uuid.uuid4().hex, "credits_used": 12, "credits_remaining": 88})
 
+    def _phota_denied(self, request: web.Request) -> web.Response | None:
+        key = request.headers.get("x-api-key")
+        if key is None:
+            return _phota_error(403, "Missing X-API-Key header.")
+        return None if key == KEYS["phota"] else _phota_error(401, f"Invalid API key {key}")
+
     async def phota(self, request: web.Request) -> web.Response:
         entry = await self._record("phota", request)
-        if (denied := self._check_key("phota", entry.headers.get("x-api-key"))):
+        if (denied := self._phota_denied(request)):
             return denied
         fault = self._fault()
         if (response := await self._misbehave(fault, request, {"detail": "fake", "request_id": "p-1"})):
             return response
-        body = entry.json
+        endpoint, body = request.match_info["endpoint"], entry.json
+        if endpoint not in ("generate", "edit", "enhance", "remix"):
+            return _phota_error(404, "Not Found")
+        problems = sorted(jsonschema.Draft202012Validator({**PHOTA_SCHEMA, "$ref": f"#/$defs/{endpoint}"}).iter_errors(body),
+                          key=lambda e: list(e.path))
+        if problems:
+            return web.json_response({"detail": [{"loc": ["body", *map(str, e.path)], "msg": e.message, "type": "value_error"}
+                                                 for e in problems]}, status=422)
+        base = body.get("base_model", "nb2")
+        if body.get("resolution") == "4K" and base in ("qwen-image-2", "flux-2", "reve") or \
+                body.get("resolution") == "2K" and base == "reve":
+            return _phota_error(400, f"resolution {body['resolution']} is not supported by {base}")
+        if "quality" in body and base != "gpt-image-2":
+            return _phota_error(400, "quality is only supported when base_model is gpt-image-2")
+        unknown = [p for p in body.get("profile_ids", []) + re.findall(r"\[\[([^\]]+)\]\]", body.get("prompt", ""))
+                   if p not in self.phota_profiles]
+        if unknown:
+            return _phota_error(404, f"Profile not found: {unknown[0]}")
         assert body.get("async") is True and body.get("response_mode") == "urls", body
+        if (client_id := body.get("client_request_id")) in self.phota_jobs_by_client_id:
+            job = self.phota_jobs_by_client_id[client_id]  # idempotent: the original job, not a second charge
+            return web.json_response({"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"}, status=202)
         if fault == "moderation":
             return web.json_response({"type": "CONTENT_MODERATION", "detail": "refused", "request_id": "p-mod"}, status=400)
-        endpoint = request.match_info["endpoint"]
         inputs = {"edit": body.get("images", []), "enhance": [body.get("image")] if body.get("image") else [],
                   "remix": [body.get("input_image")]}.get(endpoint, [])
         background = np.asarray(Image.open(io.BytesIO(base64.b64decode(inputs[0]))).convert("RGB")) if inputs else None
         people = [self.rng.choice(self.strangers)] if self.strangers and background is None else []
         job = uuid.uuid4().hex
+        self.charged += 1
+        if client_id:
+            self.phota_jobs_by_client_id[client_id] = job
         self.jobs[job] = {"polls": 0, "urls": [self._store("phota", self.scene(people, background))
                                                for _ in range(body.get("num_output_images", 1))]}
+        if fault == "timeout_after_accept":  # the job exists, but the answer is late: the client gives up on it
+            await asyncio.sleep(self.stall_seconds)
         return web.json_response({"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"}, status=202)
 
     async def phota_poll(self, request: web.Request) -> web.Response:
         self._note("phota", request)
-        if request.headers.get("x-api-key") != KEYS["phota"]:
-            return web.json_response({"detail": "unauthorized"}, status=401)
-        job = self.jobs[request.match_info["job_id"]]
+        if (denied := self._phota_denied(request)):
+            return denied
+        job = self.jobs.get(request.match_info["job_id"])
+        if job is None:
+            return _phota_error(404, "Job not found")
         job["polls"] += 1
         if job["polls"] < 2:
-            return web.json_response({"status": "running"})
-        return web.json_response({"status": "completed", "download_urls": job["urls"]})
+            return web.json_response({"job_id": request.match_info["job_id"], "status": "running"})
+        return web.json_response({"job_id": request.match_info["job_id"], "status": "completed", "download_urls": job["urls"]})
+
+    async def phota_add_profile(self, request: web.Request) -> web.Response:
+        entry = await self._record("phota", request)
+        if (denied := self._phota_denied(request)):
+            return denied
+        problems = list(jsonschema.Draft202012Validator({**PHOTA_SCHEMA, "$ref": "#/$defs/profiles_add"}).iter_errors(entry.json))
+        if problems:
+            return web.json_response({"detail": [{"loc": ["body", *map(str, e.path)], "msg": e.message, "type": "value_error"}
+                                                 for e in problems]}, status=422)
+        profile_id = uuid.uuid4().hex[:12]
+        self.phota_profiles[profile_id] = "VALIDATING"
+        return web.json_response({"profile_id": profile_id})
+
+    async def phota_profile_ids(self, request: web.Request) -> web.Response:
+        self._note("phota", request)
+        if (denied := self._phota_denied(request)):
+            return denied
+        return web.json_response({"profile_ids": list(self.phota_profiles)})
+
+    async def phota_profile_status(self, request: web.Request) -> web.Response:
+        self._note("phota", request)
+        if (denied := self._phota_denied(request)):
+            return denied
+        profile_id = request.match_info["profile_id"]
+        if profile_id not in self.phota_profiles:
+            return _phota_error(404, f"Profile not found: {profile_id}")
+        status = self.phota_profiles[profile_id]
+        return web.json_response({"profile_id": profile_id, "status": status,
+                                  "message": "ready to use" if status == "READY" else "training"})
+
+
+def _google_error(code: int, status: str, message: str) -> web.Response:
+    return web.json_response({"error": {"code": code, "message": message, "status": status}}, status=code)
+
+
+def _openai_error(code: int, message: str, param: str | None, error_code: str) -> web.Response:
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
+                                        "code": error_code}}, status=code)
+
+
+def _dashscope_error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"code": code, "message": message, "request_id": uuid.uuid4().hex}, status=status)
+
+
+def _phota_error(status: int, detail: str) -> web.Response:
+    return web.json_response({"detail": detail, "request_id": uuid.uuid4().hex}, status=status)
+
+
+def _openai_size_problem(size: str) -> str | None:
+    """gpt-image-2's documented size rules (auto, or WxH: edges ÷16, ratio ≤ 3:1, 655,360-8,294,400 px, ≤ 3840x2160)."""
+    if size == "auto":
+        return None
+    match = re.fullmatch(r"(\d+)x(\d+)", size)
+    if not match:
+        return "expected 'auto' or WIDTHxHEIGHT"
+    width, height = int(match[1]), int(match[2])
+    if width % 16 or height % 16:
+        return "both edges must be multiples of 16"
+    if max(width, height) > 3 * min(width, height):
+        return "the ratio of the long to the short edge must be at most 3:1"
+    if not 655_360 <= width * height <= 8_294_400:
+        return "the total pixels must be between 655,360 and 8,294,400"
+    if max(width, height) > 3840 or min(width, height) > 2160:
+        return "at most 3840x2160"
+    return None
 
 
 def _numbered_groups(text: str) -> list[list[int]]:

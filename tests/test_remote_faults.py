@@ -11,6 +11,7 @@ from identity.errors import Cancelled, ModerationRefused, ProviderError
 from identity.images import load_image
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
+from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
 
 from conftest import face
@@ -19,9 +20,12 @@ FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=1.0, attempts=3)
 
 
 @pytest.fixture
-def keys(fake, tmp_path):
+def keys(fake, tmp_path, monkeypatch, people):
     fake.reset()
     fake.stall_seconds = 2.0
+    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))  # Phota links live in the user folder
+    fake.phota_profiles["ph0bama"] = "READY"
+    PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
     return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
@@ -56,13 +60,10 @@ def test_server_errors_are_retried_then_reported(fake, keys, people, embedded):
     assert len(fake.posts("gemini")) == 3
 
 
-def test_timeouts_are_retried_and_then_named(fake, keys, people, embedded):
-    fake.faults = ["timeout"]
-    result = run(request(people), keys, embedded, policy=FAST)
-    assert result.report["retries"][0]["error"] == "timed out"
-    fake.reset(faults=["timeout"] * 3)
-    with pytest.raises(ProviderError, match="gemini timed out on each of 3 attempts"):
-        run(request(people), keys, embedded, policy=FAST)
+def test_connections_that_never_reached_the_provider_are_retried_and_then_named(fake, keys, people, embedded):
+    dead = KeyStore(None, environ={"GEMINI_API_KEY": "k" * 20, "IDENTITY_GEMINI_BASE_URL": "http://127.0.0.1:9"})
+    with pytest.raises(ProviderError, match=r"gemini connection failed \(ConnectError\) on each of 3 attempts"):
+        run(request(people), dead, embedded, policy=FAST)
 
 
 def test_a_slow_body_that_keeps_coming_is_not_a_timeout(fake, keys, people, embedded):
@@ -117,5 +118,34 @@ def test_an_interrupt_stops_a_waiting_request_at_once(fake, keys, people, embedd
 
 def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embedded):
     fake.reset(delay=0.3)
-    result = run(request(people, outputs=4), keys, embedded, policy=FAST)
-    assert len(result.images) == 4 and fake.max_in_flight == 4
+    result = run(request(people, outputs=4), keys, embedded, policy=Policy(base_delay=0.05, read_timeout=10))
+    assert len(result.images) == 4 and fake.max_in_flight == 4, result.report["failures"]
+
+
+@pytest.mark.parametrize("model,fault,says", [
+    ("nb2", "error_string", r"gemini rejected the request \(HTTP 400\): request body is malformed"),
+    ("nb2", "inline_no_data", "image parts without data"),
+    ("gpt-image-2", "error_string", r"openai rejected the request \(HTTP 400\): Something went wrong"),
+    ("nb2", "json_list", "JSON that is not an object"),
+    ("qwen-image-2", "json_list", "JSON that is not an object"),
+])
+def test_answers_of_unexpected_types_give_one_sentence_not_a_traceback(fake, keys, people, embedded, model, fault, says):
+    fake.faults = [fault]
+    with pytest.raises(ProviderError, match=says) as error:
+        run(request(people, model), keys, embedded, policy=FAST)
+    assert "\n" not in str(error.value) and error.value.__cause__ is None
+
+
+def test_dashscope_moderation_is_recognised_under_its_longer_codes(fake, keys, people, embedded):
+    fake.faults = ["moderation_algo"]
+    with pytest.raises(ModerationRefused, match="InternalError.Algo.DataInspectionFailed"):
+        run(request(people, "qwen-image-2"), keys, embedded, policy=FAST)
+    assert len(fake.posts("dashscope")) == 1, "a refusal is not retried"
+
+
+def test_a_bfl_poll_answer_without_status_fails_at_once(fake, keys, people, embedded):
+    fake.faults = ["no_status"]
+    started = time.monotonic()
+    with pytest.raises(ProviderError, match="no status, which BFL does not document"):
+        run(request(people, "flux-2"), keys, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, poll_budget=5))
+    assert time.monotonic() - started < 3, "not polled until the budget ran out"

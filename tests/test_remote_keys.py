@@ -56,3 +56,81 @@ def test_a_key_echoed_by_the_provider_never_reaches_errors_reports_or_logs(fake,
     result = run(RemoteRequest("generate", "nb2", [people["Barack Obama"]], "[[barack-obama]]"),
                  KeyStore(fake.keys_file(tmp_path), environ={}), embedded)
     assert KEYS["gemini"] not in json.dumps(result.report)
+
+
+# ----- hostile providers and proxies (issue 11, item 1) ------------------------------------------------------
+
+from identity.remote.phota_links import PhotaLinks  # noqa: E402
+
+MODELS = {"gemini": "nb2", "openai": "gpt-image-2", "dashscope": "qwen-image-2", "bfl": "flux-2", "reve": "reve",
+          "phota": "phota/nb2"}
+FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
+
+
+def fragments(key: str) -> list[str]:
+    """Every 10-character piece of a key: a key cut by a length limit must not leak in part either."""
+    return [key[i:i + 10] for i in range(len(key) - 9)]
+
+
+def leaked(key: str, text: str) -> list[str]:
+    return [piece for piece in fragments(key) if piece in text]
+
+
+@pytest.fixture
+def hostile(fake, tmp_path, monkeypatch, people):
+    fake.reset()
+    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))
+    fake.phota_profiles["ph0bama"] = "READY"
+    PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
+    return KeyStore(fake.keys_file(tmp_path), environ={})
+
+
+@pytest.mark.parametrize("fault,provider", [("echo_key_text", p) for p in MODELS] +
+                         [("echo_key_late", p) for p in ("openai", "bfl", "phota", "reve")])
+def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(fake, hostile, people, embedded, caplog,
+                                                                          fault, provider):
+    caplog.set_level(logging.DEBUG)
+    request = RemoteRequest("generate", MODELS[provider], [people["Barack Obama"]], "[[barack-obama]] at sea")
+    fake.faults = [fault]
+    with pytest.raises(ProviderError) as error:
+        run(request, hostile, embedded, policy=FAST)
+    assert "[redacted]" in str(error.value) or fault == "echo_key_late", str(error.value)
+    assert not leaked(KEYS[provider], str(error.value)), str(error.value)
+    fake.reset(faults=[fault])
+    request.rerolls = 1  # the failure is recorded in the report, and a re-roll brings an image
+    result = run(request, hostile, embedded, policy=FAST)
+    assert result.report["failures"] and not leaked(KEYS[provider], json.dumps(result.report))
+    assert not leaked(KEYS[provider], caplog.text)
+
+
+@pytest.mark.parametrize("provider,header", [("gemini", "x-goog-api-key"), ("phota", "x-api-key"), ("bfl", "x-key"),
+                                             ("openai", "authorization")])
+def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(fake, hostile, people, embedded, provider,
+                                                                        header):
+    fake.faults = ["redirect_away"]
+    request = RemoteRequest("generate", MODELS[provider], [people["Barack Obama"]], "[[barack-obama]] at sea")
+    with pytest.raises(ProviderError, match="redirected the request to another origin .*not followed"):
+        run(request, hostile, embedded, policy=Policy(base_delay=0.05, read_timeout=10, attempts=1))
+    assert fake.received("evil") == [], "neither the key nor the references went there"
+
+
+@pytest.mark.parametrize("fault", ["redirect_poll", "poll_elsewhere"])
+def test_a_polling_url_on_or_redirecting_to_another_origin_never_gets_the_key(fake, hostile, people, embedded, fault):
+    fake.faults = [fault]
+    request = RemoteRequest("generate", "flux-2", [people["Barack Obama"]], "[[barack-obama]] at sea")
+    with pytest.raises(ProviderError):
+        run(request, hostile, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10, attempts=1))
+    polls = fake.received("evil")
+    assert polls and all("x-key" not in r.headers for r in polls)
+
+
+def test_credentials_in_a_base_url_are_never_logged(fake, people, embedded, tmp_path, caplog):
+    fake.reset()
+    secret = "pw-s3cret-proxy-9876"
+    host = fake.urls["gemini"].removeprefix("http://")
+    keys = KeyStore(None, environ={"GEMINI_API_KEY": KEYS["gemini"], "IDENTITY_GEMINI_BASE_URL": f"http://me:{secret}@{host}"})
+    caplog.set_level(logging.DEBUG)
+    result = run(RemoteRequest("generate", "nb2", [people["Barack Obama"]], "[[barack-obama]]"), keys, embedded,
+                 policy=FAST)
+    assert result.images and "HTTP Request: POST" in caplog.text, "httpx logged the call"
+    assert secret not in caplog.text and KEYS["gemini"] not in caplog.text

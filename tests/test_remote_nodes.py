@@ -145,3 +145,33 @@ def test_progress_text_shows_status_time_and_cost_and_cancel_interrupts(comfyui,
     run = comfyui.client.wait(prompt_id)
     assert time.monotonic() - started < 5, "the waiting request was cancelled, not waited out"
     assert any(event == "execution_interrupted" for event, _ in run.messages), run.messages
+
+
+@needs_faces
+def test_a_key_echoed_by_a_proxy_reaches_neither_the_node_error_nor_history_nor_the_log(comfyui, remote):
+    from fake_providers import KEYS
+
+    prompt = api_twin("remote_generate_portrait_nb2")
+    generate = next(n for n in prompt.values() if n["class_type"] == "IdentityGenerate")["inputs"]
+    generate.update(rerolls=0, seed=4242, num_output_images=1)
+    remote.reset(faults=["echo_key_text"])
+    failed = comfyui.client.run(prompt)
+    assert failed.status == "error" and "[redacted]" in failed.error["exception_message"], failed.error
+    generate.update(rerolls=1, seed=4243)
+    remote.reset(faults=["echo_key_text"])
+    _, report, _ = _run(comfyui, prompt)
+    assert "[redacted]" in report["failures"][0]["error"], "report_json keeps the failure, without the key"
+    history = json.dumps([comfyui.client.request(f"/history/{r}") for r in (failed.prompt_id,)])
+    log = comfyui.log_path.read_text(errors="replace")
+    for text in (history, log, json.dumps(report)):
+        assert not [KEYS["gemini"][i:i + 10] for i in range(len(KEYS["gemini"]) - 9) if KEYS["gemini"][i:i + 10] in text]
+
+
+@needs_faces
+def test_an_unlinked_profile_on_a_phota_model_fails_before_any_call_saying_how_to_link_it(comfyui, remote):
+    remote.reset()
+    prompt = api_twin("remote_generate_portrait_nb2")
+    next(n for n in prompt.values() if n["class_type"] == "IdentityBaseModelSelect")["inputs"]["model"] = "phota/nb2"
+    run = comfyui.client.run(prompt)
+    assert run.status == "error" and "not linked to a Phota profile" in run.error["exception_message"]
+    assert "python -m identity phota-link" in run.error["exception_message"] and remote.requests == []

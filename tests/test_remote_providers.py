@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 
 import pytest
 from PIL import Image
@@ -13,7 +14,8 @@ from identity.images import load_image
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.models import base_model
-from identity.remote.runner import RemoteRequest, run
+from identity.remote.phota_links import PhotaLinks
+from identity.remote.runner import RemoteRequest, execute, plan, run
 
 from conftest import face
 
@@ -54,7 +56,7 @@ def base_model_outputs(model: str) -> int:
 def test_gemini_request_format(fake, keys, people, embedded):
     generate(people, "nb2", keys, embedded)
     request = next(r for r in fake.requests if r.provider == "gemini")
-    assert request.path == "/v1beta/models/gemini-3.1-flash-image-preview:generateContent"
+    assert request.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
     assert request.headers["x-goog-api-key"] == KEYS["gemini"] and "authorization" not in request.headers
     parts = request.json["contents"][0]["parts"]
     inline = [p["inlineData"] for p in parts if "inlineData" in p]
@@ -72,13 +74,13 @@ def test_openai_edit_of_a_group_photo_with_two_profiles(fake, keys, people, embe
     result = run(request, keys, embedded, policy=FAST)
     sent = next(r for r in fake.requests if r.provider == "openai")
     assert sent.path == "/v1/images/edits" and sent.headers["authorization"] == f"Bearer {KEYS['openai']}"
-    assert sent.form["model"] == "gpt-image-2" and sent.form["quality"] == "medium" and sent.form["size"] == "1024x672"
+    assert sent.form["model"] == "gpt-image-2" and sent.form["quality"] == "medium" and sent.form["size"] == "1248x832"
     assert [f[2] for f in sent.files] == ["image/png"] + ["image/jpeg"] * 6, "the photo first, then 4 + 2 references"
     assert sent.form["prompt"].startswith("Image 1 is the photo to edit. Images 2, 3, 4 and 5 show Barack Obama. "
                                           "Images 6 and 7 show Joe Biden.")
     check = result.report["outputs"][0]
     assert check["passed"] and set(check["scores"]) == {p.id for p in people.values()}
-    assert result.report["cost_usd"] == pytest.approx((200 * 5 + 800 * 10 + 4000 * 40) / 1e6, rel=1e-3)
+    assert result.report["cost_usd"] == pytest.approx((200 * 5 + 800 * 8 + 4000 * 30) / 1e6, rel=1e-3)
 
 
 def test_edit_references_follow_the_pose_in_the_input(people, embedded):
@@ -134,14 +136,26 @@ def test_dashscope_sends_data_urls_and_downloads_result_urls(fake, keys, people,
     assert len(result.images) == 2, "both result URLs were downloaded"
 
 
-def test_phota_passes_its_own_profile_ids_and_polls_the_job(fake, keys, people, embedded):
+def test_phota_sends_the_linked_phota_ids_never_local_ones_and_polls_the_job(fake, keys, people, embedded, tmp_path):
     obama = people["Barack Obama"]
-    request = RemoteRequest("generate", "phota/gpt-image-2", [obama], "[[phota-42]] and [[barack-obama]] at a desk",
+    fake.phota_profiles.update({"phota42": "READY", "ph0bama": "READY"})
+    links = PhotaLinks(tmp_path / "phota_links.json")
+    links.link(obama.id, "ph0bama")
+    request = RemoteRequest("generate", "phota/gpt-image-2", [obama], "[[phota42]] and [[barack-obama]] at a desk",
                             quality="high", outputs=2)
-    result = run(request, keys, embedded, policy=FAST)
-    sent = next(r for r in fake.requests if r.provider == "phota")
+    result = run_planned(request, keys, embedded, links)
+    sent = fake.posts("phota")[0]
     assert sent.path == "/v1/phota/generate" and sent.headers["x-api-key"] == KEYS["phota"]
     assert sent.json["base_model"] == "gpt-image-2" and sent.json["quality"] == "high"
-    assert sent.json["prompt"] == "[[phota-42]] and [[barack-obama]] at a desk", "Phota's prompt passes through"
-    assert result.report["provider_profiles"] == ["phota-42"] and result.report["subjects"] == {obama.id: "Barack Obama"}
-    assert len(result.images) == 2
+    assert sent.json["prompt"] == "[[phota42]] and [[ph0bama]] at a desk", "local refs become the linked Phota ids"
+    assert obama.id not in json.dumps(sent.json) and "barack-obama" not in json.dumps(sent.json)
+    assert result.report["provider_profiles"] == ["ph0bama", "phota42"]
+    assert result.report["subjects"] == {obama.id: "Barack Obama"} and len(result.images) == 2
+    checked = [r.path for r in fake.received("phota") if r.path.endswith("/status")]
+    assert sorted(checked) == ["/v1/phota/profiles/ph0bama/status", "/v1/phota/profiles/phota42/status"]
+
+
+def run_planned(request, keys, engine, links):
+    import asyncio
+
+    return asyncio.run(execute(plan(request, keys, engine, links), engine, FAST))

@@ -18,7 +18,7 @@ from ..errors import ModerationRefused, ProviderError
 from ..profile import Profile
 from ..prompt import compile_prompt, numbered
 from .http import Transport
-from .keys import KEY_VARIABLES, Credentials
+from .keys import KEY_VARIABLES, Credentials, excerpt
 from .models import BaseModel
 
 _INTROS = {
@@ -45,6 +45,8 @@ class Call:
     outputs: int = 1
     seed: int | None = None
     external_ids: list[str] = field(default_factory=list)  # Phota's own profile ids
+    ratio: float | None = None  # output width / height (`auto`: the input photo's), None: the model decides
+    request_id: str | None = None  # ours: sent where the provider takes one, named when a charge is uncertain
 
 
 @dataclass
@@ -113,32 +115,63 @@ def decode_b64(text, provider: str) -> bytes:
         raise ProviderError(f"{provider} sent image data that is not valid base64", provider) from None
 
 
-def body(response: httpx.Response, provider: str) -> dict:
-    """The JSON body of an answer, or a clear error when it is not JSON."""
+def body(response: httpx.Response, credentials: Credentials) -> dict:
+    """The JSON object of an answer, or a clear error (with the key blanked out) when it is anything else."""
+    provider = credentials.provider
     try:
         data = response.json()
-    except (ValueError, json.JSONDecodeError):
+    except ValueError:
         raise ProviderError(f"{provider} answered HTTP {response.status_code} with a body that is not JSON "
-                            f"({response.text[:80]!r}…)", provider, response.status_code) from None
+                            f"({excerpt(response.text, 80)!r})", provider, response.status_code) from None
     if not isinstance(data, dict):
-        raise ProviderError(f"{provider} answered with JSON of an unexpected shape", provider, response.status_code)
+        raise ProviderError(f"{provider} answered HTTP {response.status_code} with JSON that is not an object "
+                            f"({excerpt(response.text, 80)!r})", provider, response.status_code)
     return data
+
+
+def member(data, *path, kind: type = dict):
+    """`data[path[0]][path[1]]…` when every step exists and the value is a `kind`, else an empty `kind`.
+
+    Providers' answers are read through this: a field of an unexpected type becomes "missing", which the
+    caller reports in one sentence, instead of a TypeError deep inside.
+    """
+    for key in path:
+        if isinstance(data, dict):
+            data = data.get(key)
+        elif isinstance(data, list) and isinstance(key, int) and -len(data) <= key < len(data):
+            data = data[key]
+        else:
+            return kind()
+    return data if isinstance(data, kind) and not (kind is int and isinstance(data, bool)) else kind()
+
+
+def message(value) -> str:
+    """A provider's error detail as text, whatever its type (a string, an object with a message, a list …)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        for key in ("message", "msg", "detail", "error", "status", "code"):
+            if value.get(key):
+                return message(value[key])
+    if isinstance(value, list) and value:
+        return "; ".join(message(v) for v in value[:3])
+    return "" if value is None else json.dumps(value)[:200]
 
 
 async def download(transport: Transport, url: str, credentials: Credentials, request_id: str | None,
                    headers: dict | None = None) -> bytes:
     """A result image that a provider answers with a URL (valid for minutes to hours: fetched at once)."""
-    image = await transport.request("GET", url, headers=headers or {})
+    image = await transport.request("GET", url, kind="download", headers=headers or {})
     if image.status_code != 200:
         raise fail(image, credentials, f"downloading the result failed (HTTP {image.status_code})", request_id)
     return image.content
 
 
-def fail(response: httpx.Response, credentials: Credentials, message: str = "", request_id: str | None = None,
+def fail(response: httpx.Response, credentials: Credentials, detail: str = "", request_id: str | None = None,
          moderation: bool = False) -> ProviderError:
     """The error for a provider's error answer, phrased for the user and with the key blanked out."""
     provider, status = credentials.provider, response.status_code
-    detail = credentials.redact(message or response.text[:300]).strip()
+    detail = excerpt(credentials.redact(detail or response.text))
     if moderation:
         return ModerationRefused(f"{provider} refused the request on content grounds: {detail}", provider, status, request_id)
     if status in (401, 403):
@@ -147,6 +180,9 @@ def fail(response: httpx.Response, credentials: Credentials, message: str = "", 
         text = f"{provider} says the account is out of credit (HTTP 402)"
     elif status == 429:
         text = f"{provider} is rate-limiting requests (HTTP 429) and retries did not get through; wait and try again"
+    elif status == 504:
+        text = (f"{provider}'s gateway timed out (HTTP 504); the request may still have been charged, check the "
+                "provider's dashboard before retrying")
     elif status >= 500:
         text = f"{provider} had a server error (HTTP {status}) on every retry; try again later"
     else:

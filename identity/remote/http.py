@@ -1,15 +1,19 @@
-"""HTTP for the providers: retries with backoff that honours Retry-After, timeouts, polling, cancellation.
+"""HTTP for the providers: retries, timeouts per provider and operation, polling, redirects, cancellation.
 
-One `Transport` per request of the layer. It retries 408/429/5xx and dropped connections, waits what a
-`Retry-After` asks (within reason), gives up with a message that says what happened, and stops at once when
-the user interrupts (checked several times a second, also while waiting). Every retry is recorded for the
-report. Nothing here ever logs or returns a header, so a key cannot leak from this layer.
+One `Transport` per request of the layer. It retries 408/429/5xx and connections that failed before the
+request went out, waits what a `Retry-After` asks (within reason), and stops at once when the user interrupts.
+A paid generation is never silently sent twice: after a read timeout or a connection dropped once the request
+was sent, it is re-sent only where the provider documents an idempotency key (and the caller sent one);
+otherwise the error says it may have been charged. Redirects are followed by hand: a GET that leaves the origin
+loses every credential header (httpx itself strips only `Authorization`), and a request with a body (photos) is
+not sent to another origin at all. httpx's own log lines lose any key or URL user-info before they are written.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email.utils
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -18,9 +22,33 @@ from typing import Awaitable, Callable
 import httpx
 
 from ..errors import Cancelled, ProviderError
+from .keys import origin as origin_of, scrub
+from .models import ProviderFacts, provider_facts
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+REDIRECTS = frozenset({301, 302, 303, 307, 308})
+MAX_REDIRECTS = 5
+#: Headers that carry a provider credential: dropped whenever a redirect leaves the origin.
+CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-goog-api-key", "x-key", "x-api-key", "cookie"})
+#: Failures after which the provider may have received the whole request (and may charge for it).
+AFTER_SEND = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 _TICK = 0.2  # seconds between interrupt checks
+
+
+class ScrubbedLog(logging.Filter):
+    """Blanks keys and URL user-info in the log records of the HTTP libraries (httpx logs every URL at INFO)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        clean = scrub(message)
+        if clean != message:
+            record.msg, record.args = clean, ()
+        return True
+
+
+for _name in ("httpx", "httpcore"):
+    if not any(isinstance(f, ScrubbedLog) for f in logging.getLogger(_name).filters):
+        logging.getLogger(_name).addFilter(ScrubbedLog())
 
 
 @dataclass(frozen=True)
@@ -29,13 +57,13 @@ class Policy:
     base_delay: float = 1.0  # backoff: base_delay × 2^(try-1), jittered, capped by max_delay
     max_delay: float = 30.0
     max_retry_after: float = 120.0  # a longer Retry-After is not waited out: the request fails instead
-    connect_timeout: float = 10.0
-    read_timeout: float = 180.0
+    read_timeout: float | None = None  # one read timeout for every operation; None: the provider's own (models.json)
     poll_interval: float = 2.0
-    poll_budget: float = 600.0  # seconds an asynchronous job may take
+    poll_budget: float | None = None  # seconds an asynchronous job may take; None: the provider's own
 
-    def timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(self.read_timeout, connect=self.connect_timeout)
+
+class MayHaveBeenCharged(ProviderError):
+    """A paid request went out and no answer came back; it was not re-sent, because that could charge twice."""
 
 
 @dataclass
@@ -45,20 +73,47 @@ class Transport:
     policy: Policy = field(default_factory=Policy)
     cancelled: Callable[[], bool] = lambda: False
     retries: list = field(default_factory=list)  # {"status"|"error", "waited_s"} per retry, for the report
+    facts: ProviderFacts | None = None
 
-    async def request(self, method: str, url: str, **kwargs) -> httpx.Response:
-        """The provider's final answer, after retrying what is worth retrying; raises on transport failure."""
+    def __post_init__(self):
+        self.facts = self.facts or provider_facts(self.provider)
+
+    def timeout(self, kind: str) -> httpx.Timeout:
+        """`kind`: generate (the paid call), poll, download."""
+        timeouts = self.facts.timeouts
+        read = self.policy.read_timeout or timeouts.get(kind) or timeouts["generate"]
+        return httpx.Timeout(read, connect=timeouts["connect"])
+
+    async def request(self, method: str, url: str, *, kind: str = "generate", paid: bool = False,
+                      idempotent: bool = False, request_id: str | None = None, **kwargs) -> httpx.Response:
+        """The provider's final answer, after retrying what is safe to retry; raises on transport failure.
+
+        `paid`: this request may be charged; `idempotent`: it carries the provider's idempotency key, so a
+        re-send returns the original job; `request_id`: ours, named in a "may have been charged" error.
+        """
+        timeout = self.timeout(kind)
         for attempt in range(1, self.policy.attempts + 1):
             try:
-                response = await self.wait_for(self.client.request(method, url, **kwargs))
-            except (httpx.TimeoutException, httpx.TransportError) as exc:
-                problem = "timed out" if isinstance(exc, httpx.TimeoutException) else f"connection failed ({type(exc).__name__})"
+                response = await self.wait_for(self._follow(method, url, timeout, **kwargs))
+            except httpx.TransportError as exc:
+                sent = isinstance(exc, AFTER_SEND)
+                problem = (f"timed out after {timeout.read:.0f} s" if isinstance(exc, httpx.ReadTimeout) else
+                           "timed out" if isinstance(exc, httpx.TimeoutException) else
+                           f"connection failed ({type(exc).__name__})")
+                if sent and paid and not idempotent:
+                    raise MayHaveBeenCharged(
+                        f"{self.provider} {problem} once the request was sent; it may have been charged, so it was not "
+                        f"sent again (request id {request_id or 'none'}): check the provider's dashboard before retrying",
+                        self.provider, None, request_id) from None
                 if attempt == self.policy.attempts:
                     raise ProviderError(f"{self.provider} {problem} on each of {attempt} attempts; try again later",
-                                        self.provider) from None
+                                        self.provider, None, request_id) from None
                 await self._pause({"error": problem}, self._backoff(attempt))
                 continue
-            if response.status_code in RETRY_STATUSES and attempt < self.policy.attempts:
+            retry = response.status_code in RETRY_STATUSES and attempt < self.policy.attempts
+            if retry and paid and not idempotent and response.status_code == 504:
+                retry = False  # a gateway timeout: the provider may still finish, and charge, the first one
+            if retry:
                 wait = retry_after(response)
                 if wait is not None and wait > self.policy.max_retry_after:
                     return response  # the caller reports the rate limit with the time the provider asked for
@@ -67,17 +122,41 @@ class Transport:
             return response
         raise AssertionError("unreachable")
 
+    async def _follow(self, method: str, url: str, timeout: httpx.Timeout, headers: dict | None = None,
+                      **kwargs) -> httpx.Response:
+        """Send, following redirects by hand: a hop to another origin loses every credential header."""
+        headers = dict(headers or {})
+        origin = origin_of(url)
+        for _ in range(MAX_REDIRECTS + 1):
+            response = await self.client.request(method, url, headers=headers, timeout=timeout,
+                                                  follow_redirects=False, **kwargs)
+            location = response.headers.get("location")
+            if response.status_code not in REDIRECTS or not location:
+                return response
+            await response.aclose()
+            target = response.url.join(location)
+            if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
+                method, kwargs = "GET", {k: v for k, v in kwargs.items() if k not in ("json", "data", "files", "content")}
+            if origin_of(target) != origin:
+                if method != "GET":
+                    raise ProviderError(f"{self.provider} redirected the request to another origin ({target.host}); "
+                                        "not followed, so that neither the key nor the photos go there", self.provider)
+                headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
+            url = str(target)
+        raise ProviderError(f"{self.provider} redirected more than {MAX_REDIRECTS} times", self.provider)
+
     async def poll(self, url: str, check: Callable[[httpx.Response], Awaitable[object] | object], **kwargs):
         """GET `url` until `check(response)` returns something other than None (or raises), within the budget."""
-        deadline = time.monotonic() + self.policy.poll_budget
+        budget = self.policy.poll_budget or self.facts.timeouts.get("job", 600)
+        deadline = time.monotonic() + budget
         while True:
-            result = check(await self.request("GET", url, **kwargs))
+            result = check(await self.request("GET", url, kind="poll", **kwargs))
             if asyncio.iscoroutine(result):
                 result = await result
             if result is not None:
                 return result
             if time.monotonic() > deadline:
-                raise ProviderError(f"{self.provider} did not finish the job within {self.policy.poll_budget:.0f} s", self.provider)
+                raise ProviderError(f"{self.provider} did not finish the job within {budget:.0f} s", self.provider)
             await self.sleep(self.policy.poll_interval)
 
     async def wait_for(self, awaitable):

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import urlparse
+from urllib.parse import quote, urlparse
 
 from ..errors import MissingKey
 
@@ -35,6 +36,26 @@ DEFAULT_BASE_URLS = {
 }
 
 
+#: Every key handed out in this process: `scrub` blanks them in any text (httpx's log lines included).
+_SECRETS: set[str] = set()
+_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]+@")
+REDACTED = "[redacted]"
+
+
+def scrub(text: str) -> str:
+    """`text` without any key this process uses (also URL-encoded) and without URL user-info (`user:pass@`)."""
+    for secret in sorted(_SECRETS, key=len, reverse=True):
+        for form in {secret, quote(secret, safe="")}:
+            text = text.replace(form, REDACTED)
+    return _USERINFO.sub(rf"\1{REDACTED}@", text)
+
+
+def excerpt(text: str, limit: int = 300) -> str:
+    """What of a provider's answer may be shown: scrubbed first, then cut (a cut key would leak in part)."""
+    clean = scrub(text).strip()
+    return clean if len(clean) <= limit else clean[:limit] + "…"
+
+
 #: Hosts besides the configured base URL that may receive a provider's key (regional polling URLs).
 TRUSTED_DOMAINS = {"bfl": ("bfl.ai",), "phota": ("photalabs.com",)}
 
@@ -45,15 +66,31 @@ class Credentials:
     base_url: str
     key: str = field(repr=False)
 
+    def __post_init__(self):
+        if self.key:
+            _SECRETS.add(self.key)
+        user_info = urlparse(self.base_url)
+        if user_info.password:
+            _SECRETS.add(user_info.password)
+
     def trusts(self, url: str) -> bool:
-        """Whether `url` may receive the key: the base URL's host, or the provider's own domains."""
-        host = urlparse(url).hostname or ""
+        """Whether `url` may receive the key: the base URL's own origin, or the provider's own domains over HTTPS."""
+        if origin(url) == origin(self.base_url):
+            return True
+        target = urlparse(url)
+        host = target.hostname or ""
         domains = TRUSTED_DOMAINS.get(self.provider, ())
-        return host == urlparse(self.base_url).hostname or any(host == d or host.endswith("." + d) for d in domains)
+        return target.scheme == "https" and any(host == d or host.endswith("." + d) for d in domains)
 
     def redact(self, text: str) -> str:
-        """`text` with the key blanked out, for anything that may be shown or logged."""
-        return text.replace(self.key, "[redacted]") if self.key else text
+        """`text` with the key (and every other key in use) blanked out, for anything shown or logged."""
+        return scrub(text.replace(self.key, REDACTED) if self.key else text)
+
+
+def origin(url: str) -> tuple:
+    """(scheme, host, port): what must stay the same for a key to go along."""
+    parts = urlparse(str(url))
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
 class KeyStore:

@@ -14,7 +14,6 @@ from ..errors import InvalidRequest
 from ..profile import Profile
 
 PER_SUBJECT = 4
-JPEG_QUALITY = 95  # references go as JPEG: a fifth of the PNG upload, no visible loss
 
 
 def shares(subjects: int, budget: int, model_name: str, max_images: int, inputs: int) -> list[int]:

@@ -9,24 +9,30 @@ the re-roll budget (count and cost) lasts, and reports what happened.
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import math
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Callable
 
 import httpx
 import numpy as np
+from PIL import Image
 
 from ..errors import Cancelled, IdentityError, ImageError, InvalidRequest, ProviderError
 from ..faces import FaceEngine
-from ..images import encode_jpeg, encode_png, load_image
+from ..images import load_image
 from ..profile import Profile
 from ..prompt import PROFILE_REF, resolve_reference, subjects as request_subjects
 from . import references as refs
+from . import sizes
 from .call import Call, Generated
 from .http import Policy, Transport
 from .keys import Credentials, KeyStore
-from .models import BaseModel, base_model
+from .models import BaseModel, base_model, provider_facts, user_folder
+from .phota_links import PhotaLinks, check_phota_id
 from .providers import PROVIDERS
 from .verify import Check, check_outputs, input_poses
 
@@ -61,12 +67,18 @@ class Plan:
     references: list[list[bytes]]
     inputs: list[bytes]
     credentials: Credentials
+    prompt: str  # as sent: for Phota, local [[refs]] become the linked Phota ids
+    ratio: float | None
+    input_pixels: int = 0  # of every image sent (BFL charges for them)
 
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request
         seed = None if r.seed is None else r.seed + attempt
-        return Call(r.operation, self.model, self.resolution, r.aspect_ratio, r.quality, r.prompt, self.subjects,
-                    self.references, self.inputs, outputs, seed, self.external_ids)
+        return Call(r.operation, self.model, self.resolution, r.aspect_ratio, r.quality, self.prompt, self.subjects,
+                    self.references, self.inputs, outputs, seed, self.external_ids, self.ratio, uuid.uuid4().hex)
+
+    def estimate(self, images: int) -> float | None:
+        return self.model.estimated_cost(self.resolution, images, self.request.operation, self.input_pixels)
 
 
 @dataclass
@@ -84,7 +96,7 @@ class RemoteResult:
     report: dict
 
 
-def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine) -> Plan:
+def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: PhotaLinks | None = None) -> Plan:
     """Validate everything and prepare the payload parts; raises `InvalidRequest`/`MissingKey`, never calls out."""
     model = base_model(request.model)
     resolution = model.validate(request.operation, request.resolution, request.aspect_ratio, request.quality,
@@ -97,35 +109,58 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine) -> Plan:
         raise InvalidRequest(f"{request.operation} needs a prompt")
     if request.rerolls < 0 or request.max_cost < 0:
         raise InvalidRequest("re-rolls and max cost cannot be negative")
+    prompt = request.prompt
     if model.provider == "phota":
-        local, external = _phota_subjects(request)
+        local, external, prompt = _phota_subjects(request, links or PhotaLinks(user_folder() / "phota_links.json"))
     else:
         if not request.profiles:
             raise InvalidRequest("no profiles attached: connect Identity Condition with at least one profile")
         local, external = request_subjects(request.prompt, request.profiles, request.candidates), []
-    inputs = [encode_png(image) for image in request.inputs]
-    references: list[list[bytes]] = []
+    limits = provider_facts(model.provider).inputs
+    references: list[list[np.ndarray]] = []
     if model.provider != "phota":
-        budget = model.max_input_images - len(inputs)
-        shares = refs.shares(len(local), budget, model.name, model.max_input_images, len(inputs))
+        budget = model.max_input_images - len(request.inputs)
+        shares = refs.shares(len(local), budget, model.name, model.max_input_images, len(request.inputs))
         poses = input_poses(request.inputs[0], local, engine) if request.operation == "edit" else {}
-        references = [[encode_jpeg(p.portraits[k], refs.JPEG_QUALITY) for k in refs.choose(p, n, poses.get(p.id))]
-                      for p, n in zip(local, shares)]
+        references = [[p.portraits[k] for k in refs.choose(p, n, poses.get(p.id))] for p, n in zip(local, shares)]
+    count = len(request.inputs) + sum(len(r) for r in references)
+    share = limits.get("max_request_bytes", math.inf) * 0.7 / max(count, 1)  # base64 and JSON overhead
+    inputs = [sizes.fit(image, limits, share) for image in request.inputs]
+    encoded = [[sizes.fit(portrait, limits, share, lossless=False) for portrait in group] for group in references]
+    pixels = sum(math.prod(Image.open(io.BytesIO(b)).size) for b in inputs + [b for g in encoded for b in g])
     credentials = keys.credentials(model.provider)
-    return Plan(request, model, resolution, local, external, references, inputs, credentials)
+    return Plan(request, model, resolution, local, external, encoded, inputs, credentials, prompt,
+                sizes.ratio_of(request.aspect_ratio, request.inputs), pixels)
 
 
-def _phota_subjects(request: RemoteRequest) -> tuple[list[Profile], list[str]]:
-    """Phota's profiles are its own: a reference that is no local profile passes through as a Phota id."""
-    local, external = [], []
+def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Profile], list[str], str]:
+    """Phota knows only its own profiles: each local person goes as the Phota profile it is linked to (refused
+    before any call when unlinked); a reference that is no local profile passes through as a Phota id."""
+    local, as_sent = [], {}
     for ref in list(dict.fromkeys(PROFILE_REF.findall(request.prompt) + list(request.candidates))):
         try:
-            local.append(resolve_reference(ref, request.profiles))
+            profile = resolve_reference(ref, request.profiles)
         except IdentityError:
-            external.append(ref)
-    if not local and not external:
+            as_sent[ref] = check_phota_id(ref)
+            continue
+        if profile.id not in {p.id for p in local}:
+            local.append(profile)
+        as_sent[ref] = _linked(profile, links)
+    if not as_sent:
         local = list(request.profiles)
-    return local, external
+    external = list(dict.fromkeys([_linked(p, links) for p in local] + list(as_sent.values())))
+    prompt = PROFILE_REF.sub(lambda m: f"[[{as_sent.get(m.group(1), m.group(1))}]]", request.prompt)
+    return local, external, prompt
+
+
+def _linked(profile: Profile, links: PhotaLinks) -> str:
+    phota_id = links.get(profile.id)
+    if phota_id is None:
+        raise InvalidRequest(
+            f"profile {profile.name!r} is not linked to a Phota profile, and Phota knows only its own: create one with "
+            f"Phota (POST /v1/phota/profiles/add) and link it with `python -m identity phota-link {profile.id} "
+            "PHOTA_PROFILE_ID`, or pick a base model without phota/")
+    return phota_id
 
 
 class Execution:
@@ -166,7 +201,7 @@ class Execution:
         request, model = self.plan.request, self.plan.model
         ticker = asyncio.create_task(self._tick())
         try:
-            async with httpx.AsyncClient(timeout=self.policy.timeout(), follow_redirects=True) as client:
+            async with httpx.AsyncClient(follow_redirects=False) as client:  # Transport follows them, keys stay home
                 await self._round(client, request.outputs, 0)
                 rerolls, attempt, stopped = 0, 0, ""
                 while True:
@@ -178,7 +213,7 @@ class Execution:
                     if more <= 0:
                         stopped = "re-roll budget used" if request.rerolls else "no re-rolls allowed"
                         break
-                    next_cost = model.estimated_cost(self.plan.resolution, more) or 0.0
+                    next_cost = self.plan.estimate(more) or 0.0
                     if request.max_cost and self.cost + next_cost > request.max_cost:
                         stopped = f"cost budget reached (${self.cost:.3f} spent, ${request.max_cost:.2f} allowed)"
                         break
@@ -221,8 +256,14 @@ class Execution:
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
-        transport = Transport(self.plan.model.provider, client, self.policy, self._stop_requested, self.retries)
-        return await PROVIDERS[self.plan.model.provider].run(self.plan.call(outputs, attempt), transport, self.plan.credentials)
+        provider = self.plan.model.provider
+        transport = Transport(provider, client, self.policy, self._stop_requested, self.retries)
+        call = self.plan.call(outputs, attempt)
+        try:
+            return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
+        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:  # an answer of a shape we do not know
+            raise ProviderError(f"{provider} answered in a shape this layer does not understand ({type(exc).__name__}); "
+                                f"request id {call.request_id}", provider, None, call.request_id) from None
 
     def _spend(self, item: Generated) -> None:
         if item.provider_cost:
@@ -230,7 +271,7 @@ class Execution:
         if item.cost_usd is not None:
             self.cost += item.cost_usd
             return
-        estimate = self.plan.model.estimated_cost(self.plan.resolution, 1)
+        estimate = self.plan.estimate(1)
         if estimate is not None:
             self.cost += estimate
             self.cost_estimated = True
@@ -252,6 +293,10 @@ class Execution:
             await asyncio.sleep(1.0)
 
     def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
+        report = self._fields(ranked, rerolls, stopped)
+        return json.loads(self.plan.credentials.redact(json.dumps(report)))  # nothing in it may carry a key
+
+    def _fields(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
         plan, request = self.plan, self.plan.request
         return {
             "operation": request.operation,

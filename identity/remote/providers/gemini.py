@@ -6,7 +6,7 @@ Refusals come back as HTTP 200: no candidates and a `promptFeedback.blockReason`
 
 from __future__ import annotations
 
-from ..call import Call, Generated, b64, body, decode_b64, fail, layout, mime
+from ..call import Call, Generated, b64, body, decode_b64, fail, layout, member, message, mime
 from ..http import Transport
 from ..keys import Credentials
 
@@ -31,24 +31,25 @@ def request_body(call: Call) -> dict:
 
 async def run(call: Call, transport: Transport, credentials: Credentials) -> list[Generated]:
     url = f"{credentials.base_url}/v1beta/models/{call.model.api_model}:generateContent"
-    response = await transport.request("POST", url, json=request_body(call),
+    response = await transport.request("POST", url, json=request_body(call), paid=True, request_id=call.request_id,
                                        headers={"x-goog-api-key": credentials.key})
-    data = body(response, "gemini")
+    data = body(response, credentials)
     if response.status_code != 200:
-        error = data.get("error") or {}
-        raise fail(response, credentials, f"{error.get('status', '')} {error.get('message', '')}")
-    request_id = data.get("responseId")
-    candidates = data.get("candidates") or []
+        error = data.get("error")
+        raise fail(response, credentials, " ".join(filter(None, (member(data, "error", "status", kind=str),
+                                                                  message(error)))))
+    request_id = member(data, "responseId", kind=str) or None
+    candidates = [c for c in member(data, "candidates", kind=list) if isinstance(c, dict)]
     if not candidates:
-        reason = (data.get("promptFeedback") or {}).get("blockReason")
+        reason = member(data, "promptFeedback", "blockReason", kind=str)
         if reason:
             raise fail(response, credentials, f"prompt blocked ({reason})", request_id, moderation=True)
         raise fail(response, credentials, "the answer holds no candidates", request_id)
-    images = [decode_b64(part["inlineData"]["data"], "gemini")
-              for candidate in candidates for part in (candidate.get("content") or {}).get("parts", [])
-              if isinstance(part, dict) and "inlineData" in part]
+    inline = [member(part, "inlineData") for candidate in candidates
+              for part in member(candidate, "content", "parts", kind=list) if member(part, "inlineData")]
+    images = [decode_b64(member(i, "data", kind=str), "gemini") for i in inline if member(i, "data", kind=str)]
     if not images:
-        reason = candidates[0].get("finishReason", "unknown")
-        raise fail(response, credentials, f"no image returned (finishReason {reason})", request_id,
-                   moderation=reason in SAFETY)
+        reason = member(candidates, 0, "finishReason", kind=str) or "unknown"
+        problem = "image parts without data" if inline else f"no image returned (finishReason {reason})"
+        raise fail(response, credentials, problem, request_id, moderation=not inline and reason in SAFETY)
     return [Generated(image, request_id) for image in images[:1]]

@@ -6,57 +6,61 @@ from one call (`n`). The charge is token-metered; `usage` gives the tokens.
 
 from __future__ import annotations
 
-from ..call import Call, Generated, body, decode_b64, fail, layout, mime
+from ..call import Call, Generated, body, decode_b64, fail, layout, member, message, mime
 from ..http import Transport
 from ..keys import Credentials
+from ..sizes import dimensions
 
-LONG_SIDE = {"1K": 1024, "2K": 2048, "4K": 3840}
 
-
-def size(resolution: str, aspect_ratio: str) -> str:
-    """`WxH` with both sides divisible by 16, within 3840×2160 (long×short), or `auto`."""
-    if aspect_ratio == "auto":
+def size(call: Call) -> str:
+    """`WxH` within the model's documented bounds; `auto` only where nothing asks otherwise (1K, no shape)."""
+    if call.ratio is None and call.resolution == "1K":
         return "auto"
-    w, h = (int(v) for v in aspect_ratio.split(":"))
-    long_side = LONG_SIDE[resolution]
-    short_side = min(long_side * min(w, h) / max(w, h), 2160)
-    long_side = min(long_side, short_side * max(w, h) / min(w, h))
-    long_px, short_px = int(long_side // 16 * 16), int(short_side // 16 * 16)
-    return f"{long_px}x{short_px}" if w >= h else f"{short_px}x{long_px}"
+    width, height = dimensions(call.resolution, call.ratio or 1.0, call.model.pixels)
+    return f"{width}x{height}"
 
 
 def cost(usage: dict, prices: dict) -> float | None:
     if not usage:
         return None
-    details = usage.get("input_tokens_details") or {}
-    text_in = details.get("text_tokens", usage.get("input_tokens", 0) - details.get("image_tokens", 0))
-    total = (text_in * prices["text_in"] + details.get("image_tokens", 0) * prices["image_in"]
-             + usage.get("output_tokens", 0) * prices["image_out"]) / 1_000_000
-    return round(total, 6)
+    rates, details = prices["usd_per_million"], member(usage, "input_tokens_details")
+    image_in = _count(details, "image_tokens")
+    text_in = _count(details, "text_tokens", _count(usage, "input_tokens") - image_in)
+    total = (text_in * rates["text_in"] + image_in * rates["image_in"] + _count(usage, "output_tokens") * rates["image_out"])
+    return round(total / 1_000_000, 6)
+
+
+def _count(data: dict, key: str, default: int = 0) -> int:
+    value = data.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else default
 
 
 async def run(call: Call, transport: Transport, credentials: Credentials) -> list[Generated]:
     sent = layout(call)
-    fields = {"model": call.model.api_model, "prompt": sent.text, "n": call.outputs,
-              "size": size(call.resolution, call.aspect_ratio), "quality": call.quality or "auto", "output_format": "png"}
+    fields = {"model": call.model.api_model, "prompt": sent.text, "n": call.outputs, "size": size(call),
+              "quality": call.quality or "auto", "output_format": "png"}
     headers = {"Authorization": f"Bearer {credentials.key}"}
+    if call.request_id:
+        headers["X-Client-Request-Id"] = call.request_id
+    options = {"headers": headers, "paid": True, "request_id": call.request_id}
     if sent.images:
         files = [("image[]", (f"image_{i}.{mime(image).split('/')[1]}", image, mime(image)))
                  for i, image in enumerate(sent.images, 1)]
-        response = await transport.request("POST", f"{credentials.base_url}/v1/images/edits", headers=headers,
-                                           data={k: str(v) for k, v in fields.items()}, files=files)
+        response = await transport.request("POST", f"{credentials.base_url}/v1/images/edits",
+                                           data={k: str(v) for k, v in fields.items()}, files=files, **options)
     else:
-        response = await transport.request("POST", f"{credentials.base_url}/v1/images/generations", headers=headers,
-                                           json=fields)
-    data = body(response, "openai")
-    request_id = response.headers.get("x-request-id")
+        response = await transport.request("POST", f"{credentials.base_url}/v1/images/generations", json=fields,
+                                           **options)
+    data = body(response, credentials)
+    request_id = response.headers.get("x-request-id") or call.request_id
     if response.status_code != 200:
-        error = data.get("error") or {}
-        raise fail(response, credentials, error.get("message", ""), request_id,
-                   moderation=error.get("code") == "moderation_blocked")
-    items = [item for item in data.get("data") or [] if isinstance(item, dict) and item.get("b64_json")]
+        raise fail(response, credentials, message(data.get("error")), request_id,
+                   moderation=member(data, "error", "code", kind=str) == "moderation_blocked")
+    items = [member(item, "b64_json", kind=str) for item in member(data, "data", kind=list)]
+    items = [item for item in items if item]
     if not items:
         raise fail(response, credentials, "the answer holds no images", request_id)
-    total = cost(data.get("usage") or {}, call.model.prices)
+    usage = member(data, "usage")
+    total = cost(usage, call.model.prices)
     share = None if total is None else round(total / len(items), 6)
-    return [Generated(decode_b64(item["b64_json"], "openai"), request_id, share, data.get("usage")) for item in items]
+    return [Generated(decode_b64(item, "openai"), request_id, share, usage or None) for item in items]

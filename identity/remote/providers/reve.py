@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from ..call import Call, Generated, b64, body, decode_b64, fail, layout
+from ..call import Call, Generated, b64, body, decode_b64, fail, layout, member, message
 from ..http import Transport
 from ..keys import Credentials
 
@@ -19,15 +19,17 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     else:
         endpoint, payload = "create", {"prompt": sent.text, **ratio}
     response = await transport.request("POST", f"{credentials.base_url}/v1/image/{endpoint}", json=payload,
+                                       paid=True, request_id=call.request_id,
                                        headers={"Authorization": f"Bearer {credentials.key}",
                                                 "Accept": "application/json"})
-    data = body(response, "reve")
-    request_id = data.get("request_id") or response.headers.get("x-reve-request-id")
+    data = body(response, credentials)
+    request_id = member(data, "request_id", kind=str) or response.headers.get("x-reve-request-id")
     if response.status_code != 200:
-        raise fail(response, credentials, str(data.get("message") or data.get("error") or ""), request_id)
-    if data.get("content_violation"):
+        raise fail(response, credentials, message(data.get("message") or data.get("error")), request_id)
+    if data.get("content_violation") is True:
         raise fail(response, credentials, "content_violation", request_id, moderation=True)
-    if not data.get("image"):
+    image = member(data, "image", kind=str)
+    if not image:
         raise fail(response, credentials, "the answer holds no image", request_id)
-    credits = {k: data[k] for k in ("credits_used", "credits_remaining") if k in data}
-    return [Generated(decode_b64(data["image"], "reve"), request_id, None, credits or None)]
+    credits = {k: data[k] for k in ("credits_used", "credits_remaining") if isinstance(data.get(k), (int, float))}
+    return [Generated(decode_b64(image, "reve"), request_id, None, credits or None)]

@@ -1,0 +1,216 @@
+"""The vendors' own SDKs are the oracle: the same logical request, sent by the official SDK and by our client to
+the same fake, must arrive the same (path, method, auth header, body fields and values, multipart field names),
+and every answer the fakes give must parse with the SDK's own response types. Phota has no Python SDK: its
+requests are validated against its documented field rules (tests/data/phota/requests.schema.json)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+
+import httpx
+import jsonschema
+import pytest
+
+from conftest import T1
+from fake_providers import KEYS, PHOTA_SCHEMA
+from identity.images import load_image
+from identity.remote.call import Call
+from identity.remote.http import Policy, Transport
+from identity.remote.keys import KeyStore
+from identity.remote.models import base_model
+from identity.remote.providers import PROVIDERS
+from identity.remote.sizes import fit, ratio_of
+
+openai = pytest.importorskip("openai", reason="the OpenAI SDK is a test dependency (requirements-test.txt)")
+genai = pytest.importorskip("google.genai", reason="google-genai is a test dependency (requirements-test.txt)")
+dashscope = pytest.importorskip("dashscope", reason="dashscope is a test dependency (requirements-test.txt)")
+from google.genai import types as genai_types  # noqa: E402
+
+FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=20)
+
+
+@pytest.fixture
+def keys(fake, tmp_path):
+    fake.reset()
+    return KeyStore(fake.keys_file(tmp_path), environ={})
+
+
+@pytest.fixture(scope="module")
+def photo() -> bytes:
+    return fit(load_image(T1)[:, :600], {"max_side": 600})  # a real photo, as our client would send it
+
+
+def ours(fake, keys, provider: str, call: Call):
+    """Send `call` with our client; returns what the fake recorded for the call (its POST)."""
+
+    async def send():
+        async with httpx.AsyncClient() as client:
+            return await PROVIDERS[provider].run(call, Transport(provider, client, FAST), keys.credentials(provider))
+
+    fake.reset()
+    generated = asyncio.run(send())
+    assert generated and all(g.image for g in generated)
+    return fake.posts(provider)[0]
+
+
+def edit_call(model: str, inputs: list[bytes], resolution="1K", aspect_ratio="3:2", quality="auto", outputs=1) -> Call:
+    return Call("edit", base_model(model), resolution, aspect_ratio, quality, "Put a red hat on everyone.", [], [],
+                inputs, outputs, None, ratio=ratio_of(aspect_ratio, []))
+
+
+def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
+    sent = ours(fake, keys, "openai", edit_call("gpt-image-2", [photo, photo], "2K", "16:9", "medium", 2))
+    sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
+    fake.reset()
+    answer = sdk.images.edit(model="gpt-image-2", prompt=sent.form["prompt"], n=2, size=sent.form["size"],
+                             quality="medium", output_format="png",
+                             image=[(f[1], f[3], f[2]) for f in sent.files])
+    oracle = fake.posts("openai")[0]
+    assert (sent.path, oracle.path) == ("/v1/images/edits", "/v1/images/edits")
+    assert sent.headers["authorization"] == oracle.headers["authorization"] == f"Bearer {KEYS['openai']}"
+    assert sent.form == oracle.form, "every form field and value as the SDK sends them"
+    assert [f[:3] for f in sent.files] == [f[:3] for f in oracle.files] and {f[0] for f in sent.files} == {"image[]"}
+    assert [f[3] for f in sent.files] == [f[3] for f in oracle.files]
+    assert isinstance(answer, openai.types.ImagesResponse) and len(answer.data) == 2 and answer.usage.output_tokens
+
+
+def test_openai_generation_and_errors_parse_with_the_sdk(fake, keys):
+    call = Call("generate", base_model("gpt-image-2"), "1K", "9:16", "high", "A lighthouse.", [], [], [], 1, None,
+                ratio=ratio_of("9:16", []))
+    sent = ours(fake, keys, "openai", call)
+    sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
+    fake.reset()
+    sdk.images.generate(**{k: v for k, v in sent.json.items()})
+    oracle = fake.posts("openai")[0]
+    assert sent.path == oracle.path == "/v1/images/generations" and sent.json == oracle.json
+    assert sent.json["size"] == "768x1360", "1K 9:16 is 1,044,480 px, above gpt-image-2's 655,360 minimum"
+    fake.reset(faults=["moderation"])
+    with pytest.raises(openai.BadRequestError) as refused:
+        sdk.images.generate(**sent.json)
+    assert refused.value.code == "moderation_blocked"
+    fake.reset()
+    with pytest.raises(openai.BadRequestError, match="655,360"):
+        sdk.images.generate(**{**sent.json, "size": "1024x576"})  # what the old client asked for at 1K 16:9
+
+
+def test_gemini_matches_google_genai(fake, keys, photo):
+    sent = ours(fake, keys, "gemini", edit_call("nb2", [photo], "2K", "16:9"))
+    parts = sent.json["contents"][0]["parts"]
+    sdk = genai.Client(api_key=KEYS["gemini"],
+                       http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta"))
+    sdk_parts = [genai_types.Part.from_text(text=p["text"]) if "text" in p else
+                 genai_types.Part.from_bytes(data=base64.b64decode(p["inlineData"]["data"]), mime_type=p["inlineData"]["mimeType"])
+                 for p in parts]
+    config = genai_types.GenerateContentConfig(
+        response_modalities=["IMAGE"], image_config=genai_types.ImageConfig(image_size="2K", aspect_ratio="16:9"),
+        thinking_config=genai_types.ThinkingConfig(thinking_level="MINIMAL"))
+    fake.reset()
+    answer = sdk.models.generate_content(model=base_model("nb2").api_model,
+                                         contents=[genai_types.Content(role="user", parts=sdk_parts)], config=config)
+    oracle = fake.posts("gemini")[0]
+    assert sent.path == oracle.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
+    assert sent.headers["x-goog-api-key"] == oracle.headers["x-goog-api-key"] and "authorization" not in sent.headers
+    assert _decoded(sent.json) == _decoded(oracle.json), "the same JSON, base64 alphabets aside"
+    assert isinstance(answer, genai_types.GenerateContentResponse)
+    assert answer.candidates[0].content.parts[0].inline_data.data[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_retired_gemini_id_is_refused_as_google_refuses_it(fake, keys):
+    sdk = genai.Client(api_key=KEYS["gemini"],
+                       http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta"))
+    with pytest.raises(genai.errors.ClientError) as refused:
+        sdk.models.generate_content(model="gemini-3.1-flash-image-preview", contents="a cat")
+    assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
+
+
+def _decoded(body):
+    """The request as proto JSON means it: keys in lowerCamelCase (parsers accept the proto field name too, and
+    google-genai sends `thinking_level`), inlineData decoded (either base64 alphabet is accepted)."""
+    if isinstance(body, list):
+        return [_decoded(v) for v in body]
+    if not isinstance(body, dict):
+        return body
+    camel = {re.sub(r"_([a-z])", lambda m: m[1].upper(), k): _decoded(v) for k, v in body.items()}
+    if isinstance(camel.get("data"), str) and "mimeType" in camel:
+        camel["data"] = base64.urlsafe_b64decode(camel["data"].replace("+", "-").replace("/", "_")).hex()
+    return camel
+
+
+def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
+    call = edit_call("qwen-image-2", [photo], "1K", "4:3", outputs=2)
+    call.seed = 7
+    sent = ours(fake, keys, "dashscope", call)
+    monkeypatch.setattr(dashscope, "base_http_api_url", fake.urls["dashscope"] + "/api/v1")
+    body = sent.json
+    fake.reset()
+    answer = dashscope.MultiModalConversation.call(api_key=KEYS["dashscope"], model=body["model"],
+                                                   messages=body["input"]["messages"], **body["parameters"])
+    oracle = fake.posts("dashscope")[0]
+    assert sent.path == oracle.path == "/api/v1/services/aigc/multimodal-generation/generation"
+    assert sent.headers["authorization"] == oracle.headers["authorization"] == f"Bearer {KEYS['dashscope']}"
+    assert sent.json == oracle.json
+    assert body["parameters"]["size"] == "1168*880" and body["parameters"]["n"] == 2
+    assert answer.status_code == 200 and len(answer.output.choices[0].message.content) == 2
+    fake.reset(faults=["moderation_algo"])
+    refused = dashscope.MultiModalConversation.call(api_key=KEYS["dashscope"], model=body["model"],
+                                                    messages=body["input"]["messages"], **body["parameters"])
+    assert refused.status_code == 400 and refused.code == "InternalError.Algo.DataInspectionFailed"
+
+
+@pytest.mark.parametrize("operation,model", [("generate", "phota/gpt-image-2"), ("edit", "phota/flux-2"),
+                                             ("enhance", "phota/nb2"), ("remix", "phota/nb2")])
+def test_every_phota_request_meets_photas_documented_rules(fake, keys, photo, operation, model):
+    fake.phota_profiles["ph0bama"] = "READY"
+    inputs = {"generate": [], "edit": [photo], "enhance": [photo], "remix": [photo, photo]}[operation]
+    call = Call(operation, base_model(model), "1K" if operation in ("generate", "edit") else "2K", "auto",
+                "high" if model == "phota/gpt-image-2" else "auto", "[[ph0bama]] at the beach", [], [], inputs, 2,
+                None, ["ph0bama"], None, "req-123")
+    sent = ours(fake, keys, "phota", call)
+    jsonschema.validate(sent.json, {**PHOTA_SCHEMA, "$ref": f"#/$defs/{operation}"})  # the fake checked it too
+    assert sent.json["client_request_id"] == "req-123" and sent.json["async"] is True
+    if operation in ("enhance", "remix"):
+        assert not {"base_model", "aspect_ratio", "resolution"} & set(sent.json), "Phota pins these to nb2 at 2K"
+
+
+def test_the_phota_rules_refuse_what_phota_documents_refusing():
+    def valid(endpoint, body):
+        return jsonschema.Draft202012Validator({**PHOTA_SCHEMA, "$ref": f"#/$defs/{endpoint}"}).is_valid(body)
+
+    good = {"prompt": "x", "async": True, "response_mode": "urls"}
+    assert valid("generate", good)
+    assert not valid("generate", {**good, "base_model": "dall-e"})
+    assert not valid("generate", {**good, "num_output_images": 5})
+    assert not valid("generate", {**good, "response_mode": "bytes"}), "async needs urls"
+    assert not valid("edit", {"images": ["a"] * 11, "prompt": "x"})
+    assert not valid("remix", {"input_image": "a", "reference_image": "b", "base_model": "nb2"})
+    assert not valid("profiles_add", {"image_urls": ["https://x/1.jpg"] * 4})
+
+
+@pytest.mark.parametrize("fault", [None, "moderation", "no_image", "inline_no_data", "error_string", "503"])
+def test_every_gemini_answer_of_the_fake_parses_with_google_genai_types(fake, fault):
+    fake.reset(faults=[fault] if fault else [])
+    answer = httpx.post(f"{fake.urls['gemini']}/v1beta/models/gemini-3.1-flash-image:generateContent",
+                        headers={"x-goog-api-key": KEYS["gemini"]}, timeout=30,
+                        json={"contents": [{"role": "user", "parts": [{"text": "a cat"}]}],
+                              "generationConfig": {"responseModalities": ["IMAGE"]}})
+    if answer.status_code == 200:
+        genai_types.GenerateContentResponse.model_validate(answer.json())
+    elif fault != "error_string":  # a string `error` is the hostile case: the SDK cannot read it either
+        with pytest.raises(genai.errors.APIError) as error:
+            genai.errors.APIError.raise_for_response(answer)
+        assert error.value.code == answer.status_code and error.value.status
+
+
+@pytest.mark.parametrize("fault", [None, "moderation", "503"])
+def test_every_openai_answer_of_the_fake_parses_with_openai_types(fake, fault):
+    fake.reset(faults=[fault] if fault else [])
+    answer = httpx.post(f"{fake.urls['openai']}/v1/images/generations", timeout=30,
+                        headers={"authorization": f"Bearer {KEYS['openai']}"},
+                        json={"model": "gpt-image-2", "prompt": "a cat", "n": 1, "size": "1024x1024", "quality": "low"})
+    if answer.status_code == 200:
+        openai.types.ImagesResponse.model_validate(answer.json())
+    else:
+        error = openai.OpenAI(api_key="x")._make_status_error_from_response(answer)
+        assert isinstance(error, openai.APIStatusError) and error.status_code == answer.status_code

@@ -1,0 +1,68 @@
+"""Paid calls are never silently duplicated: timeouts sized per provider and operation; after a read timeout or a
+connection dropped once the request was sent, no re-send unless the provider documents an idempotency key
+(Phota's `client_request_id`); otherwise a "may have been charged" error with the request id."""
+
+from __future__ import annotations
+
+import pytest
+
+from conftest import face, needs_faces
+from identity.errors import ProviderError
+from identity.images import load_image
+from identity.remote.http import MayHaveBeenCharged, Policy, Transport
+from identity.remote.keys import KeyStore
+from identity.remote.phota_links import PhotaLinks
+from identity.remote.runner import RemoteRequest, run
+
+FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=1.0, attempts=3)
+
+
+@pytest.fixture
+def keys(fake, tmp_path, monkeypatch):
+    fake.reset()
+    fake.stall_seconds = 2.0
+    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))
+    return KeyStore(fake.keys_file(tmp_path), environ={})
+
+
+def test_generation_timeouts_follow_each_providers_documented_latency():
+    openai = pytest.importorskip("openai", reason="the OpenAI SDK is a test dependency")
+    transport = lambda provider: Transport(provider, None, Policy())  # no request is sent
+    assert transport("openai").timeout("generate").read >= openai.DEFAULT_TIMEOUT.read == 600, "as long as the SDK waits"
+    assert transport("gemini").timeout("generate").read > 180 and transport("dashscope").timeout("generate").read >= 300
+    assert transport("bfl").timeout("generate").read < transport("bfl").timeout("download").read, "submit answers at once"
+    assert transport("phota").timeout("poll").read == 30
+
+
+@needs_faces
+@pytest.mark.parametrize("model,fault", [("nb2", "timeout"), ("gpt-image-2", "drop"), ("flux-2", "drop")])
+def test_a_paid_call_without_an_answer_is_not_sent_again(fake, keys, people, embedded, model, fault):
+    fake.faults = [fault]
+    request = RemoteRequest("generate", model, [people["Barack Obama"]], "[[barack-obama]] in the rain")
+    with pytest.raises(MayHaveBeenCharged, match=r"may have been charged, so it was not sent again \(request id [0-9a-f]{32}\)"):
+        run(request, keys, embedded, policy=FAST)
+    provider = {"nb2": "gemini", "gpt-image-2": "openai", "flux-2": "bfl"}[model]
+    assert len(fake.posts(provider)) == 1, "one paid request, whatever happened to its answer"
+
+
+@needs_faces
+def test_a_gateway_timeout_on_a_paid_call_is_not_re_sent(fake, keys, people, embedded):
+    fake.faults = ["timeout"]  # the fake answers 504 after stalling; here the client waits long enough to see it
+    request = RemoteRequest("generate", "gpt-image-2", [people["Barack Obama"]], "[[barack-obama]] in the rain")
+    with pytest.raises(ProviderError, match=r"gateway timed out \(HTTP 504\); the request may still have been charged"):
+        run(request, keys, embedded, policy=Policy(base_delay=0.05, read_timeout=10))
+    assert len(fake.posts("openai")) == 1
+
+
+@needs_faces
+def test_phota_is_re_sent_with_its_idempotency_key_and_charges_once(fake, keys, people, embedded, tmp_path):
+    fake.phota_profiles["ph0bama"] = "READY"
+    PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
+    fake.faults = ["timeout_after_accept"]  # the job is created, but its 202 arrives after the client gave up
+    request = RemoteRequest("edit", "phota/nb2", [people["Barack Obama"]], "[[barack-obama]] with a hat",
+                            inputs=[load_image(face("obama/obama1.jpg"))])
+    result = run(request, keys, embedded, policy=FAST)
+    submits = fake.posts("phota")
+    assert len(submits) == 2 and submits[0].json["client_request_id"] == submits[1].json["client_request_id"]
+    assert fake.charged == 1, "the re-send returned the original job"
+    assert result.report["retries"][0]["error"].startswith("timed out") and len(result.images) == 1
