@@ -81,11 +81,11 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
     return {"profiles": {p.id: p.name for p in profiles}, "ranking": order, "images": images}
 
 
-def badges(report: dict) -> list[dict]:
-    """Per image of a `batch_report`, what the node shows over it: its score and each person's, by name."""
-    names = report["profiles"]
-    return [{"index": i["index"], "score": i["score"], "subjects": {names[k]: v for k, v in i["subjects"].items()}}
-            for i in report["images"]]
+def badges(scores: list[tuple[float, dict[str, float]]], names: dict[str, str]) -> list[dict]:
+    """Per image, what a node shows over it (web/js): its score and each person's, by name; `scores` holds
+    (image score, {profile id: score}) in image order."""
+    return [{"index": index, "score": score, "subjects": {names[k]: v for k, v in subjects.items()}}
+            for index, (score, subjects) in enumerate(scores)]
 
 
 def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine, *,

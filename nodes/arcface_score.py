@@ -56,4 +56,5 @@ class ArcFaceScore(io.ComfyNode):
         summary = batch_report(results, profiles, order)
         ranked = images[order] if order else ExecutionBlocker(None)
         return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,
-                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores": badges(summary)})
+                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores":
+                                 badges([(i["score"], i["subjects"]) for i in summary["images"]], names)})

@@ -103,14 +103,22 @@ def check_interrupt() -> None:
 
 
 class Progress:
-    """A ComfyUI progress bar (0..100 %) and the status text shown on the node."""
+    """A ComfyUI progress bar (0..100 %) and the status text shown on the node.
 
-    def __init__(self, node_id: str | None):
+    ComfyUI's progress hook raises its interrupt; `interrupts=False` leaves that to `check_interrupt` alone,
+    for work that reports progress from a background task (remote calls) and stops through its `check`."""
+
+    def __init__(self, node_id: str | None, interrupts: bool = True):
         self.node_id = node_id
+        self.interrupts = interrupts
         self.bar = comfy.utils.ProgressBar(100, node_id=node_id)
 
     def __call__(self, fraction: float, text: str) -> None:
-        self.bar.update_absolute(int(round(100 * max(0.0, min(1.0, fraction)))))
+        try:
+            self.bar.update_absolute(int(round(100 * max(0.0, min(1.0, fraction)))))
+        except comfy.model_management.InterruptProcessingException:
+            if self.interrupts:
+                raise
         server = PromptServer.instance
         if self.node_id is not None and server is not None:
             server.send_progress_text(text, self.node_id)

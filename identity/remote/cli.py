@@ -80,9 +80,10 @@ def _run(args, operation: str, inputs: list) -> int:
         if not PROFILE_REF.search(args.prompt):
             raise InvalidRequest("name the people to keep as [[profile-id]] in --prompt, or pass --profile")
         profiles = [store.load(s["id"]) for s in store.summaries()]
-    request = RemoteRequest(operation, args.base_model, profiles, args.prompt, args.resolution, args.aspect_ratio,
-                            args.quality, [p.id for p in chosen] if operation == "edit" else [], inputs,
-                            args.outputs, args.rerolls, args.max_cost_usd, args.seed)
+    request = RemoteRequest(operation=operation, model=args.base_model, profiles=profiles, prompt=args.prompt,
+                            resolution=args.resolution, aspect_ratio=args.aspect_ratio, quality=args.quality,
+                            candidates=[p.id for p in chosen] if operation == "edit" else [], inputs=inputs,
+                            outputs=args.outputs, rerolls=args.rerolls, max_cost=args.max_cost_usd, seed=args.seed)
     result = run(request, _keys(args), load_engine(args.engine, args.provider))
     saved = []
     for rank, image in enumerate(result.images, 1):

@@ -40,7 +40,7 @@ from .verify import Check, check_outputs, input_poses
 INPUTS = {"generate": (0, 0), "edit": (1, 10), "enhance": (1, 1), "remix": (2, 2)}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RemoteRequest:
     operation: str
     model: str
@@ -74,8 +74,10 @@ class Plan:
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request
         seed = None if r.seed is None else r.seed + attempt
-        return Call(r.operation, self.model, self.resolution, r.aspect_ratio, r.quality, self.prompt, self.subjects,
-                    self.references, self.inputs, outputs, seed, self.external_ids, self.ratio, uuid.uuid4().hex)
+        return Call(operation=r.operation, model=self.model, resolution=self.resolution, aspect_ratio=r.aspect_ratio,
+                    quality=r.quality, prompt=self.prompt, subjects=self.subjects, references=self.references,
+                    inputs=self.inputs, outputs=outputs, seed=seed, external_ids=self.external_ids, ratio=self.ratio,
+                    request_id=uuid.uuid4().hex)
 
     def estimate(self, images: int) -> float | None:
         return self.model.estimated_cost(self.resolution, images, self.request.operation, self.input_pixels)
@@ -167,9 +169,9 @@ class Execution:
     """One run of a plan: calls, outputs, spending and the report, with progress pushed to `progress`."""
 
     def __init__(self, plan: Plan, engine: FaceEngine, policy: Policy, progress: Callable[[float, str], None],
-                 cancelled: Callable[[], bool]):
+                 check: Callable[[], None]):
         self.plan, self.engine, self.policy = plan, engine, policy
-        self.progress, self.cancelled = progress, cancelled
+        self.progress, self.check = progress, check
         self.outputs: list[Output] = []
         self.failures: list[dict] = []
         self.retries: list[dict] = []
@@ -178,26 +180,9 @@ class Execution:
         self.provider_cost: list[dict] = []
         self.started = time.monotonic()
         self.status = "starting"
-        self.interrupt: BaseException | None = None  # a host's interrupt can surface through its progress hook
 
     async def run(self) -> RemoteResult:
-        try:
-            return await self._run()
-        except Cancelled:
-            if self.interrupt is not None:
-                raise self.interrupt from None
-            raise
-
-    def _report_progress(self, fraction: float, text: str) -> None:
-        try:
-            self.progress(fraction, text)
-        except Exception as exc:  # ComfyUI raises its interrupt from the progress bar: stop the calls with it
-            self.interrupt = exc
-
-    def _stop_requested(self) -> bool:
-        return self.interrupt is not None or self.cancelled()
-
-    async def _run(self) -> RemoteResult:
+        """The outputs, best first; whatever `check` raises stops every call in flight and comes out of here."""
         request, model = self.plan.request, self.plan.model
         ticker = asyncio.create_task(self._tick())
         try:
@@ -225,7 +210,7 @@ class Execution:
         if not self.outputs:
             raise self._first_error()
         ranked = sorted(self.outputs, key=lambda o: (o.check.passed, o.check.weakest), reverse=True)[:request.outputs]
-        self._report_progress(1.0, self._status_line("done"))
+        self.progress(1.0, self._status_line("done"))
         return RemoteResult([o.image for o in ranked], [round(o.check.weakest, 4) for o in ranked],
                             self._report(ranked, rerolls, stopped))
 
@@ -257,7 +242,7 @@ class Execution:
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
         provider = self.plan.model.provider
-        transport = Transport(provider, client, self.policy, self._stop_requested, self.retries)
+        transport = Transport(provider, client, self.policy, self.check, self.retries)
         call = self.plan.call(outputs, attempt)
         try:
             return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
@@ -289,7 +274,7 @@ class Execution:
         wanted = max(self.plan.request.outputs, 1)
         while True:
             passing = sum(o.check.passed for o in self.outputs)
-            self._report_progress(min(0.95, passing / wanted), self._status_line(self.status))
+            self.progress(min(0.95, passing / wanted), self._status_line(self.status))
             await asyncio.sleep(1.0)
 
     def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
@@ -333,9 +318,10 @@ def _failure(error: IdentityError, attempt: int) -> dict:
 
 async def execute(plan: Plan, engine: FaceEngine, policy: Policy | None = None,
                   progress: Callable[[float, str], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None) -> RemoteResult:
+                  check: Callable[[], None] | None = None) -> RemoteResult:
+    """Run a plan; `check()` is called while waiting and may raise to stop (as `training.train` takes it)."""
     return await Execution(plan, engine, policy or Policy(), progress or (lambda f, t: None),
-                           cancelled or (lambda: False)).run()
+                           check or (lambda: None)).run()
 
 
 def run(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, **options) -> RemoteResult:
