@@ -37,6 +37,11 @@ class FaceScore:
         }
 
 
+def weakest(subject_scores: dict[str, float]) -> float:
+    """An image's score: its weakest requested subject, so every person must look right (0 if one is absent)."""
+    return min(subject_scores.values(), default=0.0)
+
+
 @dataclass
 class ImageScore:
     label: str
@@ -50,8 +55,7 @@ class ImageScore:
         return {pid: float(found.get(pid, 0.0)) for pid in profile_ids}
 
     def weakest(self, profile_ids: list[str]) -> float:
-        """The image's score: its weakest requested subject, so every person must look right (0 if one is absent)."""
-        return min(self.subject_scores(profile_ids).values(), default=0.0)
+        return weakest(self.subject_scores(profile_ids))
 
     def as_dict(self) -> dict:
         return {"path": self.label, "faces": [f.as_dict() for f in self.faces]}
