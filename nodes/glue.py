@@ -105,8 +105,9 @@ def check_interrupt() -> None:
 class Progress:
     """A ComfyUI progress bar (0..100 %) and the status text shown on the node.
 
-    ComfyUI's progress hook raises its interrupt; `interrupts=False` leaves that to `check_interrupt` alone,
-    for work that reports progress from a background task (remote calls) and stops through its `check`."""
+    ComfyUI's progress hook raises its interrupt (and clears it); `interrupts=False` leaves stopping to
+    `check_interrupt` alone, for work that reports progress from a background task (remote calls) and stops
+    through its `check`."""
 
     def __init__(self, node_id: str | None, interrupts: bool = True):
         self.node_id = node_id
@@ -119,6 +120,7 @@ class Progress:
         except comfy.model_management.InterruptProcessingException:
             if self.interrupts:
                 raise
+            comfy.model_management.interrupt_current_processing(True)  # the hook consumed it: keep it for check_interrupt
         server = PromptServer.instance
         if self.node_id is not None and server is not None:
             server.send_progress_text(text, self.node_id)

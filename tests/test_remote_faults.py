@@ -121,6 +121,26 @@ def test_an_interrupt_stops_a_waiting_request_at_once(fake, keys, people, embedd
     assert time.monotonic() - started < 2.0
 
 
+def test_an_interrupt_raised_once_stops_every_call_in_flight(fake, keys, people, embedded):
+    import asyncio
+
+    fake.faults = ["timeout", "timeout"]
+    fake.stall_seconds = 5.0
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+
+    def check():  # as ComfyUI's: raising the interrupt clears it, so only the first caller would see it
+        if stop.is_set():
+            stop.clear()
+            raise Cancelled("stopped by the user")
+
+    planned = plan(request(people, outputs=2), keys, embedded)  # nb2 returns one image per call: two calls
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        asyncio.run(execute(planned, embedded, Policy(read_timeout=10), check=check))
+    assert time.monotonic() - started < 2.0, "the second call was waited out"
+
+
 def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embedded):
     fake.reset(delay=0.3)
     result = run(request(people, outputs=4), keys, embedded, policy=Policy(base_delay=0.05, read_timeout=10))

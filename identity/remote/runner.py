@@ -180,6 +180,16 @@ class Execution:
         self.provider_cost: list[dict] = []
         self.started = time.monotonic()
         self.status = "starting"
+        self.stopped: BaseException | None = None  # what `check` raised: it stops every call, not only the first
+
+    def _check(self) -> None:
+        if self.stopped is not None:
+            raise self.stopped
+        try:
+            self.check()
+        except BaseException as exc:  # a host may consume its interrupt as it raises it (ComfyUI does)
+            self.stopped = exc
+            raise
 
     async def run(self) -> RemoteResult:
         """The outputs, best first; whatever `check` raises stops every call in flight and comes out of here."""
@@ -242,7 +252,7 @@ class Execution:
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
         provider = self.plan.model.provider
-        transport = Transport(provider, client, self.policy, self.check, self.retries)
+        transport = Transport(provider, client, self.policy, self._check, self.retries)
         call = self.plan.call(outputs, attempt)
         try:
             return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
