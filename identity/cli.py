@@ -1,4 +1,4 @@
-"""`python -m identity`: train, score, list, show and delete profiles from a terminal.
+"""`python -m identity`: train, score, list, show and delete profiles, and batch-score datasets, from a terminal.
 
 User errors (unknown profile, malformed id, no usable photo, unreadable file, missing model files) print one
 line on stderr and exit with status 1; usage errors exit with status 2.
@@ -69,6 +69,23 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--annotate", type=Path, default=None, metavar="OUT_DIR",
                      help="write annotated copies (boxes, names, scores) into this folder")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
+
+    sub = command("batch-score", _batch_score, "Score many images against profiles into resumable Parquet results, "
+                  "in this process or on a Ray cluster.", engine=True)
+    sub.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders (recursive) or .txt lists of paths")
+    sub.add_argument("--profile", action="append", required=True, dest="profiles",
+                     help="a candidate profile id or name (repeat for several)")
+    sub.add_argument("--out", type=Path, required=True, metavar="RESULTS",
+                     help="results folder (Parquet); running again with the same folder resumes")
+    sub.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                     help="score on Ray: 'auto' starts a local Ray runtime, an address joins that cluster")
+    sub.add_argument("--workers", type=_positive, default=None, help="Ray workers (default: one per CPU of the cluster)")
+    sub.add_argument("--min-similarity", type=float, default=0.0, metavar="X",
+                     help="a match needs every profile found at this similarity or more (default 0: found at all)")
+    sub.add_argument("--copy-matches", type=Path, default=None, metavar="DIR", help="copy the matching images here")
+    sub.add_argument("--chunk", type=_positive, default=16, help="images per worker call (default 16)")
+    sub.add_argument("--part-size", type=_positive, default=1000, help="images per Parquet file (default 1000)")
+    sub.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     sub = command("list", _list, "List saved profiles.")
     sub.add_argument("--json", action="store_true")
@@ -171,6 +188,37 @@ def _score(args) -> int:
                 best = max(face.scores.items(), key=lambda kv: kv[1])
                 who = f"unknown (closest: {names[best[0]]} {best[1]:.3f})"
             print(f"  face {number} [{box}]: {who}")
+    return 0
+
+
+def _positive(value: str) -> int:
+    if not value.isdigit() or int(value) < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {value!r}")
+    return int(value)
+
+
+def _batch_score(args) -> int:
+    try:
+        from .scale import BatchOptions, batch_score, describe
+    except ImportError as exc:
+        raise IdentityError(f"batch-score needs pyarrow ({exc}); install it with "
+                            "pip install 'comfyui-identity-layer[scale]'") from None
+    store = _store(args)
+    profiles = list({p.id: p for p in (store.load(store.resolve(value)) for value in args.profiles)}.values())
+    engine = _engine(args)
+    spec = args.engine or engine.name.split(":", 1)[-1]  # workers look the default pack up by name
+    options = BatchOptions(args.sources, args.out, args.ray, args.workers, args.chunk, args.part_size,
+                           args.min_similarity, args.copy_matches)
+    try:
+        summary = batch_score(options, engine, spec, args.provider, profiles, store)
+    except KeyboardInterrupt:
+        print(f"error: interrupted; the images scored so far are saved in {args.out}: run the same command again "
+              "to finish", file=sys.stderr)
+        return 130
+    if args.json:
+        _print_json(summary)
+    else:
+        print(describe(summary))
     return 0
 
 

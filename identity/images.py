@@ -178,15 +178,14 @@ def pixel_batches(sizes: dict[int, tuple[int, int]], most: int, budget: int | No
     return [batch for batch in batches if batch]
 
 
-def collect_photos(paths) -> list[Path]:
-    """Expand folders into their image files (sorted), keep files as given, in order."""
+def collect_photos(paths, recursive: bool = False) -> list[Path]:
+    """Expand folders into their image files (sorted; with `recursive`, sub-folders too), keep files as given."""
     photos: list[Path] = []
     for entry in paths:
         entry = Path(entry)
         if entry.is_dir():
-            photos.extend(
-                sorted(p for p in entry.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-            )
+            found = entry.rglob("*") if recursive else entry.iterdir()
+            photos.extend(sorted(p for p in found if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES))
         else:
             photos.append(entry)
     return photos

@@ -1,6 +1,6 @@
 """ComfyUI nodes: thin glue between ComfyUI types and `identity/`."""
 
-from comfy_api.latest import ComfyExtension, io
+from comfy_api.v0_0_2 import ComfyExtension, io
 
 from .arcface_score import ArcFaceScore
 from .base_model_select import BaseModelSelect

@@ -1,15 +1,18 @@
-"""ArcFace Score: who is in each image and how much they look like themselves; rank and filter a batch."""
+"""ArcFace Score: who is in each image and how much they look like themselves; rank and filter a batch (an IMAGE
+batch and/or a folder of images under ComfyUI's input folder)."""
 
 from __future__ import annotations
 
 import json
 
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..identity.errors import IdentityError
+from ..identity.images import collect_photos, load_image
 from ..identity.scoring import annotate, badges, batch_report, rank, score_images
 from .glue import EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, to_arrays, to_images
+from .profile_train import input_folder
 
 
 class ArcFaceScore(io.ComfyNode):
@@ -22,11 +25,14 @@ class ArcFaceScore(io.ComfyNode):
             description="Find the profiles' people in each image (one face per person), score their likeness, "
                         "and rank the batch by its weakest subject so that every person must look right.",
             inputs=[
-                io.Image.Input("images"),
+                io.Image.Input("images", optional=True, tooltip="an IMAGE batch (a sampler's output, Load Image)"),
                 Profiles.Input("profiles"),
                 io.Float.Input("min_similarity", default=0.0, min=-1.0, max=1.0, step=0.01,
                                tooltip="drop images whose weakest subject scores below this"),
                 io.Int.Input("top_k", default=0, min=0, max=4096, tooltip="keep the best k images (0 keeps all)"),
+                io.String.Input("folder", default="", optional=True,
+                                tooltip="also score the images in this folder inside ComfyUI's input folder, "
+                                        "e.g. 'renders/alice' (resized to the first image's size in the outputs)"),
                 FaceEngineSocket.Input("face_engine", optional=True),
             ],
             outputs=[
@@ -41,20 +47,26 @@ class ArcFaceScore(io.ComfyNode):
         )
 
     @classmethod
-    def execute(cls, images, profiles, min_similarity: float, top_k: int,
+    def execute(cls, profiles, min_similarity: float, top_k: int, images=None, folder: str = "",
                 face_engine: EngineChoice | None = None) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
+        named = [(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
+        if folder and folder.strip():
+            named += [(path.name, load_image(path)) for path in collect_photos([input_folder(folder)])]
+        if not named:
+            raise IdentityError("ArcFace Score needs images: connect an IMAGE batch or name a folder in ComfyUI's "
+                                "input folder")
+        batch = images if images is not None and len(images) == len(named) else to_images([a for _, a in named])
         progress = Progress(cls.hidden.unique_id)
-        arrays = to_arrays(images)
-        results = score_images([(f"image {i + 1}", a) for i, a in enumerate(arrays)], profiles, engine(face_engine),
-                               check=check_interrupt,
+        arrays = [array for _, array in named]
+        results = score_images(named, profiles, engine(face_engine), check=check_interrupt,
                                progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"))
         order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
         summary = batch_report(results, profiles, order)
-        ranked = images[order] if order else ExecutionBlocker(None)
+        ranked = batch[order] if order else ExecutionBlocker(None)
         return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,
                              ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores":
                                  badges([(i["score"], i["subjects"]) for i in summary["images"]], names)})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..identity.remote.models import DEFAULT_MODEL, all_values, base_model, model_names, quality_choices
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..identity.faces import PROVIDER_CHOICES, find_packs
 from .glue import EngineChoice, FaceEngineSocket, insightface_roots

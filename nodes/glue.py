@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import comfy.model_management
 import comfy.model_patcher
@@ -13,12 +14,13 @@ import folder_paths
 import numpy as np
 import torch
 from PIL import Image
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 from server import PromptServer
 from torch import nn
 
 from ..identity import paths
 from ..identity.cache import BoundedCache
+from ..identity.errors import Cancelled
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.flux import FluxAdapter
 from ..identity.flux.injection import STATE_KEY
@@ -102,25 +104,32 @@ def check_interrupt() -> None:
     comfy.model_management.throw_exception_if_processing_interrupted()
 
 
+def cancel_check() -> Callable[[], None]:
+    """For work outside the prompt queue (the panel's training): a check that raises `Cancelled` once the user
+    presses Cancel in ComfyUI. It reads ComfyUI's interrupt flag without clearing it, so that a running prompt
+    still sees the same Cancel; a Cancel left over from before the work started is not for it."""
+    stale = comfy.model_management.processing_interrupted()
+
+    def check() -> None:
+        nonlocal stale
+        interrupted = comfy.model_management.processing_interrupted()
+        if stale:
+            stale = interrupted
+        elif interrupted:
+            raise Cancelled("stopped: Cancel was pressed in ComfyUI; nothing was saved")
+
+    return check
+
+
 class Progress:
-    """A ComfyUI progress bar (0..100 %) and the status text shown on the node.
+    """A ComfyUI progress bar (0..100 %) and the status text shown on the node."""
 
-    ComfyUI's progress hook raises its interrupt (and clears it); `interrupts=False` leaves stopping to
-    `check_interrupt` alone, for work that reports progress from a background task (remote calls) and stops
-    through its `check`."""
-
-    def __init__(self, node_id: str | None, interrupts: bool = True):
+    def __init__(self, node_id: str | None):
         self.node_id = node_id
-        self.interrupts = interrupts
         self.bar = comfy.utils.ProgressBar(100, node_id=node_id)
 
     def __call__(self, fraction: float, text: str) -> None:
-        try:
-            self.bar.update_absolute(int(round(100 * max(0.0, min(1.0, fraction)))))
-        except comfy.model_management.InterruptProcessingException:
-            if self.interrupts:
-                raise
-            comfy.model_management.interrupt_current_processing(True)  # the hook consumed it: keep it for check_interrupt
+        self.bar.update_absolute(int(round(100 * max(0.0, min(1.0, fraction)))))
         server = PromptServer.instance
         if self.node_id is not None and server is not None:
             server.send_progress_text(text, self.node_id)

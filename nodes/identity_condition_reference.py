@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..identity.reference import MAX_PORTRAITS, MAX_SIDE, MIN_SIDE, MULTIPLE, reference_images, with_references
 from .glue import Profiles, to_images

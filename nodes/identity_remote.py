@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 
-from comfy_api.latest import io, ui
+from comfy_api.v0_0_2 import io, ui
 
 from ..identity.remote.runner import RemoteRequest, execute, plan
 from ..identity.scoring import badges
@@ -44,8 +44,7 @@ async def run(node, operation: str, identity: Conditioned, prompt: str, images: 
                             max_cost=max_cost_usd, seed=seed)
     chosen = engine(face_engine)
     planned = await asyncio.to_thread(plan, request, key_store(), chosen)  # every refusal happens here, offline
-    progress = Progress(node.hidden.unique_id, interrupts=False)  # check_interrupt is the one way to stop
-    result = await execute(planned, chosen, progress=progress, check=check_interrupt)
+    result = await execute(planned, chosen, progress=Progress(node.hidden.unique_id), check=check_interrupt)
     names = {p.id: p.name for p in planned.subjects}
     output = to_images(result.images)
     return io.NodeOutput(output, result.scores, json.dumps(result.report),

@@ -6,7 +6,7 @@ picked, so the node sends no preview of its own (it would show the same picture 
 
 from __future__ import annotations
 
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..identity.errors import IdentityError
 from ..identity.profile import picker_labels

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import comfy.ops
 import folder_paths
-from comfy_api.latest import io
+from comfy_api.v0_0_2 import io
 
 from ..identity.flux import EVA_FILE, PULID_FILE, load_adapter
 from ..identity.flux.weights import EVA_SOURCE, PARSING_FILE, PARSING_SOURCE, PULID_SOURCE, load_parsing, missing_weights

@@ -26,7 +26,7 @@ from ..identity.images import encode_jpeg
 from ..identity.profile import clean_name, picker_labels, validate_id
 from ..identity.training import JOBS, start_training
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
-from .glue import engine, profile_store
+from .glue import cancel_check, engine, profile_store
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +145,7 @@ async def create_profile(request: web.Request) -> web.Response:
 
     try:
         job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), engine(None), profile_store(),
-                                                             overwrite=overwrite, on_update=push))
+                                                             overwrite=overwrite, on_update=push, check=cancel_check()))
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
     return web.json_response({"job": job.snapshot()}, status=202)

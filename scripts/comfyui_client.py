@@ -1,4 +1,8 @@
-"""Drive the real ComfyUI in `.comfyui/`: start a server, queue workflows over HTTP, read their results.
+"""Drive a real ComfyUI: start a server, queue workflows over HTTP, read their results.
+
+The ComfyUI is the checkout named by `IDENTITY_COMFYUI` (any ComfyUI folder, run with the Python running this
+code), else the v0.3.75 that scripts/setup.sh puts in `.comfyui/`. `IDENTITY_COMFYUI_FRONTEND` names another
+frontend's `static` folder (ComfyUI's `--front-end-root`); otherwise ComfyUI serves its installed frontend.
 
 Used by the demo (`scripts/demo.py`) and by the test suite. Workflows are the UI-format files in
 `example_workflows/`; `ui_to_api()` turns them into the API format that `/prompt` takes, using `/object_info`
@@ -7,8 +11,10 @@ to know which widget value belongs to which input.
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -22,7 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-COMFYUI = ROOT / ".comfyui" / "ComfyUI"
+COMFYUI = Path(os.environ.get("IDENTITY_COMFYUI") or ROOT / ".comfyui" / "ComfyUI").resolve()
+FRONTEND = os.environ.get("IDENTITY_COMFYUI_FRONTEND")
 PACK_NAME = "identity-layer"
 
 
@@ -117,7 +124,8 @@ class Server:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch"],
+             "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
+             *(["--front-end-root", str(Path(FRONTEND).resolve())] if FRONTEND else [])],
             cwd=COMFYUI, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + timeout
@@ -155,6 +163,30 @@ class Server:
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def comfyui_version() -> str:
+    """The version of the ComfyUI in `COMFYUI`, as its `comfyui_version.py` states it."""
+    match = re.search(r"__version__\s*=\s*[\"']([^\"']+)", _read(COMFYUI / "comfyui_version.py"))
+    return match.group(1) if match else "unknown"
+
+
+def frontend_version() -> str:
+    """The frontend the server serves: `IDENTITY_COMFYUI_FRONTEND`'s package, else the installed one."""
+    if FRONTEND:
+        found = sorted(Path(FRONTEND).resolve().parent.parent.glob("comfyui_frontend_package-*.dist-info"))
+        return found[-1].name.removesuffix(".dist-info").split("-")[1] if found else f"from {FRONTEND}"
+    try:
+        return importlib.metadata.version("comfyui-frontend-package")
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text()
+    except OSError:
+        return ""
 
 
 def _free_port() -> int:

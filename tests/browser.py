@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import re
 import shutil
 from pathlib import Path
 
@@ -32,6 +33,11 @@ def sync_playwright():
     except ImportError:
         pytest.skip("the playwright package is not installed: run bash scripts/setup.sh")
     return sync_playwright()
+
+
+def identity_tab(page):
+    """The pack's sidebar tab, by its role and accessible name (the tab's tooltip), as every frontend labels it."""
+    return page.get_by_role("button", name=re.compile(r"^Identity profiles: train from photos"))
 
 
 def clear_screenshots() -> None:

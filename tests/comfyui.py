@@ -15,9 +15,11 @@ from conftest import FACES, ROOT, TESTPACK
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from comfyui_client import COMFYUI, PromptRejected, Server, load_workflow, stage_example_inputs, ui_to_api  # noqa: E402
+from comfyui_client import (COMFYUI, PromptRejected, Server, comfyui_version, frontend_version, load_workflow,  # noqa: E402
+                            stage_example_inputs, ui_to_api)
 
-__all__ = ["Listener", "PromptRejected", "Server", "api_twin", "load_workflow", "start_server", "ui_to_api"]
+__all__ = ["COMFYUI", "Listener", "PromptRejected", "Server", "api_twin", "comfyui_version", "frontend_version",
+           "load_workflow", "start_server", "ui_to_api"]
 
 #: The example workflows that run end to end here (the others need real model weights).
 WORKFLOWS = ["train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles"]
@@ -31,7 +33,7 @@ def api_twin(name: str) -> dict:
 
 def start_server(base) -> Server:
     if not (COMFYUI / "main.py").is_file():
-        pytest.skip("ComfyUI is not set up in .comfyui/: run bash scripts/setup.sh")
+        pytest.skip(f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout")
     server = Server(base).prepare(models={"insightface/models/testpack": TESTPACK} if TESTPACK.is_dir() else {})
     if FACES.is_dir():
         stage_example_inputs(base / "input", FACES)

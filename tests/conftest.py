@@ -54,6 +54,15 @@ def crafted(path, profile, **metadata) -> None:
     save_file(profile.tensors(), str(path), metadata=header)
 
 
+def one_line_error(result, *words) -> None:
+    """A CLI run that failed as a user error: exit 1, one `error:` line holding `words`, no traceback."""
+    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
+    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
+    for word in words:
+        assert word in lines[0], (word, lines[0])
+
+
 def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 
@@ -105,9 +114,16 @@ def tom_profile(embedded):
     return train([Photo(str(TOM_HANKS), TOM_HANKS)], "Tom Hanks", embedded, registry=JobRegistry()).profile
 
 
-@pytest.fixture(scope="session")
+def _comfyui_label() -> str:
+    from comfyui import comfyui_version
+
+    return f"comfyui-{comfyui_version()}"
+
+
+@pytest.fixture(scope="session", params=[_comfyui_label()], ids=str)
 def comfyui(tmp_path_factory):
-    """A real ComfyUI v0.3.75 on 127.0.0.1 with this pack installed (see scripts/setup_comfyui.py)."""
+    """A real ComfyUI on 127.0.0.1 with this pack installed: the one in `IDENTITY_COMFYUI`, else the v0.3.75 that
+    scripts/setup_comfyui.py installs. Its version is part of each test's id (`test_x[comfyui-0.3.75]`)."""
     from comfyui import start_server
 
     server = start_server(tmp_path_factory.mktemp("comfyui"))
@@ -145,6 +161,25 @@ def people(embedded):
 
     return {name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
             for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "comfyui: needs a ComfyUI (a live server, or its modules in this process); "
+                                       "scripts/test.sh runs these once per ComfyUI it tests")
+
+
+def pytest_collection_modifyitems(items):
+    """Every test on the live server needs ComfyUI; in-process ones are marked where they are written."""
+    for item in items:
+        if "comfyui" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.comfyui)
+
+
+def pytest_report_header(config):
+    from comfyui import COMFYUI, comfyui_version, frontend_version
+
+    return f"ComfyUI {comfyui_version()} at {COMFYUI}, frontend {frontend_version()}"
+
 
 def pytest_terminal_summary(terminalreporter, config):
     """Says where the browser tests left their screenshots, so that a person can look at what was tested."""

@@ -1,25 +1,25 @@
-"""The nodes inside a real ComfyUI: their declared sockets, progress, interrupts, and clear errors on bad input."""
+"""The nodes inside a real ComfyUI: their declared sockets, progress, and clear errors on bad input (Cancel:
+test_interrupts.py)."""
 
 from __future__ import annotations
 
 import io
 import shutil
-import time
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from comfyui import Listener
-from conftest import T1, TOM_HANKS, face, needs_faces
+from conftest import T1, TOM_HANKS, needs_faces
 
 NODES = {
     "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
     "IdentityProfileTrain": ("Profile Train", ["name", "overwrite", "images", "folder", "face_engine"],
                              ["IDENTITY_PROFILES", "STRING", "IMAGE"]),
     "IdentityProfileLoad": ("Profile Load", ["profile", "profiles"], ["IDENTITY_PROFILES"]),
-    "IdentityArcFaceScore": ("ArcFace Score", ["images", "profiles", "min_similarity", "top_k", "face_engine"],
-                             ["IMAGE", "FLOAT", "STRING", "IMAGE"]),
+    "IdentityArcFaceScore": ("ArcFace Score", ["images", "profiles", "min_similarity", "top_k", "folder",
+                                               "face_engine"], ["IMAGE", "FLOAT", "STRING", "IMAGE"]),
 }
 
 
@@ -119,7 +119,7 @@ def _expect_error(comfyui, prompt: dict, *words: str) -> None:
 
 
 @pytest.mark.parametrize("case", ["unknown profile", "malformed id", "no face", "outside input", "missing folder",
-                                  "no photos", "NUL in folder"])
+                                  "no photos", "NUL in folder", "nothing to score"])
 def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(comfyui, tom, case):
     if case == "unknown profile":
         _expect_error(comfyui, _score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
@@ -134,8 +134,12 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
         _expect_error(comfyui, _train_prompt("no/such/folder", "X"), "does not exist")
     elif case == "NUL in folder":
         _expect_error(comfyui, _train_prompt("people\0/../../models", "X"), "contains a NUL character")
-    else:
+    elif case == "no photos":
         _expect_error(comfyui, _train_prompt("", "X"), "needs photos")
+    else:
+        prompt = _score_prompt("tom.png", "Tom Hanks")
+        del prompt["4"]["inputs"]["images"]
+        _expect_error(comfyui, prompt, "needs images", "folder")
     run = comfyui.client.run(_score_prompt("tom.png", "Tom Hanks"))
     assert run.status == "success", "a good prompt still runs after the error"
 
@@ -149,28 +153,6 @@ def test_training_shows_progress_and_status_text(comfyui):
     assert progress and progress[-1] == 100 and progress == sorted(progress), progress
     texts = [e["text"] for e in events if e.get("node") == "2" and "text" in e]
     assert any(t.startswith("IN_PROGRESS") for t in texts) and any(t.startswith("READY") for t in texts), texts
-
-
-@needs_faces
-def test_interrupting_training_stops_it_and_saves_nothing(comfyui):
-    big = np.asarray(Image.open(face("obama/obama3.jpg")).convert("RGB"))
-    for i in range(40):
-        _write(comfyui, f"many/photo{i:02d}.png", np.ascontiguousarray(np.roll(big, i * 7, axis=1)))
-    prompt_id = comfyui.client.queue(_train_prompt("many", "Interrupted Person"))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        running = comfyui.client.request("/queue")["queue_running"]
-        if running and running[0][1] == prompt_id:
-            break
-        time.sleep(0.05)
-    time.sleep(0.5)
-    comfyui.client.request("/interrupt", {})
-    run = comfyui.client.wait(prompt_id)
-    assert run.status == "error"
-    assert any(event == "execution_interrupted" for event, _ in run.messages), run.messages
-    names = [p.name for p in (comfyui.base / "models" / "identity_profiles").iterdir()]
-    assert not any(n.startswith("interrupted-person") for n in names), names
-    assert comfyui.client.run(_score_prompt("tom.png", "Tom Hanks")).status == "success"
 
 
 def _profiles(comfyui):

@@ -26,11 +26,12 @@ def test_ui_workflow_and_api_twin_stay_in_step(comfyui, name):
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
-def test_example_workflows_use_only_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
+def test_example_workflows_use_only_current_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
     info = comfyui.client.object_info()
     for node in api_twin(name).values():
         module = info[node["class_type"]]["python_module"]
         assert module == "custom_nodes.identity-layer" or not module.startswith("custom_nodes"), node
+        assert not info[node["class_type"]].get("deprecated"), f"{name} uses {node['class_type']}, deprecated in this ComfyUI"
         if node["class_type"] == "IdentityFaceEngine":
             assert node["inputs"] == {"pack": "embedded", "provider": "auto"}
 
@@ -54,13 +55,14 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     for stem in ("barack-obama", "joe-biden"):
         assert sum(bool(re.fullmatch(stem + r"-[0-9a-f]{6}\.safetensors", n)) for n in saved) == 1, saved
 
-    # Score and rank: only the photo of Obama passes min_similarity 0.4; Kit Harington and Rose Leslie do not.
+    # Score and rank the folder (kit1, obama4, rose2 in name order): only the photo of Obama passes
+    # min_similarity 0.4; Kit Harington and Rose Leslie do not.
     run = comfyui.client.run(api_twin("score_and_rank_batch"))
     assert run.status == "success", run.error
     scores = next(o["identity_scores"] for o in run.outputs.values() if "identity_scores" in o)
     assert [s["index"] for s in scores] == [0, 1, 2]
-    assert scores[0]["subjects"]["Barack Obama"] > 0.6
-    assert scores[1]["score"] < 0.4 and scores[2]["score"] < 0.4
+    assert scores[1]["subjects"]["Barack Obama"] > 0.6
+    assert scores[0]["score"] < 0.4 and scores[2]["score"] < 0.4
     saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
     assert len(saved) == 1 and saved[0]["subfolder"] == "identity", "one image survives the filter"
     assert (comfyui.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]).is_file()

@@ -15,6 +15,8 @@ from identity.flux.injection import STATE_KEY, Step
 from identity.flux.tokens import check_engine, encode, uncond_tokens
 from tiny_models import load_comfy, toy_flux, write_adapter
 
+pytestmark = pytest.mark.comfyui  # ComfyUI's Flux in this process
+
 STEPS = 2
 
 

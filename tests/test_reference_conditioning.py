@@ -48,6 +48,7 @@ def test_profile_references_come_first_and_the_rest_is_kept():
     assert conditioning[0][1]["reference_latents"] == [scene], "the input conditioning is not modified"
 
 
+@pytest.mark.comfyui
 def test_reference_latents_reach_comfyuis_flux():
     """ComfyUI's Flux turns `reference_latents` into extra image tokens: the output changes, its shape does not."""
     from tiny_models import load_comfy, toy_flux

@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from conftest import ROOT, face, needs_faces
+from conftest import ROOT, face, needs_faces, one_line_error
 from fake_providers import KEYS
 
 
@@ -30,14 +30,6 @@ def cli(*args, env):
     environment = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | env
     return subprocess.run([sys.executable, "-m", "identity", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
                           env=environment, timeout=300)
-
-
-def one_line_error(result, *words):
-    assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
-    lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
-    for word in words:
-        assert word in lines[0], (word, lines[0])
 
 
 @needs_faces

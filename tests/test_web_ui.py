@@ -1,6 +1,8 @@
 """The Identity panel and node widgets in a real browser (headless Debian Chromium) on the real ComfyUI and its
-pinned frontend: train from dropped photos, pick the new profile on Profile Load, score, rename, delete; and bad
-uploads refused with a visible message. Screenshots go to output/test-artifacts/web/."""
+frontend: train from dropped photos, pick the new profile on Profile Load, score, rename, delete; and bad uploads
+refused with a visible message. Controls are found by their role and accessible name, as a person or a screen
+reader finds them (the frontend's own CSS classes change between releases). Screenshots go to
+output/test-artifacts/web/."""
 
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import time
 import pytest
 from PIL import Image
 
-from browser import clear_screenshots, drop_files, launch, shot, sync_playwright
+from browser import clear_screenshots, drop_files, identity_tab, launch, shot, sync_playwright
 from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces
 
 LOAD_MS = 120_000
@@ -41,7 +43,7 @@ def page(browser, comfyui, request):
             and problems.append(message.text))
     page.goto(comfyui.client.url)
     page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
-    page.click(".identity-profiles-tab-button", timeout=LOAD_MS)
+    identity_tab(page).click(timeout=LOAD_MS)
     page.wait_for_selector(".identity-panel .identity-dropzone")
     failed = request.session.testsfailed
     yield page
@@ -83,7 +85,8 @@ def profile_load(page, expression: str):
 
 def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
     before = [p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]]
-    page.fill(".identity-name-input", "Refused Person")
+    form = page.locator(".identity-new")
+    form.get_by_role("textbox", name="Name").fill("Refused Person")
     cases = [
         ("text-renamed-jpg", {"name": "notes.jpg", "data": b"Meeting notes, not a photo"}, "'notes.jpg' is not an image"),
         ("oversized", {"name": "huge.jpg", "data": b"\xff\xd8\xff\xe0", "size": 33 * 1024 * 1024}, "'huge.jpg' is over 32 MiB"),
@@ -92,15 +95,15 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
     ]
     for name, file, words in cases:
         drop_files(page, ".identity-dropzone", [file])
-        page.click(".identity-train-button")
+        form.get_by_role("button", name="Train profile").click()
         message = page.wait_for_selector(".identity-new .identity-message.error")
         page.wait_for_function("(words) => document.querySelector('.identity-new .identity-message').textContent.includes(words)",
                                arg=words, timeout=60_000)
         assert message.is_visible() and message.inner_text().startswith("Upload refused: ")
         shot(page, request.config, f"refused-{name}")
-        page.click(".identity-clear-button")
+        form.get_by_role("button", name="Clear").click()
     assert [p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]] == before
-    toasts = page.locator(".p-toast-message").all_inner_texts()
+    toasts = page.get_by_role("alert").all_inner_texts()
     assert not any("Unable to find workflow" in t for t in toasts), "dropped photos must not reach ComfyUI's workflow loader"
 
 
@@ -111,7 +114,8 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     page.wait_for_selector(".identity-node-thumb")  # Profile Load's thumbnail view, before the profile exists
 
     # 1. New profile: drop photos (four of him, one of someone else, one without a face) and train.
-    page.fill(".identity-name-input", "Obama (browser)")
+    form = page.locator(".identity-new")
+    form.get_by_role("textbox", name="Name").fill("Obama (browser)")
     photos = [{"name": path.split("/")[1], "data": face(path).read_bytes()}
               for path in ("obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg",
                            "biden/biden1.jpg")]
@@ -125,7 +129,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
             if (status && window.identitySeen.at(-1) !== status) window.identitySeen.push(status);
         }).observe(document.querySelector(".identity-job"), { childList: true, subtree: true });
     }""")
-    page.click(".identity-train-button")
+    form.get_by_role("button", name="Train profile").click()
     page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
     seen = page.evaluate("window.identitySeen")
     lifecycle = ["VALIDATING", "QUEUING", "IN_PROGRESS", "READY"]
@@ -142,12 +146,12 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     assert loaded_width(page, card.locator("img.identity-thumb")) == 384
     profile_id = card.get_attribute("data-profile-id")
     shot(page, request.config, "2-trained")
-    page.click(".identity-dismiss")  # the finished job's report can be put away
+    form.get_by_title("Dismiss").click()  # the finished job's report can be put away
     page.locator(".identity-job").wait_for(state="hidden")
 
     # 2. Without reloading the page, Profile Load's list has the new profile; pick it from the list.
     assert "Obama (browser)" in profile_load(page, "combo.options.values")
-    page.click(".identity-profiles-tab-button")  # close the panel to see the whole graph
+    identity_tab(page).click()  # close the panel to see the whole graph
     page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
     x, y = profile_load(page, "app.canvasPosToClientPos([node.pos[0] + node.size[0] / 2, node.pos[1] + combo.y + 10])")
     page.mouse.click(x, y)
@@ -161,25 +165,26 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     assert "4 photos" in page.locator(".identity-node-thumb .identity-node-caption").inner_text()
 
     # 3. Run the scoring workflow; ArcFace Score shows each subject's score on the node.
-    page.click("[data-testid=queue-button]")
+    run = page.get_by_role("button", name="Run", exact=True)  # newer frontends add a "Run" mode menu beside it
+    run.and_(page.locator(":not([aria-haspopup])")).click()
     table = page.locator(".identity-node-scores table")
     table.wait_for(timeout=TRAIN_MS)
     assert table.locator("th").all_inner_texts() == ["image", "Obama (browser)", "weakest"]
     rows = [row.locator("td").all_inner_texts() for row in table.locator("tbody tr").all()]
-    assert [r[0] for r in rows] == ["#1", "#2", "#3"]
-    assert float(rows[0][1]) > 0.5, rows  # his photo
-    assert rows[1][1] == rows[2][1] == "—", rows  # Kit Harington and Rose Leslie: not him
+    assert [r[0] for r in rows] == ["#1", "#2", "#3"]  # the folder's kit1, obama4, rose2
+    assert float(rows[1][1]) > 0.5, rows  # his photo
+    assert rows[0][1] == rows[2][1] == "—", rows  # Kit Harington and Rose Leslie: not him
     wait_until_idle(comfyui)
     shot(page, request.config, "4-scored")
 
     # 4. Rename: the card and the Profile Load node follow; the id stays.
-    page.click(".identity-profiles-tab-button")
+    identity_tab(page).click()
     card = page.locator(f".identity-card[data-profile-id='{profile_id}']")
-    card.locator(".identity-link-button", has_text="Details").click()
+    card.get_by_role("button", name="Details").click()
     card.locator(".identity-details dl").wait_for()
-    card.locator(".identity-link-button.rename").click()
-    card.locator(".identity-rename-input").fill("Barack Obama (browser)")
-    card.locator(".identity-link-button.save").click()
+    card.get_by_role("button", name="Rename").click()
+    card.get_by_role("textbox").fill("Barack Obama (browser)")
+    card.get_by_role("button", name="Save").click()
     card.locator(".identity-card-name", has_text="Barack Obama (browser)").wait_for()
     page.wait_for_function("""() => app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
         .widgets.find((w) => w.name === "profile").value === "Barack Obama (browser)" """)
@@ -187,12 +192,12 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     shot(page, request.config, "5-renamed")
 
     # 5. Delete, confirmed in place: the card and the picker entry go.
-    card.locator(".identity-link-button.delete").click()
+    card.get_by_role("button", name="Delete").click()
     confirm = card.locator(".identity-confirm")
     assert re.search(r'Delete "Barack Obama \(browser\)" for good\?', confirm.inner_text())
     card.scroll_into_view_if_needed()
     shot(page, request.config, "6-confirm-delete")
-    confirm.locator(".confirm-delete").click()
+    confirm.get_by_role("button", name="Delete").click()
     card.wait_for(state="detached")
     page.wait_for_function("""() => !app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
         .widgets.find((w) => w.name === "profile").options.values.includes("Barack Obama (browser)")""")
@@ -206,14 +211,15 @@ MARKUP = '<img src=x onerror="window.identityPwned = 1">'
 def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyui, request, tom_profile):
     page.evaluate("() => { window.identityPwned = 0; }")
     # 1. Typed in the panel: refused with a visible sentence, nothing trained.
-    page.fill(".identity-name-input", MARKUP)
+    form = page.locator(".identity-new")
+    form.get_by_role("textbox", name="Name").fill(MARKUP)
     drop_files(page, ".identity-dropzone", [{"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"}])
-    page.click(".identity-train-button")
+    form.get_by_role("button", name="Train profile").click()
     page.wait_for_function("() => document.querySelector('.identity-new .identity-message').textContent.includes(\"'<' or '>'\")",
                            timeout=60_000)
     assert page.locator(".identity-new .identity-message.error").inner_text().startswith("Upload refused: ")
     shot(page, request.config, "markup-name-refused")
-    page.click(".identity-clear-button")
+    form.get_by_role("button", name="Clear").click()
 
     # 2. Planted as a file (copied from elsewhere): not listed, so ComfyUI's picker (built with innerHTML) never
     #    gets it; the profile beside it is listed as usual.
@@ -231,7 +237,7 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
         page.evaluate("() => app.refreshComboInNodes()")
         page.locator(".identity-card[data-profile-id='plain-000000']").wait_for()
         assert page.locator(".identity-card[data-profile-id='planted-000000']").count() == 0
-        page.click(".identity-profiles-tab-button")
+        identity_tab(page).click()  # close the panel to see the whole graph
         page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
         x, y = profile_load(page, "app.canvasPosToClientPos([node.pos[0] + node.size[0] / 2, node.pos[1] + combo.y + 10])")
         page.mouse.click(x, y)

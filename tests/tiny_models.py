@@ -9,19 +9,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
-from conftest import ROOT
-
-COMFYUI = ROOT / ".comfyui" / "ComfyUI"
+from comfyui import COMFYUI
 
 
 def load_comfy():
     """ComfyUI's modules in this process (CPU), importable as `comfy.*` afterwards."""
+    if not (COMFYUI / "comfy").is_dir():
+        pytest.skip(f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout")
     if str(COMFYUI) not in sys.path:
         sys.path.append(str(COMFYUI))
     import comfy.cli_args
@@ -104,6 +106,17 @@ TOY_FLUX = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=3
                 qkv_bias=True, guidance_embed=True)
 
 
+def flux_sizes(**sizes) -> dict:
+    """Flux.1 sizes as this ComfyUI's `FluxParams` takes them: it requires `txt_ids_dims` since v0.4 (`[]` for
+    Flux.1) and refuses it before."""
+    load_comfy()
+    import comfy.ldm.flux.model
+
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
+        return {**sizes, "txt_ids_dims": []}
+    return sizes
+
+
 def toy_flux(seed: int = 0, weight_dtype: torch.dtype = torch.float32, compute_dtype: torch.dtype | None = None):
     """ComfyUI's Flux class at toy sizes, 3 double and 2 single blocks (PuLID's spacing puts a 3-cross-attention
     adapter after double blocks 0 and 2 and single block 0), wrapped as ComfyUI wraps a loaded Flux:
@@ -114,7 +127,7 @@ def toy_flux(seed: int = 0, weight_dtype: torch.dtype = torch.float32, compute_d
     import comfy.model_patcher
     import comfy.supported_models
 
-    config = comfy.supported_models.Flux({"image_model": "flux", **TOY_FLUX})
+    config = comfy.supported_models.Flux({"image_model": "flux", **flux_sizes(**TOY_FLUX)})
     config.set_inference_dtype(weight_dtype, compute_dtype)
     model = comfy.model_base.Flux(config, device="cpu")
     model.diffusion_model.load_state_dict(random_state(shapes_of(model.diffusion_model), seed))
@@ -146,10 +159,10 @@ def write_loadable_flux(path: Path, seed: int = 0) -> Path:
     import comfy.ops
 
     with torch.device("meta"):
-        model = comfy.ldm.flux.model.Flux(
-            operations=comfy.ops.disable_weight_init, in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=768,
-            hidden_size=3072, mlp_ratio=4.0, num_heads=24, depth=1, depth_single_blocks=1, axes_dim=[16, 56, 56],
-            theta=10000, patch_size=2, qkv_bias=True, guidance_embed=True)
+        model = comfy.ldm.flux.model.Flux(operations=comfy.ops.disable_weight_init, **flux_sizes(
+            in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=768, hidden_size=3072, mlp_ratio=4.0,
+            num_heads=24, depth=1, depth_single_blocks=1, axes_dim=[16, 56, 56], theta=10000, patch_size=2,
+            qkv_bias=True, guidance_embed=True))
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(_small_weights(shapes_of(model), seed), str(path))
     return path

@@ -13,6 +13,7 @@ import numpy as np
 from ..cache import BoundedCache
 from .align import align_face
 from .face import Face
+from .runtime import thread_budget
 
 #: Longest side an image is detected at; larger images are shrunk for detection only, and the faces are
 #: mapped back and aligned from the full-resolution pixels.
@@ -23,7 +24,7 @@ EMBED_CHUNK = 64
 
 #: Images detected concurrently: onnxruntime releases the GIL, and two small detector runs side by side use
 #: the cores better than one run split across them (measured: detection 21% faster on 2 cores).
-DETECT_WORKERS = max(1, min(4, os.cpu_count() or 1))
+DETECT_WORKERS = max(1, min(4, thread_budget() or os.cpu_count() or 1))
 
 #: Profiles from another engine kept re-embedded in this engine's space; each retrain is a new entry, so the
 #: oldest go (re-embedding one costs one recognizer batch of at most 50 crops).

@@ -6,6 +6,8 @@ own habit of quietly running on the CPU instead is caught and reported the same 
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 import onnxruntime
@@ -51,9 +53,17 @@ def execution_providers(choice: str) -> list[str]:
     return [_ORT_NAMES[choice], cpu]
 
 
+def thread_budget() -> int | None:
+    """The cores this process was given, from `OMP_NUM_THREADS` (Ray sets it to each worker's CPUs); None: all."""
+    value = os.environ.get("OMP_NUM_THREADS", "")
+    return int(value) if value.isdigit() and int(value) > 0 else None
+
+
 def session_options() -> onnxruntime.SessionOptions:
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3  # the stock files trigger pages of harmless initializer warnings
+    # Engines side by side (one per Ray worker) must not each spread over every core of the machine.
+    options.intra_op_num_threads = thread_budget() or 0  # 0: onnxruntime's default, one per physical core
     # Detector and recognizer sessions alternate; threads left spinning by one steal the cores the other
     # needs (measured: 2x slower scoring on 2 cores with spinning on).
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")

@@ -180,16 +180,25 @@ class Execution:
         self.provider_cost: list[dict] = []
         self.started = time.monotonic()
         self.status = "starting"
-        self.stopped: BaseException | None = None  # what `check` raised: it stops every call, not only the first
+        self.stopped: BaseException | None = None  # the one record of a stop: every call checks it
 
     def _check(self) -> None:
+        """Raise the stop, if any: what `check` raised, or what the progress hook raised (ComfyUI raises its
+        interrupt from there, a BaseException since v0.20, and clears it as it does: so it is kept, and stops
+        every call in flight, not only the first to ask)."""
         if self.stopped is not None:
             raise self.stopped
         try:
             self.check()
-        except BaseException as exc:  # a host may consume its interrupt as it raises it (ComfyUI does)
+        except BaseException as exc:
             self.stopped = exc
             raise
+
+    def _report_progress(self, fraction: float, text: str) -> None:
+        try:
+            self.progress(fraction, text)
+        except BaseException as exc:  # raised on the ticker task, where nothing would see it: kept for `_check`
+            self.stopped = exc
 
     async def run(self) -> RemoteResult:
         """The outputs, best first; whatever `check` raises stops every call in flight and comes out of here."""
@@ -220,7 +229,7 @@ class Execution:
         if not self.outputs:
             raise self._first_error()
         ranked = sorted(self.outputs, key=lambda o: (o.check.passed, o.check.weakest), reverse=True)[:request.outputs]
-        self.progress(1.0, self._status_line("done"))
+        self._report_progress(1.0, self._status_line("done"))
         return RemoteResult([o.image for o in ranked], [round(o.check.weakest, 4) for o in ranked],
                             self._report(ranked, rerolls, stopped))
 
@@ -284,7 +293,7 @@ class Execution:
         wanted = max(self.plan.request.outputs, 1)
         while True:
             passing = sum(o.check.passed for o in self.outputs)
-            self.progress(min(0.95, passing / wanted), self._status_line(self.status))
+            self._report_progress(min(0.95, passing / wanted), self._status_line(self.status))
             await asyncio.sleep(1.0)
 
     def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:

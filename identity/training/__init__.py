@@ -65,18 +65,18 @@ def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStor
 
 def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
                    profile_id: str | None = None, overwrite: bool = False,
-                   on_update: Callable[[TrainingJob], None] | None = None,
+                   on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
                    registry: JobRegistry | None = None) -> TrainingJob:
     """Start training in a background thread; the returned job reports its progress and outcome."""
     job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry)
 
     def work():
         try:
-            _run(job, photos, engine, store, overwrite, None)
+            _run(job, photos, engine, store, overwrite, check)
         except IdentityError:
             pass  # recorded on the job
-        except Exception:
-            log.exception("training job %s failed", job.job_id)
+        except BaseException:  # a bug (or Ctrl-C): recorded on the job too; logged, as no caller sees it
+            log.exception("training job %s stopped", job.job_id)
 
     threading.Thread(target=work, name=f"train-{job.profile_id}", daemon=True).start()
     return job
@@ -122,7 +122,8 @@ def _run(job: TrainingJob, photos: list[Photo], engine: FaceEngine, store: Profi
     except IdentityError as exc:
         job.update(Status.ERROR, str(exc))
         raise
-    except Exception as exc:  # an interrupt from the host (ComfyUI) or a bug: recorded, then passed on
+    except BaseException as exc:  # the host's interrupt (raised by `check` or `on_update`; ComfyUI's derives
+        # from BaseException since v0.20), Ctrl-C, or a bug: recorded, so that no job is left running, then passed on
         job.update(Status.ERROR, f"stopped: {exc}" if str(exc) else f"stopped ({type(exc).__name__})")
         raise
 
