@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from comfyui import Listener
-from conftest import T1, TOM_HANKS, needs_faces
+from conftest import T1, TOM_HANKS, face, needs_faces
 
 NODES = {
     "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
