@@ -65,7 +65,8 @@ def main() -> int:
     fake = Fake([load_image(FACES / "alex_lacamoire" / "alex1.jpg")]).start()
     keys = KeyStore(fake.keys_file(Path(tempfile.mkdtemp())), environ={})
     policy = Policy(base_delay=0.05)
-    request = RemoteRequest("generate", "nb2", [profile], "A portrait of [[barack-obama]]")
+    request = RemoteRequest(operation="generate", model="nb2", profiles=[profile],
+                            prompt="A portrait of [[barack-obama]]")
     try:
         t_plan, planned = best(args.repeat, lambda: plan(request, keys, engine))
         t_build, _ = best(args.repeat, lambda: gemini.request_body(planned.call(1, 0)))
@@ -88,7 +89,8 @@ def main() -> int:
 
         fake.reset(delay=args.delay)
         sequential, _ = best(1, lambda: [asyncio.run(execute(planned, engine, policy)) for _ in range(4)])
-        fan_out = plan(RemoteRequest("generate", "nb2", [profile], "A portrait of [[barack-obama]]", outputs=4), keys, engine)
+        fan_out = plan(RemoteRequest(operation="generate", model="nb2", profiles=[profile],
+                                     prompt="A portrait of [[barack-obama]]", outputs=4), keys, engine)
         concurrent, _ = best(1, lambda: asyncio.run(execute(fan_out, engine, policy)))
         print(f"fan-out, 4 images with {args.delay:.1f} s per call: sequential {sequential:.2f} s, concurrent "
               f"{concurrent:.2f} s, speed-up {sequential / concurrent:.2f}x")

@@ -20,7 +20,7 @@ from .images import collect_photos, load_image
 from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
 from .remote import cli as remote_cli
-from .scoring import annotate, score_images
+from .scoring import annotate, score_files
 from .training import KINDS, photos_from_paths, train
 
 
@@ -173,13 +173,12 @@ def _score(args) -> int:
         writable_folder(args.annotate, "annotated images")
     engine = _engine(args)
     paths = collect_photos(args.images)
-    images = [(str(path), load_image(path)) for path in paths]
-    results = score_images(images, profiles, engine)
+    results = score_files([(str(path), path) for path in paths], profiles, engine)
     names = {p.id: p.name for p in profiles}
     if args.annotate is not None:
-        for (label, image), result in zip(images, results):
-            out = args.annotate / f"{Path(label).stem}.annotated.png"
-            Image.fromarray(annotate(image, result, names)).save(out)
+        for path, result in zip(paths, results):
+            out = args.annotate / f"{path.stem}.annotated.png"
+            Image.fromarray(annotate(load_image(path), result, names)).save(out)
             print(f"annotated: {out}", file=sys.stderr)
     if args.json:
         _print_json({"engine": engine.name, "images": [r.as_dict() for r in results]})

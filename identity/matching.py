@@ -8,11 +8,9 @@ Faces left over are unknown.
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from .faces import FaceEngine
 from .profile import Profile, calibrate, centroid
@@ -29,24 +27,18 @@ class Candidate:
     reembedded: bool  # True when the profile was trained with another engine and its crops were re-embedded
 
 
-_cache: dict[tuple, Candidate] = {}
-_lock = threading.Lock()
-
-
 def candidate(profile: Profile, engine: FaceEngine) -> Candidate:
-    """The profile in the engine's space; a profile from another engine is re-embedded from its stored crops."""
+    """The profile in the engine's space; a profile from another engine is re-embedded from its stored crops
+    (once per profile version: the engine keeps the result)."""
     if profile.engine.key == engine.info.key:
         return Candidate(profile.id, profile.name, profile.centroid, profile.threshold, False)
-    key = (profile.id, profile.created, profile.engine.key, engine.info.key)
-    with _lock:
-        cached = _cache.get(key)
-    if cached is None:
+
+    def reembed() -> Candidate:
         embeddings = engine.embed(profile.crops)
         calibration = calibrate(embeddings, engine.info.match_threshold)
-        cached = Candidate(profile.id, profile.name, centroid(embeddings), float(calibration["threshold"]), True)
-        with _lock:
-            _cache[key] = cached
-    return cached
+        return Candidate(profile.id, profile.name, centroid(embeddings), float(calibration["threshold"]), True)
+
+    return engine.reembedded.get_or_make((profile.id, profile.created, profile.engine.key), reembed)
 
 
 def similarities(embeddings: np.ndarray, candidates: list[Candidate]) -> np.ndarray:
@@ -62,6 +54,8 @@ def assign(similarity: np.ndarray, thresholds: np.ndarray) -> list[int | None]:
     result: list[int | None] = [None] * faces
     if faces == 0 or count == 0:
         return result
+    from scipy.optimize import linear_sum_assignment  # here: scipy.optimize takes a second to import
+
     allowed = similarity >= thresholds[None, :]
     # Allowed pairs weigh their similarity (> 0: thresholds are positive); others weigh nothing, so the solver
     # never prefers a forbidden pair over an allowed one, and forbidden pairs it is forced into are dropped.

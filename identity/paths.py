@@ -35,9 +35,12 @@ def profiles_dir() -> Path:
     return models_dir() / "identity_profiles"
 
 
-def insightface_roots() -> list[Path]:
-    """Folders whose sub-folders are insightface packs, in the order they are searched."""
-    return [models_dir() / "insightface" / "models", Path.home() / ".insightface" / "models"]
+def insightface_roots(insightface_folders: list[Path] | None = None) -> list[Path]:
+    """Folders whose sub-folders are insightface packs, in the order they are searched: `models/` inside each
+    insightface folder (default `<models>/insightface`; ComfyUI passes the ones it is configured with), then
+    insightface's own `~/.insightface/models`. The CLI and the nodes search the same places."""
+    folders = insightface_folders if insightface_folders is not None else [models_dir() / "insightface"]
+    return [Path(folder) / "models" for folder in folders] + [Path.home() / ".insightface" / "models"]
 
 
 def writable_folder(folder: Path, what: str) -> Path:

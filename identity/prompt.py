@@ -11,9 +11,9 @@ from __future__ import annotations
 import re
 
 from .errors import IdentityError
-from .profile import Profile, slug
+from .profile import ID_RULE, Profile, slug
 
-PROFILE_REF = re.compile(r"\[\[([a-z0-9][a-z0-9_-]{0,63})\]\]")
+PROFILE_REF = re.compile(rf"\[\[({ID_RULE})\]\]")
 
 
 def referenced_ids(prompt: str) -> list[str]:

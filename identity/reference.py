@@ -13,17 +13,19 @@ from .errors import IdentityError
 from .profile import Profile
 from .prompt import compile_prompt
 
+#: People, and portraits per person: each portrait costs (side/16)² attention tokens in Flux (MULTIPLE), so
+#: the count is kept small.
 MAX_PROFILES = 4
 MAX_PORTRAITS = 4
-MIN_SIDE, MAX_SIDE = 256, 1024
-#: Sides are multiples of this (VAE downscale × Flux patch), and one reference image holds at most MAX_PIXELS.
+MIN_SIDE, MAX_SIDE = 256, 1024  # px a portrait side: below 256 a face has too few latent pixels
+#: Sides are multiples of this (VAE downscale × Flux patch), and one reference image holds at most REFERENCE_PIXELS.
 MULTIPLE = 16
-MAX_PIXELS = 1024 * 1024
+REFERENCE_PIXELS = 1024 * 1024
 
 
 def portrait_side(side: int, portraits: int) -> int:
-    """`side`, shrunk so that `portraits` of them fit in MAX_PIXELS, as a multiple of MULTIPLE."""
-    fitting = int((MAX_PIXELS / portraits) ** 0.5)
+    """`side`, shrunk so that `portraits` of them fit in REFERENCE_PIXELS, as a multiple of MULTIPLE."""
+    fitting = int((REFERENCE_PIXELS / portraits) ** 0.5)
     return max(MULTIPLE, min(side, fitting) // MULTIPLE * MULTIPLE)
 
 
@@ -32,7 +34,18 @@ def reference_image(profile: Profile, portraits: int, side: int) -> np.ndarray:
     side = portrait_side(side, portraits)
     tiles = [cv2.resize(p, (side, side), interpolation=cv2.INTER_AREA if side < p.shape[0] else cv2.INTER_CUBIC)
              for p in profile.portraits[:portraits]]
-    return np.concatenate(tiles, axis=1)
+    return portrait_grid(np.stack(tiles), columns=len(tiles))
+
+
+def portrait_grid(portraits: np.ndarray, columns: int = MAX_PORTRAITS) -> np.ndarray:
+    """Square portraits `[N, S, S, 3]` in rows of `columns`, left to right, white where a row is short."""
+    count, size = len(portraits), portraits.shape[1]
+    rows = -(-count // columns)
+    grid = np.full((rows * size, min(count, columns) * size, 3), 255, np.uint8)
+    for index, image in enumerate(portraits):
+        row, column = divmod(index, columns)
+        grid[row * size : (row + 1) * size, column * size : (column + 1) * size] = image
+    return grid
 
 
 def reference_images(profiles: list[Profile], portraits: int, side: int) -> list[np.ndarray]:

@@ -4,16 +4,23 @@ each kind is assigned one-to-one among the profiles of that kind."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .faces import FaceEngine
+from .faces.align import CROP_SIZE
+from .faces.engine import DETECT_SIZE
+from .images import ImageSource, load_image, load_reduced
 from .matching import Candidate, assign, candidate, similarities
 from .pets.animal import KINDS
 from .profile import Profile
+
+#: Images analysed together: one detection thread-pool map and one recognizer batch each, with a
+#: cancellation check and a progress report between batches.
+SCORE_BATCH = 16
 
 
 @dataclass
@@ -37,6 +44,11 @@ class FaceScore:
         }
 
 
+def weakest(subject_scores: dict[str, float]) -> float:
+    """An image's score: its weakest requested subject, so every person must look right (0 if one is absent)."""
+    return min(subject_scores.values(), default=0.0)
+
+
 @dataclass
 class ImageScore:
     label: str
@@ -51,8 +63,7 @@ class ImageScore:
         return {pid: float(found.get(pid, 0.0)) for pid in profile_ids}
 
     def weakest(self, profile_ids: list[str]) -> float:
-        """The image's score: its weakest requested subject, so every person must look right (0 if one is absent)."""
-        return min(self.subject_scores(profile_ids).values(), default=0.0)
+        return weakest(self.subject_scores(profile_ids))
 
     def as_dict(self) -> dict:
         return {"path": self.label, "faces": [f.as_dict() for f in self.faces]}
@@ -83,38 +94,96 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
             "ranking": order, "images": images}
 
 
-def candidates(profiles: list[Profile], engine: FaceEngine) -> list[Candidate]:
-    return [candidate(p, engine) for p in profiles]
+def badges(scores: list[tuple[float, dict[str, float]]], names: dict[str, str]) -> list[dict]:
+    """Per image, what a node shows over it (web/js): its score and each person's, by name; `scores` holds
+    (image score, {profile id: score}) in image order."""
+    return [{"index": index, "score": score, "subjects": {names[k]: v for k, v in subjects.items()}}
+            for index, (score, subjects) in enumerate(scores)]
 
 
-def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine,
-                 pet_engine: Callable | None = None) -> list[ImageScore]:
+class _Scorer:
+    """The candidates of one scoring run, per kind: people by face; when a pet profile is asked for, every cat and
+    dog by the pet engine, each species assigned among the profiles of its kind."""
+
+    def __init__(self, profiles: list[Profile], engine: FaceEngine, pet_engine: Callable | None):
+        people = [p for p in profiles if p.kind == "person"]
+        animals = [p for p in profiles if p.kind != "person"]
+        self.engine, self.pets = engine, None
+        self.faces_needed = bool(people) or not animals
+        if animals:
+            if pet_engine is None:
+                from .pets.engine import load_pet_engine as pet_engine  # torch loads only when a pet is asked for
+            self.pets = pet_engine()
+        self.per_kind: dict[str, list[Candidate]] = {"person": [candidate(p, engine) for p in people]}
+        if self.pets is not None:
+            self.per_kind |= {kind: [candidate(p, self.pets) for p in animals if p.kind == kind] for kind in KINDS}
+        self.measures = {kind: FaceScore.measures if kind == "person" else self.pets.measures for kind in self.per_kind}
+
+    def faces(self, arrays: list[np.ndarray]) -> list[list]:
+        return self.engine.analyze(arrays) if self.faces_needed else [[] for _ in arrays]
+
+    def animals(self, arrays: list[np.ndarray]) -> list[list]:
+        return self.pets.analyze(arrays) if self.pets is not None else [[] for _ in arrays]
+
+    def scored(self, label: str, size: tuple[int, int], faces: list, animals: list) -> ImageScore:
+        result = ImageScore(label, int(size[0]), int(size[1]), measures=self.measures)
+        for kind, candidates in self.per_kind.items():
+            items = faces if kind == "person" else [a for a in animals if a.kind == kind]
+            result.faces += _assigned(items, candidates, kind, self.measures[kind])
+        result.faces.sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
+        return result
+
+
+def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine, *,
+                 pet_engine: Callable | None = None, check: Callable[[], None] | None = None,
+                 progress: Callable[[int, int], None] | None = None) -> list[ImageScore]:
     """Faces of each image (and its cats and dogs when a pet profile is asked for), sorted left to right and
     assigned to the given profiles: one face or animal per profile per image. `pet_engine()` gives the pet
-    engine, called only when a pet profile needs it (default: the one installed in the models folder)."""
-    people = [p for p in profiles if p.kind == "person"]
-    animals = [p for p in profiles if p.kind != "person"]
-    pets = None
-    if animals:
-        if pet_engine is None:
-            from .pets.engine import load_pet_engine as pet_engine  # torch loads only when a pet is asked for
-        pets = pet_engine()
-    arrays = [image for _, image in images]
-    faces = engine.analyze(arrays) if people or not animals else [[] for _ in arrays]
-    found = pets.analyze(arrays) if animals else [[] for _ in arrays]
-    per_kind = {"person": candidates(people, engine)}
-    if animals:  # every cat and dog is shown, each species assigned among the profiles of its kind
-        per_kind |= {kind: candidates([p for p in animals if p.kind == kind], pets) for kind in KINDS}
-    measures = {kind: FaceScore.measures if kind == "person" else pets.measures for kind in per_kind}
+    engine, called only when a pet profile needs it (default: the one installed in the models folder).
+
+    Images are analysed SCORE_BATCH at a time; before each batch `check()` may raise to stop, and after it
+    `progress(done, total)` is told how far it got."""
+    scorer = _Scorer(profiles, engine, pet_engine)
     results = []
-    for (label, image), image_faces, image_animals in zip(images, faces, found):
-        scored = ImageScore(label, int(image.shape[1]), int(image.shape[0]), measures=measures)
-        for kind, people_of_kind in per_kind.items():
-            items = image_faces if kind == "person" else [a for a in image_animals if a.kind == kind]
-            scored.faces += _assigned(items, people_of_kind, kind, measures[kind])
-        scored.faces.sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
-        results.append(scored)
+    for start in range(0, len(images), SCORE_BATCH):
+        if check is not None:
+            check()
+        batch = images[start : start + SCORE_BATCH]
+        arrays = [image for _, image in batch]
+        for (label, image), faces, animals in zip(batch, scorer.faces(arrays), scorer.animals(arrays)):
+            results.append(scorer.scored(label, (image.shape[1], image.shape[0]), faces, animals))
+        if progress is not None:
+            progress(len(results), len(images))
     return results
+
+
+def score_files(sources: list[tuple[str, ImageSource]], profiles: list[Profile], engine: FaceEngine, *,
+                pet_engine: Callable | None = None) -> list[ImageScore]:
+    """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
+    at full size only when one of its faces is too small there for a full-quality aligned crop, or when pets are
+    asked for (the pet engine reads the full image). Coordinates are the full image's."""
+    scorer = _Scorer(profiles, engine, pet_engine)
+    results = []
+    for start in range(0, len(sources), SCORE_BATCH):
+        batch = sources[start : start + SCORE_BATCH]
+        reduced = [load_reduced(source, DETECT_SIZE) for _, source in batch]
+        full = [load_image(source) for _, source in batch] if scorer.pets is not None else None
+        animals = scorer.animals(full) if full is not None else [[] for _ in batch]
+        for index, ((label, source), image, faces) in enumerate(zip(batch, reduced, scorer.faces([r.pixels for r in reduced]))):
+            if image.factor > 1.0:
+                faces = [f.scaled(image.factor) for f in faces] if any(f.size < CROP_SIZE for f in faces) else \
+                    [_rescaled(f, image.factor) for f in faces]
+                if faces and faces[0].embedding is None:
+                    engine.describe([full[index] if full is not None else load_image(source)], [faces])
+            results.append(scorer.scored(label, image.size, faces, animals[index]))
+    return results
+
+
+def _rescaled(face, factor: float):
+    """The face in full-image coordinates, keeping the crop and embedding made from the reduced pixels."""
+    moved = face.scaled(factor)
+    moved.crop, moved.embedding = face.crop, face.embedding
+    return moved
 
 
 def _assigned(found: list, people: list[Candidate], kind: str, measures: str) -> list[FaceScore]:
@@ -131,8 +200,8 @@ def _assigned(found: list, people: list[Candidate], kind: str, measures: str) ->
 
 # ----- annotated previews --------------------------------------------------------------------------------
 
-_KNOWN = (46, 204, 113)
-_UNKNOWN = (231, 76, 60)
+_KNOWN = (46, 204, 113)  # green: a profile's person
+_UNKNOWN = (231, 76, 60)  # red: nobody asked for
 
 
 def annotate(image: np.ndarray, result: ImageScore, names: dict[str, str]) -> np.ndarray:

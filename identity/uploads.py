@@ -15,9 +15,9 @@ from .errors import ImageError, UploadRefused, UploadTooLarge
 from .images import probe_image
 from .training import MAX_PHOTOS, Photo
 
-MAX_PHOTO_BYTES = 32 * 1024 * 1024
-MAX_UPLOAD_BYTES = 256 * 1024 * 1024
-MAX_NAME_CHARS = 255
+MAX_PHOTO_BYTES = 32 * 1024 * 1024  # one photo: room for any camera JPEG, not for a bomb
+MAX_UPLOAD_BYTES = 256 * 1024 * 1024  # a whole training upload (MAX_PHOTOS photos)
+MAX_FILENAME_CHARS = 255  # the longest file name most file systems take (NAME_MAX)
 
 #: First bytes of the image types training reads (the same set as `images.IMAGE_SUFFIXES`).
 SIGNATURES = {
@@ -48,8 +48,8 @@ def photo_label(filename: str | None, index: int) -> str:
         raise UploadRefused(f"photo name {shown} looks like a path; upload the files themselves, named without folders")
     if any(unicodedata.category(ch) in ("Cc", "Cf") for ch in filename):
         raise UploadRefused(f"photo name {shown} contains control characters; rename the file")
-    if len(filename) > MAX_NAME_CHARS:
-        raise UploadRefused(f"photo name {shown}… is over {MAX_NAME_CHARS} characters; rename the file")
+    if len(filename) > MAX_FILENAME_CHARS:
+        raise UploadRefused(f"photo name {shown}… is over {MAX_FILENAME_CHARS} characters; rename the file")
     return filename
 
 

@@ -20,6 +20,8 @@ KNOWN_ONNX = {
     GLINTR100_SHA256: "antelopev2's glintr100 (the recognizer PuLID-Flux was trained with)",
     "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91": "antelopev2's scrfd_10g_bnkps",
 }
+#: SCRFD/RetinaFace output counts with keypoints: scores, boxes and 5 landmarks at 3 or 5 strides.
+SCRFD_OUTPUTS_WITH_LANDMARKS = (9, 15)
 TENSOR_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
 
 
@@ -101,23 +103,21 @@ def _tensors(path: Path) -> FileReport:
 
 
 def _onnx(path: Path) -> FileReport:
-    import onnx
+    from .faces.insightface_pack import role
+    from .faces.onnx_signature import signature
 
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf raises assorted types for damaged files
-        return FileReport(path, "unreadable ONNX file", f"{type(exc).__name__}: {exc}")
+    found = signature(path)
+    if found is None:
+        return FileReport(path, "unreadable ONNX file", "not an ONNX model (empty, truncated or another format)")
     known = KNOWN_ONNX.get(sha256(path))
-    inputs = [i for i in model.graph.input if i.name not in {t.name for t in model.graph.initializer}]
-    dims = [d.dim_value for d in inputs[0].type.tensor_type.shape.dim] if inputs else []
-    outputs = len(model.graph.output)
-    if len(dims) == 4 and dims[2:] == [112, 112] and outputs == 1:
-        size = [d.dim_value for d in model.graph.output[0].type.tensor_type.shape.dim][-1:]
-        what = known or f"insightface-style face recognizer ({size[0] if size and size[0] else '?'}-d embeddings; " \
+    kind = role(path)
+    if kind == "recognizer":
+        size = found.outputs[0][-1] if found.outputs[0] else None
+        what = known or f"insightface-style face recognizer ({size or '?'}-d embeddings; " \
                         "not antelopev2's glintr100, so PuLID-Flux refuses it unless allowed on PuLID-Flux Load)"
         return FileReport(path, what)
-    if outputs in (6, 9, 10, 15):  # SCRFD / RetinaFace: scores and boxes (and landmarks) at 3 or 5 strides
-        landmarks = outputs in (9, 15)
+    if kind == "detector":
+        landmarks = len(found.outputs) in SCRFD_OUTPUTS_WITH_LANDMARKS
         what = known or f"insightface-style face detector ({'with' if landmarks else 'without'} 5 landmarks)"
         return FileReport(path, what, "" if landmarks else "it gives no facial landmarks; use an SCRFD *_kps detector")
     return FileReport(path, "ONNX model that is neither a face detector nor a recognizer",

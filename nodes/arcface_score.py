@@ -10,7 +10,7 @@ from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..identity.errors import IdentityError
 from ..identity.images import collect_photos, load_image
-from ..identity.scoring import annotate, batch_report, rank, score_images
+from ..identity.scoring import annotate, badges, batch_report, rank, score_images
 from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, pet_engine, to_arrays,
                    to_images)
 from .profile_train import input_folder
@@ -62,20 +62,14 @@ class ArcFaceScore(io.ComfyNode):
                                 "input folder")
         batch = images if images is not None and len(images) == len(named) else to_images([a for _, a in named])
         progress = Progress(cls.hidden.unique_id)
-        chosen = engine(face_engine)
         arrays = [array for _, array in named]
-        results = []
-        for index, (label, array) in enumerate(named):
-            check_interrupt()
-            results += score_images([(label, array)], profiles, chosen, pet_engine)
-            progress((index + 1) / len(arrays), f"scored {index + 1} of {len(arrays)} images")
-        ids = [p.id for p in profiles]
-        order = rank(results, ids, min_similarity, top_k)
+        results = score_images(named, profiles, engine(face_engine), pet_engine=pet_engine, check=check_interrupt,
+                               progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"))
+        order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
         summary = batch_report(results, profiles, order)
         ranked = batch[order] if order else ExecutionBlocker(None)
-        badges = [{"index": i["index"], "score": i["score"], "subjects": {names[k]: v for k, v in i["subjects"].items()}}
-                  for i in summary["images"]]
         return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,
-                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores": badges})
+                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores":
+                                 badges([(i["score"], i["subjects"]) for i in summary["images"]], names)})

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from comfy_api.v0_0_2 import io
 
-from ..identity.remote.models import DEFAULT_MODEL, all_values, base_model, model_names
+from ..identity.remote.models import DEFAULT_MODEL, all_values, base_model, model_names, quality_choices
 
 BaseModelSocket = io.Custom("IDENTITY_BASE_MODEL")
 
@@ -33,7 +33,7 @@ class BaseModelSelect(io.ComfyNode):
                                tooltip="add or override models in ComfyUI/user/identity_layer/models.json"),
                 io.Combo.Input("resolution", options=all_values("resolutions"), default="1K"),
                 io.Combo.Input("aspect_ratio", options=all_values("aspect_ratios"), default="auto"),
-                io.Combo.Input("quality", options=["auto", "low", "medium", "high"], default="auto",
+                io.Combo.Input("quality", options=quality_choices(), default="auto",
                                tooltip="only gpt-image-2 has a quality setting"),
             ],
             outputs=[BaseModelSocket.Output(display_name="base_model")],

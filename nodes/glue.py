@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import comfy.model_management
+import comfy.model_patcher
 import comfy.utils
 import folder_paths
 import numpy as np
@@ -16,9 +16,14 @@ import torch
 from PIL import Image
 from comfy_api.v0_0_2 import io
 from server import PromptServer
+from torch import nn
 
+from ..identity import paths
+from ..identity.cache import BoundedCache
 from ..identity.errors import Cancelled
 from ..identity.faces import FaceEngine, load_engine
+from ..identity.flux import FluxAdapter
+from ..identity.flux.injection import STATE_KEY
 from ..identity.profile import ProfileStore
 from ..identity.training import check_kind
 from ..identity.remote.keys import KeyStore
@@ -32,7 +37,7 @@ WEIGHT_EXTENSIONS = {".safetensors", ".pt", ".pth"}
 #: Socket types, named for what they carry.
 Profiles = io.Custom("IDENTITY_PROFILES")  # a list of identity.profile.Profile
 FaceEngineSocket = io.Custom("IDENTITY_FACE_ENGINE")  # an EngineChoice
-FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # a pulid_load.AdapterHandle
+FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # an AdapterHandle
 
 
 @dataclass(frozen=True)
@@ -52,14 +57,14 @@ def register_model_folders() -> None:
         folder_paths.folder_names_and_paths[name][1].update(WEIGHT_EXTENSIONS)
 
 
+#: One store per profile folder for the process, so that its loaded profiles serve every node run (ComfyUI
+#: has one profile folder; a few more are kept should its configuration change).
+STORES: BoundedCache[ProfileStore] = BoundedCache(4)
+
+
 def profile_store() -> ProfileStore:
-    """One store per folder for the process, so that its cache of loaded profiles serves every node run."""
-    return _store_for(folder_paths.get_folder_paths(PROFILES_FOLDER)[0])
-
-
-@functools.lru_cache(maxsize=None)
-def _store_for(folder: str) -> ProfileStore:
-    return ProfileStore(folder)
+    folder = folder_paths.get_folder_paths(PROFILES_FOLDER)[0]
+    return STORES.get_or_make(folder, lambda: ProfileStore(folder))
 
 
 def key_store() -> KeyStore:
@@ -68,12 +73,12 @@ def key_store() -> KeyStore:
 
 
 def insightface_roots() -> list[Path]:
-    """`models/insightface/models/` (and any extra insightface folders configured in ComfyUI)."""
+    """`paths.insightface_roots` for the insightface folders ComfyUI is configured with."""
     try:
         folders = folder_paths.get_folder_paths("insightface")
     except KeyError:
         folders = [os.path.join(folder_paths.models_dir, "insightface")]
-    return [Path(folder) / "models" for folder in folders]
+    return paths.insightface_roots([Path(folder) for folder in folders])
 
 
 def engine(choice: EngineChoice | None) -> FaceEngine:
@@ -141,3 +146,41 @@ class Progress:
         server = PromptServer.instance
         if self.node_id is not None and server is not None:
             server.send_progress_text(text, self.node_id)
+
+
+class AdapterHandle:
+    """A loaded adapter with ComfyUI model patchers, so model management loads and offloads its weights."""
+
+    def __init__(self, adapter: FluxAdapter, missing_parser: str = ""):
+        self.adapter = adapter
+        self.missing_parser = missing_parser  # why the parsing network is absent, for the report
+        parts = {"eva": adapter.eva, "encoder": adapter.pulid.pulid_encoder}
+        if adapter.parser is not None:
+            parts["parser"] = adapter.parser
+        self.encoders = comfy.model_patcher.ModelPatcher(nn.ModuleDict(parts),
+                                                         load_device=comfy.model_management.get_torch_device(),
+                                                         offload_device=comfy.model_management.unet_offload_device())
+        self._cross_attentions: dict[tuple, comfy.model_patcher.ModelPatcher] = {}
+
+    def prepare_encoders(self) -> torch.dtype:
+        """Loads the EVA tower, ID encoder and parser where they compute; the dtype to compute in."""
+        comfy.model_management.load_models_gpu([self.encoders])
+        device = self.encoders.load_device
+        if device.type == "cpu":
+            return torch.float32
+        return torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float16
+
+    def cross_attentions(self, model) -> comfy.model_patcher.ModelPatcher:
+        """The cross-attentions as a model that loads and offloads with `model` (an additional model of it)."""
+        key = (model.load_device, model.offload_device)
+        if key not in self._cross_attentions:
+            self._cross_attentions[key] = comfy.model_patcher.ModelPatcher(
+                self.adapter.cross_attentions, load_device=model.load_device, offload_device=model.offload_device)
+        return self._cross_attentions[key]
+
+    def ride_along(self, patched, model) -> None:
+        """Make the cross-attentions load and offload with `patched` (a clone of `model`), replacing any that an
+        earlier Identity Condition on the same model had put there."""
+        weights = self.cross_attentions(model)
+        others = [m for m in patched.get_additional_models_with_key(STATE_KEY) if m is not weights]
+        patched.set_additional_models(STATE_KEY, [*others, weights])

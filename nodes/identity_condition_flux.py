@@ -8,12 +8,10 @@ from comfy_api.v0_0_2 import io
 from ..identity.errors import IdentityError
 from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
 from ..identity.flux.faces import describe
-from ..identity.flux.injection import STATE_KEY
 from ..identity.flux.tokens import uncond_tokens
 from ..identity.flux.regions import subject_regions
 from ..identity.scoring import score_images
-from .glue import EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
-from .pulid_load import AdapterHandle
+from .glue import AdapterHandle, EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
 
 
 def regions(profiles: list, masks: torch.Tensor | None, image: torch.Tensor | None, chosen) -> list:
@@ -79,11 +77,9 @@ class IdentityConditionFlux(io.ComfyNode):
         subjects = [Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region, uncond)
                     for profile, region in zip(profiles, regions(profiles, masks, image, chosen))]
         sampling = model.get_model_object("model_sampling")
-        injection = Injection(adapter.adapter.pulid.pulid_ca, subjects, weight,
+        injection = Injection(adapter.adapter.cross_attentions, subjects, weight,
                               sampling.percent_to_sigma(start_at), sampling.percent_to_sigma(end_at))
         patched = attach(model, injection, where)
-        weights = adapter.cross_attentions(model)
-        others = [m for m in patched.get_additional_models_with_key(STATE_KEY) if m is not weights]
-        patched.set_additional_models(STATE_KEY, [*others, weights])  # loaded and offloaded with the model
+        adapter.ride_along(patched, model)
         report = "\n".join(f"{p.name}: {describe(p, adapter.adapter.parser, adapter.missing_parser)}" for p in profiles)
         return io.NodeOutput(patched, report)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import json
 
-import comfy.model_management
 from comfy_api.v0_0_2 import io, ui
 
-from ..identity.errors import Cancelled
 from ..identity.remote.runner import RemoteRequest, execute, plan
+from ..identity.scoring import badges
 from .glue import (EngineChoice, FaceEngineSocket, Progress, check_interrupt, engine, key_store, pet_engine, to_arrays,
                    to_images)
 from .identity_condition_remote import Conditioned, RemoteIdentity
@@ -40,24 +39,19 @@ async def run(node, operation: str, identity: Conditioned, prompt: str, images: 
               num_output_images: int, rerolls: int, max_cost_usd: float, seed: int,
               face_engine: EngineChoice | None) -> io.NodeOutput:
     choice = identity.base_model
-    request = RemoteRequest(operation, choice.model, list(identity.profiles), prompt, choice.resolution,
-                            choice.aspect_ratio, choice.quality, candidates, images, num_output_images, rerolls,
-                            max_cost_usd, seed)
+    request = RemoteRequest(operation=operation, model=choice.model, profiles=list(identity.profiles), prompt=prompt,
+                            resolution=choice.resolution, aspect_ratio=choice.aspect_ratio, quality=choice.quality,
+                            candidates=candidates, inputs=images, outputs=num_output_images, rerolls=rerolls,
+                            max_cost=max_cost_usd, seed=seed)
     chosen = engine(face_engine)
     planned = await asyncio.to_thread(plan, request, key_store(), chosen)  # every refusal happens here, offline
-    progress = Progress(node.hidden.unique_id)
-    try:
-        result = await execute(planned, chosen, progress=lambda f, text: progress(f, text),
-                               cancelled=comfy.model_management.processing_interrupted, pet_engine=pet_engine)
-    except Cancelled:
-        check_interrupt()  # ComfyUI's own interrupt, so the run shows as interrupted rather than failed
-        raise
+    result = await execute(planned, chosen, progress=Progress(node.hidden.unique_id), check=check_interrupt,
+                           pet_engine=pet_engine)
     names = {p.id: p.name for p in planned.subjects}
-    badges = [{"index": i, "score": o["weakest"], "subjects": {names[k]: v for k, v in o["scores"].items()}}
-              for i, o in enumerate(result.report["outputs"])]
     output = to_images(result.images)
     return io.NodeOutput(output, result.scores, json.dumps(result.report),
-                         ui={**ui.PreviewImage(output, cls=node).as_dict(), "identity_scores": badges})
+                         ui={**ui.PreviewImage(output, cls=node).as_dict(), "identity_scores":
+                                 badges([(o["weakest"], o["scores"]) for o in result.report["outputs"]], names)})
 
 
 def schema(node_id: str, display: str, description: str, inputs: list) -> io.Schema:

@@ -9,32 +9,13 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..identity.errors import IdentityError
-from ..identity.profile import ID_PATTERN, name_key
+from ..identity.profile import picker_labels
 from .glue import Profiles, profile_store
 
 
-def picker_labels(summaries: list[dict]) -> dict[str, str]:
-    """Profile id → its label in the picker: the name, with the id added when several profiles share it (in any
-    case: names are looked up without it)."""
-    counts: dict[str, int] = {}
-    for s in summaries:
-        counts[name_key(s["name"])] = counts.get(name_key(s["name"]), 0) + 1
-    return {s["id"]: s["name"] if counts[name_key(s["name"])] == 1 else f"{s['name']} ({s['id']})" for s in summaries}
-
-
 def profile_names() -> list[str]:
-    """Names as the picker shows them (the web panel labels profiles the same way)."""
+    """Labels as the picker shows them (the web panel labels profiles the same way)."""
     return list(picker_labels(profile_store().summaries()).values())
-
-
-def resolve(label: str) -> str:
-    """The id for a picker label: 'name (id)', a name (which may itself end in parentheses), or an id."""
-    store = profile_store()
-    if label.endswith(")") and " (" in label:
-        candidate = label.rsplit(" (", 1)[1][:-1]
-        if ID_PATTERN.fullmatch(candidate) and store.exists(candidate):
-            return candidate
-    return store.resolve(label)
 
 
 class ProfileLoad(io.ComfyNode):
@@ -61,15 +42,16 @@ class ProfileLoad(io.ComfyNode):
     def fingerprint_inputs(cls, profile: str, **_) -> tuple | None:
         """The profile's id and file stamp: a deleted, replaced or renamed profile is loaded afresh, never served
         from ComfyUI's cache (nodes downstream take this node's fingerprint into their own cache keys)."""
+        store = profile_store()
         try:
-            profile_id = resolve(profile)
+            profile_id = store.resolve(profile)
         except IdentityError:
             return None  # execute says what is wrong
-        return profile_id, profile_store().stamp(profile_id)
+        return profile_id, store.stamp(profile_id)
 
     @classmethod
     def execute(cls, profile: str, profiles: list | None = None) -> io.NodeOutput:
         store = profile_store()
-        loaded = store.load(resolve(profile))
+        loaded = store.load(store.resolve(profile))
         chained = [p for p in (profiles or []) if p.id != loaded.id] + [loaded]
         return io.NodeOutput(chained)

@@ -6,12 +6,13 @@ import os
 from pathlib import Path
 
 import folder_paths
-import numpy as np
 from comfy_api.v0_0_2 import io, ui
 
+from ..identity.cache import BoundedCache
 from ..identity.errors import IdentityError, ProfileExists
 from ..identity.images import collect_photos
 from ..identity.profile import name_key
+from ..identity.reference import portrait_grid
 from ..identity.training import KINDS, Photo, train
 from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, profile_store, to_arrays, to_images,
                    training_engine)
@@ -30,8 +31,9 @@ def input_folder(folder: str) -> Path:
     return target
 
 
-#: Profile name (as compared) → (the stamp of the file this node saved, the fingerprint of that run).
-_saved: dict[str, tuple] = {}
+#: Profile name (as compared) → (the stamp of the file this node saved, the fingerprint of that run); the
+#: least recently trained names beyond 256 are forgotten (they then train once more when queued again).
+SAVED_HERE: BoundedCache[tuple] = BoundedCache(256)
 
 
 def profile_state(name: str):
@@ -42,7 +44,7 @@ def profile_state(name: str):
         current = store.stamp(store.resolve(name))
     except IdentityError:
         current = None
-    saved = _saved.get(name_key(name.strip()))
+    saved = SAVED_HERE.get(name_key(name.strip()))
     if saved is None:
         return "not trained here yet"
     stamp, state = saved
@@ -55,17 +57,6 @@ def folder_state(folder: str):
         return [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in collect_photos([input_folder(folder)])]
     except (IdentityError, OSError):
         return None
-
-
-def reference_grid(portraits: np.ndarray, columns: int = 4) -> np.ndarray:
-    """The chosen reference portraits side by side, as one preview image."""
-    count, size = len(portraits), portraits.shape[1]
-    rows = -(-count // columns)
-    grid = np.full((rows * size, min(count, columns) * size, 3), 255, np.uint8)
-    for index, image in enumerate(portraits):
-        row, column = divmod(index, columns)
-        grid[row * size : (row + 1) * size, column * size : (column + 1) * size] = image
-    return grid
 
 
 class ProfileTrain(io.ComfyNode):
@@ -120,8 +111,8 @@ class ProfileTrain(io.ComfyNode):
                         kind=kind)
         except ProfileExists as exc:
             raise ProfileExists(f"{exc}; set 'overwrite' to true to retrain it") from None
-        _saved[name_key(job.name)] = (profile_store().stamp(job.profile_id), state)
-        grid = reference_grid(job.profile.portraits)
+        SAVED_HERE.put(name_key(job.name), (profile_store().stamp(job.profile_id), state))
+        grid = portrait_grid(job.profile.portraits)
         report = job.describe()
         return io.NodeOutput([job.profile], report, to_images([grid]),
                              ui={**ui.PreviewImage(to_images([grid]), cls=cls).as_dict(), "text": [report]})

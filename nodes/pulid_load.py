@@ -7,17 +7,13 @@ import dataclasses
 import logging
 from pathlib import Path
 
-import comfy.model_management
-import comfy.model_patcher
 import comfy.ops
 import folder_paths
-import torch
 from comfy_api.v0_0_2 import io
-from torch import nn
 
-from ..identity.flux import EVA_FILE, PULID_FILE, FluxAdapter, load_adapter
+from ..identity.flux import EVA_FILE, PULID_FILE, load_adapter
 from ..identity.flux.weights import EVA_SOURCE, PARSING_FILE, PARSING_SOURCE, PULID_SOURCE, load_parsing, missing_weights
-from .glue import EVA_CLIP_FOLDER, PARSING_FOLDER, PULID_FOLDER, FluxAdapterSocket
+from .glue import EVA_CLIP_FOLDER, PARSING_FOLDER, PULID_FOLDER, AdapterHandle, FluxAdapterSocket
 
 log = logging.getLogger(__name__)
 
@@ -44,37 +40,6 @@ def find_parser():
     log.warning("PuLID-Flux: %s; the EVA-CLIP input falls back to a fixed face ellipse (hair and ears lost, weaker "
                 "likeness): put the file in %s", missing, folder_paths.get_folder_paths(PARSING_FOLDER)[0])
     return None, missing
-
-
-class AdapterHandle:
-    """A loaded adapter with ComfyUI model patchers, so model management loads and offloads its weights."""
-
-    def __init__(self, adapter: FluxAdapter, missing_parser: str = ""):
-        self.adapter = adapter
-        self.missing_parser = missing_parser  # why the parsing network is absent, for the report
-        parts = {"eva": adapter.eva, "encoder": adapter.pulid.pulid_encoder}
-        if adapter.parser is not None:
-            parts["parser"] = adapter.parser
-        self.encoders = comfy.model_patcher.ModelPatcher(nn.ModuleDict(parts),
-                                                         load_device=comfy.model_management.get_torch_device(),
-                                                         offload_device=comfy.model_management.unet_offload_device())
-        self._cross_attentions: dict[tuple, comfy.model_patcher.ModelPatcher] = {}
-
-    def prepare_encoders(self) -> torch.dtype:
-        """Loads the EVA tower, ID encoder and parser where they compute; the dtype to compute in."""
-        comfy.model_management.load_models_gpu([self.encoders])
-        device = self.encoders.load_device
-        if device.type == "cpu":
-            return torch.float32
-        return torch.bfloat16 if comfy.model_management.should_use_bf16(device) else torch.float16
-
-    def cross_attentions(self, model) -> comfy.model_patcher.ModelPatcher:
-        """The cross-attentions as a model that loads and offloads with `model` (an additional model of it)."""
-        key = (model.load_device, model.offload_device)
-        if key not in self._cross_attentions:
-            self._cross_attentions[key] = comfy.model_patcher.ModelPatcher(
-                self.adapter.pulid.pulid_ca, load_device=model.load_device, offload_device=model.offload_device)
-        return self._cross_attentions[key]
 
 
 class PuLIDLoad(io.ComfyNode):

@@ -23,16 +23,15 @@ from server import PromptServer
 from ..identity.errors import (IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy,
                                UploadRefused, UploadStalled, UploadTooLarge)
 from ..identity.images import encode_jpeg
-from ..identity.profile import clean_name, validate_id
+from ..identity.profile import clean_name, picker_labels, validate_id
 from ..identity.training import JOBS, start_training
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
 from .glue import cancel_check, profile_store, training_engine
-from .profile_load import picker_labels
 
 log = logging.getLogger(__name__)
 
 EVENT = "identity.training"
-CHUNK = 256 * 1024
+UPLOAD_READ_BYTES = 256 * 1024  # one read of an uploaded part: aiohttp's own chunk size is 8 kB; fewer awaits
 MAX_FIELD_BYTES = 4096
 #: An upload that sends nothing for this long, or is not done after UPLOAD_SECONDS, is answered 408 and let go
 #: (a stalled one would otherwise hold up to MAX_UPLOAD_BYTES of memory for ever).
@@ -163,7 +162,7 @@ async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]
         name = getattr(part, "name", None)
         if name == "photos":
             batch.begin(part.filename)
-            while chunk := await idle_bound(part.read_chunk(CHUNK)):
+            while chunk := await idle_bound(part.read_chunk(UPLOAD_READ_BYTES)):
                 batch.feed(chunk)
             await asyncio.to_thread(batch.end)
         elif name in ("name", "overwrite", "kind"):

@@ -67,20 +67,36 @@ def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 
 
+def finished(job, timeout: float = 30.0) -> bool:
+    """Waits for a background training job to end; True when it did within `timeout` seconds."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while not job.status.finished and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return job.status.finished
+
+
 @pytest.fixture(scope="session")
-def embedded():
-    from identity.faces import load_engine
+def engines():
+    """The tests' own loaded engines (not the process's), closed at the end."""
+    from identity.faces import Engines
 
-    return load_engine("embedded", "cpu")
+    loaded = Engines()
+    yield loaded
+    loaded.close()
 
 
 @pytest.fixture(scope="session")
-def testpack():
+def embedded(engines):
+    return engines.load("embedded", "cpu")
+
+
+@pytest.fixture(scope="session")
+def testpack(engines):
     if not TESTPACK.is_dir():
         pytest.skip(f"test face pack absent: {TESTPACK}")
-    from identity.faces import load_engine
-
-    return load_engine(f"insightface:{TESTPACK}", "cpu")
+    return engines.load(f"insightface:{TESTPACK}", "cpu")
 
 
 @pytest.fixture(params=["embedded", "testpack"])
@@ -116,14 +132,21 @@ def comfyui(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
-def fake():
-    """Fake providers on 127.0.0.1 (see fake_providers.py); strangers are fixture photos, else the six of t1.jpg."""
-    from fake_providers import Fake
+def fake(embedded):
+    """Fake providers on 127.0.0.1 (see fake_providers.py); strangers are fixture photos, else the six of t1.jpg.
+    Its people are Obama and Biden as the group photo `obama_biden_a.jpg` shows them (left and right half), which
+    no `people` profile was trained on."""
+    from fake_providers import Fake, StandIns
     from identity.images import load_image
 
     strangers = ([load_image(face(p)) for p in ("alex_lacamoire/alex1.jpg", "lin_manuel_miranda/lin1.png")]
                  if FACES.is_dir() else [load_image(T1)])
-    server = Fake(strangers).start()
+    stand_ins = None
+    if FACES.is_dir():
+        group = load_image(face("groups/obama_biden_a.jpg"))
+        half = group.shape[1] // 2
+        stand_ins = StandIns(embedded, [group[:, :half].copy(), group[:, half:].copy()])
+    server = Fake(strangers, stand_ins=stand_ins).start()
     yield server
     server.stop()
 

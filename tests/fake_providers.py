@@ -1,8 +1,9 @@
 """Fake image providers on 127.0.0.1 that speak each provider's documented format, and can misbehave.
 
 Each fake checks a request the way the real API would (auth header, required fields, image encoding) and
-answers in the documented shape. Its images are real: it composes a scene from the reference photo of each
-requested person (read from the request, grouped by what the prompt says each image shows), or — with
+answers in the documented shape. Its images are real: it composes a scene with each requested person (read from
+the request, grouped by what the prompt says each image shows) — drawn from `StandIns`, another photo of whoever
+the reference shows, never the reference itself, so verification must recognise the person, not the picture — or — with
 `stranger_rate` — from a stranger's photo, so verification and best-of-N meet real face scoring. `faults` is a
 queue of misbehaviours for the next requests: "429" (Retry-After: 1), "429long" (Retry-After: 1 hour), "500",
 "503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" (Gemini), "stranger" (every person
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import io
 import json
 import random
@@ -58,11 +60,32 @@ class Recorded:
     files: list = field(default_factory=list)  # (field name, filename, content type, bytes)
 
 
+class StandIns:
+    """Photos of the tests' people that no profile was trained on; `for_reference` picks the one whose face looks
+    most like a reference's (real face scoring), so the fake's people come from what was sent, not copies of it."""
+
+    def __init__(self, engine, photos: list[np.ndarray]):
+        self.engine = engine
+        found = engine.analyze(photos)
+        self.photos = [(max(faces, key=lambda f: f.size).embedding, photo) for faces, photo in zip(found, photos) if faces]
+        self.chosen: dict[str, np.ndarray | None] = {}
+
+    def for_reference(self, reference: np.ndarray) -> np.ndarray:
+        key = hashlib.sha256(reference.tobytes()).hexdigest()  # the same portraits come with every request
+        if key not in self.chosen:
+            faces = self.engine.analyze([reference])[0]
+            wanted = max(faces, key=lambda f: f.size).embedding if faces else None
+            self.chosen[key] = None if wanted is None else max(self.photos, key=lambda e: float(e[0] @ wanted))[1]
+        chosen = self.chosen[key]
+        return reference if chosen is None else chosen
+
+
 class Fake:
     """All six providers, each on its own port, served from one background event loop."""
 
-    def __init__(self, strangers: list[np.ndarray], seed: int = 0):
+    def __init__(self, strangers: list[np.ndarray], seed: int = 0, stand_ins: StandIns | None = None):
         self.strangers = strangers
+        self.stand_ins = stand_ins  # None (no fixture photos): the reference itself is drawn
         self.rng = random.Random(seed)
         self.requests: list[Recorded] = []
         self.faults: list[str] = []
@@ -165,6 +188,8 @@ class Fake:
         """Each group (1-based image numbers showing one person) contributes its first image."""
         decoded = [np.asarray(Image.open(io.BytesIO(b)).convert("RGB")) for b in images]
         people = [decoded[g[0] - 1] for g in groups if g]
+        if self.stand_ins is not None:
+            people = [self.stand_ins.for_reference(person) for person in people]
         referenced = {n for g in groups for n in g}
         inputs = [decoded[i] for i in range(len(decoded)) if i + 1 not in referenced]
         return self.scene(people, inputs[0] if inputs and people else None, strangers=fault == "stranger")

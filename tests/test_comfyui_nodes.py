@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from comfyui import Listener
-from conftest import T1, TOM_HANKS, needs_faces
+from conftest import T1, TOM_HANKS, face, needs_faces
 
 NODES = {
     "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
@@ -87,10 +87,21 @@ def test_an_image_without_a_face_scores_zero_and_says_so(comfyui, tom):
     assert run.outputs["4"]["identity_scores"] == [{"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}}]
 
 
-def test_the_person_is_found_and_strangers_are_unknown(comfyui, tom):
-    shutil.copy(TOM_HANKS, comfyui.base / "input" / "tom_again.png")
-    run = comfyui.client.run(_score_prompt("tom_again.png", "Tom Hanks"))
-    assert run.outputs["4"]["identity_scores"][0]["score"] > 0.9
+@needs_faces
+def test_the_person_is_found_in_a_photo_it_was_not_trained_on_and_strangers_are_unknown(comfyui):
+    (comfyui.base / "input" / "obama_train").mkdir(exist_ok=True)
+    for name in ("obama1.jpg", "obama2.jpg", "obama3.jpg"):
+        shutil.copy(face(f"obama/{name}"), comfyui.base / "input" / "obama_train" / name)
+    assert comfyui.client.run(_train_prompt("obama_train", "Obama Held Out")).status == "success"
+    for photo, found in (("obama/obama4.jpg", True), ("obama/obama5_720p.jpg", True), ("alex_lacamoire/alex1.jpg", False)):
+        shutil.copy(face(photo), comfyui.base / "input" / "held_out.jpg")
+        run = comfyui.client.run(_score_prompt("held_out.jpg", "Obama Held Out"))
+        assert run.status == "success", run.error
+        score = run.outputs["4"]["identity_scores"][0]["score"]
+        assert (score > 0.0) == found, (photo, score)
+
+
+def test_strangers_are_unknown(comfyui, tom):
     shutil.copy(T1, comfyui.base / "input" / "six_people.jpg")
     run = comfyui.client.run(_score_prompt("six_people.jpg", "Tom Hanks"))
     assert run.status == "success"

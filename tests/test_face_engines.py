@@ -10,7 +10,8 @@ import pytest
 
 from identity.errors import ModelFilesMissing, ProviderUnavailable
 from identity.faces import embedded as embedded_backend
-from identity.faces import find_packs, load_engine, resolve_engine_spec
+from identity.faces import Engines, find_packs, load_engine, resolve_engine_spec
+from identity.faces.insightface_pack import pack_files, role
 from identity.faces.runtime import execution_providers
 from identity.images import load_image
 
@@ -80,13 +81,26 @@ def test_an_unknown_provider_is_refused():
         execution_providers("tpu")
 
 
-def test_auto_provider_falls_to_cpu_only_where_no_accelerator_exists():
+def test_auto_provider_takes_the_accelerator_onnxruntime_has_else_the_cpu(monkeypatch):
     import onnxruntime
 
-    accelerators = {"CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider"}
-    expected = "CPUExecutionProvider" if not accelerators & set(onnxruntime.get_available_providers()) else None
-    if expected:
-        assert execution_providers("auto") == [expected]
+    cpu = "CPUExecutionProvider"
+    for available, expected in (([cpu], [cpu]), (["CUDAExecutionProvider", cpu], ["CUDAExecutionProvider", cpu]),
+                                (["CoreMLExecutionProvider", cpu], ["CoreMLExecutionProvider", cpu])):
+        monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
+        assert execution_providers("auto") == expected, available
+
+
+def test_engines_beyond_the_bound_are_closed_and_a_closed_engine_still_works():
+    engines = Engines(size=1)
+    first = engines.load("embedded", "cpu")
+    assert len(first.analyze([load_image(TOM_HANKS)])[0]) == 1 and first._pool is not None
+    if TESTPACK.is_dir():
+        engines.load(f"insightface:{TESTPACK}", "cpu")
+        assert first._pool is None, "the dropped engine's detection threads are stopped"
+        assert engines.load("embedded", "cpu") is not first, "a dropped engine is loaded afresh"
+    engines.close()
+    assert len(first.analyze([load_image(TOM_HANKS)])[0]) == 1
 
 
 def test_embedded_model_files_are_checked_against_their_sha256(tmp_path):
@@ -116,17 +130,54 @@ def test_a_folder_that_is_not_a_pack_says_what_it_needs(tmp_path):
         load_engine(f"insightface:{tmp_path / 'absent'}", "cpu")
 
 
-def test_the_default_engine_is_the_best_pack_found_else_embedded(tmp_path):
+def square_model(path, side: int, inputs: int = 1) -> None:
+    """A minimal real ONNX graph shaped like another insightface task (96: gender/age, 192: landmarks):
+    its output is the first input's per-channel mean, `[1, 3]`."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    names = [f"in{i}" for i in range(inputs)]
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", [names[0]], ["out"], axes=[2, 3], keepdims=0)], "extra",
+        [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, side, side]) for n in names],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
+
+
+@needs_testpack
+def test_packs_are_recognised_by_their_graphs_not_their_file_names(tmp_path):
     assert resolve_engine_spec(None, roots=[tmp_path]) == ("embedded", None)
-    for pack, files in {"mypack": ("det_2.5g.onnx", "rec.onnx"),
-                        "antelopev2": ("scrfd_10g_bnkps.onnx", "glintr100.onnx", "genderage.onnx", "2d106det.onnx")}.items():
-        (tmp_path / pack).mkdir()
-        for name in files:
-            (tmp_path / pack / name).write_bytes(b"")
-    assert sorted(find_packs([tmp_path])) == ["antelopev2", "mypack"], "extras (genderage, 2d106det) are not models to load"
-    assert resolve_engine_spec(None, roots=[tmp_path])[0] == "insightface:antelopev2"
-    (tmp_path / "antelopev2" / "glintr100.onnx").unlink()
+    # Real models under misleading names, and empty files under the published ones.
+    mypack, antelope = tmp_path / "mypack", tmp_path / "antelopev2"
+    mypack.mkdir(), antelope.mkdir()
+    (mypack / "w600k_r50.onnx").symlink_to(TESTPACK / "det_500m.onnx")
+    (mypack / "det_10g.onnx").symlink_to(TESTPACK / "fr_feature.onnx")
+    square_model(mypack / "model_a.onnx", 96)
+    square_model(mypack / "model_b.onnx", 192)
+    for name in ("scrfd_10g_bnkps.onnx", "glintr100.onnx"):
+        (antelope / name).write_bytes(b"")
+    assert sorted(find_packs([tmp_path])) == ["mypack"], "empty files are no models; extras are neither role"
     assert resolve_engine_spec(None, roots=[tmp_path])[0] == "insightface:mypack"
+    engine = Engines().load("mypack", "cpu", roots=[tmp_path])
+    assert set(engine.info.files) == {"w600k_r50.onnx", "det_10g.onnx"} and engine.info.dim == 512
+    assert len(engine.analyze([load_image(TOM_HANKS)])[0]) == 1
+    (antelope / "det_2.5g.onnx").write_bytes(b"")
+    with pytest.raises(ModelFilesMissing, match="no insightface pack named 'antelopev2'"):
+        resolve_engine_spec("antelopev2", roots=[tmp_path])
+    with pytest.raises(ModelFilesMissing, match=r"detector ONNX.*det_2\.5g\.onnx \(not a model\)"):
+        pack_files(antelope)
+
+
+@needs_testpack
+def test_a_models_role_is_what_insightfaces_own_router_makes_of_it(tmp_path):
+    from insightface import model_zoo
+
+    square_model(tmp_path / "attribute.onnx", 96)
+    square_model(tmp_path / "landmark.onnx", 192)
+    router = {"SCRFD": "detector", "ArcFaceONNX": "recognizer", "Attribute": "attribute", "Landmark": "landmark"}
+    for path in [TESTPACK / "det_500m.onnx", TESTPACK / "fr_feature.onnx", *sorted(tmp_path.glob("*.onnx"))]:
+        theirs = type(model_zoo.get_model(str(path), providers=["CPUExecutionProvider"])).__name__
+        assert role(path) == router.get(theirs, theirs), path.name
 
 
 @needs_testpack

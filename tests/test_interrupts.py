@@ -141,7 +141,8 @@ class HostInterrupt(BaseException):
 def test_an_interrupt_raised_by_the_progress_hook_stops_the_calls(fake, people, embedded, tmp_path):
     fake.reset(delay=10)
     keys = KeyStore(fake.keys_file(tmp_path), environ={})
-    planned = plan(RemoteRequest("generate", "nb2", list(people.values()), "[[barack-obama]] in the rain"), keys, embedded)
+    planned = plan(RemoteRequest(operation="generate", model="nb2", profiles=list(people.values()),
+                                 prompt="[[barack-obama]] in the rain"), keys, embedded)
     pressed, raised = threading.Event(), []
     threading.Timer(0.5, pressed.set).start()
 
@@ -152,7 +153,7 @@ def test_an_interrupt_raised_by_the_progress_hook_stops_the_calls(fake, people, 
 
     started = time.monotonic()
     with pytest.raises(HostInterrupt):
-        asyncio.run(execute(planned, embedded, progress=progress, cancelled=lambda: False))
+        asyncio.run(execute(planned, embedded, progress=progress))
     assert time.monotonic() - started < 3, "the calls stopped with the interrupt, not when the provider answered"
 
 

@@ -43,7 +43,7 @@ def sent_images(fake) -> int:
 
 
 def test_a_cat_goes_to_nb2_with_its_references_and_is_verified_by_what_can_be_measured(fake, keys, cat, embedded):
-    request = RemoteRequest("generate", "nb2", [cat], f"[[{cat.id}]] asleep on a sofa")
+    request = RemoteRequest(operation="generate", model="nb2", profiles=[cat], prompt=f"[[{cat.id}]] asleep on a sofa")
     result = run(request, keys, embedded, policy=FAST)
     assert sent_images(fake) == min(len(cat.portraits), 4) >= 1
     prompt = " ".join(p.get("text", "") for p in fake.posts("gemini")[0].json["contents"][0]["parts"])
@@ -57,7 +57,7 @@ def test_a_cat_goes_to_nb2_with_its_references_and_is_verified_by_what_can_be_me
 
 def test_a_stranger_instead_of_the_cat_fails_and_says_no_cat_was_there(fake, keys, cat, embedded):
     fake.faults = ["stranger"]
-    result = run(RemoteRequest("generate", "nb2", [cat], f"[[{cat.id}]] on a sofa"), keys, embedded, policy=FAST)
+    result = run(RemoteRequest(operation="generate", model="nb2", profiles=[cat], prompt=f"[[{cat.id}]] on a sofa"), keys, embedded, policy=FAST)
     (output,) = result.report["outputs"]
     assert not output["passed"] and output["scores"][cat.id] == 0.0
     assert output["checked"][cat.id].startswith("cat present: no")
@@ -66,7 +66,7 @@ def test_a_stranger_instead_of_the_cat_fails_and_says_no_cat_was_there(fake, key
 @needs_faces
 def test_a_person_and_their_cat_in_one_request_are_each_checked_their_own_way(fake, keys, cat, people, embedded):
     obama = people["Barack Obama"]
-    request = RemoteRequest("generate", "nb2", [obama, cat], f"[[{obama.id}]] holding [[{cat.id}]]")
+    request = RemoteRequest(operation="generate", model="nb2", profiles=[obama, cat], prompt=f"[[{obama.id}]] holding [[{cat.id}]]")
     (output,) = run(request, keys, embedded, policy=FAST).report["outputs"]
     assert output["passed"], output
     assert "ArcFace" in output["checked"][obama.id] and output["checked"][cat.id].startswith("cat present: yes")

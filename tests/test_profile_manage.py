@@ -13,7 +13,7 @@ from identity.profile import ProfileStore, clean_name
 from identity.training import Photo, Status, start_training, train
 from identity.training.jobs import JobRegistry
 
-from conftest import TOM_HANKS
+from conftest import TOM_HANKS, finished
 
 
 @pytest.fixture
@@ -62,7 +62,7 @@ def test_details_name_the_photo_behind_each_reference_portrait(tom_profile):
 
 
 def test_a_portrait_is_read_alone_and_encodes_as_jpeg(store, tom_profile):
-    assert (store.portrait(tom_profile.id) == tom_profile.thumbnail).all()
+    assert (store.portrait(tom_profile.id) == tom_profile.portraits[0]).all()
     with pytest.raises(ProfileNotFound, match="no reference portrait 1; its portraits are numbered 0 to 0"):
         store.portrait(tom_profile.id, 1)
     with pytest.raises(InvalidProfileId):
@@ -97,7 +97,7 @@ def test_two_new_profiles_of_one_name_cannot_train_at_once(embedded):
     with pytest.raises(TrainingBusy, match="named 'tom hanks' is already being trained"):
         start_training([Photo("tom", TOM_HANKS)], "tom hanks", embedded, registry=registry)
     gate.set()
-    assert first.wait(30) and first.status == Status.READY
+    assert finished(first) and first.status == Status.READY
     assert registry.running(first.profile_id) is None
 
 

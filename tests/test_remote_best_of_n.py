@@ -21,7 +21,8 @@ def keys(fake, tmp_path):
 
 
 def generate(people, embedded, keys, **extra):
-    request = RemoteRequest("generate", "nb2", [people["Barack Obama"]], "[[barack-obama]] reading", **extra)
+    request = RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
+                            prompt="[[barack-obama]] reading", **extra)
     return run(request, keys, embedded, policy=FAST)
 
 
@@ -58,8 +59,8 @@ def test_the_cost_budget_ends_the_search(fake, keys, people, embedded):
 def test_outputs_rank_by_their_weakest_subject(fake, keys, people, embedded):
     group = load_image(face("groups/obama_biden_a.jpg"))
     fake.faults = ["stranger"]
-    request = RemoteRequest("edit", "nb2", list(people.values()), "[[barack-obama]] and [[joe-biden]] in hats",
-                            inputs=[group], outputs=2)
+    request = RemoteRequest(operation="edit", model="nb2", profiles=list(people.values()),
+                            prompt="[[barack-obama]] and [[joe-biden]] in hats", inputs=[group], outputs=2)
     result = run(request, keys, embedded, policy=FAST)
     first, second = result.report["outputs"]
     assert first["passed"] and not second["passed"], "the image with strangers ranks last"

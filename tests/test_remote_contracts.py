@@ -56,8 +56,9 @@ def ours(fake, keys, provider: str, call: Call):
 
 
 def edit_call(model: str, inputs: list[bytes], resolution="1K", aspect_ratio="3:2", quality="auto", outputs=1) -> Call:
-    return Call("edit", base_model(model), resolution, aspect_ratio, quality, "Put a red hat on everyone.", [], [],
-                inputs, outputs, None, ratio=ratio_of(aspect_ratio, []))
+    return Call(operation="edit", model=base_model(model), resolution=resolution, aspect_ratio=aspect_ratio,
+                quality=quality, prompt="Put a red hat on everyone.", subjects=[], references=[], inputs=inputs,
+                outputs=outputs, seed=None, ratio=ratio_of(aspect_ratio, []))
 
 
 def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
@@ -77,7 +78,8 @@ def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
 
 
 def test_openai_generation_and_errors_parse_with_the_sdk(fake, keys):
-    call = Call("generate", base_model("gpt-image-2"), "1K", "9:16", "high", "A lighthouse.", [], [], [], 1, None,
+    call = Call(operation="generate", model=base_model("gpt-image-2"), resolution="1K", aspect_ratio="9:16",
+                quality="high", prompt="A lighthouse.", subjects=[], references=[], inputs=[], outputs=1, seed=None,
                 ratio=ratio_of("9:16", []))
     sent = ours(fake, keys, "openai", call)
     sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
@@ -164,9 +166,11 @@ def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
 def test_every_phota_request_meets_photas_documented_rules(fake, keys, photo, operation, model):
     fake.phota_profiles["ph0bama"] = "READY"
     inputs = {"generate": [], "edit": [photo], "enhance": [photo], "remix": [photo, photo]}[operation]
-    call = Call(operation, base_model(model), "1K" if operation in ("generate", "edit") else "2K", "auto",
-                "high" if model == "phota/gpt-image-2" else "auto", "[[ph0bama]] at the beach", [], [], inputs, 2,
-                None, ["ph0bama"], None, "req-123")
+    call = Call(operation=operation, model=base_model(model),
+                resolution="1K" if operation in ("generate", "edit") else "2K", aspect_ratio="auto",
+                quality="high" if model == "phota/gpt-image-2" else "auto", prompt="[[ph0bama]] at the beach",
+                subjects=[], references=[], inputs=inputs, outputs=2, seed=None, external_ids=["ph0bama"], ratio=None,
+                request_id="req-123")
     sent = ours(fake, keys, "phota", call)
     jsonschema.validate(sent.json, {**PHOTA_SCHEMA, "$ref": f"#/$defs/{operation}"})  # the fake checked it too
     assert sent.json["client_request_id"] == "req-123" and sent.json["async"] is True

@@ -31,7 +31,8 @@ def keys(fake, tmp_path, monkeypatch, people):
 
 def request(people, model="nb2", operation="generate", **extra) -> RemoteRequest:
     inputs = {"generate": [], "edit": [load_image(face("groups/obama_biden_a.jpg"))]}[operation]
-    return RemoteRequest(operation, model, list(people.values()), "[[barack-obama]] in the rain", inputs=inputs, **extra)
+    return RemoteRequest(operation=operation, model=model, profiles=list(people.values()),
+                         prompt="[[barack-obama]] in the rain", inputs=inputs, **extra)
 
 
 def test_429_waits_what_retry_after_asks(fake, keys, people, embedded):
@@ -110,10 +111,34 @@ def test_an_interrupt_stops_a_waiting_request_at_once(fake, keys, people, embedd
     started = time.monotonic()
     import asyncio
 
+    def check():
+        if stop.is_set():
+            raise Cancelled("stopped by the user")
+
     planned = plan(request(people), keys, embedded)
     with pytest.raises(Cancelled):
-        asyncio.run(execute(planned, embedded, Policy(read_timeout=10), cancelled=stop.is_set))
+        asyncio.run(execute(planned, embedded, Policy(read_timeout=10), check=check))
     assert time.monotonic() - started < 2.0
+
+
+def test_an_interrupt_raised_once_stops_every_call_in_flight(fake, keys, people, embedded):
+    import asyncio
+
+    fake.faults = ["timeout", "timeout"]
+    fake.stall_seconds = 5.0
+    stop = threading.Event()
+    threading.Timer(0.5, stop.set).start()
+
+    def check():  # as ComfyUI's: raising the interrupt clears it, so only the first caller would see it
+        if stop.is_set():
+            stop.clear()
+            raise Cancelled("stopped by the user")
+
+    planned = plan(request(people, outputs=2), keys, embedded)  # nb2 returns one image per call: two calls
+    started = time.monotonic()
+    with pytest.raises(Cancelled):
+        asyncio.run(execute(planned, embedded, Policy(read_timeout=10), check=check))
+    assert time.monotonic() - started < 2.0, "the second call was waited out"
 
 
 def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embedded):

@@ -19,7 +19,8 @@ def test_a_missing_key_names_the_variable_and_the_file_before_any_call(fake, peo
     fake.reset()
     keys = KeyStore(tmp_path / "keys.json", environ={})
     with pytest.raises(MissingKey, match=r"set OPENAI_API_KEY in ComfyUI's environment or add it to .*keys.json"):
-        run(RemoteRequest("generate", "gpt-image-2", [people["Barack Obama"]], "[[barack-obama]]"), keys, embedded)
+        run(RemoteRequest(operation="generate", model="gpt-image-2", profiles=[people["Barack Obama"]],
+                          prompt="[[barack-obama]]"), keys, embedded)
     with pytest.raises(MissingKey, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
         KeyStore(None, environ={}).credentials("gemini")
     assert fake.requests == []
@@ -47,13 +48,15 @@ def test_a_key_echoed_by_the_provider_never_reaches_errors_reports_or_logs(fake,
     keys_file.write_text(json.dumps(stored))
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ProviderError) as error:
-        run(RemoteRequest("generate", "nb2", [people["Barack Obama"]], "[[barack-obama]]"), KeyStore(keys_file, environ={}),
+        run(RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
+                          prompt="[[barack-obama]]"), KeyStore(keys_file, environ={}),
             embedded, policy=Policy(base_delay=0.05))
     assert "rejected the API key (HTTP 401)" in str(error.value) and "GEMINI_API_KEY" in str(error.value)
     assert wrong not in str(error.value) and "[redacted]" in str(error.value)
     assert wrong not in caplog.text
     fake.reset()
-    result = run(RemoteRequest("generate", "nb2", [people["Barack Obama"]], "[[barack-obama]]"),
+    result = run(RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
+                               prompt="[[barack-obama]]"),
                  KeyStore(fake.keys_file(tmp_path), environ={}), embedded)
     assert KEYS["gemini"] not in json.dumps(result.report)
 
@@ -90,7 +93,8 @@ def hostile(fake, tmp_path, monkeypatch, people):
 def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(fake, hostile, people, embedded, caplog,
                                                                           fault, provider):
     caplog.set_level(logging.DEBUG)
-    request = RemoteRequest("generate", MODELS[provider], [people["Barack Obama"]], "[[barack-obama]] at sea")
+    request = RemoteRequest(operation="generate", model=MODELS[provider], profiles=[people["Barack Obama"]],
+                            prompt="[[barack-obama]] at sea")
     fake.faults = [fault]
     with pytest.raises(ProviderError) as error:
         run(request, hostile, embedded, policy=FAST)
@@ -108,7 +112,8 @@ def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(fake,
 def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(fake, hostile, people, embedded, provider,
                                                                         header):
     fake.faults = ["redirect_away"]
-    request = RemoteRequest("generate", MODELS[provider], [people["Barack Obama"]], "[[barack-obama]] at sea")
+    request = RemoteRequest(operation="generate", model=MODELS[provider], profiles=[people["Barack Obama"]],
+                            prompt="[[barack-obama]] at sea")
     with pytest.raises(ProviderError, match="redirected the request to another origin .*not followed"):
         run(request, hostile, embedded, policy=Policy(base_delay=0.05, read_timeout=10, attempts=1))
     assert fake.received("evil") == [], "neither the key nor the references went there"
@@ -117,7 +122,8 @@ def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(fake, ho
 @pytest.mark.parametrize("fault", ["redirect_poll", "poll_elsewhere"])
 def test_a_polling_url_on_or_redirecting_to_another_origin_never_gets_the_key(fake, hostile, people, embedded, fault):
     fake.faults = [fault]
-    request = RemoteRequest("generate", "flux-2", [people["Barack Obama"]], "[[barack-obama]] at sea")
+    request = RemoteRequest(operation="generate", model="flux-2", profiles=[people["Barack Obama"]],
+                            prompt="[[barack-obama]] at sea")
     with pytest.raises(ProviderError):
         run(request, hostile, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10, attempts=1))
     polls = fake.received("evil")
@@ -130,7 +136,8 @@ def test_credentials_in_a_base_url_are_never_logged(fake, people, embedded, tmp_
     host = fake.urls["gemini"].removeprefix("http://")
     keys = KeyStore(None, environ={"GEMINI_API_KEY": KEYS["gemini"], "IDENTITY_GEMINI_BASE_URL": f"http://me:{secret}@{host}"})
     caplog.set_level(logging.DEBUG)
-    result = run(RemoteRequest("generate", "nb2", [people["Barack Obama"]], "[[barack-obama]]"), keys, embedded,
+    result = run(RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
+                               prompt="[[barack-obama]]"), keys, embedded,
                  policy=FAST)
     assert result.images and "HTTP Request: POST" in caplog.text, "httpx logged the call"
     assert secret not in caplog.text and KEYS["gemini"] not in caplog.text

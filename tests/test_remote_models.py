@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from identity.errors import InvalidRequest
-from identity.remote.models import BASE_MODELS, base_model
+from identity.remote.models import BASE_MODELS, DEFAULT_MODEL, base_model
 
 
 @pytest.mark.parametrize("model,operation,resolution,ratio,quality,outputs,allowed", [
@@ -25,14 +25,23 @@ def test_invalid_combinations_name_the_allowed_values(model, operation, resoluti
         base_model(model).validate(operation, resolution, ratio, quality, outputs)
 
 
-def test_the_registry_holds_what_the_issue_lists():
-    assert {"nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"} <= set(BASE_MODELS)
-    assert BASE_MODELS["nb2"].resolutions == ("1K", "2K", "4K") == BASE_MODELS["gpt-image-2"].resolutions
-    assert BASE_MODELS["qwen-image-2"].resolutions == ("1K", "2K") == BASE_MODELS["flux-2"].resolutions
-    assert BASE_MODELS["reve"].resolutions == ("1K",)
-    assert [m for m, spec in BASE_MODELS.items() if spec.qualities and spec.provider != "phota"] == ["gpt-image-2"]
-    assert {spec.prices["kind"] for spec in BASE_MODELS.values()} == {"per_image", "tokens", "per_megapixel", "per_operation"}
-    assert all(spec.max_input_images >= 3 and spec.max_outputs_per_request >= 1 for spec in BASE_MODELS.values())
+def test_the_brief_s_models_are_offered_and_each_takes_exactly_what_it_lists():
+    assert {"nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"} <= set(BASE_MODELS) and DEFAULT_MODEL == "nb2"
+    assert any(name.startswith("phota/") for name in BASE_MODELS)
+    for name, spec in BASE_MODELS.items():
+        operation = next(o for o in spec.operations if o not in spec.pinned)
+        for resolution in ("1K", "2K", "4K", "8K"):
+            offered = resolution in spec.resolutions
+            try:
+                assert spec.validate(operation, resolution, "auto", "auto", 1) == resolution and offered, (name, resolution)
+            except InvalidRequest as exc:
+                assert not offered and ", ".join(spec.resolutions) in str(exc), (name, resolution, exc)
+        for quality in ("low", "high"):
+            try:
+                spec.validate(operation, spec.resolutions[0], "auto", quality, 1)
+                assert quality in spec.qualities, (name, quality)
+            except InvalidRequest:
+                assert quality not in spec.qualities, (name, quality)
 
 
 def test_enhance_is_pinned_to_2k_on_nb2():

@@ -39,7 +39,8 @@ def test_an_unlinked_profile_is_refused_before_any_call_with_how_to_link_it(fake
     obama = people["Barack Obama"]
     for prompt in ("[[barack-obama]] at a desk", f"[[{obama.id}]] at a desk", "someone at a desk"):
         with pytest.raises(InvalidRequest, match=rf"not linked to a Phota profile.*python -m identity phota-link {obama.id}"):
-            run(RemoteRequest("generate", "phota/nb2", [obama], prompt), keys, embedded, policy=FAST)
+            run(RemoteRequest(operation="generate", model="phota/nb2", profiles=[obama], prompt=prompt), keys, embedded,
+                policy=FAST)
     assert fake.requests == [], "nothing reached Phota"
 
 
@@ -51,8 +52,9 @@ def test_two_linked_people_go_as_their_phota_ids_in_the_ids_and_in_the_prompt(fa
     links = PhotaLinks(tmp_path / "phota_links.json")
     links.link(obama.id, "ph0bama")
     links.link(biden.id, "phb1den")
-    request = RemoteRequest("edit", "phota/nb2", [obama, biden], "[[barack-obama]] and [[joe-biden]] shake hands",
-                            candidates=[biden.id], inputs=[np.zeros((600, 800, 3), np.uint8)])
+    request = RemoteRequest(operation="edit", model="phota/nb2", profiles=[obama, biden],
+                            prompt="[[barack-obama]] and [[joe-biden]] shake hands", candidates=[biden.id],
+                            inputs=[np.zeros((600, 800, 3), np.uint8)])
     result = run(request, keys, embedded, policy=FAST)
     sent = fake.posts("phota")[0].json
     assert sent["prompt"] == "[[ph0bama]] and [[phb1den]] shake hands" and sent["profile_ids"] == ["ph0bama", "phb1den"]
@@ -66,13 +68,15 @@ def test_a_profile_phota_is_still_training_is_refused_before_the_paid_call(fake,
     fake.phota_profiles["ph0bama"] = "IN_PROGRESS"
     PhotaLinks(tmp_path / "phota_links.json").link(obama.id, "ph0bama")
     with pytest.raises(InvalidRequest, match="Phota profile 'ph0bama' is IN_PROGRESS, not READY"):
-        run(RemoteRequest("generate", "phota/nb2", [obama], "[[barack-obama]] at a desk"), keys, embedded, policy=FAST)
+        run(RemoteRequest(operation="generate", model="phota/nb2", profiles=[obama],
+                          prompt="[[barack-obama]] at a desk"), keys, embedded, policy=FAST)
     assert fake.posts("phota") == [] and [r.path for r in fake.received("phota")] == ["/v1/phota/profiles/ph0bama/status"]
 
 
 def test_an_unknown_phota_id_in_the_prompt_is_refused_before_the_paid_call(fake, keys, people, embedded):
     with pytest.raises(InvalidRequest, match="Phota has no profile 'nobody42' on this account"):
-        run(RemoteRequest("generate", "phota/nb2", [people["Barack Obama"]], "[[nobody42]] at a desk"), keys, embedded,
+        run(RemoteRequest(operation="generate", model="phota/nb2", profiles=[people["Barack Obama"]],
+                          prompt="[[nobody42]] at a desk"), keys, embedded,
             policy=FAST)
     assert fake.posts("phota") == []
 

@@ -32,8 +32,8 @@ def test_compile_replaces_each_ref(people):
 
 def _call(people, operation="generate", inputs=0, prompt="[[barack-obama]] with [[joe-biden]]", model="nb2"):
     obama, biden = people["Barack Obama"], people["Joe Biden"]
-    return Call(operation, base_model(model), "1K", "auto", "auto", prompt, [obama, biden],
-                [[b"o1", b"o2"], [b"b1"]], [b"in"] * inputs)
+    return Call(operation=operation, model=base_model(model), resolution="1K", aspect_ratio="auto", quality="auto",
+                prompt=prompt, subjects=[obama, biden], references=[[b"o1", b"o2"], [b"b1"]], inputs=[b"in"] * inputs)
 
 
 def test_numbered_layout_says_which_image_shows_whom(people):

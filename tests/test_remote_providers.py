@@ -29,7 +29,8 @@ def keys(fake, tmp_path):
 
 
 def generate(people, model, keys, embedded, prompt="A portrait of [[barack-obama]] on a beach", outputs=1, **extra):
-    request = RemoteRequest("generate", model, list(people.values()), prompt, outputs=outputs, **extra)
+    request = RemoteRequest(operation="generate", model=model, profiles=list(people.values()), prompt=prompt,
+                            outputs=outputs, **extra)
     return run(request, keys, embedded, policy=FAST)
 
 
@@ -69,8 +70,9 @@ def test_gemini_request_format(fake, keys, people, embedded):
 
 def test_openai_edit_of_a_group_photo_with_two_profiles(fake, keys, people, embedded):
     group = load_image(face("groups/obama_biden_a.jpg"))
-    request = RemoteRequest("edit", "gpt-image-2", list(people.values()), "Give [[barack-obama]] and [[joe-biden]] party hats",
-                            quality="medium", aspect_ratio="3:2", inputs=[group])
+    request = RemoteRequest(operation="edit", model="gpt-image-2", profiles=list(people.values()),
+                            prompt="Give [[barack-obama]] and [[joe-biden]] party hats", quality="medium",
+                            aspect_ratio="3:2", inputs=[group])
     result = run(request, keys, embedded, policy=FAST)
     sent = next(r for r in fake.requests if r.provider == "openai")
     assert sent.path == "/v1/images/edits" and sent.headers["authorization"] == f"Bearer {KEYS['openai']}"
@@ -96,8 +98,8 @@ def test_edit_references_follow_the_pose_in_the_input(people, embedded):
 
 
 def test_enhance_runs_on_nb2_at_2k_with_one_image(fake, keys, people, embedded):
-    request = RemoteRequest("enhance", "nb2", [people["Barack Obama"]], inputs=[load_image(face("obama/obama4.jpg"))],
-                            resolution="1K")
+    request = RemoteRequest(operation="enhance", model="nb2", profiles=[people["Barack Obama"]],
+                            inputs=[load_image(face("obama/obama4.jpg"))], resolution="1K")
     result = run(request, keys, embedded, policy=FAST)
     sent = next(r for r in fake.requests if r.provider == "gemini")
     assert sent.json["generationConfig"]["imageConfig"]["imageSize"] == "2K" and result.report["resolution"] == "2K"
@@ -107,7 +109,8 @@ def test_enhance_runs_on_nb2_at_2k_with_one_image(fake, keys, people, embedded):
 @pytest.mark.parametrize("model", ["reve", "nb2"])
 def test_remix_keeps_the_person(fake, keys, people, embedded, model):
     photo, style = load_image(face("obama/obama1.jpg")), load_image(face("rose_leslie/rose1.jpg"))
-    request = RemoteRequest("remix", model, [people["Barack Obama"]], "", inputs=[photo, style])
+    request = RemoteRequest(operation="remix", model=model, profiles=[people["Barack Obama"]], prompt="",
+                            inputs=[photo, style])
     result = run(request, keys, embedded, policy=FAST)
     assert result.report["outputs"][0]["passed"]
     if model == "reve":
@@ -141,8 +144,8 @@ def test_phota_sends_the_linked_phota_ids_never_local_ones_and_polls_the_job(fak
     fake.phota_profiles.update({"phota42": "READY", "ph0bama": "READY"})
     links = PhotaLinks(tmp_path / "phota_links.json")
     links.link(obama.id, "ph0bama")
-    request = RemoteRequest("generate", "phota/gpt-image-2", [obama], "[[phota42]] and [[barack-obama]] at a desk",
-                            quality="high", outputs=2)
+    request = RemoteRequest(operation="generate", model="phota/gpt-image-2", profiles=[obama],
+                            prompt="[[phota42]] and [[barack-obama]] at a desk", quality="high", outputs=2)
     result = run_planned(request, keys, embedded, links)
     sent = fake.posts("phota")[0]
     assert sent.path == "/v1/phota/generate" and sent.headers["x-api-key"] == KEYS["phota"]

@@ -36,8 +36,10 @@ def keys(fake, tmp_path):
 def send(fake, keys, model: str, resolution: str, aspect_ratio: str, inputs: list[np.ndarray] = ()):
     """One call straight through the provider module (no references), as the runner would make it."""
     provider = base_model(model).provider
-    call = Call("edit" if inputs else "generate", base_model(model), resolution, aspect_ratio, "auto", "A quiet harbour.",
-                [], [], [encode_png(i) for i in inputs], 1, None, ratio=ratio_of(aspect_ratio, list(inputs)))
+    call = Call(operation="edit" if inputs else "generate", model=base_model(model), resolution=resolution,
+                aspect_ratio=aspect_ratio, quality="auto", prompt="A quiet harbour.", subjects=[], references=[],
+                inputs=[encode_png(i) for i in inputs], outputs=1, seed=None,
+                ratio=ratio_of(aspect_ratio, list(inputs)))
 
     async def go():
         async with httpx.AsyncClient() as client:
@@ -91,7 +93,8 @@ def test_a_large_photo_is_fitted_to_dashscopes_limits_and_its_faces_stay_verifia
     noise = np.random.default_rng(0).integers(0, 6, big.shape, dtype=np.uint8)  # sensor noise: PNG does not shrink it
     big = np.clip(big.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     assert len(encode_png(big)) > 10_000_000, "as PNG this photo is over DashScope's 10 MB"
-    request = RemoteRequest("edit", "qwen-image-2", list(people.values()), "Give [[barack-obama]] a hat", inputs=[big])
+    request = RemoteRequest(operation="edit", model="qwen-image-2", profiles=list(people.values()),
+                            prompt="Give [[barack-obama]] a hat", inputs=[big])
     result = run(request, keys, embedded, policy=FAST)
     sent = fake.posts("dashscope")[0].json["input"]["messages"][0]["content"][0]["image"]
     data = base64.b64decode(sent.split(",", 1)[1])

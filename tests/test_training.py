@@ -21,7 +21,7 @@ from identity.training import Photo, Status, photos_from_paths, start_training, 
 from identity.training.jobs import JobRegistry
 from identity.training.verdicts import quality_problem
 
-from conftest import TOM_HANKS, face, needs_faces, text_bomb_png
+from conftest import TOM_HANKS, face, finished, needs_faces, text_bomb_png
 
 
 def run(photos, engine, name="Subject", **kwargs):
@@ -151,7 +151,7 @@ def test_one_training_job_per_profile_id_at_a_time(embedded, tmp_path):
         start_training(photos, "Tom", embedded, profile_id="tom-000001", registry=registry)
     other = start_training(photos, "Someone", embedded, profile_id="someone-000001", registry=registry)
     gate.set()
-    assert first.wait(30) and other.wait(30)
+    assert finished(first) and finished(other)
     assert first.status == Status.READY and other.status == Status.READY
     assert registry.for_profile("tom-000001") is first
 
@@ -218,7 +218,7 @@ def test_photos_are_decoded_within_a_pixel_budget_not_a_photo_count(embedded, mo
         """The real engine, noting how many pixels each analysis call holds decoded at once."""
 
         def __init__(self, engine):
-            self.engine, self.info, self.name, self.calls = engine, engine.info, engine.name, []
+            self.engine, self.info, self.name, self.training, self.calls = engine, engine.info, engine.name, engine.training, []
 
         def analyze(self, images):
             self.calls.append(sum(image.shape[0] * image.shape[1] for image in images))

@@ -2,7 +2,7 @@
 
 An engine spec is `embedded`, `insightface:<pack folder>`, or the name of a pack found under the
 insightface model folders (`models/insightface/models/<pack>/`). Without a spec, the best pack found is
-used, else the embedded engine.
+used, else the embedded engine. `ENGINES` holds the loaded ones for the process; tests make their own `Engines`.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
+from ..cache import BoundedCache
 from ..errors import ModelFilesMissing
 from ..paths import insightface_roots
 from . import embedded, insightface_pack
@@ -17,13 +18,14 @@ from .engine import EngineInfo, FaceEngine
 from .face import Face
 from .runtime import PROVIDER_CHOICES, execution_providers
 
-__all__ = ["EngineInfo", "Face", "FaceEngine", "PROVIDER_CHOICES", "find_packs", "load_engine", "resolve_engine_spec"]
+__all__ = ["ENGINES", "EngineInfo", "Engines", "Face", "FaceEngine", "PROVIDER_CHOICES", "find_packs", "load_engine",
+           "resolve_engine_spec"]
 
 #: Packs preferred as the default, best first; any other valid pack comes after these.
 PREFERRED_PACKS = ("antelopev2", "buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc")
 
-_cache: dict[tuple, FaceEngine] = {}
-_lock = threading.Lock()
+#: Engines kept loaded at once (pack × provider); the least recently used beyond these is closed.
+LOADED_ENGINES = 4
 
 
 def find_packs(roots: list[Path] | None = None) -> dict[str, Path]:
@@ -62,15 +64,35 @@ def resolve_engine_spec(spec: str | None = None, roots: list[Path] | None = None
     return "embedded", None
 
 
+class Engines:
+    """Loaded engines by (spec, provider): loaded on first use, shared afterwards, at most `size` at once."""
+
+    def __init__(self, size: int = LOADED_ENGINES):
+        self._cache: BoundedCache[FaceEngine] = BoundedCache(size, on_drop=FaceEngine.close)
+        self._loading = threading.Lock()  # one load at a time: two threads asking at once get one engine
+
+    def load(self, spec: str | None = None, provider: str = "auto", roots: list[Path] | None = None) -> FaceEngine:
+        name, folder = resolve_engine_spec(spec, roots)
+        providers = execution_providers(provider)
+        key = (name, str(folder), tuple(providers))
+        with self._loading:
+            return self._cache.get_or_make(key, lambda: _load(name, folder, providers))
+
+    def close(self) -> None:
+        """Close and forget every loaded engine."""
+        self._cache.clear()
+
+
+def _load(name: str, folder: Path | None, providers: list[str]) -> FaceEngine:
+    if folder is None:
+        return FaceEngine(name, "embedded", embedded.load(providers))
+    return FaceEngine(name, "insightface", insightface_pack.load(folder, providers))
+
+
+#: The process's engines, shared by the CLI, the nodes and the web routes.
+ENGINES = Engines()
+
+
 def load_engine(spec: str | None = None, provider: str = "auto", roots: list[Path] | None = None) -> FaceEngine:
-    """The engine for a spec and provider, loaded on first use and shared afterwards."""
-    name, folder = resolve_engine_spec(spec, roots)
-    providers = execution_providers(provider)
-    key = (name, str(folder), tuple(providers))
-    with _lock:
-        if key not in _cache:
-            if folder is None:
-                _cache[key] = FaceEngine(name, "embedded", embedded.load(providers))
-            else:
-                _cache[key] = FaceEngine(name, "insightface", insightface_pack.load(folder, providers))
-        return _cache[key]
+    """The process's engine for a spec and provider (see `Engines.load`)."""
+    return ENGINES.load(spec, provider, roots)

@@ -8,13 +8,13 @@ onnxruntime refuses; and SFace takes raw 0..255 RGB without normalisation.
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 from pathlib import Path
 
 import onnx
 
 from ..errors import ModelFilesMissing
+from ..weights import sha256
 from .engine import Models
 from .recognizer import OnnxRecognizer
 from .runtime import per_tensor_dequantize, without_initializer_inputs
@@ -47,7 +47,7 @@ def checked_file(folder: Path, name: str) -> tuple[Path, str]:
     path = folder / name
     if not path.is_file():
         raise ModelFilesMissing(f"embedded face model {name} is missing from {folder}; {_REINSTALL}")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = sha256(path)
     if digest != SHA256[name]:
         raise ModelFilesMissing(f"embedded face model {path} failed its SHA-256 check (corrupt or altered); {_REINSTALL}")
     return path, digest

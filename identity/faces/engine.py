@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
+from ..cache import BoundedCache
 from .align import align_face
 from .face import Face
 from .runtime import thread_budget
@@ -23,6 +25,10 @@ EMBED_CHUNK = 64
 #: Images detected concurrently: onnxruntime releases the GIL, and two small detector runs side by side use
 #: the cores better than one run split across them (measured: detection 21% faster on 2 cores).
 DETECT_WORKERS = max(1, min(4, thread_budget() or os.cpu_count() or 1))
+
+#: Profiles from another engine kept re-embedded in this engine's space; each retrain is a new entry, so the
+#: oldest go (re-embedding one costs one recognizer batch of at most 50 crops).
+REEMBEDDED_PROFILES = 64
 
 
 @dataclass(frozen=True)
@@ -69,14 +75,36 @@ class Models:
 
 
 class FaceEngine:
-    """A detector and a recognizer loaded once; callers get faces with aligned crops and unit embeddings."""
+    """A detector and a recognizer loaded once; callers get faces with aligned crops and unit embeddings.
+
+    It owns what lives as long as it does: the detection thread pool, the lock that lets one training analyse
+    at a time, and the profiles from other engines re-embedded in its space. `close()` lets them go (a closed
+    engine still works: it starts a new pool when next used).
+    """
 
     def __init__(self, name: str, backend: str, models: Models):
         self.info = EngineInfo(name, backend, dict(models.digests), int(models.recognizer.dim),
                                float(models.match_threshold), models.digests[models.recognizer_file])
         self.detector = models.detector
         self.recognizer = models.recognizer
-        self._pool = ThreadPoolExecutor(DETECT_WORKERS, thread_name_prefix="face-detect")
+        self.training = threading.Lock()  # trainings share the engine: one analyses, the others wait (QUEUING)
+        self.reembedded = BoundedCache(REEMBEDDED_PROFILES)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+
+    def close(self) -> None:
+        """Stop the detection threads and forget re-embedded profiles."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False)
+        self.reembedded.clear()
+
+    def _detect_pool(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(DETECT_WORKERS, thread_name_prefix="face-detect")
+            return self._pool
 
     @property
     def name(self) -> str:
@@ -102,7 +130,12 @@ class FaceEngine:
 
     def analyze(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Detect every face in every image, align each, and embed them all in one batch."""
-        detections = list(self._pool.map(self.detect, images))
+        detections = list(self._detect_pool().map(self.detect, images))
+        self.describe(images, detections)
+        return detections
+
+    def describe(self, images: list[np.ndarray], detections: list[list[Face]]) -> None:
+        """Fill in each face's aligned crop (from its image's pixels) and its embedding, in one recognizer batch."""
         faces = [face for found in detections for face in found]
         for image, found in zip(images, detections):
             for face in found:
@@ -110,8 +143,6 @@ class FaceEngine:
         if faces:
             for face, vector in zip(faces, self.embed(np.stack([f.crop for f in faces]))):
                 face.embedding = vector
-        return detections
-
 
 
 def shrink(image: np.ndarray, scale: float) -> np.ndarray:

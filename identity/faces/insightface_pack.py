@@ -7,23 +7,37 @@ the recognizer through our batch-capable session, with insightface's rule for it
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
 import onnx
 
 from ..errors import ModelFilesMissing
+from ..weights import sha256
 from .engine import Models
 from .face import Face
+from .onnx_signature import signature
 from .recognizer import OnnxRecognizer
 from .runtime import check_provider, session_options
 
-#: Cosine similarity above which two ArcFace embeddings are taken for one person.
+#: Cosine similarity above which two ArcFace embeddings are taken for one person. Not a published figure:
+#: set between the strangers' and the held-out photos' similarities on the fixtures (tests/test_matching.py
+#: fails if either side crosses it); each profile's calibration may raise it (`profile.calibration`).
 MATCH_THRESHOLD = 0.35
 
-#: Files in insightface packs that are neither detectors nor recognizers.
-_EXTRAS = ("1k3d68", "2d106det", "genderage", "inswapper", "landmark", "attribute")
+#: SCRFD's score threshold, insightface's own default for `FaceAnalysis.prepare(det_thresh=0.5)`.
+DETECT_THRESHOLD = 0.5
+
+#: Outputs of a detector graph: SCRFD/RetinaFace give scores, boxes (and keypoints) per stride, so at least 5
+#: (insightface's model router: `len(outputs) >= 5`; SCRFD *_kps has 9).
+DETECTOR_OUTPUTS = 5
+
+#: Square inputs that insightface's router gives to other tasks: 192 px the landmark models (2d106det,
+#: 1k3d68), 96 px the gender/age model; a 128 px input with two inputs is inswapper.
+LANDMARK_SIDE, ATTRIBUTE_SIDE, SWAPPER_SIDE = 192, 96, 128
+
+#: ArcFace recognizers take square crops of at least 112 px in multiples of 16 (the router's rule).
+RECOGNIZER_MIN_SIDE, RECOGNIZER_SIDE_MULTIPLE = 112, 16
 
 
 class SCRFDDetector:
@@ -33,7 +47,7 @@ class SCRFDDetector:
     canvas. `forward()` (the raw network pass, in insightface 0.7 and 2.x alike) plus its NMS skip that.
     """
 
-    def __init__(self, model, score_threshold: float = 0.5):
+    def __init__(self, model, score_threshold: float = DETECT_THRESHOLD):
         self.model = model
         self.model.prepare(0, input_size=(640, 640), det_thresh=score_threshold)
         self.score_threshold = score_threshold
@@ -55,6 +69,29 @@ class SCRFDDetector:
         return [Face(detections[i, :4].copy(), landmarks[i].astype(np.float32), float(detections[i, 4])) for i in keep]
 
 
+def role(path: Path) -> str | None:
+    """"detector", "recognizer", another insightface task ("landmark", "attribute", "swapper"), or None when
+    the file is no model: told from its graph as insightface's model router tells it, whatever its name."""
+    found = signature(path)
+    if found is None:
+        return None
+    shape = found.inputs[0]
+    if len(found.outputs) >= DETECTOR_OUTPUTS:
+        return "detector"
+    if len(shape) != 4 or shape[2] is None or shape[2] != shape[3]:
+        return None
+    side = shape[2]
+    if side == LANDMARK_SIDE:
+        return "landmark"
+    if side == ATTRIBUTE_SIDE:
+        return "attribute"
+    if len(found.inputs) == 2 and side == SWAPPER_SIDE:
+        return "swapper"
+    if side >= RECOGNIZER_MIN_SIDE and side % RECOGNIZER_SIDE_MULTIPLE == 0:
+        return "recognizer"
+    return None
+
+
 def is_pack(folder: Path) -> bool:
     try:
         pack_files(folder)
@@ -64,27 +101,20 @@ def is_pack(folder: Path) -> bool:
 
 
 def pack_files(folder: Path) -> tuple[Path, Path]:
-    """(detector, recognizer) files of a pack, by name first; model_zoo confirms the tasks on load."""
+    """(detector, recognizer) files of a pack, each recognised by its graph; other models in it are left alone."""
     if not folder.is_dir():
         raise ModelFilesMissing(f"insightface pack folder {folder} does not exist")
-    files = sorted(p for p in folder.glob("*.onnx") if not any(extra in p.stem for extra in _EXTRAS))
-    detectors = [p for p in files if any(tag in p.stem for tag in ("det", "scrfd", "retinaface"))]
-    recognizers = [p for p in files if p not in detectors]
+    roles = {path: role(path) for path in sorted(folder.glob("*.onnx"))}
+    detectors = [p for p, r in roles.items() if r == "detector"]
+    recognizers = [p for p, r in roles.items() if r == "recognizer"]
     if len(detectors) != 1 or len(recognizers) != 1:
+        found = ", ".join(f"{p.name} ({r or 'not a model'})" for p, r in roles.items()) or "no ONNX file"
         raise ModelFilesMissing(
-            f"{folder} is not a usable insightface pack: it needs exactly one detector ONNX (det_*/scrfd_*) and "
-            f"one recognizer ONNX (e.g. w600k_r50.onnx, glintr100.onnx); found {[p.name for p in files] or 'none'}. "
+            f"{folder} is not a usable insightface pack: it needs exactly one face detector ONNX (SCRFD/RetinaFace) "
+            f"and one ArcFace recognizer ONNX (e.g. w600k_r50.onnx, glintr100.onnx); found {found}. "
             "Put antelopev2 or buffalo_l in models/insightface/models/<pack>/"
         )
     return detectors[0], recognizers[0]
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _arcface_normalization(model: onnx.ModelProto) -> tuple[float, float]:
@@ -110,5 +140,5 @@ def load(folder: Path, providers: list[str]):
     recognizer_onnx = onnx.load(str(recognizer_path))
     mean, std = _arcface_normalization(recognizer_onnx)
     recognizer = OnnxRecognizer(recognizer_onnx, providers, mean, std)
-    digests = {detector_path.name: _sha256(detector_path), recognizer_path.name: _sha256(recognizer_path)}
+    digests = {detector_path.name: sha256(detector_path), recognizer_path.name: sha256(recognizer_path)}
     return Models(SCRFDDetector(detector_model), recognizer, digests, recognizer_path.name, MATCH_THRESHOLD)

@@ -22,6 +22,8 @@ from torch import nn
 from ..errors import WeightsMismatch
 from .adapter import AdapterConfig
 
+#: A cross-attention after every 2nd double block and every 4th single block: PuLID's Flux model
+#: (`pulid_double_interval = 2`, `pulid_single_interval = 4`), which the published adapter was trained with.
 DOUBLE_INTERVAL = 2
 SINGLE_INTERVAL = 4
 #: `transformer_options` key under which the wrapper leaves each injection's per-call state.

@@ -2,7 +2,7 @@
 
 One photo gives one view of a face; the profile's identity is what its photos share, so each accepted photo is
 encoded (its raw ArcFace embedding with its EVA-CLIP features) and the token sets are averaged, as the PuLID
-ComfyUI ports do for several input images. Computed once per (profile, face engine, adapter, input) and cached.
+ComfyUI ports do for several input images. Computed once per (profile, face engine, input) and kept by the adapter.
 
 The ArcFace part must come from antelopev2's glintr100, the recognizer PuLID-Flux was trained with: another
 512-d recognizer gives vectors in another space at a similar norm, which the encoder turns into noise, so it is
@@ -12,8 +12,6 @@ refused unless the adapter was loaded with `any_recognizer`.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from collections.abc import Callable
 
 import torch
@@ -31,10 +29,6 @@ log = logging.getLogger(__name__)
 
 #: Photos encoded per forward pass (bounds memory with real-size models).
 ENCODE_BATCH = 8
-CACHE_SIZE = 32
-
-_cache: OrderedDict[tuple, torch.Tensor] = OrderedDict()
-_lock = threading.Lock()
 
 
 def check_engine(adapter: FluxAdapter, engine: FaceEngine) -> None:
@@ -93,15 +87,10 @@ def profile_tokens(adapter: FluxAdapter, profile: Profile, engine: FaceEngine,
     and returns the dtype to compute in.
     """
     check_engine(adapter, engine)
-    key = (profile.id, profile.created, engine.info.key, adapter.key, describe(profile, adapter.parser))
-    with _lock:
-        if key in _cache:
-            _cache.move_to_end(key)
-            return _cache[key]
-    arcface = torch.from_numpy(engine.recognizer.embed(profile.crops))
-    tokens = encode(adapter, arcface, profile_faces(profile), prepare()).mean(dim=0, keepdim=True)
-    with _lock:
-        _cache[key] = tokens
-        while len(_cache) > CACHE_SIZE:
-            _cache.popitem(last=False)
-    return tokens
+
+    def compute() -> torch.Tensor:
+        arcface = torch.from_numpy(engine.recognizer.embed(profile.crops))
+        return encode(adapter, arcface, profile_faces(profile), prepare()).mean(dim=0, keepdim=True)
+
+    key = (profile.id, profile.created, engine.info.key, describe(profile, adapter.parser))
+    return adapter.tokens.get_or_make(key, compute)

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from safetensors import safe_open
 from torch import nn
 
+from ..cache import BoundedCache
 from ..errors import ModelFilesMissing, WeightsMismatch
 from .adapter import AdapterConfig, PuLIDFlux
 from .eva_clip import HEAD_DIM, EvaConfig, EvaVisionTower
@@ -252,12 +253,17 @@ def load_parsing(path: Path) -> BiSeNet:
 
 # ----- both -------------------------------------------------------------------------------------------------
 
+#: Profiles' ID tokens an adapter keeps (one set is `queries × token_dim` floats, 128 kB for PuLID-Flux).
+ID_TOKEN_SETS = 32
+
+
 @dataclass
 class FluxAdapter:
-    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files for caches.
+    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files.
 
     `parser` whitens the encoder's faces as PuLID does (None: a fixed face ellipse does, see `faces`);
-    `any_recognizer` lets another ArcFace than antelopev2's glintr100 feed the encoder.
+    `any_recognizer` lets another ArcFace than antelopev2's glintr100 feed the encoder. `tokens` holds the
+    profiles' ID tokens it computed (see `tokens.profile_tokens`).
     """
 
     pulid: PuLIDFlux
@@ -265,10 +271,16 @@ class FluxAdapter:
     key: str
     parser: BiSeNet | None = None
     any_recognizer: bool = False
+    tokens: BoundedCache = field(default_factory=lambda: BoundedCache(ID_TOKEN_SETS), repr=False, compare=False)
 
     @property
     def config(self) -> AdapterConfig:
         return self.pulid.config
+
+    @property
+    def cross_attentions(self) -> nn.Module:
+        """The modules that inject the ID tokens into Flux's blocks (PuLID's `pulid_ca`)."""
+        return self.pulid.pulid_ca
 
     @property
     def arcface_dim(self) -> int:

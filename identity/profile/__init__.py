@@ -1,8 +1,8 @@
 """Profiles: the trained identity of one person, its file format and the folder that holds them."""
 
 from .calibration import calibrate, centroid
-from .ids import ID_PATTERN, clean_name, name_key, new_id, slug, validate_id
+from .ids import ID_PATTERN, ID_RULE, clean_name, name_key, new_id, picker_labels, slug, validate_id
 from .profile import FORMAT_VERSION, Profile
 from .store import ProfileStore
 
-__all__ = ["FORMAT_VERSION", "ID_PATTERN", "Profile", "ProfileStore", "calibrate", "centroid", "clean_name", "name_key", "new_id", "slug", "validate_id"]
+__all__ = ["FORMAT_VERSION", "ID_PATTERN", "ID_RULE", "Profile", "ProfileStore", "calibrate", "centroid", "clean_name", "name_key", "new_id", "picker_labels", "slug", "validate_id"]

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Most a profile's threshold rises above its engine's: a consistent profile must still match new photos of
+#: the person in other light and poses.
 MAX_RAISE = 0.10
+#: Fewer accepted photos give no spread to calibrate on (leave-one-out needs 2, a spread at least 3).
 CONFIDENT_PHOTOS = 3
 
 

@@ -8,7 +8,10 @@ import unicodedata
 
 from ..errors import IdentityError, InvalidProfileId
 
-ID_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+#: A profile id: what file names and `[[id]]` prompt references may hold (1-64 characters).
+ID_RULE = r"[a-z0-9][a-z0-9_-]{0,63}"
+ID_PATTERN = re.compile(rf"^{ID_RULE}$")
+#: Longest display name: a picker line, not a paragraph.
 MAX_NAME_CHARS = 100
 #: Characters a name may not hold: ComfyUI's frontend builds combo lists (Profile Load's picker) with innerHTML.
 MARKUP = "<>"
@@ -52,3 +55,12 @@ def clean_name(name) -> str:
 def name_key(name: str) -> str:
     """What makes two names the same name: lookup and uniqueness both ignore case ('barack obama' is 'Barack Obama')."""
     return name.casefold()
+
+
+def picker_labels(summaries: list[dict]) -> dict[str, str]:
+    """Profile id → its label in pickers: the name, with the id added when several profiles share it (in any
+    case: names are looked up without it). `ProfileStore.resolve` reads these labels back."""
+    counts: dict[str, int] = {}
+    for s in summaries:
+        counts[name_key(s["name"])] = counts.get(name_key(s["name"]), 0) + 1
+    return {s["id"]: s["name"] if counts[name_key(s["name"])] == 1 else f"{s['name']} ({s['id']})" for s in summaries}

@@ -59,11 +59,6 @@ class Profile:
     def threshold(self) -> float:
         return float(self.calibration["threshold"])
 
-    @property
-    def thumbnail(self) -> np.ndarray:
-        """The first reference portrait: the best frontal photo."""
-        return self.portraits[0]
-
     def summary(self) -> dict:
         return summarize(self.metadata(), len(self.embeddings), len(self.portraits))
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from safetensors import safe_open
 
+from ..cache import BoundedCache
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
 from ..paths import writable_folder
 from .ids import ID_PATTERN, clean_name, name_key, validate_id
@@ -29,12 +30,14 @@ SUFFIX = ".safetensors"
 TEMP_SUFFIX = ".tmp"
 #: A temporary file this old is left from a crashed save (a save takes seconds), and is removed.
 ORPHAN_SECONDS = 15 * 60
+#: Loaded profiles kept in memory (a profile is ~1-5 MB: crops, 512 faces and portraits).
+LOADED_PROFILES = 32
 
 
 class ProfileStore:
     def __init__(self, folder):
         self.folder = Path(folder).expanduser().resolve()
-        self._cache: dict[str, tuple[tuple, Profile]] = {}
+        self._loaded: BoundedCache[tuple[tuple, Profile]] = BoundedCache(LOADED_PROFILES)  # id -> (stamp, profile)
         self._warned: set[tuple[str, tuple | None]] = set()
         self._lock = threading.Lock()
 
@@ -116,24 +119,27 @@ class ProfileStore:
             Path(handle.name).unlink(missing_ok=True)
             raise
         _fsync_folder(self.folder)
-        with self._lock:
-            self._cache.pop(profile.id, None)
+        self._loaded.pop(profile.id)
         return target
 
     def load(self, profile_id: str) -> Profile:
         path, stamp = self.path(profile_id), self.stamp(profile_id)
         if stamp is None:
             raise ProfileNotFound(self._not_found(profile_id))
-        with self._lock:
-            cached = self._cache.get(profile_id)
-            if cached and cached[0] == stamp:
-                return cached[1]
+        cached = self._loaded.get(profile_id)
+        if cached and cached[0] == stamp:
+            return cached[1]
         profile = Profile.read(path)
         if profile.id != profile_id:
             raise ProfileFormatError(f"{path.name} holds profile {profile.id!r}, not {profile_id!r}; rename the file back")
-        with self._lock:
-            self._cache[profile_id] = (stamp, profile)
+        self._loaded.put(profile_id, (stamp, profile))
         return profile
+
+    def clear(self) -> None:
+        """Forget the loaded profiles and the files already warned about (the files stay)."""
+        self._loaded.clear()
+        with self._lock:
+            self._warned.clear()
 
     def portrait(self, profile_id: str, index: int = 0):
         """One reference portrait (0 is the thumbnail), read alone from the file: a gallery asks for many, and
@@ -176,10 +182,15 @@ class ProfileStore:
         return sorted(found, key=lambda s: (name_key(s["name"]), s["id"]))
 
     def resolve(self, id_or_name: str) -> str:
-        """The id for a profile id or a unique display name (case-insensitive)."""
+        """The id for a profile id, a unique display name (case-insensitive), or a picker label 'name (id)'
+        (`picker_labels`; a name may itself end in parentheses)."""
         value = str(id_or_name).strip()
         if ID_PATTERN.fullmatch(value) and self.exists(value):
             return value
+        if value.endswith(")") and " (" in value:
+            labelled = value.rsplit(" (", 1)[1][:-1]
+            if ID_PATTERN.fullmatch(labelled) and self.exists(labelled):
+                return labelled
         matches = [s["id"] for s in self.summaries() if name_key(s["name"]) == name_key(value)]
         if len(matches) == 1:
             return matches[0]
@@ -207,8 +218,7 @@ class ProfileStore:
             path.unlink()
         except FileNotFoundError:
             raise ProfileNotFound(self._not_found(profile_id)) from None
-        with self._lock:
-            self._cache.pop(profile_id, None)
+        self._loaded.pop(profile_id)
 
     @staticmethod
     def _not_found(profile_id: str) -> str:

@@ -31,7 +31,7 @@ _INTROS = {
 }
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Call:
     operation: str
     model: BaseModel

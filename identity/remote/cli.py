@@ -13,7 +13,6 @@ import os
 import sys
 from pathlib import Path
 
-import httpx
 from PIL import Image
 
 from ..errors import InvalidRequest
@@ -22,12 +21,8 @@ from ..images import load_image
 from ..paths import profiles_dir
 from ..profile import ProfileStore
 from ..prompt import PROFILE_REF
-from .http import Policy, Transport
 from .keys import KeyStore
-from .models import DEFAULT_MODEL, all_values, model_names, user_folder
-from .phota_links import PhotaLinks, check_phota_id
-from .providers.phota import profile_status
-from .runner import RemoteRequest, run
+from .models import DEFAULT_MODEL, all_values, model_names, quality_choices, user_folder
 
 
 def register(command) -> None:
@@ -53,7 +48,7 @@ def _request_options(sub, profiles_required: bool) -> None:
     sub.add_argument("--base-model", default=DEFAULT_MODEL, choices=model_names(), help=f"default: {DEFAULT_MODEL}")
     sub.add_argument("--resolution", default="1K", choices=all_values("resolutions"))
     sub.add_argument("--aspect-ratio", default="auto", choices=all_values("aspect_ratios"))
-    sub.add_argument("--quality", default="auto", choices=["auto", "low", "medium", "high"])
+    sub.add_argument("--quality", default="auto", choices=quality_choices())
     sub.add_argument("--outputs", type=int, default=1, help="images to keep (1-4)")
     sub.add_argument("--rerolls", type=int, default=0, help="extra images for outputs that fail verification")
     sub.add_argument("--max-cost-usd", type=float, default=0.0, help="stop re-rolling past this (0: no limit)")
@@ -72,6 +67,8 @@ def _edit(args) -> int:
 
 
 def _run(args, operation: str, inputs: list) -> int:
+    from .runner import RemoteRequest, run  # here: `python -m identity score` should not pay for httpx
+
     out = _writable_folder(args.out)  # before anything costs time or money
     store = ProfileStore(args.store or profiles_dir())
     chosen = [store.load(store.resolve(value)) for value in args.profiles or []]
@@ -80,9 +77,10 @@ def _run(args, operation: str, inputs: list) -> int:
         if not PROFILE_REF.search(args.prompt):
             raise InvalidRequest("name the people to keep as [[profile-id]] in --prompt, or pass --profile")
         profiles = [store.load(s["id"]) for s in store.summaries()]
-    request = RemoteRequest(operation, args.base_model, profiles, args.prompt, args.resolution, args.aspect_ratio,
-                            args.quality, [p.id for p in chosen] if operation == "edit" else [], inputs,
-                            args.outputs, args.rerolls, args.max_cost_usd, args.seed)
+    request = RemoteRequest(operation=operation, model=args.base_model, profiles=profiles, prompt=args.prompt,
+                            resolution=args.resolution, aspect_ratio=args.aspect_ratio, quality=args.quality,
+                            candidates=[p.id for p in chosen] if operation == "edit" else [], inputs=inputs,
+                            outputs=args.outputs, rerolls=args.rerolls, max_cost=args.max_cost_usd, seed=args.seed)
     result = run(request, _keys(args), load_engine(args.engine, args.provider))
     saved = []
     for rank, image in enumerate(result.images, 1):
@@ -100,6 +98,12 @@ def _run(args, operation: str, inputs: list) -> int:
 
 
 def _phota_link(args) -> int:
+    import httpx
+
+    from .http import Policy, Transport
+    from .phota_links import PhotaLinks, check_phota_id
+    from .providers.phota import profile_status
+
     store = ProfileStore(args.store or profiles_dir())
     profile = store.load(store.resolve(args.profile))
     links = PhotaLinks(user_folder() / "phota_links.json")

@@ -21,7 +21,7 @@ from typing import Awaitable, Callable
 
 import httpx
 
-from ..errors import Cancelled, ProviderError
+from ..errors import ProviderError
 from .keys import origin as origin_of, scrub
 from .models import ProviderFacts, provider_facts
 
@@ -71,7 +71,7 @@ class Transport:
     provider: str
     client: httpx.AsyncClient
     policy: Policy = field(default_factory=Policy)
-    cancelled: Callable[[], bool] = lambda: False
+    check: Callable[[], None] = lambda: None  # raises to stop (the user cancelled); called every few tenths of a second
     retries: list = field(default_factory=list)  # {"status"|"error", "waited_s"} per retry, for the report
     facts: ProviderFacts | None = None
 
@@ -160,15 +160,14 @@ class Transport:
             await self.sleep(self.policy.poll_interval)
 
     async def wait_for(self, awaitable):
-        """Await, checking for an interrupt every few tenths of a second; an interrupt cancels the request."""
+        """Await, calling `check` every few tenths of a second; what it raises cancels the request."""
         task = asyncio.ensure_future(awaitable)
         try:
             while True:
                 done, _ = await asyncio.wait({task}, timeout=_TICK)
                 if done:
                     return task.result()
-                if self.cancelled():
-                    raise Cancelled(f"{self.provider} request stopped by the user")
+                self.check()
         finally:
             if not task.done():
                 task.cancel()
@@ -176,8 +175,7 @@ class Transport:
     async def sleep(self, seconds: float) -> None:
         end = time.monotonic() + seconds
         while (left := end - time.monotonic()) > 0:
-            if self.cancelled():
-                raise Cancelled(f"{self.provider} request stopped by the user")
+            self.check()
             await asyncio.sleep(min(_TICK, left))
 
     async def _pause(self, what: dict, seconds: float) -> None:

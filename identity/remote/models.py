@@ -244,4 +244,9 @@ def all_values(attribute: str) -> list[str]:
     return list(dict.fromkeys(v for m in _BUNDLED.values() for v in getattr(m, attribute)))
 
 
+def quality_choices() -> list[str]:
+    """'auto' (which every model takes) and every quality any model offers: the CLI's and the node's choices."""
+    return list(dict.fromkeys(["auto", *all_values("qualities")]))
+
+
 BASE_MODELS = _BUNDLED  # the models as shipped (README's table is checked against these)

@@ -40,7 +40,7 @@ from .verify import Check, check_outputs, input_poses
 INPUTS = {"generate": (0, 0), "edit": (1, 10), "enhance": (1, 1), "remix": (2, 2)}
 
 
-@dataclass
+@dataclass(kw_only=True)
 class RemoteRequest:
     operation: str
     model: str
@@ -74,8 +74,10 @@ class Plan:
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request
         seed = None if r.seed is None else r.seed + attempt
-        return Call(r.operation, self.model, self.resolution, r.aspect_ratio, r.quality, self.prompt, self.subjects,
-                    self.references, self.inputs, outputs, seed, self.external_ids, self.ratio, uuid.uuid4().hex)
+        return Call(operation=r.operation, model=self.model, resolution=self.resolution, aspect_ratio=r.aspect_ratio,
+                    quality=r.quality, prompt=self.prompt, subjects=self.subjects, references=self.references,
+                    inputs=self.inputs, outputs=outputs, seed=seed, external_ids=self.external_ids, ratio=self.ratio,
+                    request_id=uuid.uuid4().hex)
 
     def estimate(self, images: int) -> float | None:
         return self.model.estimated_cost(self.resolution, images, self.request.operation, self.input_pixels)
@@ -167,9 +169,9 @@ class Execution:
     """One run of a plan: calls, outputs, spending and the report, with progress pushed to `progress`."""
 
     def __init__(self, plan: Plan, engine: FaceEngine, policy: Policy, progress: Callable[[float, str], None],
-                 cancelled: Callable[[], bool], pet_engine: Callable | None = None):
+                 check: Callable[[], None], pet_engine: Callable | None = None):
         self.plan, self.engine, self.policy, self.pet_engine = plan, engine, policy, pet_engine
-        self.progress, self.cancelled = progress, cancelled
+        self.progress, self.check = progress, check
         self.outputs: list[Output] = []
         self.failures: list[dict] = []
         self.retries: list[dict] = []
@@ -178,27 +180,29 @@ class Execution:
         self.provider_cost: list[dict] = []
         self.started = time.monotonic()
         self.status = "starting"
-        self.interrupt: BaseException | None = None  # a host's interrupt can surface through its progress hook
+        self.stopped: BaseException | None = None  # the one record of a stop: every call checks it
 
-    async def run(self) -> RemoteResult:
+    def _check(self) -> None:
+        """Raise the stop, if any: what `check` raised, or what the progress hook raised (ComfyUI raises its
+        interrupt from there, a BaseException since v0.20, and clears it as it does: so it is kept, and stops
+        every call in flight, not only the first to ask)."""
+        if self.stopped is not None:
+            raise self.stopped
         try:
-            return await self._run()
-        except Cancelled:
-            if self.interrupt is not None:
-                raise self.interrupt from None
+            self.check()
+        except BaseException as exc:
+            self.stopped = exc
             raise
 
     def _report_progress(self, fraction: float, text: str) -> None:
         try:
             self.progress(fraction, text)
-        except BaseException as exc:  # ComfyUI raises its interrupt (a BaseException since v0.20) from the bar
-            self.interrupt = exc
+        except BaseException as exc:  # raised on the ticker task, where nothing would see it: kept for `_check`
+            self.stopped = exc
 
-    def _stop_requested(self) -> bool:
-        return self.interrupt is not None or self.cancelled()
-
-    async def _run(self) -> RemoteResult:
-        request, model = self.plan.request, self.plan.model
+    async def run(self) -> RemoteResult:
+        """The outputs, best first; whatever `check` raises stops every call in flight and comes out of here."""
+        request = self.plan.request
         ticker = asyncio.create_task(self._tick())
         try:
             async with httpx.AsyncClient(follow_redirects=False) as client:  # Transport follows them, keys stay home
@@ -258,7 +262,7 @@ class Execution:
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
         provider = self.plan.model.provider
-        transport = Transport(provider, client, self.policy, self._stop_requested, self.retries)
+        transport = Transport(provider, client, self.policy, self._check, self.retries)
         call = self.plan.call(outputs, attempt)
         try:
             return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
@@ -334,10 +338,11 @@ def _failure(error: IdentityError, attempt: int) -> dict:
 
 async def execute(plan: Plan, engine: FaceEngine, policy: Policy | None = None,
                   progress: Callable[[float, str], None] | None = None,
-                  cancelled: Callable[[], bool] | None = None, pet_engine: Callable | None = None) -> RemoteResult:
-    """`pet_engine()` gives the engine that verifies cat and dog subjects (default: the models folder's)."""
+                  check: Callable[[], None] | None = None, pet_engine: Callable | None = None) -> RemoteResult:
+    """Run a plan; `check()` is called while waiting and may raise to stop (as `training.train` takes it).
+    `pet_engine()` gives the engine that verifies cat and dog subjects (default: the models folder's)."""
     return await Execution(plan, engine, policy or Policy(), progress or (lambda f, t: None),
-                           cancelled or (lambda: False), pet_engine).run()
+                           check or (lambda: None), pet_engine).run()
 
 
 def run(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, **options) -> RemoteResult:

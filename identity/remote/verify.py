@@ -17,7 +17,7 @@ import numpy as np
 from ..faces import FaceEngine
 from ..faces.quality import pose
 from ..profile import Profile
-from ..scoring import score_images
+from ..scoring import score_images, weakest
 
 
 @dataclass
@@ -28,7 +28,7 @@ class Check:
 
     @property
     def weakest(self) -> float:
-        return min(self.scores.values(), default=0.0)
+        return weakest(self.scores)
 
     @property
     def passed(self) -> bool:

@@ -22,6 +22,7 @@ from ..faces.align import ffhq_face, portrait
 from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
+from ..profile.calibration import CONFIDENT_PHOTOS
 from . import pets
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
@@ -32,15 +33,14 @@ __all__ = ["JOBS", "KINDS", "Photo", "Status", "check_kind", "TrainingJob", "pho
 
 log = logging.getLogger(__name__)
 
+#: Photos in one training: 5-20 varied ones make a calibrated profile; 50 bounds a job's time and memory.
 #: What a profile can be of; "pet" trains a cat or dog profile with the species detected.
 KINDS = ("person", "cat", "dog", pets.PET)
 MAX_PHOTOS = 50
-CHUNK = 8  # photos decoded and analysed together
+#: Photos decoded and analysed together (also bounded by `images.DECODE_BUDGET` pixels).
+PHOTOS_PER_BATCH = 8
 MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
 _ADVICE = f"use clear, well-lit photos where the person's face is at least {MIN_FACE} px"
-
-#: Trainings share the face engine; one analyses at a time and the others wait in QUEUING.
-_engine_gate = threading.Semaphore(1)
 
 
 @dataclass
@@ -56,7 +56,7 @@ def photos_from_paths(paths) -> list[Photo]:
 def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
           profile_id: str | None = None, overwrite: bool = False,
           on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-          registry: JobRegistry = JOBS, kind: str = "person") -> TrainingJob:
+          registry: JobRegistry | None = None, kind: str = "person") -> TrainingJob:
     """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises.
 
     `engine` is a face engine for a person and the pet engine (`pets.load_pet_engine`) for a cat or dog."""
@@ -68,7 +68,7 @@ def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStor
 def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
                    profile_id: str | None = None, overwrite: bool = False,
                    on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-                   registry: JobRegistry = JOBS, kind: str = "person") -> TrainingJob:
+                   registry: JobRegistry | None = None, kind: str = "person") -> TrainingJob:
     """Start training in a background thread; the returned job reports its progress and outcome."""
     job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind)
 
@@ -106,7 +106,7 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry, ki
     if store is not None and store.exists(profile_id) and not overwrite:
         raise ProfileExists(f"profile {profile_id!r} already exists")
     job = TrainingJob(profile_id, name, len(photos), on_update)
-    registry.register(job)
+    (JOBS if registry is None else registry).register(job)
     return job
 
 
@@ -118,7 +118,7 @@ def _run(job: TrainingJob, photos: list[Photo], engine, store: ProfileStore | No
         job.update(Status.VALIDATING, f"checking {len(photos)} photos")
         _validate(job, photos, verdicts, check)
         job.update(Status.QUEUING, "waiting for the face engine", done=0)
-        with _engine_gate:
+        with engine.training:
             job.update(Status.IN_PROGRESS, "finding faces" if kind == "person" else "finding cats and dogs")
             found = _analyse(job, photos, verdicts, engine, check)
             job.update(message="choosing the subject and the references")
@@ -161,7 +161,7 @@ def _validate(job, photos, verdicts, check) -> None:
 
 
 def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
-    """Faces (or animals) per usable photo, decoded and analysed a few at a time: at most CHUNK photos and DECODE_BUDGET
+    """Faces (or animals) per usable photo, decoded and analysed a few at a time: at most PHOTOS_PER_BATCH photos and DECODE_BUDGET
     pixels together (sizes from the headers), so eight 100-MP photos are never decoded at once."""
     sizes = {}
     for index in (i for i, v in enumerate(verdicts) if not v.code):
@@ -171,7 +171,7 @@ def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
             verdicts[index].reject("unreadable", exc.reason)
     faces: dict[int, list] = {}
     done = 0
-    for batch in pixel_batches(sizes, CHUNK):
+    for batch in pixel_batches(sizes, PHOTOS_PER_BATCH):
         check()
         decoded = []
         for index in batch:
@@ -187,14 +187,47 @@ def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
 
 
 def _build(job, photos, verdicts, faces, engine, check) -> Profile:
-    threshold = engine.info.match_threshold
+    """The profile from the analysed photos: subject, verdicts, outliers, references, portraits, report."""
+    _judge(verdicts, faces, engine)
+    drop_outliers([v for v in verdicts if v.accepted], engine.info.match_threshold)
+    kept = [i for i, v in enumerate(verdicts) if v.accepted]
+    accepted = [verdicts[i] for i in kept]
+    if not accepted:
+        raise TrainingError(nothing_accepted(verdicts, _ADVICE))
+    check()
+    references = _references(accepted)
+    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
+    job.warnings = _warnings(accepted)
+    job.photos = [v.as_dict() for v in verdicts]
+    embeddings = np.stack([v.face.embedding for v in accepted])
+    return Profile(
+        id=job.profile_id,
+        name=job.name,
+        engine=engine.info,
+        embeddings=embeddings,
+        centroid=centroid(embeddings),
+        crops=np.stack([v.face.crop for v in accepted]),
+        landmarks=np.stack([v.face.landmarks for v in accepted]),
+        pose=np.stack([v.quality.pose for v in accepted]),
+        quality=np.stack([v.quality.exposure for v in accepted]),
+        portraits=portraits,
+        faces_512=faces_512,
+        reference_photos=np.array(references, np.int32),
+        calibration=calibrate(embeddings, engine.info.match_threshold),
+        report={"photos": job.photos, "warnings": job.warnings, "engine": engine.name},
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )
+
+
+def _judge(verdicts: list[PhotoVerdict], faces: dict[int, list], engine: FaceEngine) -> None:
+    """Find the subject (the person in most photos) and give each analysed photo its verdict."""
     order = sorted(faces)
     candidates = {i: [f for f in faces[i] if f.size >= MIN_CANDIDATE] for i in order}
-    dim = engine.info.dim
+    empty = np.zeros((0, engine.info.dim), np.float32)
     subject = find_subject(
-        [np.stack([f.embedding for f in candidates[i]]) if candidates[i] else np.zeros((0, dim), np.float32) for i in order],
+        [np.stack([f.embedding for f in candidates[i]]) if candidates[i] else empty for i in order],
         [np.array([f.size for f in candidates[i]]) for i in order],
-        threshold,
+        engine.info.match_threshold,
     )
     for index, pick in zip(order, subject):
         verdict = verdicts[index]
@@ -215,44 +248,21 @@ def _build(job, photos, verdicts, faces, engine, check) -> Profile:
             else:
                 verdict.face, verdict.quality = face, quality
                 verdict.accept()
-    drop_outliers([v for v in verdicts if v.accepted], threshold)
-    kept = [i for i, v in enumerate(verdicts) if v.accepted]
-    accepted = [verdicts[i] for i in kept]
-    if not accepted:
-        raise TrainingError(nothing_accepted(verdicts, _ADVICE))
-    check()
 
-    embeddings = np.stack([v.face.embedding for v in accepted])
-    poses = np.stack([v.quality.pose for v in accepted])
-    exposure = np.stack([v.quality.exposure for v in accepted])
+
+def _references(accepted: list[PhotoVerdict]) -> list[int]:
+    """Positions (among the accepted) of the reference photos: good ones, varied in pose and look."""
     weights = photo_quality(np.array([v.face.size for v in accepted]), np.array([v.face.score for v in accepted]),
-                            exposure[:, 0])
-    references = choose_references(embeddings, poses, weights)
-    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
+                            np.array([v.quality.exposure[0] for v in accepted]))
+    return choose_references(np.stack([v.face.embedding for v in accepted]),
+                             np.stack([v.quality.pose for v in accepted]), weights)
 
-    warnings = []
-    if len(accepted) < 3:
-        warnings.append(f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's "
-                        "default threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile")
-    job.warnings = warnings
-    job.photos = [v.as_dict() for v in verdicts]
-    return Profile(
-        id=job.profile_id,
-        name=job.name,
-        engine=engine.info,
-        embeddings=embeddings,
-        centroid=centroid(embeddings),
-        crops=np.stack([v.face.crop for v in accepted]),
-        landmarks=np.stack([v.face.landmarks for v in accepted]),
-        pose=poses,
-        quality=exposure,
-        portraits=portraits,
-        faces_512=faces_512,
-        reference_photos=np.array(references, np.int32),
-        calibration=calibrate(embeddings, engine.info.match_threshold),
-        report={"photos": job.photos, "warnings": warnings, "engine": engine.name},
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-    )
+
+def _warnings(accepted: list[PhotoVerdict]) -> list[str]:
+    if len(accepted) >= CONFIDENT_PHOTOS:
+        return []
+    return [f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's default "
+            "threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile"]
 
 
 def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray, np.ndarray]:
@@ -266,3 +276,4 @@ def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray,
         if position in references:
             portraits[position] = portrait(image, verdict.face.landmarks)
     return np.stack(faces), np.stack([portraits[r] for r in references])
+

@@ -45,7 +45,6 @@ class TrainingJob:
         self.created = time.time()
         self.updated = self.created
         self._on_update = on_update
-        self._finished = threading.Event()
 
     def update(self, status: Status | None = None, message: str | None = None, done: int | None = None) -> None:
         if status is not None:
@@ -58,8 +57,6 @@ class TrainingJob:
             self.photos = [{**p, "verdict": REJECTED, "code": "not_checked", "reason": f"not checked: {self.message}"}
                            if p["verdict"] == PENDING else p for p in self.photos]
         self.updated = time.time()
-        if self.status.finished:
-            self._finished.set()
         if self._on_update is not None:
             self._on_update(self)
 
@@ -69,9 +66,6 @@ class TrainingJob:
         share = self.done_photos / max(self.total_photos, 1)
         return {Status.VALIDATING: 0.1 * share, Status.QUEUING: 0.1, Status.IN_PROGRESS: 0.1 + 0.85 * share,
                 Status.READY: 1.0, Status.ERROR: 1.0}[self.status]
-
-    def wait(self, timeout: float | None = None) -> bool:
-        return self._finished.wait(timeout)
 
     def describe(self) -> str:
         """The readable report: each photo's verdict and reason, warnings, the outcome."""
@@ -151,6 +145,11 @@ class JobRegistry:
     def all(self) -> list[TrainingJob]:
         with self._lock:
             return sorted(self._jobs.values(), key=lambda j: j.created)
+
+    def clear(self) -> None:
+        """Forget finished jobs (running ones stay: they still guard their profile against a second training)."""
+        with self._lock:
+            self._jobs = {k: j for k, j in self._jobs.items() if not j.status.finished}
 
 
 #: The process-wide registry that the CLI, the nodes and the web routes share.

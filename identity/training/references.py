@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Reference portraits kept: more than Identity Condition (Reference) uses (4), so that a gallery can show more.
 MAX_REFERENCES = 8
 _POSE_SCALE = 30.0  # degrees that count as much as a clearly different expression
 _DUPLICATE = 0.05  # below this distance two photos are the same shot (e.g. a resized copy)

@@ -20,13 +20,15 @@ if TYPE_CHECKING:
     from ..pets.animal import Animal
 
 MIN_IMAGE_SIDE = 32  # px: below this no face can carry identity
-MIN_FACE = 48  # px, shorter side of the face box in the original photo
+MIN_FACE = 48  # px, shorter side of the face box in the original photo (the aligned crop is 112: ~2x upscaled)
 MIN_SHARPNESS = 50.0  # variance of the Laplacian of the aligned crop
-MIN_BRIGHTNESS = 45.0
+MIN_BRIGHTNESS = 45.0  # mean luma of the inner face, 0..255
 MAX_BRIGHTNESS = 215.0
 MAX_HIGHLIGHTS = 0.30  # fraction of the inner face blown out to white
-MAX_YAW = 50.0  # degrees
-MAX_PITCH = 40.0
+MAX_YAW = 50.0  # degrees: beyond, one eye is hidden and the 5-point alignment fails
+MAX_PITCH = 40.0  # degrees, likewise up or down
+#: An outlier's leave-one-out score is this many robust deviations (1.4826 × MAD: the MAD scaled to a normal
+#: distribution's standard deviation) below the median: the usual 3-sigma rule, made robust.
 _OUTLIER_MADS = 3.0
 _OUTLIER_GAP = 0.2  # an outlier also sits this far below the typical photo: tight sets must not shed good photos
 
