@@ -134,7 +134,7 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     dog = photo(DOG)[DOG_BOX[1]:DOG_BOX[3], DOG_BOX[0]:DOG_BOX[2]]
     family = np.concatenate([fit(load_image(face("obama/obama2.jpg"))), fit(dog), fit(chelsea())], axis=1)
     profiles = [people["Barack Obama"], dog_job.profile, cat_job.profile]
-    (result,) = score_images([("family", family)], profiles, embedded, lambda: pets)
+    (result,) = score_images([("family", family)], profiles, embedded, pet_engine=lambda: pets)
     assigned = {f.profile_id: f for f in result.faces if f.profile_id}
     assert set(assigned) == {p.id for p in profiles}
     assert [f.kind for f in sorted(assigned.values(), key=lambda f: f.bbox[0])] == ["person", "dog", "cat"]
@@ -145,10 +145,10 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     assert "note" not in report["images"][0]
     # Without a dog profile asked for, the dog is still shown: as an unknown dog.
     (without_dog,) = score_images([("family", family)], [people["Barack Obama"], cat_job.profile], embedded,
-                                  lambda: pets)
+                                  pet_engine=lambda: pets)
     assert [(f.kind, f.profile_id) for f in without_dog.faces if f.kind == "dog"] == [("dog", None)]
     # The cat is not offered to the dog: without it in the photo, the dog profile is missing, not mis-assigned.
-    (alone,) = score_images([("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, lambda: pets)
+    (alone,) = score_images([("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, pet_engine=lambda: pets)
     assert [f.profile_id for f in alone.faces] == [cat_job.profile.id]
 
 
@@ -224,7 +224,7 @@ def test_with_a_reid_model_a_profile_trained_without_it_is_re_embedded_and_score
     reid.mkdir()
     tiny_reid(reid / "my_reid.onnx")
     engine = load_pet_engine(models / "pets", reid)
-    (result,) = score_images([("cat", chelsea())], [cat_job.profile], embedded, lambda: engine)
+    (result,) = score_images([("cat", chelsea())], [cat_job.profile], embedded, pet_engine=lambda: engine)
     (cat,) = result.faces
     assert cat.profile_id == cat_job.profile.id and cat.measures == IDENTITY
     assert set(cat.scores) == {cat_job.profile.id} and cat.similarity > 0.9  # in the model's own 3-d space

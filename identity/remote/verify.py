@@ -41,7 +41,7 @@ def check_outputs(images: list[np.ndarray], subjects: list[Profile], engine: Fac
     if not subjects:
         return [Check({}, 0) for _ in images]
     results = score_images([(f"output {i + 1}", image) for i, image in enumerate(images)], subjects, engine,
-                           pet_engine)
+                           pet_engine=pet_engine)
     ids = [p.id for p in subjects]
     return [Check(result.subject_scores(ids), len(result.faces), {p.id: _checked(p, result) for p in subjects})
             for result in results]
