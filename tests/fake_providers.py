@@ -92,6 +92,7 @@ class Fake:
         self.stranger_rate = 0.0
         self.stall_seconds = 3.0  # how long a "timeout" fault keeps the client waiting
         self.delay = 0.0
+        self.round = 0  # bumped by reset: calls still held from an earlier test do not count as in flight
         self.in_flight = 0
         self.max_in_flight = 0
         self.urls: dict[str, str] = {}
@@ -146,7 +147,8 @@ class Fake:
         self.faults = list(faults or [])
         self.stranger_rate = stranger_rate
         self.delay = delay
-        self.max_in_flight = 0
+        self.round += 1
+        self.in_flight = self.max_in_flight = 0
         self.charged = 0
         self.phota_jobs_by_client_id.clear()
 
@@ -220,12 +222,14 @@ class Fake:
 
     async def _misbehave(self, fault: str | None, request: web.Request, error_body: dict):
         """The common faults; returns a response to send instead of the normal one, or None."""
+        round_ = self.round
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             await asyncio.sleep(self.delay)
         finally:
-            self.in_flight -= 1
+            if round_ == self.round:
+                self.in_flight -= 1
         if fault in ("429", "429long", "500", "503"):
             headers = {"Retry-After": "1" if fault == "429" else "3600"} if fault.startswith("429") else {}
             return web.json_response(error_body, status=int(fault[:3]), headers=headers)
