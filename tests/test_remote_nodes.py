@@ -102,28 +102,31 @@ def test_remix_node(comfyui, remote):
     assert remote.posts("reve")[0].path == "/v1/image/remix"
 
 
+def refused_before_any_call(comfyui, remote, node: str, inputs: dict, *words: str) -> None:
+    """The portrait example with `inputs` changed on its `node` fails with `words`, and no provider was called."""
+    remote.reset()
+    prompt = api_twin("remote_generate_portrait_nb2")
+    next(n for n in prompt.values() if n["class_type"] == node)["inputs"].update(inputs)
+    run = comfyui.client.run(prompt)
+    assert run.status == "error", "the run should have been refused"
+    for word in words:
+        assert word in run.error["exception_message"], (word, run.error["exception_message"])
+    assert remote.requests == [], "a provider was called"
+
+
 @needs_faces
 @pytest.mark.parametrize("change,message", [
     ({"model": "reve", "resolution": "2K"}, "reve does not offer resolution '2K'; allowed resolutions: 1K"),
     ({"model": "nb2", "quality": "high"}, "quality applies only to gpt-image-2"),
 ])
 def test_invalid_combinations_fail_before_any_call(comfyui, remote, change, message):
-    remote.reset()
-    prompt = api_twin("remote_generate_portrait_nb2")
-    next(n for n in prompt.values() if n["class_type"] == "IdentityBaseModelSelect")["inputs"].update(change)
-    run = comfyui.client.run(prompt)
-    assert run.status == "error" and message in run.error["exception_message"]
-    assert remote.requests == []
+    refused_before_any_call(comfyui, remote, "IdentityBaseModelSelect", change, message)
 
 
 @needs_faces
 def test_an_unknown_person_in_the_prompt_fails_before_any_call(comfyui, remote):
-    remote.reset()
-    prompt = api_twin("remote_generate_portrait_nb2")
-    next(n for n in prompt.values() if n["class_type"] == "IdentityGenerate")["inputs"]["prompt"] = "[[kamala-harris]] waves"
-    run = comfyui.client.run(prompt)
-    assert run.status == "error" and "[[kamala-harris]], which is not among the supplied profiles" in run.error["exception_message"]
-    assert remote.requests == []
+    refused_before_any_call(comfyui, remote, "IdentityGenerate", {"prompt": "[[kamala-harris]] waves"},
+                            "[[kamala-harris]], which is not among the supplied profiles")
 
 
 @needs_faces
@@ -169,9 +172,5 @@ def test_a_key_echoed_by_a_proxy_reaches_neither_the_node_error_nor_history_nor_
 
 @needs_faces
 def test_an_unlinked_profile_on_a_phota_model_fails_before_any_call_saying_how_to_link_it(comfyui, remote):
-    remote.reset()
-    prompt = api_twin("remote_generate_portrait_nb2")
-    next(n for n in prompt.values() if n["class_type"] == "IdentityBaseModelSelect")["inputs"]["model"] = "phota/nb2"
-    run = comfyui.client.run(prompt)
-    assert run.status == "error" and "not linked to a Phota profile" in run.error["exception_message"]
-    assert "python -m identity phota-link" in run.error["exception_message"] and remote.requests == []
+    refused_before_any_call(comfyui, remote, "IdentityBaseModelSelect", {"model": "phota/nb2"},
+                            "not linked to a Phota profile", "python -m identity phota-link")

@@ -7,8 +7,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class Boxed:
+    """What faces and animals share: a box (`bbox`, x1, y1, x2, y2) and what it says about the subject."""
+
+    bbox: np.ndarray
+
+    @property
+    def size(self) -> float:
+        """Shorter side of the box in pixels: what decides whether the subject carries enough detail."""
+        return float(min(self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]))
+
+    @property
+    def center_x(self) -> float:
+        return float(self.bbox[0] + self.bbox[2]) / 2.0
+
+
 @dataclass
-class Face:
+class Face(Boxed):
     """One detected face, in the coordinates of the image it was found in.
 
     `landmarks` are the five points of the ArcFace convention: left eye, right eye, nose tip, left and right
@@ -21,15 +36,6 @@ class Face:
     score: float
     crop: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def size(self) -> float:
-        """Shorter side of the box in pixels: what decides whether a face carries enough detail."""
-        return float(min(self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]))
-
-    @property
-    def center_x(self) -> float:
-        return float(self.bbox[0] + self.bbox[2]) / 2.0
 
     def scaled(self, factor: float) -> "Face":
         return Face(self.bbox * factor, self.landmarks * factor, self.score)

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
+from ..faces.face import Boxed
+
 KINDS = ("cat", "dog")
 PERSON = "person"
 APPEARANCE = "appearance similarity (not identity)"
@@ -21,20 +23,12 @@ SIZE = 224  # the crop side the embedding networks read
 
 
 @dataclass
-class Animal:
+class Animal(Boxed):
     kind: str  # "cat" | "dog"
     bbox: np.ndarray  # (4,) x1, y1, x2, y2
     score: float
     crop: np.ndarray | None = field(default=None, repr=False)  # SIZE×SIZE RGB
     embedding: np.ndarray | None = field(default=None, repr=False)
-
-    @property
-    def size(self) -> float:
-        return float(min(self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]))
-
-    @property
-    def center_x(self) -> float:
-        return float(self.bbox[0] + self.bbox[2]) / 2.0
 
 
 def square(image: np.ndarray, bbox, margin: float, size: int) -> np.ndarray:
