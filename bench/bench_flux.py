@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import time
 from pathlib import Path
@@ -25,7 +26,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.append(str(ROOT / ".comfyui" / "ComfyUI"))
+sys.path.append(os.environ.get("IDENTITY_COMFYUI") or str(ROOT / ".comfyui" / "ComfyUI"))  # as the tests pick it
 
 from identity.flux import PULID_FLUX_V09, AdapterConfig, Injection, PuLIDFlux, Subject, attach, placements  # noqa: E402
 from identity.flux.injection import DOUBLE_INTERVAL, SINGLE_INTERVAL  # noqa: E402
@@ -37,10 +38,13 @@ REAL = dict(hidden_size=3072, num_heads=24, axes_dim=[16, 56, 56], context_in_di
 
 def flux_model(sizes: dict, device: torch.device, dtype: torch.dtype):
     """ComfyUI's Flux (as `UNETLoader` wraps it: `model_base.Flux` in a `ModelPatcher`), random weights."""
+    import comfy.ldm.flux.model
     import comfy.model_base
     import comfy.model_patcher
     import comfy.supported_models
 
+    if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
+        sizes = {**sizes, "txt_ids_dims": []}  # required since ComfyUI v0.4 ([] for Flux.1), refused before
     config = comfy.supported_models.Flux({"image_model": "flux", "in_channels": 16, "out_channels": 16, "mlp_ratio": 4.0,
                                           "theta": 10000, "patch_size": 2, "qkv_bias": True, "guidance_embed": True,
                                           **sizes})
