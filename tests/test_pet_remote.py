@@ -1,9 +1,10 @@
-"""A cat on closed models (the fake providers): its reference portraits go out as a person's do, the prompt says
+"""A cat and a dog on closed models (the fake providers): its reference portraits go out as a person's do, the prompt says
 which image shows the cat, and verification says what it checked: the species is there, and how alike it looks
 (appearance similarity, never an identity score)."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -13,7 +14,7 @@ from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
-from pets import chelsea, pet_models, variants  # noqa: F401  (pet_models is a fixture)
+from pets import DOG, chelsea, pet_models, photo, variants  # noqa: F401  (pet_models is a fixture)
 
 FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=5)
 
@@ -70,3 +71,31 @@ def test_a_person_and_their_cat_in_one_request_are_each_checked_their_own_way(fa
     (output,) = run(request, keys, embedded, policy=FAST).report["outputs"]
     assert output["passed"], output
     assert "ArcFace" in output["checked"][obama.id] and output["checked"][cat.id].startswith("cat present: yes")
+
+
+@pytest.fixture(scope="module")
+def dog(pet_models, tmp_path_factory):
+    from identity.pets.engine import load_pet_engine
+
+    if not DOG.is_file():
+        pytest.skip(f"{DOG} absent: apt-get install darknet")
+    folder = tmp_path_factory.mktemp("dog")
+    for label, image in variants(photo(DOG)).items():
+        Image.fromarray(image).save(folder / f"{label}.png")
+    engine = load_pet_engine(pet_models / "pets", pet_models / "pet_reid")
+    return train(photos_from_paths([folder]), "Rex", engine, kind="dog", registry=JobRegistry()).profile
+
+
+def test_a_dog_goes_into_an_edit_with_its_references_and_is_checked_as_a_dog(fake, keys, dog, embedded):
+    lawn = np.full((512, 768, 3), (90, 150, 70), np.uint8)  # the photo to edit: no dog in it
+    request = RemoteRequest(operation="edit", model="gpt-image-2", profiles=[dog], inputs=[lawn],
+                            prompt=f"[[{dog.id}]] running across the lawn")
+    result = run(request, keys, embedded, policy=FAST)
+    (call,) = fake.posts("openai")
+    sent = [name for name, *_ in call.files if name == "image[]"]
+    assert len(sent) >= 2, "the photo to edit and at least one of the dog's reference portraits"
+    assert "Rex (the dog in image" in call.form["prompt"]
+    (output,) = result.report["outputs"]
+    assert output["passed"] and output["scores"][dog.id] >= dog.threshold, output
+    checked = output["checked"][dog.id]
+    assert checked.startswith("dog present: yes") and "appearance similarity (not identity)" in checked
