@@ -1,6 +1,6 @@
-"""A cat and a dog on closed models (the fake providers): its reference portraits go out as a person's do, the prompt says
-which image shows the cat, and verification says what it checked: the species is there, and how alike it looks
-(appearance similarity, never an identity score)."""
+"""A cat and a dog on closed models (the fake providers): their reference portraits go out as a person's do, the
+prompt says which image shows the animal, and verification says what it checked: the species is there, and how
+alike it looks (appearance similarity, never an identity score)."""
 
 from __future__ import annotations
 
