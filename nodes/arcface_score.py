@@ -13,7 +13,7 @@ from ..identity.images import collect_photos, load_image
 from ..identity.scoring import annotate, badges, batch_report, rank, score_images
 from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, pet_engine, to_arrays,
                    to_images)
-from .profile_train import input_folder
+from .profile_train import folder_state, input_folder
 
 
 class ArcFaceScore(io.ComfyNode):
@@ -48,6 +48,12 @@ class ArcFaceScore(io.ComfyNode):
             hidden=[io.Hidden.unique_id],
             is_output_node=True,
         )
+
+    @classmethod
+    def fingerprint_inputs(cls, folder: str = "", **_) -> tuple:
+        """The folder's photos (name, time, size): an image added to or replaced in it is scored, not served from
+        ComfyUI's cache."""
+        return (folder_state(folder) if folder and folder.strip() else None,)
 
     @classmethod
     def execute(cls, profiles, min_similarity: float, top_k: int, images=None, folder: str = "",

@@ -194,3 +194,18 @@ def test_profile_train_saves_again_when_its_profile_was_deleted_and_not_otherwis
     run = comfyui.client.run(prompt)
     assert run.status == "success" and store.stamp(profile_id) == stamp, "an unchanged profile is not retrained"
     assert any(event == "execution_cached" and "2" in data["nodes"] for event, data in run.messages), run.messages
+
+
+def test_arcface_score_scores_an_image_added_to_its_folder_not_the_cached_result(comfyui, tom):
+    photo = np.asarray(Image.open(TOM_HANKS).convert("RGB"))
+    _write(comfyui, "renders/one.png", photo)
+    prompt = _score_prompt("tom.png", "Tom Hanks")
+    del prompt["4"]["inputs"]["images"]
+    prompt["4"]["inputs"]["folder"] = "renders"
+    first = comfyui.client.run(prompt)
+    assert first.status == "success", first.error
+    assert len(first.outputs["4"]["identity_scores"]) == 1
+    _write(comfyui, "renders/two.png", np.ascontiguousarray(photo[:, ::-1]))
+    second = comfyui.client.run(prompt)
+    assert second.status == "success", second.error
+    assert len(second.outputs["4"]["identity_scores"]) == 2, "the folder's new image was not scored (cached result)"
