@@ -11,7 +11,6 @@ import logging
 import os
 import stat
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,14 +31,15 @@ TEMP_SUFFIX = ".tmp"
 ORPHAN_SECONDS = 15 * 60
 #: Loaded profiles kept in memory (a profile is ~1-5 MB: crops, 512 faces and portraits).
 LOADED_PROFILES = 32
+#: Broken file versions remembered as already warned about (each is logged once; beyond this, once more).
+WARNED_FILES = 1024
 
 
 class ProfileStore:
     def __init__(self, folder):
         self.folder = Path(folder).expanduser().resolve()
         self._loaded: BoundedCache[tuple[tuple, Profile]] = BoundedCache(LOADED_PROFILES)  # id -> (stamp, profile)
-        self._warned: set[tuple[str, tuple | None]] = set()
-        self._lock = threading.Lock()
+        self._warned: BoundedCache[bool] = BoundedCache(WARNED_FILES)  # (id, stamp) of broken files already logged
 
     def __repr__(self) -> str:
         return f"ProfileStore({str(self.folder)!r})"
@@ -138,8 +138,7 @@ class ProfileStore:
     def clear(self) -> None:
         """Forget the loaded profiles and the files already warned about (the files stay)."""
         self._loaded.clear()
-        with self._lock:
-            self._warned.clear()
+        self._warned.clear()
 
     def portrait(self, profile_id: str, index: int = 0):
         """One reference portrait (0 is the thumbnail), read alone from the file: a gallery asks for many, and
@@ -226,10 +225,9 @@ class ProfileStore:
         return f"no profile {profile_id!r}; it may have been deleted (reload the profile list)"
 
     def _warn(self, profile_id: str, stamp: tuple | None, reason: str) -> None:
-        with self._lock:
-            if (profile_id, stamp) in self._warned:
-                return
-            self._warned.add((profile_id, stamp))
+        if self._warned.get((profile_id, stamp)):
+            return
+        self._warned.put((profile_id, stamp), True)
         log.warning("skipping profile file %s%s: %s", profile_id, SUFFIX, reason)
 
     def _remove_orphan(self, entry: os.DirEntry) -> None:
