@@ -18,6 +18,7 @@ import pytest
 
 from conftest import FACES, ROOT, SHARED, needs_faces
 from identity.scale.cluster import LOOPBACK_ONLY
+from pets import pet_models  # noqa: F401  (a fixture)
 
 os.environ.update(LOOPBACK_ONLY)  # the test cluster, its workers and the commands that join it stay on 127.0.0.1
 
@@ -357,3 +358,44 @@ def test_an_out_folder_that_is_a_file_is_refused_before_the_work(store, dataset,
     result = batch(store, tmp_path / "results", dataset / "biden", here=True)
     assert result.returncode == 1 and "scoring" not in result.stderr
     assert f"error: cannot write batch results to {tmp_path / 'results'} (it is a file)" in result.stderr
+
+
+@needs_faces
+def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp_path, monkeypatch, pet_models):
+    """A cat profile beside a person's: faces and cats each get rows, labelled with their kind and what was measured."""
+    from PIL import Image
+
+    from identity.pets.engine import load_pet_engine
+    from identity.profile import ProfileStore
+    from identity.training import photos_from_paths, train
+    from identity.training.jobs import JobRegistry
+    from pets import chelsea, variants
+
+    monkeypatch.setenv("IDENTITY_MODELS_DIR", str(pet_models))  # where the workers find the pet engine
+    photos = tmp_path / "chelsea"
+    photos.mkdir()
+    for label, image in variants(chelsea()).items():
+        Image.fromarray(image).save(photos / f"{label}.png")
+    engine = load_pet_engine(pet_models / "pets", pet_models / "pet_reid")
+    profiles = tmp_path / "profiles"
+    ProfileStore(profiles).save(people["Barack Obama"])
+    ProfileStore(profiles).save(train(photos_from_paths([photos]), "Chelsea", engine, kind="cat",
+                                      registry=JobRegistry()).profile)
+    images = tmp_path / "images"
+    images.mkdir()
+    Image.fromarray(chelsea()).save(images / "cat.png")
+    shutil.copy(FACES / "obama" / "obama1.jpg", images / "obama.jpg")
+    argv = ["batch-score", str(images), "--profile", "Barack Obama", "--profile", "Chelsea", "--engine", "embedded",
+            "--store", str(profiles), "--out", str(tmp_path / "results"), "--json"]
+    from identity.cli import main
+
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(argv) == 0
+    faces = rows(tmp_path / "results", "faces")
+    cats = [f for f in faces if f["kind"] == "cat"]
+    people_rows = [f for f in faces if f["kind"] == "person"]
+    assert cats and all(f["measures"] == "appearance similarity (not identity)" for f in cats), cats
+    assert any(f["path"].endswith("cat.png") and f["profile_id"] for f in cats), "the cat was not matched to its profile"
+    assert people_rows and all("identity" in f["measures"] and "not identity" not in f["measures"] for f in people_rows)
+    assert any(f["path"].endswith("obama.jpg") and f["profile_id"] for f in people_rows)

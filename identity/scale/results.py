@@ -24,7 +24,7 @@ from ..errors import IdentityError
 from ..paths import writable_folder
 
 FORMAT = "identity-layer.batch-results"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: faces carry kind and measures (pets)
 MANIFEST = "batch.json"
 
 #: A part is written at the latest this many seconds after its first row, bounding the work a crash loses.
@@ -48,7 +48,8 @@ def face_schema(ids: list[str]) -> pa.Schema:
     return pa.schema([
         ("path", pa.string()), ("sha256", pa.string()), ("face", pa.int32()), ("bbox", pa.list_(pa.float64())),
         ("profile_id", pa.string()), ("similarity", pa.float64()),
-        ("scores", pa.struct([(i, pa.float64()) for i in ids])), ("engine", pa.string()),
+        ("scores", pa.struct([(i, pa.float64()) for i in ids])), ("kind", pa.string()), ("measures", pa.string()),
+        ("engine", pa.string()),
     ])
 
 
@@ -174,7 +175,8 @@ class ResultsFolder:
         return pa.Table.from_pylist([{
             "path": r["path"], "sha256": r["sha256"], "face": number, "bbox": face["bbox"],
             "profile_id": face["profile_id"], "similarity": face["similarity"],
-            "scores": dict(zip(self.ids, face["scores"])), "engine": self.engine,
+            "scores": dict(zip(self.ids, face["scores"])), "kind": face["kind"], "measures": face["measures"],
+            "engine": self.engine,
         } for r in rows for number, face in enumerate(r["faces"])], schema=face_schema(self.ids))
 
     # ----- reading --------------------------------------------------------------------------------------------

@@ -40,6 +40,8 @@ ROW_SCHEMA = pa.schema([
         ("profile_id", pa.string()),
         ("similarity", pa.float64()),
         ("scores", pa.list_(pa.float64())),  # per profile, in the run's order
+        ("kind", pa.string()),  # "person" (a face), or "cat" / "dog" (an animal, when a pet profile is asked for)
+        ("measures", pa.string()),  # what the similarities measure: identity for faces, appearance for pets
     ]))),
 ])
 
@@ -88,7 +90,8 @@ class ImageScorer:
             "height": result.height, "score": result.weakest(self.ids),
             "subjects": list(result.subject_scores(self.ids).values()),
             "faces": [{"bbox": list(face.bbox), "profile_id": face.profile_id, "similarity": face.similarity,
-                       "scores": [face.scores[i] for i in self.ids]} for face in result.faces],
+                       "scores": [face.scores.get(i) for i in self.ids], "kind": face.kind,
+                       "measures": face.measures} for face in result.faces],
         }
 
 
