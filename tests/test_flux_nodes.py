@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from comfyui import api_twin
 from conftest import TOM_HANKS
 from identity.profile import ProfileStore
+from pets import pet_models  # noqa: F401  (a fixture)
 from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_taef1
 
 PROFILE = "Flux Tom"
@@ -253,3 +254,24 @@ def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
     assert [s["index"] for s in scores] == [0, 1, 2, 3], "all four candidates were scored"
     # The tiny random models draw noise: no face, so nobody is found and every candidate scores 0 for the person.
     assert all(s["score"] == 0.0 and s["subjects"] == {PROFILE: 0.0} for s in scores), scores
+
+
+def test_a_pet_profile_is_refused_by_pulid_flux_naming_the_node_for_pets(tiny, pet_models):
+    from identity.pets.engine import load_pet_engine
+    from identity.training import photos_from_paths, train
+    from identity.training.jobs import JobRegistry
+    from pets import chelsea, variants
+
+    photos = tiny.base / "input" / "flux_cat"
+    photos.mkdir(parents=True, exist_ok=True)
+    for label, image in variants(chelsea()).items():
+        Image.fromarray(image).save(photos / f"{label}.png")
+    cat = train(photos_from_paths([photos]), "Flux Cat", load_pet_engine(pet_models / "pets", pet_models / "pet_reid"),
+                ProfileStore(tiny.base / "models" / "identity_profiles"), kind="cat", overwrite=True,
+                registry=JobRegistry()).profile
+    prompt = {**sampling_graph("cat", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
+    prompt["20"]["inputs"]["profile"] = cat.id
+    run = tiny.client.run(prompt)
+    assert run.status == "error", "a cat went through PuLID-Flux"
+    message = run.error["exception_message"]
+    assert "PuLID-Flux carries faces, not Flux Cat" in message and "Identity Condition (Reference)" in message
