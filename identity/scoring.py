@@ -82,7 +82,7 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
     images = []
     for index, result in enumerate(results):
         subjects = result.subject_scores(ids)
-        entry = {"index": index, "score": round(result.weakest(ids), 4),
+        entry = {"index": index, "image": result.label, "score": round(result.weakest(ids), 4),
                  "subjects": {k: round(v, 4) for k, v in subjects.items()}, "faces": [f.as_dict() for f in result.faces]}
         missing = [p.name for p in profiles if subjects[p.id] == 0.0]
         if not result.faces:

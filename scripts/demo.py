@@ -19,7 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from comfyui_client import EXAMPLE_INPUTS, Server, load_workflow, stage_example_inputs, ui_to_api  # noqa: E402
+from comfyui_client import Server, load_workflow, stage_example_inputs, ui_to_api  # noqa: E402
 
 BASE = ROOT / ".comfyui" / "demo"
 FACES = ROOT.parent / "shared" / "fixtures" / "faces"
@@ -28,7 +28,7 @@ FACES = ROOT.parent / "shared" / "fixtures" / "faces"
 @dataclass
 class Samples:
     people: list[tuple[str, str]]  # (name, folder under input/) to train
-    batch: list[str]  # three images for score_and_rank_batch
+    batch: str  # the folder (under input/) that score_and_rank_batch scores
     batch_profile: str
     group: str  # one image for score_group_photo_two_profiles
     group_profiles: tuple[str, str]
@@ -37,8 +37,7 @@ class Samples:
 def stage_samples(input_dir: Path) -> Samples:
     if FACES.is_dir():
         stage_example_inputs(input_dir, FACES)
-        batch = [k for k in EXAMPLE_INPUTS if k.startswith("identity/score/")]
-        return Samples([("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")], batch, "Barack Obama",
+        return Samples([("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")], "identity/score", "Barack Obama",
                        "identity/group/biden_obama_b.jpg", ("Barack Obama", "Joe Biden"))
     wheel = Path(list(importlib.util.find_spec("insightface").submodule_search_locations)[0]) / "data" / "images"
     for source, target in [("Tom_Hanks_54745.png", "identity/tom/tom.png"), ("t1.jpg", "identity/t1/t1.jpg"),
@@ -46,7 +45,7 @@ def stage_samples(input_dir: Path) -> Samples:
         (input_dir / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(wheel / source, input_dir / target)
     return Samples([("Tom Hanks", "identity/tom"), ("Person in t1", "identity/t1")],
-                   ["identity/score/tom.png", "identity/score/t1.jpg", "identity/score/tom.png"], "Tom Hanks",
+                   "identity/score", "Tom Hanks",
                    "identity/score/t1.jpg", ("Tom Hanks", "Person in t1"))
 
 
@@ -79,12 +78,13 @@ def main() -> int:
             print(next(o["text"][0] for o in outputs.values() if "text" in o))
 
         prompt = json.loads(json.dumps(workflows["score_and_rank_batch"]))
-        for inputs, image in zip(nodes_of(prompt, "LoadImage"), samples.batch):
-            inputs["image"] = image
+        nodes_of(prompt, "IdentityArcFaceScore")[0]["folder"] = samples.batch
         nodes_of(prompt, "IdentityProfileLoad")[0]["profile"] = samples.batch_profile
-        outputs = run(server, prompt, f"score_and_rank_batch: {len(samples.batch)} images against {samples.batch_profile!r}")
-        for entry in next(o["identity_scores"] for o in outputs.values() if "identity_scores" in o):
-            print(f"  {samples.batch[entry['index']]}: score {entry['score']:.3f} {entry['subjects']}")
+        outputs = run(server, prompt, f"score_and_rank_batch: input/{samples.batch}/ against {samples.batch_profile!r}")
+        report = json.loads(next(o["text"][0] for o in outputs.values() if "text" in o))
+        for entry in report["images"]:
+            subjects = {report["profiles"][k]: v for k, v in entry["subjects"].items()}
+            print(f"  {entry['image']}: score {entry['score']:.3f} {subjects}")
 
         prompt = json.loads(json.dumps(workflows["score_group_photo_two_profiles"]))
         nodes_of(prompt, "LoadImage")[0]["image"] = samples.group

@@ -63,6 +63,9 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     assert [s["index"] for s in scores] == [0, 1, 2]
     assert scores[1]["subjects"]["Barack Obama"] > 0.6
     assert scores[0]["score"] < 0.4 and scores[2]["score"] < 0.4
+    report = json.loads(next(o["text"][0] for o in run.outputs.values() if "text" in o))
+    by_image = {entry["image"]: entry["score"] for entry in report["images"]}  # the folder's files, by name
+    assert set(by_image) == {"kit1.jpg", "obama4.jpg", "rose2.jpg"} and by_image["obama4.jpg"] > 0.6, by_image
     saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
     assert len(saved) == 1 and saved[0]["subfolder"] == "identity", "one image survives the filter"
     assert (comfyui.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]).is_file()
