@@ -17,10 +17,6 @@ class Boxed:
         """Shorter side of the box in pixels: what decides whether the subject carries enough detail."""
         return float(min(self.bbox[2] - self.bbox[0], self.bbox[3] - self.bbox[1]))
 
-    @property
-    def center_x(self) -> float:
-        return float(self.bbox[0] + self.bbox[2]) / 2.0
-
 
 @dataclass
 class Face(Boxed):

@@ -13,7 +13,6 @@ import numpy as np
 from ..faces.face import Boxed
 
 KINDS = ("cat", "dog")
-PERSON = "person"
 APPEARANCE = "appearance similarity (not identity)"
 IDENTITY = "re-identification similarity"
 CROP_MARGIN = 0.10  # of the box, added on every side of an animal crop

@@ -18,7 +18,6 @@ from pathlib import Path
 from ..errors import InvalidRequest
 from ..paths import PACK_ROOT, comfyui_root
 
-OPERATIONS = ("generate", "edit", "enhance", "remix")
 FACTS_FILE = Path(__file__).with_name("models.json")
 DEFAULT_MODEL = "nb2"
 _SIDE = {"1K": 1024, "2K": 2048, "4K": 4096}
