@@ -151,6 +151,16 @@ def fake(embedded):
     server.stop()
 
 
+@pytest.fixture(autouse=True)
+def _fakes_keep_their_contract(request):
+    """A fake that answered outside its provider's published shapes fails the test that saw it."""
+    yield
+    if "fake" in request.fixturenames:
+        fake = request.getfixturevalue("fake")
+        breaches, fake.breaches[:] = list(fake.breaches), []
+        assert not breaches, "the fake answered outside the provider's published shapes:\n" + "\n".join(breaches)
+
+
 @pytest.fixture(scope="session")
 def people(embedded):
     """Profiles for the remote tests: Obama and Biden from the fixtures (embedded engine)."""

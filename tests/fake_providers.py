@@ -18,7 +18,8 @@ overlapped.
 
 The fakes refuse what the real services document refusing, in each provider's own error shape: retired or
 unknown model ids, sizes outside the documented bounds, too many or too large input images, and (Phota) any
-request that breaks its documented field rules (tests/data/phota/requests.schema.json).
+request that breaks its OpenAPI document (tests/data/phota/openapi.json, see openapi_contract.py); every answer the
+Phota fake gives is checked against that document too, and a breach is kept in `breaches` (conftest fails the test).
 """
 
 from __future__ import annotations
@@ -35,13 +36,14 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import jsonschema
 import numpy as np
 from aiohttp import web
 from PIL import Image, ImageFilter
 
+from openapi_contract import Contract
+
 KEYS = {p: f"test-key-{p}-0123456789" for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")}
-PHOTA_SCHEMA = json.loads((Path(__file__).parent / "data" / "phota" / "requests.schema.json").read_text())
+PHOTA = Contract(Path(__file__).parent / "data" / "phota" / "openapi.json")
 GEMINI_MODELS = {"gemini-3.1-flash-image"}  # -preview was shut down on 2026-06-25
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"}
 QWEN_MODELS = {"qwen-image-2.0-pro", "qwen-image-2.0", "qwen-image-2.0-pro-2026-03-03", "qwen-image-edit-max"}
@@ -101,6 +103,7 @@ class Fake:
         self.phota_profiles: dict[str, str] = {}  # Phota's own profile ids and their training status
         self.phota_jobs_by_client_id: dict[str, str] = {}
         self.charged = 0  # paid submits that created work (an idempotent re-send does not)
+        self.breaches: list[str] = []  # answers of a fake outside its provider's published shapes
         self._loop = asyncio.new_event_loop()
         self._runners = []
 
@@ -307,9 +310,7 @@ class Fake:
             "bfl": [web.post("/v1/{model}", self.bfl), web.get("/v1/get_result", self.bfl_poll),
                     web.get("/files/{name}", self._file)],
             "reve": [web.post("/v1/image/{endpoint}", self.reve)],
-            "phota": [web.post("/v1/phota/profiles/add", self.phota_add_profile),
-                      web.get("/v1/phota/profiles/ids", self.phota_profile_ids),
-                      web.get("/v1/phota/profiles/{profile_id}/status", self.phota_profile_status),
+            "phota": [web.get("/v1/phota/profiles/{profile_id}/status", self.phota_profile_status),
                       web.post("/v1/phota/{endpoint}", self.phota), web.get("/v1/phota/jobs/{job_id}", self.phota_poll),
                       web.get("/files/{name}", self._file)],
             # Another origin: whatever reaches it (a redirect target) is recorded, credentials included.
@@ -521,11 +522,20 @@ class Fake:
         return web.json_response({"image": base64.b64encode(png).decode(), "version": "reve-fake", "content_violation": False,
                                   "request_id": uuid.uuid4().hex, "credits_used": 12, "credits_remaining": 88})
 
+    def _phota_answer(self, request: web.Request, status: int, body: dict) -> web.Response:
+        """An answer in Phota's documented shape; one that is not is a breach (the fake is wrong, not the client)."""
+        if (breaches := PHOTA.response_problems(request.method, request.path, status, body)):
+            self.breaches += [f"{request.method} {request.path}: {breach}" for breach in breaches]
+        return web.json_response(body, status=status)
+
+    def _phota_error(self, request: web.Request, status: int, detail) -> web.Response:
+        return self._phota_answer(request, status, {"detail": detail, "request_id": uuid.uuid4().hex})
+
     def _phota_denied(self, request: web.Request) -> web.Response | None:
         key = request.headers.get("x-api-key")
         if key is None:
-            return _phota_error(403, "Missing X-API-Key header.")
-        return None if key == KEYS["phota"] else _phota_error(401, f"Invalid API key {key}")
+            return self._phota_error(request, 403, "Missing X-API-Key header.")
+        return None if key == KEYS["phota"] else self._phota_error(request, 401, f"Invalid API key {key}")
 
     async def phota(self, request: web.Request) -> web.Response:
         entry = await self._record("phota", request)
@@ -536,28 +546,26 @@ class Fake:
             return response
         endpoint, body = request.match_info["endpoint"], entry.json
         if endpoint not in ("generate", "edit", "enhance", "remix"):
-            return _phota_error(404, "Not Found")
-        problems = sorted(jsonschema.Draft202012Validator({**PHOTA_SCHEMA, "$ref": f"#/$defs/{endpoint}"}).iter_errors(body),
-                          key=lambda e: list(e.path))
+            return web.json_response({"detail": "Not Found"}, status=404)
+        problems = PHOTA.request_problems("POST", request.path, body) + _phota_async_problems(body)
         if problems:
-            return web.json_response({"detail": [{"loc": ["body", *map(str, e.path)], "msg": e.message, "type": "value_error"}
-                                                 for e in problems]}, status=422)
+            return self._phota_answer(request, 422, {"detail": problems})
         base = body.get("base_model", "nb2")
         if body.get("resolution") == "4K" and base in ("qwen-image-2", "flux-2", "reve") or \
                 body.get("resolution") == "2K" and base == "reve":
-            return _phota_error(400, f"resolution {body['resolution']} is not supported by {base}")
+            return self._phota_error(request, 400, f"resolution {body['resolution']} is not supported by {base}")
         if "quality" in body and base != "gpt-image-2":
-            return _phota_error(400, "quality is only supported when base_model is gpt-image-2")
-        unknown = [p for p in body.get("profile_ids", []) + re.findall(r"\[\[([^\]]+)\]\]", body.get("prompt", ""))
+            return self._phota_error(request, 400, "quality is only supported when base_model is gpt-image-2")
+        unknown = [p for p in body.get("profile_ids", []) + re.findall(r"\[\[([^\]]+)\]\]", body.get("prompt") or "")
                    if p not in self.phota_profiles]
         if unknown:
-            return _phota_error(404, f"Profile not found: {unknown[0]}")
+            return self._phota_error(request, 404, f"Profile not found: {unknown[0]}")
         assert body.get("async") is True and body.get("response_mode") == "urls", body
         if (client_id := body.get("client_request_id")) in self.phota_jobs_by_client_id:
             job = self.phota_jobs_by_client_id[client_id]  # idempotent: the original job, not a second charge
-            return web.json_response({"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"}, status=202)
+            return self._phota_answer(request, 202, {"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"})
         if fault == "moderation":
-            return web.json_response({"type": "CONTENT_MODERATION", "detail": "refused", "request_id": "p-mod"}, status=400)
+            return self._phota_answer(request, 400, {"type": "CONTENT_MODERATION", "detail": "refused", "request_id": "p-mod"})
         inputs = {"edit": body.get("images", []), "enhance": [body.get("image")] if body.get("image") else [],
                   "remix": [body.get("input_image")]}.get(endpoint, [])
         background = np.asarray(Image.open(io.BytesIO(base64.b64decode(inputs[0]))).convert("RGB")) if inputs else None
@@ -570,7 +578,7 @@ class Fake:
                                                for _ in range(body.get("num_output_images", 1))]}
         if fault == "timeout_after_accept":  # the job exists, but the answer is late: the client gives up on it
             await asyncio.sleep(self.stall_seconds)
-        return web.json_response({"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"}, status=202)
+        return self._phota_answer(request, 202, {"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"})
 
     async def phota_poll(self, request: web.Request) -> web.Response:
         self._note("phota", request)
@@ -578,29 +586,12 @@ class Fake:
             return denied
         job = self.jobs.get(request.match_info["job_id"])
         if job is None:
-            return _phota_error(404, "Job not found")
+            return self._phota_error(request, 404, "Job not found")
         job["polls"] += 1
         if job["polls"] < 2:
-            return web.json_response({"job_id": request.match_info["job_id"], "status": "running"})
-        return web.json_response({"job_id": request.match_info["job_id"], "status": "completed", "download_urls": job["urls"]})
-
-    async def phota_add_profile(self, request: web.Request) -> web.Response:
-        entry = await self._record("phota", request)
-        if (denied := self._phota_denied(request)):
-            return denied
-        problems = list(jsonschema.Draft202012Validator({**PHOTA_SCHEMA, "$ref": "#/$defs/profiles_add"}).iter_errors(entry.json))
-        if problems:
-            return web.json_response({"detail": [{"loc": ["body", *map(str, e.path)], "msg": e.message, "type": "value_error"}
-                                                 for e in problems]}, status=422)
-        profile_id = uuid.uuid4().hex[:12]
-        self.phota_profiles[profile_id] = "VALIDATING"
-        return web.json_response({"profile_id": profile_id})
-
-    async def phota_profile_ids(self, request: web.Request) -> web.Response:
-        self._note("phota", request)
-        if (denied := self._phota_denied(request)):
-            return denied
-        return web.json_response({"profile_ids": list(self.phota_profiles)})
+            return self._phota_answer(request, 200, {"job_id": request.match_info["job_id"], "status": "running"})
+        return self._phota_answer(request, 200, {"job_id": request.match_info["job_id"], "status": "completed",
+                                                 "download_urls": job["urls"]})
 
     async def phota_profile_status(self, request: web.Request) -> web.Response:
         self._note("phota", request)
@@ -608,10 +599,23 @@ class Fake:
             return denied
         profile_id = request.match_info["profile_id"]
         if profile_id not in self.phota_profiles:
-            return _phota_error(404, f"Profile not found: {profile_id}")
+            return self._phota_error(request, 404, f"Profile not found: {profile_id}")
         status = self.phota_profiles[profile_id]
-        return web.json_response({"profile_id": profile_id, "status": status,
-                                  "message": "ready to use" if status == "READY" else "training"})
+        return self._phota_answer(request, 200, {"profile_id": profile_id, "status": status,
+                                                 "message": "ready to use" if status == "READY" else "training"})
+
+
+def _phota_async_problems(body) -> list[dict]:
+    """The rules the release notes and the async guide state across fields (v0.7.0), in FastAPI's 422 shape."""
+    if not isinstance(body, dict):
+        return []
+    if body.get("async") is True and body.get("response_mode") != "urls":
+        return [{"type": "value_error", "loc": ["body", "response_mode"], "msg": "async needs response_mode 'urls'",
+                 "input": body.get("response_mode")}]
+    if body.get("callback_url") is not None and (body.get("async") is not True or not str(body["callback_url"]).startswith("https://")):
+        return [{"type": "value_error", "loc": ["body", "callback_url"],
+                 "msg": "callback_url must be an HTTPS URL and needs async", "input": body["callback_url"]}]
+    return []
 
 
 def _google_error(code: int, status: str, message: str) -> web.Response:
@@ -625,10 +629,6 @@ def _openai_error(code: int, message: str, param: str | None, error_code: str) -
 
 def _dashscope_error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"code": code, "message": message, "request_id": uuid.uuid4().hex}, status=status)
-
-
-def _phota_error(status: int, detail: str) -> web.Response:
-    return web.json_response({"detail": detail, "request_id": uuid.uuid4().hex}, status=status)
 
 
 def _openai_size_problem(size: str) -> str | None:

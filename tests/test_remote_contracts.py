@@ -1,7 +1,7 @@
 """The vendors' own SDKs are the oracle: the same logical request, sent by the official SDK and by our client to
 the same fake, must arrive the same (path, method, auth header, body fields and values, multipart field names),
-and every answer the fakes give must parse with the SDK's own response types. Phota has no Python SDK: its
-requests are validated against its documented field rules (tests/data/phota/requests.schema.json)."""
+and every answer the fakes give must parse with the SDK's own response types. Phota has no Python SDK: its fake
+checks every request, and every answer it gives, against Phota's OpenAPI document (tests/data/phota/)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,10 @@ import base64
 import re
 
 import httpx
-import jsonschema
 import pytest
 
 from conftest import T1
-from fake_providers import KEYS, PHOTA_SCHEMA
+from fake_providers import KEYS, PHOTA
 from identity.images import load_image
 from identity.remote.call import Call
 from identity.remote.http import Policy, Transport
@@ -163,7 +162,7 @@ def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
 
 @pytest.mark.parametrize("operation,model", [("generate", "phota/gpt-image-2"), ("edit", "phota/flux-2"),
                                              ("enhance", "phota/nb2"), ("remix", "phota/nb2")])
-def test_every_phota_request_meets_photas_documented_rules(fake, keys, photo, operation, model):
+def test_every_phota_request_conforms_to_photas_openapi_document(fake, keys, photo, operation, model):
     fake.phota_profiles["ph0bama"] = "READY"
     inputs = {"generate": [], "edit": [photo], "enhance": [photo], "remix": [photo, photo]}[operation]
     call = Call(operation=operation, model=base_model(model),
@@ -171,25 +170,71 @@ def test_every_phota_request_meets_photas_documented_rules(fake, keys, photo, op
                 quality="high" if model == "phota/gpt-image-2" else "auto", prompt="[[ph0bama]] at the beach",
                 subjects=[], references=[], inputs=inputs, outputs=2, seed=None, external_ids=["ph0bama"], ratio=None,
                 request_id="req-123")
-    sent = ours(fake, keys, "phota", call)
-    jsonschema.validate(sent.json, {**PHOTA_SCHEMA, "$ref": f"#/$defs/{operation}"})  # the fake checked it too
+    sent = ours(fake, keys, "phota", call)  # the fake refused it otherwise, and checked its own answers (conftest)
+    assert PHOTA.request_problems("POST", sent.path, sent.json) == []
     assert sent.json["client_request_id"] == "req-123" and sent.json["async"] is True
+    if operation == "generate":
+        assert "profile_ids" not in sent.json, "/generate takes its profiles from [[id]] in the prompt only"
     if operation in ("enhance", "remix"):
         assert not {"base_model", "aspect_ratio", "resolution"} & set(sent.json), "Phota pins these to nb2 at 2K"
 
 
-def test_the_phota_rules_refuse_what_phota_documents_refusing():
-    def valid(endpoint, body):
-        return jsonschema.Draft202012Validator({**PHOTA_SCHEMA, "$ref": f"#/$defs/{endpoint}"}).is_valid(body)
+@pytest.mark.parametrize("endpoint,body,field", [
+    ("generate", {"base_model": "dall-e"}, "base_model"),
+    ("generate", {"num_output_images": 5}, "num_output_images"),
+    ("generate", {"profile_ids": ["ph0bama"]}, "profile_ids"),  # /generate takes no profile_ids
+    ("generate", {"response_mode": "bytes"}, "response_mode"),  # async needs urls
+    ("generate", {"callback_url": "http://example.com/done"}, "callback_url"),  # HTTPS only
+    ("edit", {"images": ["aGk="] * 11}, "images"),
+    ("edit", {"aspect_ratio": "21:9"}, "aspect_ratio"),
+    ("enhance", {"image": "aGk=", "base_model": "nb2"}, "base_model"),  # pinned to nb2
+    ("remix", {"input_image": "aGk=", "reference_image": "aGk=", "resolution": "4K"}, "resolution"),
+    ("remix", {"input_image": "aGk="}, "reference_image"),
+])
+def test_the_phota_fake_refuses_what_photas_document_refuses_in_fastapis_shape(fake, endpoint, body, field):
+    fake.reset()
+    base = {"async": True, "response_mode": "urls", "num_output_images": 1, "output_format": "png"}
+    base = {**base, "prompt": "x"} if endpoint in ("generate", "edit") else base
+    answer = httpx.post(f"{fake.urls['phota']}/v1/phota/{endpoint}", json={**base, **body}, timeout=30,
+                        headers={"x-api-key": KEYS["phota"]})
+    assert answer.status_code == 422, answer.text
+    assert PHOTA.response_problems("POST", f"/v1/phota/{endpoint}", 422, answer.json()) == []
+    assert [item["loc"] for item in answer.json()["detail"]] == [["body", field]]
+    assert fake.charged == 0
 
-    good = {"prompt": "x", "async": True, "response_mode": "urls"}
-    assert valid("generate", good)
-    assert not valid("generate", {**good, "base_model": "dall-e"})
-    assert not valid("generate", {**good, "num_output_images": 5})
-    assert not valid("generate", {**good, "response_mode": "bytes"}), "async needs urls"
-    assert not valid("edit", {"images": ["a"] * 11, "prompt": "x"})
-    assert not valid("remix", {"input_image": "a", "reference_image": "b", "base_model": "nb2"})
-    assert not valid("profiles_add", {"image_urls": ["https://x/1.jpg"] * 4})
+
+def test_photas_openapi_document_is_valid_and_its_validation_errors_are_fastapis():
+    """Phota's API is a FastAPI service (its operationIds and its APIKeyHeader scheme are FastAPI's), so the
+    document's 422 schemas must be the ones FastAPI itself generates, and the document must be valid OpenAPI 3.1."""
+    spec_validator = pytest.importorskip("openapi_spec_validator", reason="a test dependency (requirements-test.txt)")
+    fastapi = pytest.importorskip("fastapi", reason="installed with dashscope (requirements-test.txt)")
+    spec_validator.validate(PHOTA.document)
+    app = fastapi.FastAPI()
+    app.post("/v1/phota/edit")(lambda prompt: None)
+    generated = app.openapi()["components"]["schemas"]
+    for name in ("HTTPValidationError", "ValidationError"):
+        assert PHOTA.document["components"]["schemas"][name] == generated[name], f"{name} differs from FastAPI's"
+    if "x-assembled" in PHOTA.document["info"]:  # ours, not Phota's own file: every part says where it came from
+        parts = [*(op for item in PHOTA.document["paths"].values() for op in item.values()),
+                 *(schema for name, schema in PHOTA.document["components"]["schemas"].items() if "Validation" not in name)]
+        sources = [source for part in parts for source in (part["x-source"] if isinstance(part["x-source"], list) else [part["x-source"]])]
+        assert all(s["url"].startswith("https://") and s["checked"] and s["how"] for s in sources)
+
+
+def test_the_referee_catches_an_answer_outside_the_document():
+    status = "/v1/phota/profiles/p1/status"
+    assert PHOTA.response_problems("GET", status, 200, {"profile_id": "p1", "status": "READY", "message": ""}) == []
+    assert PHOTA.response_problems("GET", status, 200, {"profile_id": "p1", "status": "TRAINING", "message": ""})
+    assert PHOTA.response_problems("GET", status, 200, {"profile_id": "p1", "status": "READY"}), "message is required"
+    assert PHOTA.response_problems("POST", "/v1/phota/edit", 202, {"job_id": "j1"}), "a JobHandle has a poll_url"
+    assert PHOTA.response_problems("POST", "/v1/phota/edit", 429, {}), "the document declares no 429"
+
+
+def test_the_client_knows_exactly_the_profile_states_phota_documents():
+    from identity.remote.providers.phota import PROFILE_STATES
+
+    documented = PHOTA.document["components"]["schemas"]["ProfileStatusResponse"]["properties"]["status"]["enum"]
+    assert list(PROFILE_STATES) == documented
 
 
 @pytest.mark.parametrize("fault", [None, "moderation", "no_image", "inline_no_data", "error_string", "503"])
