@@ -267,9 +267,10 @@ class Fake:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
         await response.prepare(request)
         data = json.dumps(payload).encode()
-        for start in range(0, len(data), max(1, len(data) // 6)):
-            await response.write(data[start : start + max(1, len(data) // 6)])
-            await asyncio.sleep(0.2)
+        step = max(1, -(-len(data) // 12))
+        for start in range(0, len(data), step):
+            await response.write(data[start : start + step])
+            await asyncio.sleep(0.25)
         await response.write_eof()
         return response
 
