@@ -1,7 +1,8 @@
 """Where models and profiles live when no one says otherwise.
 
-Installed in ComfyUI (`ComfyUI/custom_nodes/<this pack>`), the pack uses ComfyUI's own `models/` folder, so
-the CLI and the nodes see the same profiles and packs. Elsewhere it uses `models/` inside the checkout.
+Installed in ComfyUI (`ComfyUI/custom_nodes/<this pack>`, a folder or a link to a checkout), the pack uses
+ComfyUI's own `models/` and `user/` folders, so the CLI and the nodes see the same profiles, packs, keys and
+settings. Elsewhere it uses `models/` and `user/` inside the checkout.
 Environment variables override both: `IDENTITY_MODELS_DIR` (a folder laid out like ComfyUI's `models/`) and
 `IDENTITY_PROFILES_DIR`.
 """
@@ -15,10 +16,12 @@ from pathlib import Path
 from .errors import IdentityError
 
 PACK_ROOT = Path(__file__).resolve().parent.parent
+#: Where the pack was imported from, a link not followed: `custom_nodes/<pack>` even when that is a link.
+INSTALLED_AT = Path(os.path.abspath(__file__)).parent.parent
 
 
 def comfyui_root() -> Path | None:
-    parent = PACK_ROOT.parent
+    parent = INSTALLED_AT.parent
     return parent.parent if parent.name == "custom_nodes" else None
 
 

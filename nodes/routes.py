@@ -6,6 +6,7 @@ or job), 408 (an upload that stalls), 409 (exists / training running) or 413 (to
 before any path is built; uploads are checked as they stream (`identity.uploads`) and never written to disk. Training progress is
 pushed to every browser over ComfyUI's websocket as `identity.training` events, and can be polled.
 Blocking work (file reads, training start) runs in threads so that ComfyUI's event loop keeps serving.
+`/identity/profiles/{id}/phota` reads, makes (once Phota knows the id) and removes a profile's Phota link.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from ..identity.errors import (IdentityError, InvalidProfileId, ProfileExists, P
                                UploadRefused, UploadStalled, UploadTooLarge)
 from ..identity.images import encode_jpeg
 from ..identity.profile import clean_name, picker_labels, validate_id
+from ..identity.remote.phota_links import default_links, phota_status
 from ..identity.training import JOBS, start_training
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
-from .glue import cancel_check, profile_store, training_engine
+from .glue import cancel_check, key_store, profile_store, training_engine
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +54,9 @@ def register_routes(routes: web.RouteTableDef | None = None) -> None:
     routes.get("/identity/profiles/{profile_id}/thumbnail")(get_thumbnail)
     routes.get("/identity/profiles/{profile_id}/references/{index}")(get_reference)
     routes.get("/identity/jobs/{job_id}")(get_job)
+    routes.get("/identity/profiles/{profile_id}/phota")(get_phota_link)
+    routes.post("/identity/profiles/{profile_id}/phota")(link_phota)
+    routes.delete("/identity/profiles/{profile_id}/phota")(unlink_phota)
 
 
 def error(status: int, message: str) -> web.Response:
@@ -233,6 +238,45 @@ async def delete_profile(request: web.Request) -> web.Response:
     refuse_while_training(profile_id)
     await asyncio.to_thread(profile_store().delete, profile_id)
     return web.json_response({"deleted": profile_id})
+
+
+async def existing_profile(request: web.Request) -> str:
+    profile_id = validate_id(request.match_info["profile_id"])
+    if not await asyncio.to_thread(profile_store().exists, profile_id):
+        raise ProfileNotFound(f"no profile {profile_id!r}")
+    return profile_id
+
+
+@answers_json
+async def get_phota_link(request: web.Request) -> web.Response:
+    """`{"phota_id": null}`, or the linked id with Phota's training status now (or why it cannot be had)."""
+    profile_id = await existing_profile(request)
+    phota_id = await asyncio.to_thread(default_links().get, profile_id)
+    if phota_id is None:
+        return web.json_response({"phota_id": None})
+    try:
+        state = await phota_status(key_store().credentials("phota"), phota_id)
+    except IdentityError as exc:
+        return web.json_response({"phota_id": phota_id, "error": str(exc)})
+    return web.json_response({"phota_id": phota_id, "status": state["status"], "message": state.get("message") or ""})
+
+
+@answers_json
+async def link_phota(request: web.Request) -> web.Response:
+    """JSON `{"phota_id": "…"}`: linked once Phota knows the id on this account (its status is the answer)."""
+    profile_id = await existing_profile(request)
+    body = await read_json(request)
+    if not isinstance(body, dict) or not isinstance(body.get("phota_id"), str):
+        raise IdentityError('send a JSON body with the Phota profile id, like {"phota_id": "3f9c2a1b7e44"}')
+    phota_id = body["phota_id"].strip()
+    state = await default_links().link_checked(profile_id, phota_id, key_store().credentials("phota"))
+    return web.json_response({"phota_id": phota_id, "status": state["status"], "message": state.get("message") or ""})
+
+
+@answers_json
+async def unlink_phota(request: web.Request) -> web.Response:
+    profile_id = await existing_profile(request)
+    return web.json_response({"unlinked": await asyncio.to_thread(default_links().unlink, profile_id)})
 
 
 def refuse_while_training(profile_id: str) -> None:

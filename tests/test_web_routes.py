@@ -14,6 +14,7 @@ from PIL import Image
 
 from comfyui import Listener
 from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, text_bomb_png
+from fake_providers import KEYS
 
 OBAMA = ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg"]
 
@@ -187,12 +188,47 @@ def test_delete_removes_the_profile_file_and_nothing_else(comfyui):
         assert status == 404 and f"no profile '{profile_id}'" in answer["error"]
 
 
+def test_a_profile_is_linked_to_phota_once_phota_knows_the_id(comfyui, fake):
+    """The panel's Phota link: checked with Phota (the fake, through ComfyUI's keys file), stored in ComfyUI's
+    user folder, its training status shown; unknown ids, bad ids and a missing key get one sentence."""
+    fake.reset()
+    fake.phota_profiles.update(ph0bama="READY", phtraining="IN_PROGRESS")
+    folder = comfyui.base / "user" / "identity_layer"
+    folder.mkdir(parents=True, exist_ok=True)
+    keys = fake.keys_file(folder)
+    status, answer = upload(comfyui, "Phota Person", [tom()])
+    profile_id = wait_for(comfyui, answer["job"])["profile_id"]
+    path = f"/identity/profiles/{profile_id}/phota"
+    assert call(comfyui, "GET", path) == (200, {"phota_id": None})
+    status, answer = call(comfyui, "POST", path, {"phota_id": "nobody"})
+    assert status == 400 and "Phota has no profile 'nobody'" in answer["error"]
+    status, answer = call(comfyui, "POST", path, {"phota_id": "../etc"})
+    assert status == 400 and "is not a Phota profile id" in answer["error"]
+    assert call(comfyui, "GET", path) == (200, {"phota_id": None}), "nothing was linked"
+    assert call(comfyui, "POST", path, {"phota_id": "phtraining"}) == \
+        (200, {"phota_id": "phtraining", "status": "IN_PROGRESS", "message": "training"})
+    assert call(comfyui, "POST", path, {"phota_id": "ph0bama"})[1]["status"] == "READY"
+    assert json.loads((folder / "phota_links.json").read_text()) == {profile_id: "ph0bama"}
+    assert call(comfyui, "GET", path) == (200, {"phota_id": "ph0bama", "status": "READY", "message": "ready to use"})
+    keys.rename(folder / "keys.moved")
+    try:
+        status, answer = call(comfyui, "GET", path)
+        assert status == 200 and answer["phota_id"] == "ph0bama" and "no API key for phota" in answer["error"]
+        assert KEYS["phota"] not in json.dumps(answer)
+    finally:
+        (folder / "keys.moved").rename(keys)
+    assert call(comfyui, "DELETE", path) == (200, {"unlinked": True})
+    assert call(comfyui, "GET", path) == (200, {"phota_id": None})
+    assert call(comfyui, "GET", "/identity/profiles/nobody-000000/phota")[0] == 404
+
+
 @pytest.mark.parametrize("bad", ["UPPER", "a.b", "..%2F..%2Fsecret", "%2E%2E", "x" * 65, "-dash", "a%00b"])
 def test_ids_are_checked_before_any_path_is_built(comfyui, bad):
     secret = comfyui.base / "models" / "secret.safetensors"
     secret.write_bytes(b"keep me")
     for method, path, body in (("GET", "", None), ("DELETE", "", None), ("GET", "/thumbnail", None),
-                               ("POST", "/rename", {"name": "x"}), ("GET", "/references/0", None)):
+                               ("POST", "/rename", {"name": "x"}), ("GET", "/references/0", None),
+                               ("GET", "/phota", None), ("POST", "/phota", {"phota_id": "p1"}), ("DELETE", "/phota", None)):
         status, answer = call(comfyui, method, f"/identity/profiles/{bad}{path}", body)
         if status == 404:  # aiohttp matched no route (the id held a '/' once decoded): no handler ran
             assert answer == b"404: Not Found", (method, path, answer)

@@ -183,7 +183,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     card.get_by_role("button", name="Details").click()
     card.locator(".identity-details dl").wait_for()
     card.get_by_role("button", name="Rename").click()
-    card.get_by_role("textbox").fill("Barack Obama (browser)")
+    card.get_by_role("textbox", name="New name").fill("Barack Obama (browser)")
     card.get_by_role("button", name="Save").click()
     card.locator(".identity-card-name", has_text="Barack Obama (browser)").wait_for()
     page.wait_for_function("""() => app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
@@ -251,3 +251,37 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
     finally:
         planted.unlink(missing_ok=True)
         (folder / "plain-000000.safetensors").unlink(missing_ok=True)
+
+
+def test_link_a_profile_to_phota_in_the_panel(page, comfyui, request, tom_profile, fake):
+    """The card's details link the profile to a Phota profile: checked with Phota (the fake, through ComfyUI's
+    keys file), its training status shown, a wrong id refused with Phota's sentence, and unlinked again."""
+    fake.reset()
+    fake.phota_profiles["ph0bama"] = "READY"
+    user = comfyui.base / "user" / "identity_layer"
+    user.mkdir(parents=True, exist_ok=True)
+    fake.keys_file(user)
+    from dataclasses import replace
+
+    path = comfyui.base / "models" / "identity_profiles" / "phota-person-000000.safetensors"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    crafted(path, replace(tom_profile, id="phota-person-000000"), id="phota-person-000000", name="Phota Person")
+    try:
+        page.get_by_role("button", name="Reload the profile list").click()
+        card = page.locator(".identity-card[data-profile-id='phota-person-000000']")
+        card.get_by_role("button", name="Details").click()
+        phota = card.get_by_role("region", name="Phota link")
+        phota.get_by_role("textbox", name="Phota profile id").fill("nobody")
+        phota.get_by_role("button", name="Link").click()
+        assert "Phota has no profile 'nobody'" in phota.get_by_role("alert").inner_text(timeout=30_000)
+        phota.get_by_role("textbox", name="Phota profile id").fill("ph0bama")
+        phota.get_by_role("button", name="Link").click()
+        phota.get_by_text("Phota profile ph0bama: READY (ready to use)").wait_for(timeout=30_000)
+        assert json.loads((user / "phota_links.json").read_text()) == {"phota-person-000000": "ph0bama"}
+        card.scroll_into_view_if_needed()
+        shot(page, request.config, "phota-linked")
+        phota.get_by_role("button", name="Unlink").click()
+        phota.get_by_role("textbox", name="Phota profile id").wait_for(timeout=30_000)
+        assert json.loads((user / "phota_links.json").read_text()) == {}
+    finally:
+        path.unlink(missing_ok=True)

@@ -98,31 +98,19 @@ def _run(args, operation: str, inputs: list) -> int:
 
 
 def _phota_link(args) -> int:
-    import httpx
-
-    from .http import Policy, Transport
-    from .phota_links import PhotaLinks, check_phota_id
-    from .providers.phota import profile_status
+    from .phota_links import default_links
 
     store = ProfileStore(args.store or profiles_dir())
     profile = store.load(store.resolve(args.profile))
-    links = PhotaLinks(user_folder() / "phota_links.json")
+    links = default_links()
     if args.unlink:
         print(f"{profile.name}: {'unlinked' if links.unlink(profile.id) else 'was not linked'}")
         return 0
     if not args.phota_id:
         raise InvalidRequest("give the Phota profile id to link (or --unlink)")
-    phota_id = check_phota_id(args.phota_id)
-    credentials = _keys(args).credentials("phota")
-
-    async def status() -> dict:
-        async with httpx.AsyncClient(follow_redirects=False) as client:
-            return await profile_status(Transport("phota", client, Policy()), credentials, phota_id)
-
-    state = asyncio.run(status())
-    links.link(profile.id, phota_id)
+    state = asyncio.run(links.link_checked(profile.id, args.phota_id, _keys(args).credentials("phota")))
     note = f" ({state['message']})" if isinstance(state.get("message"), str) and state["message"] else ""
-    print(f"{profile.name} ({profile.id}) → Phota profile {phota_id}: {state['status']}{note}")
+    print(f"{profile.name} ({profile.id}) → Phota profile {args.phota_id}: {state['status']}{note}")
     if state["status"] != "READY":
         print("phota/… requests with this profile wait until Phota reports READY (training takes about 20 minutes)",
               file=sys.stderr)

@@ -14,7 +14,13 @@ import re
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from ..errors import InvalidRequest
+from .http import Policy, Transport
+from .keys import Credentials
+from .models import user_folder
+from .providers.phota import profile_status
 
 _PHOTA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -41,6 +47,12 @@ class PhotaLinks:
         check_phota_id(phota_id)
         self._write({**self.all(), profile_id: phota_id})
 
+    async def link_checked(self, profile_id: str, phota_id: str, credentials: Credentials) -> dict:
+        """Links only an id Phota knows on this account; returns Phota's `{profile_id, status, message}`."""
+        state = await phota_status(credentials, check_phota_id(phota_id))
+        self.link(profile_id, phota_id)
+        return state
+
     def unlink(self, profile_id: str) -> bool:
         links = self.all()
         if links.pop(profile_id, None) is None:
@@ -58,6 +70,16 @@ class PhotaLinks:
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
             raise
+
+
+def default_links() -> PhotaLinks:
+    return PhotaLinks(user_folder() / "phota_links.json")
+
+
+async def phota_status(credentials: Credentials, phota_id: str) -> dict:
+    """Phota's `{profile_id, status, message}` for one of its profiles; raises when Phota does not know it."""
+    async with httpx.AsyncClient(follow_redirects=False) as client:
+        return await profile_status(Transport("phota", client, Policy()), credentials, phota_id)
 
 
 def check_phota_id(phota_id: str) -> str:

@@ -31,8 +31,8 @@ from . import sizes
 from .call import Call, Generated
 from .http import Policy, Transport
 from .keys import Credentials, KeyStore
-from .models import BaseModel, base_model, provider_facts, user_folder
-from .phota_links import PhotaLinks, check_phota_id
+from .models import BaseModel, base_model, provider_facts
+from .phota_links import PhotaLinks, check_phota_id, default_links
 from .providers import PROVIDERS
 from .verify import Check, check_outputs, input_poses
 
@@ -113,7 +113,7 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
         raise InvalidRequest("re-rolls and max cost cannot be negative")
     prompt = request.prompt
     if model.provider == "phota":
-        local, external, prompt = _phota_subjects(request, links or PhotaLinks(user_folder() / "phota_links.json"))
+        local, external, prompt = _phota_subjects(request, links or default_links())
     else:
         if not request.profiles:
             raise InvalidRequest("no profiles attached: connect Identity Condition with at least one profile")

@@ -31,6 +31,19 @@ export function renameProfile(id, name) {
   });
 }
 
+/** The Phota profile a local profile is linked to, with Phota's training status (or why it cannot be had). */
+export const getPhotaLink = (id) => call(`${profilePath(id)}/phota`);
+export const unlinkPhota = (id) => call(`${profilePath(id)}/phota`, { method: "DELETE" });
+
+/** Links once Phota knows the id on this account; resolves with its status. */
+export function linkPhota(id, photaId) {
+  return call(`${profilePath(id)}/phota`, {
+    method: "POST",
+    headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ phota_id: photaId }),
+  });
+}
+
 /** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING). */
 export async function createProfile(name, files, overwrite, kind = "person") {
   const form = new FormData();

@@ -1,7 +1,7 @@
 // The "Identity" sidebar tab: the new-profile form and the gallery of profiles, with their training status,
-// details (report, calibration, reference portraits), rename and delete (each confirmed in place).
+// details (report, calibration, reference portraits, the Phota link), rename and delete (each confirmed in place).
 import { app } from "../../../scripts/app.js";
-import { deleteProfile, getProfile, imageURL, onTrainingEvent, renameProfile } from "./api.js";
+import { deleteProfile, getPhotaLink, getProfile, imageURL, linkPhota, onTrainingEvent, renameProfile, unlinkPhota } from "./api.js";
 import { fill, formatDate, h, loadStyles, plural } from "./dom.js";
 import { retargetProfileLoads } from "./nodes.js";
 import { refreshProfiles, runningJobs, state, subscribe, updateJob } from "./store.js";
@@ -10,6 +10,7 @@ import { uploadForm } from "./upload.js";
 const modes = new Map(); // profile id → { mode: "rename" | "delete", draft, error }
 const open = new Set(); // profile ids whose details are shown
 const details = new Map(); // profile id → details from the server (or { error })
+const phota = new Map(); // profile id → { phota_id, status, message, error, draft, busy } (the Phota link)
 let gallery = null; // the mounted gallery list
 let unmount = null;
 
@@ -34,7 +35,7 @@ function mount(element) {
   gallery = h("ul.identity-gallery");
   fill(element, h("div.identity-panel", {},
     h("header.identity-header", {}, h("h3", {}, "Identity profiles"),
-      h("button.identity-icon-button", { type: "button", title: "Reload the profile list", onclick: refreshProfiles },
+      h("button.identity-icon-button", { type: "button", title: "Reload the profile list", "aria-label": "Reload the profile list", onclick: refreshProfiles },
         h("i.pi.pi-refresh"))),
     uploadForm(),
     h("h4", {}, "Profiles"),
@@ -127,7 +128,7 @@ function renameEditor(profile, mode) {
     }
     renderAll();
   };
-  const input = h("input.identity-rename-input", { type: "text", value: mode.draft, maxLength: 100,
+  const input = h("input.identity-rename-input", { type: "text", value: mode.draft, maxLength: 100, "aria-label": "New name",
     oninput: () => (mode.draft = input.value),
     onkeydown: (event) => (event.key === "Enter" ? save() : event.key === "Escape" && setMode(profile.id, null)) });
   return h("div.identity-rename", {}, input,
@@ -159,6 +160,7 @@ async function toggleDetails(profile) {
   open.add(profile.id);
   renderAll();
   const key = `${profile.id}@${profile.created}`;
+  refreshPhota(profile.id);
   if (details.get(profile.id)?.key === key) return;
   try {
     details.set(profile.id, { key, ...(await getProfile(profile.id)) });
@@ -186,5 +188,41 @@ function detailsView(profile) {
       h(`li.identity-verdict.${photo.verdict}`, {},
         h("span.identity-verdict-mark", {}, photo.verdict === "accepted" ? "✓" : "✗"),
         h("span.identity-verdict-text", {}, h("strong", {}, photo.path), h("span", {}, photo.reason))))),
-    (data.report?.warnings ?? []).map((warning) => h("div.identity-warning", {}, warning)));
+    (data.report?.warnings ?? []).map((warning) => h("div.identity-warning", {}, warning)),
+    photaView(profile));
+}
+
+async function refreshPhota(id, change = getPhotaLink) {
+  const draft = phota.get(id)?.draft ?? "";
+  phota.set(id, { ...phota.get(id), busy: true });
+  renderAll();
+  try {
+    phota.set(id, { draft, ...(await change()) });
+  } catch (error) {
+    phota.set(id, { ...phota.get(id), busy: false, failed: error.message });
+  }
+  renderAll();
+}
+
+/** Phota knows people by its own profiles: link this profile to the Phota profile of the same person. */
+function photaView(profile) {
+  const link = phota.get(profile.id);
+  const section = (...children) => h("section.identity-phota", { "aria-label": "Phota link" }, h("strong", {}, "Phota"), ...children);
+  if (!link || (link.busy && link.phota_id === undefined)) return section(h("span", {}, "Checking…"));
+  const failed = link.failed ? h("div.identity-message.error", { role: "alert" }, link.failed) : null;
+  if (link.phota_id) {
+    const state = link.error ? `status unknown: ${link.error}` : `${link.status}${link.message ? ` (${link.message})` : ""}`;
+    return section(h("span.identity-phota-state", {}, `Phota profile ${link.phota_id}: ${state}`),
+      h("button.identity-link-button", { type: "button", disabled: link.busy,
+        onclick: () => refreshPhota(profile.id, () => unlinkPhota(profile.id).then(() => ({ phota_id: null }))) }, "Unlink"),
+      failed);
+  }
+  const input = h("input.identity-phota-input", { type: "text", value: link.draft ?? "", maxLength: 128,
+    placeholder: "Phota profile id", "aria-label": "Phota profile id", oninput: () => (link.draft = input.value) });
+  const submit = () => refreshPhota(profile.id, () => linkPhota(profile.id, input.value.trim()));
+  input.addEventListener("keydown", (event) => event.key === "Enter" && submit());
+  return section(h("div.identity-rename", {}, input,
+    h("button.identity-link-button", { type: "button", disabled: link.busy, onclick: submit }, "Link")),
+    h("small", {}, "For phota/… base models; the id is what Phota's POST /v1/phota/profiles/add returned."),
+    failed);
 }
