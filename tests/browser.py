@@ -18,6 +18,11 @@ FLAGS = ["--disable-gpu", "--disable-background-networking", "--disable-componen
          "--no-first-run"]
 SHOTS = ARTIFACTS / "web"
 
+try:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+except ImportError:  # sync_playwright() then skips every browser test, saying why
+    PlaywrightTimeout = TimeoutError
+
 
 def launch(playwright):
     return playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=FLAGS)
