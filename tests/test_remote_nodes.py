@@ -173,4 +173,4 @@ def test_a_key_echoed_by_a_proxy_reaches_neither_the_node_error_nor_history_nor_
 @needs_faces
 def test_an_unlinked_profile_on_a_phota_model_fails_before_any_call_saying_how_to_link_it(comfyui, remote):
     refused_before_any_call(comfyui, remote, "IdentityBaseModelSelect", {"model": "phota/nb2"},
-                            "not linked to a Phota profile", "python -m identity phota-link")
+                            "not linked to a Phota profile", "Identity panel", "python -m identity phota-link")

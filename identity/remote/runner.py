@@ -160,8 +160,8 @@ def _linked(profile: Profile, links: PhotaLinks) -> str:
     if phota_id is None:
         raise InvalidRequest(
             f"profile {profile.name!r} is not linked to a Phota profile, and Phota knows only its own: create one with "
-            f"Phota (POST /v1/phota/profiles/add) and link it with `python -m identity phota-link {profile.id} "
-            "PHOTA_PROFILE_ID`, or pick a base model without phota/")
+            f"Phota (POST /v1/phota/profiles/add) and link it in ComfyUI's Identity panel (the profile's details) or "
+            f"with `python -m identity phota-link {profile.id} PHOTA_PROFILE_ID`, or pick a base model without phota/")
     return phota_id
 
 
