@@ -2,8 +2,9 @@
 
 Phota trains its own profiles (`POST /v1/phota/profiles/add`, about 20 minutes) and knows only their ids; a
 local profile id means nothing to it. The links live beside the keys, in `user/identity_layer/phota_links.json`
-(`{"<local profile id>": "<phota profile id>"}`), written atomically. A link is made only after Phota's status
-endpoint knows the id, and the status (`VALIDATING … IN_PROGRESS → READY | ERROR`) is shown then.
+(`{"<local profile id>": "<phota profile id>"}`), written atomically. A link is made (in the Identity panel or
+with `python -m identity phota-link`) only after Phota's status endpoint knows the id, and the status
+(`VALIDATING … IN_PROGRESS → READY | ERROR`) is shown then.
 """
 
 from __future__ import annotations
