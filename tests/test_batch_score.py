@@ -361,8 +361,11 @@ def test_an_out_folder_that_is_a_file_is_refused_before_the_work(store, dataset,
 
 
 @needs_faces
-def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp_path, monkeypatch, pet_models):
-    """A cat profile beside a person's: faces and cats each get rows, labelled with their kind and what was measured."""
+@pytest.mark.parametrize("where", ["here", "ray"])
+def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp_path, monkeypatch, pet_models, where,
+                                                                     request):
+    """A cat profile beside a person's, in this process and on Ray: faces and cats each get rows, labelled with
+    their kind and what was measured."""
     from PIL import Image
 
     from identity.pets.engine import load_pet_engine
@@ -387,11 +390,16 @@ def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp
     shutil.copy(FACES / "obama" / "obama1.jpg", images / "obama.jpg")
     argv = ["batch-score", str(images), "--profile", "Barack Obama", "--profile", "Chelsea", "--engine", "embedded",
             "--store", str(profiles), "--out", str(tmp_path / "results"), "--json"]
-    from identity.cli import main
+    if where == "ray":  # a command of its own joins the test cluster, as a user runs it
+        argv += ["--ray", request.getfixturevalue("cluster"), "--workers", "1"]
+        done = subprocess.run([sys.executable, "-m", "identity", *argv], cwd=ROOT, capture_output=True, text=True,
+                              env=dict(os.environ), timeout=600)
+        assert done.returncode == 0, done.stderr
+    else:
+        from identity.cli import main
 
-    stdout = io.StringIO()
-    with contextlib.redirect_stdout(stdout):
-        assert main(argv) == 0
+        with contextlib.redirect_stdout(io.StringIO()):
+            assert main(argv) == 0
     faces = rows(tmp_path / "results", "faces")
     cats = [f for f in faces if f["kind"] == "cat"]
     people_rows = [f for f in faces if f["kind"] == "person"]

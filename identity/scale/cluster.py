@@ -4,7 +4,9 @@ the driver writes each answer into RESULTS (`ResultsFolder`), so the results nee
 Each actor loads the face engine and the profiles once. An actor that dies is restarted and its unfinished
 batches are run again (Ray Data gives actor pools `max_restarts=-1`, `max_task_retries=-1`); the driver keeps
 the first answer for every image, so a retried batch is never counted twice. This package travels to the workers with the job
-(`py_modules`); its dependencies must be installed on every node.
+(`py_modules`); its dependencies must be installed on every node. The workers use the models folder the command
+uses (passed as `IDENTITY_MODELS_DIR`: the package they run is a copy, so its own default folder would be empty),
+so on a cluster of several machines the face and pet models must be at that path on every node.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ..errors import IdentityError
+from ..paths import models_dir
 from .worker import ImageScorer
 
 INSTALL_HINT = "pip install 'comfyui-identity-layer[scale]' (or: pip install 'ray[data]>=2.40' pyarrow)"
@@ -44,7 +47,8 @@ def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, 
     if address == "auto":
         os.environ.update(LOOPBACK_ONLY)  # read when Ray is first imported
     ray = require_ray()
-    runtime_env = {"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"]}
+    runtime_env = {"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
+                   "env_vars": {"IDENTITY_MODELS_DIR": str(models_dir().resolve())}}
     try:
         if address == "auto":
             ray.init(address="local", include_dashboard=False, runtime_env=runtime_env, logging_level=logging.WARNING)
