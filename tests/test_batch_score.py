@@ -304,6 +304,23 @@ def test_ray_gives_the_same_rows_as_this_process(cluster, store, dataset, refere
     assert same_rows(rows(out, "faces"), rows(reference[0], "faces"))
 
 
+def test_ray_auto_scores_on_a_runtime_of_its_own(store, dataset, reference, tmp_path):
+    """`--ray auto` (no cluster to join): a local Ray runtime of the command's own, beside the test cluster; its
+    rows are this process's rows."""
+    images = tmp_path / "images"
+    images.mkdir()
+    for name in ("obama/obama1.jpg", "biden/biden1.jpg"):
+        shutil.copy(dataset / name, images / name.replace("/", "_"))
+    out = tmp_path / "results"
+    report = summary(batch(store, out, images, extra=["--ray", "auto", "--workers", "1"]))
+    assert report["this_run"]["where"] == "Ray (auto)"
+    expected = {Path(r["path"]).name: r for r in rows(reference[0], "images")
+                if Path(r["path"]).parent.name in ("obama", "biden") and Path(r["path"]).name in ("obama1.jpg", "biden1.jpg")}
+    found = {Path(r["path"]).name.split("_", 1)[1]: r for r in rows(out, "images")}
+    assert found.keys() == expected.keys() == {"obama1.jpg", "biden1.jpg"}
+    assert all(same_rows(found[n]["score"], expected[n]["score"]) for n in found), (found, expected)
+
+
 def test_a_killed_worker_still_yields_the_complete_result(cluster, store, dataset, reference, tmp_path, background):
     out = tmp_path / "results"
     running = background(store, out, dataset, extra=["--ray", cluster, "--workers", "2", "--part-size", "1"])
