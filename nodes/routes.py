@@ -258,7 +258,7 @@ async def get_phota_link(request: web.Request) -> web.Response:
         state = await phota_status(key_store().credentials("phota"), phota_id)
     except IdentityError as exc:
         return web.json_response({"phota_id": phota_id, "error": str(exc)})
-    return web.json_response({"phota_id": phota_id, "status": state["status"], "message": state.get("message") or ""})
+    return phota_answer(phota_id, state)
 
 
 @answers_json
@@ -269,7 +269,10 @@ async def link_phota(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or not isinstance(body.get("phota_id"), str):
         raise IdentityError('send a JSON body with the Phota profile id, like {"phota_id": "3f9c2a1b7e44"}')
     phota_id = body["phota_id"].strip()
-    state = await default_links().link_checked(profile_id, phota_id, key_store().credentials("phota"))
+    return phota_answer(phota_id, await default_links().link_checked(profile_id, phota_id, key_store().credentials("phota")))
+
+
+def phota_answer(phota_id: str, state: dict) -> web.Response:
     return web.json_response({"phota_id": phota_id, "status": state["status"], "message": state.get("message") or ""})
 
 
