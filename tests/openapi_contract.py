@@ -19,26 +19,24 @@ DOCUMENT_URI = "urn:openapi-document"
 @dataclass(frozen=True)
 class Operation:
     method: str
+    pattern: re.Pattern  # the path template, `{name}` matching one segment
     template: str
     spec: dict
 
 
 class Contract:
-    def __init__(self, path: Path, *, forbid_unknown_fields: bool = True):
+    def __init__(self, path: Path):
         self.document = json.loads(Path(path).read_text())
-        # FastAPI ignores body fields its model lacks; a field the document does not list is a bug on our side
-        # (silently dropped by the service), so the fake refuses it.
-        self.forbid_unknown_fields = forbid_unknown_fields
         resource = referencing.Resource.from_contents(self.document, default_specification=referencing.jsonschema.DRAFT202012)
         self.registry = referencing.Registry().with_resource(DOCUMENT_URI, resource)
-        self.operations = [Operation(method.upper(), template, spec)
+        self.operations = [Operation(method.upper(), re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))),
+                                     template, spec)
                            for template, item in self.document["paths"].items()
                            for method, spec in item.items()]
 
     def operation(self, method: str, path: str) -> Operation:
         for operation in self.operations:
-            pattern = "^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(operation.template)) + "$"
-            if operation.method == method.upper() and re.match(pattern, path):
+            if operation.method == method.upper() and operation.pattern.fullmatch(path):
                 return operation
         raise KeyError(f"{method} {path} is not in the document")
 
@@ -48,20 +46,16 @@ class Contract:
     def _resolve(self, schema: dict) -> dict:
         return self.registry.resolver(DOCUMENT_URI).lookup(DOCUMENT_URI + schema["$ref"]).contents if "$ref" in schema else schema
 
-    def request_problems(self, method: str, path: str, body=None, query: dict | None = None) -> list[dict]:
-        """FastAPI-style validation errors (`{"type", "loc", "msg", "input"}`), empty when the request conforms."""
-        operation = self.operation(method, path)
+    def request_problems(self, method: str, path: str, body) -> list[dict]:
+        """FastAPI-style validation errors (`{"type", "loc", "msg", "input"}`), empty when the body conforms.
+        FastAPI ignores body fields its model lacks; a field the document does not list is a bug on our side
+        (silently dropped by the service), so it is refused too."""
+        request_body = self.operation(method, path).spec.get("requestBody")
         problems = []
-        for parameter in operation.spec.get("parameters", []):
-            if parameter["in"] == "query" and query and parameter["name"] in query:
-                value = query[parameter["name"]]
-                problems += [_problem(("query", parameter["name"], *error.path), error, value)
-                             for error in self._validator(parameter["schema"]).iter_errors(value)]
-        request_body = operation.spec.get("requestBody")
         if request_body:
             schema = request_body["content"]["application/json"]["schema"]
             if body is None and request_body.get("required"):
-                return problems + [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
+                return [{"type": "missing", "loc": ["body"], "msg": "Field required", "input": None}]
             reference = {"$ref": DOCUMENT_URI + schema["$ref"]} if "$ref" in schema else schema
             for error in sorted(self._validator(reference).iter_errors(body), key=lambda e: list(e.path)):
                 if error.validator == "required":  # FastAPI names each missing field; jsonschema repeats the list
@@ -70,7 +64,7 @@ class Contract:
                                  if name not in error.instance and ["body", *error.path, name] not in [p["loc"] for p in problems]]
                 else:
                     problems.append(_problem(("body", *error.path), error, error.instance))
-            if self.forbid_unknown_fields and isinstance(body, dict):
+            if isinstance(body, dict):
                 known = self._resolve(schema).get("properties", {})
                 problems += [{"type": "extra_forbidden", "loc": ["body", name], "msg": "Extra inputs are not permitted",
                               "input": body[name]} for name in body if name not in known]

@@ -31,6 +31,8 @@ TEMP_SUFFIX = ".tmp"
 ORPHAN_SECONDS = 15 * 60
 #: Loaded profiles kept in memory (a profile is ~1-5 MB: crops, 512 faces and portraits).
 LOADED_PROFILES = 32
+#: Profile summaries (headers) remembered with the file version they were read from.
+SUMMARIES = 4096
 #: Broken file versions remembered as already warned about (each is logged once; beyond this, once more).
 WARNED_FILES = 1024
 
@@ -40,6 +42,9 @@ class ProfileStore:
         self.folder = Path(folder).expanduser().resolve()
         self._loaded: BoundedCache[tuple[tuple, Profile]] = BoundedCache(LOADED_PROFILES)  # id -> (stamp, profile)
         self._warned: BoundedCache[bool] = BoundedCache(WARNED_FILES)  # (id, stamp) of broken files already logged
+        # id -> (stamp, summary): ComfyUI lists the profiles several times per queued prompt (the picker, each
+        # node's fingerprint), and a header is read again only when its file changed.
+        self._summaries: BoundedCache[tuple[tuple, dict]] = BoundedCache(SUMMARIES)
 
     def __repr__(self) -> str:
         return f"ProfileStore({str(self.folder)!r})"
@@ -136,8 +141,9 @@ class ProfileStore:
         return profile
 
     def clear(self) -> None:
-        """Forget the loaded profiles and the files already warned about (the files stay)."""
+        """Forget the loaded profiles, their summaries and the files already warned about (the files stay)."""
         self._loaded.clear()
+        self._summaries.clear()
         self._warned.clear()
 
     def portrait(self, profile_id: str, index: int = 0):
@@ -165,20 +171,30 @@ class ProfileStore:
         logged once (again only if it changes)."""
         found = []
         for profile_id in self.ids():
-            path = self.path(profile_id)
+            stamp = self.stamp(profile_id)
+            cached = self._summaries.get(profile_id)
+            if cached and cached[0] == stamp:
+                found.append(dict(cached[1]))
+                continue
             try:
-                with safe_open(str(path), framework="numpy") as handle:
-                    metadata = handle.metadata() or {}
-                    accepted = handle.get_slice("embeddings").get_shape()[0]
-                    references = handle.get_slice("portraits").get_shape()[0]
-                if metadata.get("format") != FORMAT:
-                    raise ValueError("not an Identity Layer profile")
-                if metadata.get("id") != profile_id:
-                    raise ValueError("file name and profile id differ")
-                found.append(summarize(metadata, accepted, references))
+                summary = self._summary(profile_id)
             except Exception as exc:  # a damaged file must not hide the others
-                self._warn(profile_id, self.stamp(profile_id), str(exc))
+                self._warn(profile_id, stamp, str(exc))
+                continue
+            self._summaries.put(profile_id, (stamp, summary))
+            found.append(dict(summary))
         return sorted(found, key=lambda s: (name_key(s["name"]), s["id"]))
+
+    def _summary(self, profile_id: str) -> dict:
+        with safe_open(str(self.path(profile_id)), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            accepted = handle.get_slice("embeddings").get_shape()[0]
+            references = handle.get_slice("portraits").get_shape()[0]
+        if metadata.get("format") != FORMAT:
+            raise ValueError("not an Identity Layer profile")
+        if metadata.get("id") != profile_id:
+            raise ValueError("file name and profile id differ")
+        return summarize(metadata, accepted, references)
 
     def resolve(self, id_or_name: str) -> str:
         """The id for a profile id, a unique display name (case-insensitive), or a picker label 'name (id)'
@@ -190,14 +206,15 @@ class ProfileStore:
             labelled = value.rsplit(" (", 1)[1][:-1]
             if ID_PATTERN.fullmatch(labelled) and self.exists(labelled):
                 return labelled
-        matches = [s["id"] for s in self.summaries() if name_key(s["name"]) == name_key(value)]
+        summaries = self.summaries()
+        matches = [s["id"] for s in summaries if name_key(s["name"]) == name_key(value)]
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
             raise ProfileNotFound(f"several profiles are named {value!r} ({', '.join(matches)}); use the id")
         if any(mark in value for mark in ("/", "\\", "..", "\0")):
             raise InvalidProfileId(f"invalid profile id {value[:80]!r}: ids and names never contain paths")
-        known = ", ".join(f"{s['name']} ({s['id']})" for s in self.summaries()[:10]) or "none yet"
+        known = ", ".join(f"{s['name']} ({s['id']})" for s in summaries[:10]) or "none yet"
         raise ProfileNotFound(f"no profile {value[:80]!r} (profiles: {known})")
 
     def rename(self, profile_id: str, new_name: str) -> Profile:

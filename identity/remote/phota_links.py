@@ -9,6 +9,7 @@ with `python -m identity phota-link`) only after Phota's status endpoint knows t
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -51,7 +52,7 @@ class PhotaLinks:
     async def link_checked(self, profile_id: str, phota_id: str, credentials: Credentials) -> dict:
         """Links only an id Phota knows on this account; returns Phota's `{profile_id, status, message}`."""
         state = await phota_status(credentials, check_phota_id(phota_id))
-        self.link(profile_id, phota_id)
+        await asyncio.to_thread(self.link, profile_id, phota_id)
         return state
 
     def unlink(self, profile_id: str) -> bool:

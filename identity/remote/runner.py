@@ -25,7 +25,7 @@ from ..errors import Cancelled, IdentityError, ImageError, InvalidRequest, Provi
 from ..faces import FaceEngine
 from ..images import load_image
 from ..profile import Profile
-from ..prompt import PROFILE_REF, resolve_reference, subjects as request_subjects
+from ..prompt import PROFILE_REF, referenced_ids, resolve_reference, subjects as request_subjects
 from . import references as refs
 from . import sizes
 from .call import Call, Generated
@@ -138,8 +138,9 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
 def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Profile], list[str], str]:
     """Phota knows only its own profiles: each local person goes as the Phota profile it is linked to (refused
     before any call when unlinked); a reference that is no local profile passes through as a Phota id."""
+    linked = links.all()
     local, as_sent = [], {}
-    for ref in list(dict.fromkeys(PROFILE_REF.findall(request.prompt) + list(request.candidates))):
+    for ref in dict.fromkeys(referenced_ids(request.prompt) + list(request.candidates)):
         try:
             profile = resolve_reference(ref, request.profiles)
         except IdentityError:
@@ -147,16 +148,17 @@ def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Pro
             continue
         if profile.id not in {p.id for p in local}:
             local.append(profile)
-        as_sent[ref] = _linked(profile, links)
+        as_sent[ref] = _linked(profile, linked)
     if not as_sent:
         local = list(request.profiles)
-    external = list(dict.fromkeys([_linked(p, links) for p in local] + list(as_sent.values())))
+    external = list(dict.fromkeys([_linked(p, linked) for p in local] + list(as_sent.values())))
     prompt = PROFILE_REF.sub(lambda m: f"[[{as_sent.get(m.group(1), m.group(1))}]]", request.prompt)
     return local, external, prompt
 
 
-def _linked(profile: Profile, links: PhotaLinks) -> str:
-    phota_id = links.get(profile.id)
+def _linked(profile: Profile, linked: dict[str, str]) -> str:
+    """The Phota id `profile` is linked to (`linked`: the links file's contents, read once per plan)."""
+    phota_id = linked.get(profile.id)
     if phota_id is None:
         raise InvalidRequest(
             f"profile {profile.name!r} is not linked to a Phota profile, and Phota knows only its own: create one with "
