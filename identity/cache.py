@@ -24,11 +24,8 @@ class BoundedCache(Generic[V]):
         self.size = size
         self._entries: OrderedDict[Hashable, V] = OrderedDict()
         self._lock = threading.Lock()
+        self._making: dict[Hashable, threading.Lock] = {}  # a lock per key being made
         self._on_drop = on_drop
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._entries)
 
     def get(self, key: Hashable) -> V | None:
         with self._lock:
@@ -46,9 +43,20 @@ class BoundedCache(Generic[V]):
         return value
 
     def get_or_make(self, key: Hashable, make: Callable[[], V]) -> V:
-        """The cached value, or `make()`'s (computed outside the lock: a slow make never blocks other keys)."""
+        """The cached value, or `make()`'s. One make per key at a time: a second caller for the same key waits
+        for the first's value (an engine is never loaded twice), and a slow make never blocks other keys."""
         found = self.get(key)
-        return found if found is not None else self.put(key, make())
+        if found is not None:
+            return found
+        with self._lock:
+            making = self._making.setdefault(key, threading.Lock())
+        try:
+            with making:
+                found = self.get(key)
+                return found if found is not None else self.put(key, make())
+        finally:
+            with self._lock:
+                self._making.pop(key, None)
 
     def pop(self, key: Hashable) -> None:
         with self._lock:

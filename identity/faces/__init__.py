@@ -7,7 +7,6 @@ used, else the embedded engine. `ENGINES` holds the loaded ones for the process;
 
 from __future__ import annotations
 
-import threading
 from pathlib import Path
 
 from ..cache import BoundedCache
@@ -68,15 +67,13 @@ class Engines:
     """Loaded engines by (spec, provider): loaded on first use, shared afterwards, at most `size` at once."""
 
     def __init__(self, size: int = LOADED_ENGINES):
-        self._cache: BoundedCache[FaceEngine] = BoundedCache(size, on_drop=FaceEngine.close)
-        self._loading = threading.Lock()  # one load at a time: two threads asking at once get one engine
+        self._cache: BoundedCache[FaceEngine] = BoundedCache(size, on_drop=FaceEngine.close)  # one load per key
 
     def load(self, spec: str | None = None, provider: str = "auto", roots: list[Path] | None = None) -> FaceEngine:
         name, folder = resolve_engine_spec(spec, roots)
         providers = execution_providers(provider)
         key = (name, str(folder), tuple(providers))
-        with self._loading:
-            return self._cache.get_or_make(key, lambda: _load(name, folder, providers))
+        return self._cache.get_or_make(key, lambda: _load(name, folder, providers))
 
     def close(self) -> None:
         """Close and forget every loaded engine."""
