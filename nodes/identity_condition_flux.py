@@ -8,7 +8,7 @@ from comfy_api.v0_0_2 import io
 from ..identity.errors import IdentityError
 from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
 from ..identity.flux.faces import describe
-from ..identity.flux.tokens import uncond_tokens
+from ..identity.flux.tokens import check_people, no_identity_tokens
 from ..identity.flux.regions import subject_regions
 from ..identity.scoring import score_images
 from .glue import AdapterHandle, EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
@@ -65,15 +65,12 @@ class IdentityConditionFlux(io.ComfyNode):
             raise IdentityError("Identity Condition (Flux) needs at least one profile: connect Profile Load")
         if start_at > end_at:
             raise IdentityError(f"start_at ({start_at}) is after end_at ({end_at})")
-        pets = [p.name for p in profiles if p.kind != "person"]
-        if pets:
-            raise IdentityError(f"PuLID-Flux carries faces, not {', '.join(pets)} (a cat or dog profile); use "
-                                "Identity Condition (Reference) for pets")
+        check_people(profiles)
         flux = model.get_model_object("diffusion_model")
         where = placements(adapter.adapter.config, getattr(flux, "hidden_size", 0),
                            len(getattr(flux, "double_blocks", ())), len(getattr(flux, "single_blocks", ())))
         chosen = engine(face_engine)
-        uncond = uncond_tokens(adapter.adapter, adapter.prepare_encoders()) if true_cfg else None
+        uncond = no_identity_tokens(adapter.adapter, adapter.prepare_encoders) if true_cfg else None
         subjects = [Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region, uncond)
                     for profile, region in zip(profiles, regions(profiles, masks, image, chosen))]
         sampling = model.get_model_object("model_sampling")

@@ -17,12 +17,12 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-from ..errors import WeightsMismatch
+from ..errors import IdentityError, WeightsMismatch
 from ..faces import FaceEngine
 from ..profile import Profile
 from ..weights import GLINTR100_SHA256
 from .eva_clip import HIDDEN_STATE_BLOCKS, normalize
-from .faces import describe, encoder_pixels, profile_faces
+from .faces import encoder_pixels, profile_faces
 from .weights import FluxAdapter
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,19 @@ def _float32() -> torch.dtype:
     return torch.float32
 
 
+def no_identity_tokens(adapter: FluxAdapter, prepare: Callable[[], torch.dtype] = _float32) -> torch.Tensor:
+    """`uncond_tokens`, computed once per adapter: `prepare()` (which moves the encoders) runs only then."""
+    return adapter.tokens.get_or_make(("no identity",), lambda: uncond_tokens(adapter, prepare()))
+
+
+def check_people(profiles: list[Profile]) -> None:
+    """PuLID-Flux's encoder reads faces: a cat or dog profile is refused, pointing to what carries pets."""
+    pets = [p.name for p in profiles if p.kind != "person"]
+    if pets:
+        raise IdentityError(f"PuLID-Flux carries faces, not {', '.join(pets)} (a cat or dog profile); use "
+                            "Identity Condition (Reference) for pets")
+
+
 def profile_tokens(adapter: FluxAdapter, profile: Profile, engine: FaceEngine,
                    prepare: Callable[[], torch.dtype] = _float32) -> torch.Tensor:
     """The profile's ID tokens `[1, queries, token_dim]`, float32 on the CPU.
@@ -92,5 +105,5 @@ def profile_tokens(adapter: FluxAdapter, profile: Profile, engine: FaceEngine,
         arcface = torch.from_numpy(engine.recognizer.embed(profile.crops))
         return encode(adapter, arcface, profile_faces(profile), prepare()).mean(dim=0, keepdim=True)
 
-    key = (profile.id, profile.created, engine.info.key, describe(profile, adapter.parser))
+    key = (profile.id, profile.created, engine.info.key, profile.faces_512 is not None)  # the EVA input's kind
     return adapter.tokens.get_or_make(key, compute)
