@@ -3,7 +3,6 @@ that prepares the tower's input, each checked key by key."""
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
@@ -78,7 +77,7 @@ class PuLIDLoad(io.ComfyNode):
     def execute(cls, pulid: str, eva_clip: str, allow_other_recognizer: bool = False) -> io.NodeOutput:
         pulid_path = weights_path(PULID_FOLDER, pulid, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
         eva_path = weights_path(EVA_CLIP_FOLDER, eva_clip, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
-        adapter = load_adapter(pulid_path, eva_path, ops=comfy.ops.manual_cast)
         parser, missing = find_parser()
-        adapter = dataclasses.replace(adapter, parser=parser, any_recognizer=bool(allow_other_recognizer))
+        adapter = load_adapter(pulid_path, eva_path, ops=comfy.ops.manual_cast, parser=parser,
+                               any_recognizer=bool(allow_other_recognizer))
         return io.NodeOutput(AdapterHandle(adapter, missing))

@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import save_file
 
 from comfyui import COMFYUI
+from identity.flux.weights import shapes_of
 
 
 def load_comfy():
@@ -41,10 +42,6 @@ def random_state(shapes: dict[str, tuple], seed: int, std: float = 0.05) -> dict
             value += 1.0
         state[key] = value
     return state
-
-
-def shapes_of(module: torch.nn.Module) -> dict[str, tuple]:
-    return {key: tuple(value.shape) for key, value in module.state_dict().items()}
 
 
 # ----- the adapter ------------------------------------------------------------------------------------------

@@ -156,9 +156,9 @@ class EvaVisionTower(nn.Module):
         return self.head(self.norm(x)[:, 0]), hidden
 
 
-def normalize(pixels: torch.Tensor) -> torch.Tensor:
-    """`[B, 3, S, S]` in 0..1 → the tower's input."""
-    mean = torch.tensor(MEAN, dtype=pixels.dtype, device=pixels.device)[:, None, None]
-    std = torch.tensor(STD, dtype=pixels.dtype, device=pixels.device)[:, None, None]
+def normalize(pixels: torch.Tensor, mean: tuple = MEAN, std: tuple = STD) -> torch.Tensor:
+    """`[B, 3, H, W]` in 0..1 → a network's input, per-channel `mean`/`std` (default: this tower's)."""
+    mean = torch.tensor(mean, dtype=pixels.dtype, device=pixels.device)[:, None, None]
+    std = torch.tensor(std, dtype=pixels.dtype, device=pixels.device)[:, None, None]
     return (pixels - mean) / std
 

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .eva_clip import normalize
+
 CLASSES = 19
 #: Labels PuLID turns white: background, neck, clothes, ears, earring, neck-lace, hat (hair and face stay).
 WHITENED = (0, 16, 18, 7, 8, 9, 14, 15)
@@ -140,15 +142,8 @@ class BiSeNet(nn.Module):
         return F.interpolate(logits, x.shape[2:], mode="bilinear", align_corners=True)
 
 
-def normalize(pixels: torch.Tensor) -> torch.Tensor:
-    """`[B, 3, H, W]` in 0..1 → the network's input."""
-    mean = torch.tensor(MEAN, dtype=pixels.dtype, device=pixels.device)[:, None, None]
-    std = torch.tensor(STD, dtype=pixels.dtype, device=pixels.device)[:, None, None]
-    return (pixels - mean) / std
-
-
 @torch.no_grad()
 def whitened(parser: BiSeNet, pixels: torch.Tensor) -> torch.Tensor:
     """`[B, 1, H, W]` bool: where PuLID puts white (background, neck, clothes, ears, accessories)."""
-    labels = parser(normalize(pixels)).argmax(dim=1, keepdim=True)
+    labels = parser(normalize(pixels, MEAN, STD)).argmax(dim=1, keepdim=True)
     return torch.isin(labels, torch.tensor(WHITENED, device=labels.device))

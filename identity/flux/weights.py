@@ -49,11 +49,6 @@ def require_file(path: Path, what: str, name: str, source: str) -> Path:
     return path
 
 
-_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-           "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2, "I64": torch.int64, "I32": torch.int32,
-           "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8, "BOOL": torch.bool}
-
-
 def read_tensors(path: Path, shapes_only: bool = False) -> dict[str, torch.Tensor]:
     """Every tensor in a safetensors file, or in a `.pt`/`.pth` state dict (loaded with `weights_only`, memory-
     mapped); with `shapes_only`, a safetensors file's tensors are meta tensors read from its header alone."""
@@ -63,9 +58,7 @@ def read_tensors(path: Path, shapes_only: bool = False) -> dict[str, torch.Tenso
             with safe_open(str(path), framework="pt") as handle:
                 if not shapes_only:
                     return {key: handle.get_tensor(key) for key in handle.keys()}
-                return {key: torch.empty(handle.get_slice(key).get_shape(), device="meta",
-                                         dtype=_DTYPES.get(handle.get_slice(key).get_dtype(), torch.float32))
-                        for key in handle.keys()}
+                return {key: torch.empty(handle.get_slice(key).get_shape(), device="meta") for key in handle.keys()}
         except Exception as exc:  # safetensors raises its own types for damaged headers
             raise WeightsMismatch(f"{path} is not a readable safetensors file ({exc}); re-download it") from None
     try:
@@ -76,6 +69,9 @@ def read_tensors(path: Path, shapes_only: bool = False) -> dict[str, torch.Tenso
     except pickle.UnpicklingError as exc:
         raise WeightsMismatch(f"{path} holds more than tensors, and pickled code is never run: use a "
                               f".safetensors or plain state-dict file ({str(exc).splitlines()[0]})") from None
+    except (EOFError, RuntimeError) as exc:  # empty, truncated or not a torch file at all
+        raise WeightsMismatch(f"{path} is not a readable state-dict file ({str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+                              "re-download it") from None
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
@@ -259,7 +255,7 @@ ID_TOKEN_SETS = 32
 
 @dataclass
 class FluxAdapter:
-    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads; `key` names both files.
+    """A PuLID-Flux adapter and the EVA-CLIP tower its encoder reads.
 
     `parser` whitens the encoder's faces as PuLID does (None: a fixed face ellipse does, see `faces`);
     `any_recognizer` lets another ArcFace than antelopev2's glintr100 feed the encoder. `tokens` holds the
@@ -268,7 +264,6 @@ class FluxAdapter:
 
     pulid: PuLIDFlux
     eva: EvaVisionTower
-    key: str
     parser: BiSeNet | None = None
     any_recognizer: bool = False
     tokens: BoundedCache = field(default_factory=lambda: BoundedCache(ID_TOKEN_SETS), repr=False, compare=False)
@@ -288,17 +283,13 @@ class FluxAdapter:
         return self.config.id_input - self.eva.config.embed_dim
 
 
-def _file_key(path: Path) -> str:
-    stat = path.stat()
-    return f"{path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
-
-
-def load_adapter(pulid_path: Path, eva_path: Path, ops=nn) -> FluxAdapter:
-    """Both files, strictly, and a check that the encoder reads this EVA tower's features."""
+def load_adapter(pulid_path: Path, eva_path: Path, ops=nn, parser: BiSeNet | None = None,
+                 any_recognizer: bool = False) -> FluxAdapter:
+    """Both files, strictly, and a check that the encoder reads this EVA tower's features (see `FluxAdapter`)."""
     pulid, eva = load_pulid(pulid_path, ops), load_eva(eva_path, ops)
     if pulid.config.vit_dim != eva.config.width or pulid.config.id_input <= eva.config.embed_dim:
         raise WeightsMismatch(
             f"{Path(pulid_path).name} reads {pulid.config.vit_dim}-wide EVA-CLIP features and a "
             f"{pulid.config.id_input}-long ID vector, but {Path(eva_path).name} is {eva.config.width} wide with "
             f"{eva.config.embed_dim}-long embeddings: use {EVA_FILE}")
-    return FluxAdapter(pulid, eva, f"{_file_key(Path(pulid_path))}|{_file_key(Path(eva_path))}")
+    return FluxAdapter(pulid, eva, parser, any_recognizer)
