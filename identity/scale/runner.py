@@ -82,12 +82,13 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
             progress.advance(results.add(rows), _count(rows, UNREADABLE))
         results.flush()
         progress.finish()
-        summary = summarise(results, profiles, options.min_similarity)
+        images = results.images()  # read once: RESULTS may hold millions of rows
+        summary = summarise(results, images, profiles, options.min_similarity)
         summary["this_run"] = {"scored": progress.done, "skipped": len(paths) - len(pending),
                                "seconds": round(progress.elapsed, 2), "startup_seconds": round(progress.startup, 2),
                                "images_per_second": round(progress.pace, 2), "where": where}
         if options.copy_matches is not None:
-            summary["copied"] = copy_matches(results.images(), options.min_similarity, options.copy_matches, log)
+            summary["copied"] = copy_matches(images, options.min_similarity, options.copy_matches, log)
         return summary
     finally:
         results.close()
@@ -122,8 +123,8 @@ class Progress:
     """Images per second and the time left, at most once a second and once at the end. Both use the pace since
     the first answer, so that starting the workers does not skew them."""
 
-    def __init__(self, total: int, log: Callable[[str], None], every: float = 1.0):
-        self.total, self.log, self.every = total, log, every
+    def __init__(self, total: int, log: Callable[[str], None]):
+        self.total, self.log = total, log
         self.done = self.failed = 0
         self.start = self._shown = time.monotonic()
         self._first: tuple[float, int] | None = None  # (time, images done) at the first answer
@@ -153,7 +154,7 @@ class Progress:
         self._unshown = True
         if self._first is None:
             self._first = (self._last, self.done)
-        if self._last - self._shown >= self.every:
+        if self._last - self._shown >= 1.0:
             self._show()
 
     def finish(self) -> None:
@@ -168,10 +169,9 @@ class Progress:
         self.log(f"{self.done}/{self.total} images ({pace:.1f} images/s, ETA {eta}), {self.failed} unreadable")
 
 
-def summarise(results: ResultsFolder, profiles: list[Profile], min_similarity: float) -> dict:
-    """Everything in RESULTS: images, faces, matches per profile and in all, and the failures with their reasons.
-    Counted with Arrow's compute functions: RESULTS may hold millions of rows."""
-    images = results.images()
+def summarise(results: ResultsFolder, images: pa.Table, profiles: list[Profile], min_similarity: float) -> dict:
+    """Everything in RESULTS (`images`: its images table): images, faces, matches per profile and in all, and the
+    failures with their reasons. Counted with Arrow's compute functions: RESULTS may hold millions of rows."""
     scored = images.filter(pc.equal(images.column("status"), SCORED))
     failed = images.filter(pc.equal(images.column("status"), UNREADABLE))
     subjects = scored.column("subjects")

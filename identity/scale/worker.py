@@ -21,6 +21,7 @@ from ..faces.engine import DETECT_WORKERS
 from ..images import load_image
 from ..profile import Profile, ProfileStore
 from ..scoring import score_images
+from ..weights import sha256
 
 SCORED = "scored"
 UNREADABLE = "unreadable"
@@ -102,11 +103,7 @@ def _failed(path: str, sha: str, reason: str) -> dict:
 
 def file_sha256(path: str) -> str:
     """The content hash a worker records for a file ("" when it cannot be read), computed without loading it whole."""
-    digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            for block in iter(lambda: handle.read(1 << 20), b""):
-                digest.update(block)
+        return sha256(Path(path))
     except OSError:
         return ""
-    return digest.hexdigest()
