@@ -144,9 +144,10 @@ class AnimalDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
         side = max(height, width)  # letterboxed as Darknet does: a wide group photo must not be squeezed
-        boxed = np.full((side, side, 3), 127, np.uint8)
-        boxed[:height, :width] = image
-        pixels = cv2.resize(boxed, (INPUT, INPUT), interpolation=cv2.INTER_AREA)
+        shrunk = cv2.resize(image, (max(1, round(width * INPUT / side)), max(1, round(height * INPUT / side))),
+                            interpolation=cv2.INTER_AREA)  # shrunk first: a 12 MP photo is never padded at full size
+        pixels = np.full((INPUT, INPUT, 3), 127, np.uint8)
+        pixels[:shrunk.shape[0], :shrunk.shape[1]] = shrunk
         tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
         found = [f for f in decode(self.network.forward(tensor), side, side, self.threshold) if f[0] in ANIMALS]
         detections = []
