@@ -17,6 +17,7 @@ from ..errors import TrainingError
 from ..images import load_image
 from ..pets.animal import APPEARANCE, IDENTITY, KINDS, exposure, portrait
 from ..profile import Profile, calibrate, centroid
+from ..profile.calibration import CONFIDENT_PHOTOS
 from .references import choose_references, photo_quality
 from .subject import find_subject
 from .verdicts import MIN_SHARPNESS, PhotoVerdict, drop_outliers, nothing_accepted
@@ -46,6 +47,7 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
         [np.array([a.size for a in candidates[i]]) for i in order],
         threshold,
     )
+    animal_quality = {}  # photo index -> exposure of its picked animal (sharpness first)
     for index, pick in zip(order, subject):
         verdict, found = verdicts[index], candidates[index]
         if not animals[index]:
@@ -57,7 +59,8 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
             verdict.reject("not_main_subject", f"not the main subject (the {kind} in most of the photos is not here)")
         else:
             animal = found[pick]
-            sharp = float(exposure(animal.crop)[0])
+            animal_quality[index] = exposure(animal.crop)
+            sharp = float(animal_quality[index][0])
             if animal.size < MIN_ANIMAL:
                 verdict.reject("too_small", f"{kind} too small ({animal.size:.0f} px; needs at least {MIN_ANIMAL} px)")
             elif sharp < MIN_SHARPNESS:
@@ -73,7 +76,7 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
     check()
 
     embeddings = np.stack([a.embedding for a in accepted])
-    quality = np.stack([exposure(a.crop) for a in accepted])
+    quality = np.stack([animal_quality[i] for i in kept])
     weights = photo_quality(np.array([a.size for a in accepted]), np.array([a.score for a in accepted]), quality[:, 0])
     poses = np.zeros((len(accepted), 3), np.float32)  # animals have no pose landmarks: appearance alone decides
     references = choose_references(embeddings, poses, weights)
@@ -83,7 +86,7 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
         portraits.append(portrait(load_image(photos[kept[position]].source), accepted[position]))
 
     warnings = [f"{engine.measures}: {_MEANING[engine.measures]}"]
-    if len(accepted) < 3:
+    if len(accepted) < CONFIDENT_PHOTOS:
         warnings.append(f"low confidence: only {len(accepted)} photo(s) accepted; add photos (ideally 5-20) of the {kind}")
     job.warnings = warnings
     job.photos = [v.as_dict() for v in verdicts]
