@@ -9,11 +9,10 @@ from comfy_api.v0_0_2 import io, ui
 from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..identity.errors import IdentityError
-from ..identity.images import collect_photos, load_image
+from ..identity.images import load_image
 from ..identity.scoring import annotate, badges, batch_report, rank, score_images
-from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, pet_engine, to_arrays,
-                   to_images)
-from .profile_train import folder_state, input_folder
+from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, folder_photos,
+                   folder_state, pet_engine, to_arrays, to_images)
 
 
 class ArcFaceScore(io.ComfyNode):
@@ -53,7 +52,7 @@ class ArcFaceScore(io.ComfyNode):
     def fingerprint_inputs(cls, folder: str = "", **_) -> tuple:
         """The folder's photos (name, time, size): an image added to or replaced in it is scored, not served from
         ComfyUI's cache."""
-        return (folder_state(folder) if folder and folder.strip() else None,)
+        return (folder_state(folder),)
 
     @classmethod
     def execute(cls, profiles, min_similarity: float, top_k: int, images=None, folder: str = "",
@@ -61,12 +60,10 @@ class ArcFaceScore(io.ComfyNode):
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
         named = [(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
-        if folder and folder.strip():
-            named += [(path.name, load_image(path)) for path in collect_photos([input_folder(folder)])]
+        named += [(path.name, load_image(path)) for path in folder_photos(folder)]
         if not named:
             raise IdentityError("ArcFace Score needs images: connect an IMAGE batch or name a folder in ComfyUI's "
                                 "input folder")
-        batch = images if images is not None and len(images) == len(named) else to_images([a for _, a in named])
         progress = Progress(cls.hidden.unique_id)
         arrays = [array for _, array in named]
         results = score_images(named, profiles, engine(face_engine), pet_engine=pet_engine, check=check_interrupt,
@@ -75,7 +72,10 @@ class ArcFaceScore(io.ComfyNode):
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
         summary = batch_report(results, profiles, order)
-        ranked = batch[order] if order else ExecutionBlocker(None)
+        if order:  # the input batch itself when it is all there is, else every image at the first one's size
+            ranked = (images if images is not None and len(images) == len(named) else to_images(arrays))[order]
+        else:
+            ranked = ExecutionBlocker(None)
         return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,
                              ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores":
                                  badges([(i["score"], i["subjects"]) for i in summary["images"]], names)})

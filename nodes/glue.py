@@ -20,10 +20,11 @@ from torch import nn
 
 from ..identity import paths
 from ..identity.cache import BoundedCache
-from ..identity.errors import Cancelled
+from ..identity.errors import Cancelled, IdentityError
 from ..identity.faces import FaceEngine, load_engine
 from ..identity.flux import FluxAdapter
 from ..identity.flux.injection import STATE_KEY
+from ..identity.images import collect_photos
 from ..identity.profile import ProfileStore
 from ..identity.training import check_kind
 from ..identity.remote.keys import KeyStore
@@ -184,3 +185,34 @@ class AdapterHandle:
         weights = self.cross_attentions(model)
         others = [m for m in patched.get_additional_models_with_key(STATE_KEY) if m is not weights]
         patched.set_additional_models(STATE_KEY, [*others, weights])
+
+
+def input_folder(folder: str) -> Path:
+    """A folder given relative to ComfyUI's input folder; anything that resolves outside it is refused."""
+    if "\0" in folder:
+        raise IdentityError(f"folder {folder[:80]!r} contains a NUL character; give the folder's plain name")
+    root = Path(folder_paths.get_input_directory()).resolve()
+    target = (root / folder.strip()).resolve()
+    if os.path.commonpath([root, target]) != str(root):
+        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside {root}")
+    if not target.is_dir():
+        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
+    return target
+
+
+def folder_photos(folder: str) -> list[Path]:
+    """The photos of a folder inside ComfyUI's input folder; none when no folder is named."""
+    return collect_photos([input_folder(folder)]) if folder and folder.strip() else []
+
+
+def folder_state(folder: str):
+    """The photos of a folder as (name, mtime, size), so that adding or replacing one is a change (None when it
+    cannot be read: the run then says why)."""
+    try:
+        state = []
+        for photo in folder_photos(folder):
+            info = photo.stat()
+            state.append((str(photo), info.st_mtime_ns, info.st_size))
+        return state
+    except (IdentityError, OSError):
+        return None

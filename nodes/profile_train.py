@@ -2,33 +2,15 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
-import folder_paths
 from comfy_api.v0_0_2 import io, ui
 
 from ..identity.cache import BoundedCache
 from ..identity.errors import IdentityError, ProfileExists
-from ..identity.images import collect_photos
 from ..identity.profile import name_key
 from ..identity.reference import portrait_grid
 from ..identity.training import KINDS, Photo, train
-from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, profile_store, to_arrays, to_images,
-                   training_engine)
-
-
-def input_folder(folder: str) -> Path:
-    """A folder given relative to ComfyUI's input folder; anything that resolves outside it is refused."""
-    if "\0" in folder:
-        raise IdentityError(f"folder {folder[:80]!r} contains a NUL character; give the folder's plain name")
-    root = Path(folder_paths.get_input_directory()).resolve()
-    target = (root / folder.strip()).resolve()
-    if os.path.commonpath([root, target]) != str(root):
-        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside {root}")
-    if not target.is_dir():
-        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
-    return target
+from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, folder_photos, folder_state,
+                   profile_store, to_arrays, to_images, training_engine)
 
 
 #: Profile name (as compared) → (the stamp of the file this node saved, the fingerprint of that run); the
@@ -49,14 +31,6 @@ def profile_state(name: str):
         return "not trained here yet"
     stamp, state = saved
     return state if current == stamp else ("changed", current)
-
-
-def folder_state(folder: str):
-    """The photos of a folder as (name, mtime, size), so that adding or replacing one is a change."""
-    try:
-        return [(str(p), p.stat().st_mtime_ns, p.stat().st_size) for p in collect_photos([input_folder(folder)])]
-    except (IdentityError, OSError):
-        return None
 
 
 class ProfileTrain(io.ComfyNode):
@@ -89,15 +63,14 @@ class ProfileTrain(io.ComfyNode):
 
     @classmethod
     def fingerprint_inputs(cls, name: str = "", folder: str = "", **_) -> tuple:
-        return profile_state(name), folder_state(folder) if folder and folder.strip() else None
+        return profile_state(name), folder_state(folder)
 
     @classmethod
     def execute(cls, name: str, images=None, folder: str = "", overwrite: bool = False,
                 face_engine: EngineChoice | None = None, kind: str = "person") -> io.NodeOutput:
         state = profile_state(name)
         photos = [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
-        if folder and folder.strip():
-            photos += [Photo(str(path), path) for path in collect_photos([input_folder(folder)])]
+        photos += [Photo(str(path), path) for path in folder_photos(folder)]
         if not photos:
             raise IdentityError("Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder")
         progress = Progress(cls.hidden.unique_id)
