@@ -162,10 +162,11 @@ def _array_size(array: np.ndarray) -> tuple[int, int]:
     return int(shape[1]), int(shape[0])
 
 
-def pixel_batches(sizes: dict[int, tuple[int, int]], most: int, budget: int | None = None) -> list[list[int]]:
-    """The keys of `sizes` (width, height) in order, in groups of at most `most` whose images hold at most `budget`
-    pixels together (a larger image goes alone): decoding memory is bounded by pixels, not by photo count."""
-    budget = budget or DECODE_BUDGET
+def pixel_batches(sizes: dict[int, tuple[int, int]], most: int) -> list[list[int]]:
+    """The keys of `sizes` (width, height) in order, in groups of at most `most` whose images hold at most
+    DECODE_BUDGET pixels together (a larger image goes alone): decoding memory is bounded by pixels, not by
+    photo count."""
+    budget = DECODE_BUDGET
     batches: list[list[int]] = [[]]
     total = 0
     for key, (width, height) in sizes.items():

@@ -116,11 +116,11 @@ def _run(job: TrainingJob, photos: list[Photo], engine, store: ProfileStore | No
     verdicts = [PhotoVerdict(photo.label) for photo in photos]
     try:
         job.update(Status.VALIDATING, f"checking {len(photos)} photos")
-        _validate(job, photos, verdicts, check)
+        sizes = _validate(job, photos, verdicts, check)
         job.update(Status.QUEUING, "waiting for the face engine", done=0)
         with engine.training:
             job.update(Status.IN_PROGRESS, "finding faces" if kind == "person" else "finding cats and dogs")
-            found = _analyse(job, photos, verdicts, engine, check)
+            found = _analyse(job, photos, verdicts, sizes, engine, check)
             job.update(message="choosing the subject and the references")
             if kind == "person":
                 profile = _build(job, photos, verdicts, found, engine, check)
@@ -145,30 +145,30 @@ def _publish(job: TrainingJob, verdicts: list[PhotoVerdict], done: int) -> None:
     job.update(done=done)
 
 
-def _validate(job, photos, verdicts, check) -> None:
-    """Header checks only: not an image, unreadable, far too large, or too small to hold a face."""
+def _validate(job, photos, verdicts, check) -> dict[int, tuple[int, int]]:
+    """Header checks only: not an image, unreadable, far too large, or too small to hold a face. Returns the
+    (width, height) of each photo that passed."""
+    sizes = {}
     for index, (photo, verdict) in enumerate(zip(photos, verdicts)):
         check()
         try:
             width, height = probe_image(photo.source)
             if min(width, height) < MIN_IMAGE_SIDE:
                 verdict.reject("face_too_small", f"image too small ({width}×{height} px) to hold a usable face")
+            else:
+                sizes[index] = (width, height)
         except ImageError as exc:
             verdict.reject("unreadable", exc.reason)
         _publish(job, verdicts, index + 1)
     if all(v.code for v in verdicts):
         raise TrainingError(nothing_accepted(verdicts, _ADVICE))
+    return sizes
 
 
-def _analyse(job, photos, verdicts, engine, check) -> dict[int, list]:
+def _analyse(job, photos, verdicts, sizes, engine, check) -> dict[int, list]:
     """Faces (or animals) per usable photo, decoded and analysed a few at a time: at most PHOTOS_PER_BATCH photos and DECODE_BUDGET
-    pixels together (sizes from the headers), so eight 100-MP photos are never decoded at once."""
-    sizes = {}
-    for index in (i for i, v in enumerate(verdicts) if not v.code):
-        try:
-            sizes[index] = probe_image(photos[index].source)
-        except ImageError as exc:
-            verdicts[index].reject("unreadable", exc.reason)
+    pixels together (`sizes`: the headers' (width, height) of the photos that passed), so eight 100-MP photos are
+    never decoded at once."""
     faces: dict[int, list] = {}
     done = 0
     for batch in pixel_batches(sizes, PHOTOS_PER_BATCH):

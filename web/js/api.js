@@ -23,26 +23,17 @@ export const getProfile = (id) => call(profilePath(id));
 export const getJob = (jobId) => call(`/identity/jobs/${encodeURIComponent(jobId)}`);
 export const deleteProfile = (id) => call(profilePath(id), { method: "DELETE" });
 
-export function renameProfile(id, name) {
-  return call(`${profilePath(id)}/rename`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ name }),
-  });
-}
+const postJSON = (path, body) =>
+  call(path, { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) });
+
+export const renameProfile = (id, name) => postJSON(`${profilePath(id)}/rename`, { name });
 
 /** The Phota profile a local profile is linked to, with Phota's training status (or why it cannot be had). */
 export const getPhotaLink = (id) => call(`${profilePath(id)}/phota`);
 export const unlinkPhota = (id) => call(`${profilePath(id)}/phota`, { method: "DELETE" });
 
 /** Links once Phota knows the id on this account; resolves with its status. */
-export function linkPhota(id, photaId) {
-  return call(`${profilePath(id)}/phota`, {
-    method: "POST",
-    headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ phota_id: photaId }),
-  });
-}
+export const linkPhota = (id, photaId) => postJSON(`${profilePath(id)}/phota`, { phota_id: photaId });
 
 /** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING). */
 export async function createProfile(name, files, overwrite, kind = "person") {
