@@ -101,9 +101,10 @@ def badges(scores: list[tuple[float, dict[str, float]]], names: dict[str, str]) 
             for index, (score, subjects) in enumerate(scores)]
 
 
-class _Scorer:
-    """The candidates of one scoring run, per kind: people by face; when a pet profile is asked for, every cat and
-    dog by the pet engine, each species assigned among the profiles of its kind."""
+class Scorer:
+    """The candidates of a scoring run, per kind: people by face; when a pet profile is asked for, every cat and
+    dog by the pet engine, each species assigned among the profiles of its kind. Made once, it scores any number
+    of batches (a batch-score worker keeps one)."""
 
     def __init__(self, profiles: list[Profile], engine: FaceEngine, pet_engine: Callable | None):
         people = [p for p in profiles if p.kind == "person"]
@@ -125,6 +126,21 @@ class _Scorer:
     def animals(self, arrays: list[np.ndarray]) -> list[list]:
         return self.pets.analyze(arrays) if self.pets is not None else [[] for _ in arrays]
 
+    def score(self, images: list[tuple[str, np.ndarray]], check: Callable[[], None] | None = None,
+              progress: Callable[[int, int], None] | None = None) -> list[ImageScore]:
+        """See `score_images`."""
+        results = []
+        for start in range(0, len(images), SCORE_BATCH):
+            if check is not None:
+                check()
+            batch = images[start : start + SCORE_BATCH]
+            arrays = [image for _, image in batch]
+            for (label, image), faces, animals in zip(batch, self.faces(arrays), self.animals(arrays)):
+                results.append(self.scored(label, (image.shape[1], image.shape[0]), faces, animals))
+            if progress is not None:
+                progress(len(results), len(images))
+        return results
+
     def scored(self, label: str, size: tuple[int, int], faces: list, animals: list) -> ImageScore:
         result = ImageScore(label, int(size[0]), int(size[1]), measures=self.measures)
         for kind, candidates in self.per_kind.items():
@@ -143,18 +159,7 @@ def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], 
 
     Images are analysed SCORE_BATCH at a time; before each batch `check()` may raise to stop, and after it
     `progress(done, total)` is told how far it got."""
-    scorer = _Scorer(profiles, engine, pet_engine)
-    results = []
-    for start in range(0, len(images), SCORE_BATCH):
-        if check is not None:
-            check()
-        batch = images[start : start + SCORE_BATCH]
-        arrays = [image for _, image in batch]
-        for (label, image), faces, animals in zip(batch, scorer.faces(arrays), scorer.animals(arrays)):
-            results.append(scorer.scored(label, (image.shape[1], image.shape[0]), faces, animals))
-        if progress is not None:
-            progress(len(results), len(images))
-    return results
+    return Scorer(profiles, engine, pet_engine).score(images, check, progress)
 
 
 def score_files(sources: list[tuple[str, ImageSource]], profiles: list[Profile], engine: FaceEngine, *,
@@ -162,7 +167,7 @@ def score_files(sources: list[tuple[str, ImageSource]], profiles: list[Profile],
     """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
     at full size only when one of its faces is too small there for a full-quality aligned crop, or when pets are
     asked for (the pet engine reads the full image). Coordinates are the full image's."""
-    scorer = _Scorer(profiles, engine, pet_engine)
+    scorer = Scorer(profiles, engine, pet_engine)
     results = []
     for start in range(0, len(sources), SCORE_BATCH):
         batch = sources[start : start + SCORE_BATCH]

@@ -20,7 +20,7 @@ from ..faces import load_engine
 from ..faces.engine import DETECT_WORKERS
 from ..images import load_image
 from ..profile import Profile, ProfileStore
-from ..scoring import score_images
+from ..scoring import Scorer
 from ..weights import sha256
 
 SCORED = "scored"
@@ -68,6 +68,7 @@ class ImageScorer:
             )
         self.profiles = profiles_from_bytes(profiles)
         self.ids = [p.id for p in self.profiles]
+        self.scorer = Scorer(self.profiles, self.engine, None)  # the candidates (and any pet engine), once
         self._pool = ThreadPoolExecutor(DETECT_WORKERS, thread_name_prefix="batch-score")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -85,7 +86,7 @@ class ImageScorer:
             image = load_image(data)
         except ImageError as exc:
             return _failed(path, sha, exc.reason)
-        [result] = score_images([(path, image)], self.profiles, self.engine)
+        [result] = self.scorer.score([(path, image)])
         return {
             "path": path, "sha256": sha, "status": SCORED, "reason": None, "width": result.width,
             "height": result.height, "score": result.weakest(self.ids),
