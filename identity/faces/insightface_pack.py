@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..cache import BoundedCache
 from ..errors import ModelFilesMissing
 from ..weights import sha256
 from .engine import Models
@@ -69,9 +70,18 @@ class SCRFDDetector:
         return [Face(detections[i, :4].copy(), landmarks[i].astype(np.float32), float(detections[i, 4])) for i in keep]
 
 
+#: Each ONNX file's role by (path, size, mtime): telling it parses the graph, and every engine look-up asks.
+ROLES: BoundedCache[tuple[str | None]] = BoundedCache(256)
+
+
 def role(path: Path) -> str | None:
     """"detector", "recognizer", another insightface task ("landmark", "attribute", "swapper"), or None when
     the file is no model: told from its graph as insightface's model router tells it, whatever its name."""
+    info = Path(path).stat()
+    return ROLES.get_or_make((str(path), info.st_size, info.st_mtime_ns), lambda: (_role(path),))[0]
+
+
+def _role(path: Path) -> str | None:
     found = signature(path)
     if found is None:
         return None
