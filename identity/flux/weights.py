@@ -114,17 +114,18 @@ def check_shapes(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.
                               "re-download the file")
 
 
-def _build(model_type, config, tensors: dict[str, torch.Tensor], ops) -> nn.Module:
-    """A model of `config` holding `tensors` (already checked), without a first, throw-away initialisation."""
+def _build(make, tensors: dict[str, torch.Tensor]) -> nn.Module:
+    """`make()`'s model holding `tensors` (already checked), without a first, throw-away initialisation."""
     with torch.device("meta"):
-        model = model_type(config, ops)
+        model = make()
     model.load_state_dict(tensors, strict=True, assign=True)
     return model.eval().requires_grad_(False)
 
 
-def _expected(model_type, config) -> dict[str, tuple[int, ...]]:
+def _expected(make) -> dict[str, tuple[int, ...]]:
+    """The tensor shapes of `make()`'s model, built on the meta device (no memory, no initialisation)."""
     with torch.device("meta"):
-        return shapes_of(model_type(config, nn))
+        return shapes_of(make())
 
 
 # ----- PuLID-Flux -------------------------------------------------------------------------------------------
@@ -153,7 +154,7 @@ def adapter_config(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfi
 def check_pulid(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfig:
     """The file's sizes, once every tensor is found at its shape (else `WeightsMismatch` naming them)."""
     config = adapter_config(tensors, path)
-    check_shapes(_expected(PuLIDFlux, config), tensors, path)
+    check_shapes(_expected(lambda: PuLIDFlux(config, nn)), tensors, path)
     return config
 
 
@@ -161,7 +162,8 @@ def load_pulid(path: Path, ops=nn) -> PuLIDFlux:
     """The adapter in `path` (its file dtype, on the CPU), loaded strictly."""
     path = require_file(path, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
     tensors = read_tensors(path)
-    return _build(PuLIDFlux, check_pulid(tensors, path), tensors, ops)
+    config = check_pulid(tensors, path)
+    return _build(lambda: PuLIDFlux(config, ops), tensors)
 
 
 # ----- EVA-CLIP ---------------------------------------------------------------------------------------------
@@ -211,7 +213,7 @@ def check_eva(tensors: dict[str, torch.Tensor], path: Path) -> tuple[EvaConfig, 
     every tensor at its shape, and either no rope buffers or all of them."""
     tensors = vision_tensors(tensors, path)
     config = eva_config(tensors, path)
-    expected = _expected(EvaVisionTower, config)
+    expected = _expected(lambda: EvaVisionTower(config, nn))
     if any(ROPE.fullmatch(k) for k in tensors):
         expected.update(rope_shapes(config))
     check_shapes(expected, tensors, path)
@@ -222,17 +224,15 @@ def load_eva(path: Path, ops=nn) -> EvaVisionTower:
     """The EVA02-CLIP vision tower in `path` (a whole EVA-CLIP checkpoint or its `visual.` part), strictly."""
     path = require_file(path, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
     config, tensors = check_eva(read_tensors(path), path)
-    return _build(EvaVisionTower, config, tensors, ops)
+    return _build(lambda: EvaVisionTower(config, ops), tensors)
 
 
 # ----- face parsing -----------------------------------------------------------------------------------------
 
 def check_parsing(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Every tensor of facexlib's BiSeNet at its shape, and nothing else."""
-    if "cp.resnet.conv1.weight" not in tensors:
-        raise WeightsMismatch(f"{path} is not a BiSeNet face-parsing file: it has no tensor 'cp.resnet.conv1.weight'")
-    with torch.device("meta"):
-        check_shapes(shapes_of(BiSeNet()), tensors, path)
+    _shape(tensors, "cp.resnet.conv1.weight", path, "a BiSeNet face-parsing")
+    check_shapes(_expected(BiSeNet), tensors, path)
 
 
 def load_parsing(path: Path) -> BiSeNet:
@@ -240,11 +240,7 @@ def load_parsing(path: Path) -> BiSeNet:
     path = require_file(path, "face-parsing", PARSING_FILE, PARSING_SOURCE)
     tensors = read_tensors(path)
     check_parsing(tensors, path)
-    with torch.device("meta"):
-        parser = BiSeNet()
-    parser.load_state_dict({k: v if v.dtype == torch.int64 else v.float() for k, v in tensors.items()},
-                           strict=True, assign=True)
-    return parser.eval().requires_grad_(False)
+    return _build(BiSeNet, {k: v if v.dtype == torch.int64 else v.float() for k, v in tensors.items()})
 
 
 # ----- both -------------------------------------------------------------------------------------------------
