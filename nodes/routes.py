@@ -187,22 +187,26 @@ async def idle_bound(read):
         raise UploadStalled(f"the upload stalled (nothing received for {IDLE_SECONDS} s); try again") from None
 
 
-async def read_field(part) -> str:
+async def read_small(read, too_large: IdentityError) -> bytes:
+    """At most MAX_FIELD_BYTES from `read(n)` (a form part's or the body's), each read bound by IDLE_SECONDS;
+    `too_large` is raised past that."""
     data = b""
-    while chunk := await idle_bound(part.read_chunk(1024)):
+    while chunk := await idle_bound(read(MAX_FIELD_BYTES + 1 - len(data))):
         data += chunk
         if len(data) > MAX_FIELD_BYTES:
-            raise UploadRefused(f"form field {part.name!r} is over {MAX_FIELD_BYTES} bytes")
+            raise too_large
+    return data
+
+
+async def read_field(part) -> str:
+    data = await read_small(part.read_chunk, UploadRefused(f"form field {part.name!r} is over {MAX_FIELD_BYTES} bytes"))
     return data.decode("utf-8", errors="replace")
 
 
 async def read_json(request: web.Request) -> object:
     """A small JSON body, or None: bounded in size, and a deeply nested one is refused like malformed JSON."""
-    data = b""
-    while len(data) <= MAX_FIELD_BYTES and (chunk := await idle_bound(request.content.read(MAX_FIELD_BYTES + 1 - len(data)))):
-        data += chunk
-    if len(data) > MAX_FIELD_BYTES:
-        raise UploadTooLarge(f"the request body is over {MAX_FIELD_BYTES} bytes; send only the fields asked for")
+    data = await read_small(request.content.read, UploadTooLarge(
+        f"the request body is over {MAX_FIELD_BYTES} bytes; send only the fields asked for"))
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
