@@ -66,6 +66,14 @@ def loaded_width(page, image) -> int:
     return image.evaluate("(img) => img.naturalWidth")
 
 
+def module_url(page, name: str) -> str:
+    """The URL the frontend loaded one of our modules from (ComfyUI's extension list): importing it again gives the
+    same module instance."""
+    paths = page.evaluate("() => fetch('/extensions').then((answer) => answer.json())")
+    return next(page.evaluate("(path) => new URL(path, location.href).href", path) for path in paths
+                if path.startswith(OURS) and path.endswith("/" + name))
+
+
 def open_profile_picker(page, listed: str):
     """Closes the panel, fits the graph and clicks Profile Load's profile combo on the canvas until its menu lists
     `listed`: a click that lands while the canvas is still settling opens nothing, and a person clicks again."""
@@ -137,8 +145,13 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     photos = [{"name": path.split("/")[1], "data": face(path).read_bytes()}
               for path in ("obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg",
                            "biden/biden1.jpg")]
-    drop_files(page, ".identity-dropzone", photos + [{"name": "blank.png", "data": png(), "type": "image/png"}])
-    assert page.locator(".identity-file").count() == 6
+    spare = [{"name": f"spare{i}.png", "data": png(value=i), "type": "image/png"} for i in (1, 2)]
+    drop_files(page, ".identity-dropzone", spare + photos + [{"name": "blank.png", "data": png(), "type": "image/png"}])
+    assert page.locator(".identity-file").count() == 8
+    for extra in spare:  # dropped by mistake: removed one by one from the top of the list
+        form.get_by_role("button", name=f"Remove {extra['name']}").click()
+    names = page.locator(".identity-file .identity-file-name").all_inner_texts()
+    assert names == [photo["name"] for photo in photos] + ["blank.png"], names
     shot(page, request.config, "1-photos-dropped")
     page.evaluate("""() => {
         window.identitySeen = [];
@@ -280,7 +293,14 @@ def test_link_a_profile_to_phota_in_the_panel(page, comfyui, request, tom_profil
         card = page.locator(".identity-card[data-profile-id='phota-person-000000']")
         card.get_by_role("button", name="Details").click()
         phota = card.get_by_role("region", name="Phota link")
-        phota.get_by_role("textbox", name="Phota profile id").fill("nobody")
+        box = phota.get_by_role("textbox", name="Phota profile id")
+        box.press_sequentially("ph0b")
+        # A redraw (every training progress tick makes one) keeps what the person is doing: focus, text, images.
+        card.locator("img.identity-thumb").evaluate("(img) => { img.identityMark = 1; }")
+        page.evaluate(f"async () => (await import('{module_url(page, 'store.js')}')).refreshProfiles()")
+        assert box.evaluate("(input) => document.activeElement === input && input.value") == "ph0b"
+        assert card.locator("img.identity-thumb").evaluate("(img) => img.identityMark") == 1
+        box.fill("nobody")
         phota.get_by_role("button", name="Link").click()
         assert "Phota has no profile 'nobody'" in phota.get_by_role("alert").inner_text(timeout=30_000)
         phota.get_by_role("textbox", name="Phota profile id").fill("ph0bama")

@@ -14,9 +14,19 @@ export function h(tag, props = {}, ...children) {
   return element;
 }
 
-/** Replaces an element's children; nested arrays are flattened and null, undefined and false are skipped. */
+/** Replaces an element's children; nested arrays are flattened and null, undefined and false are skipped.
+ * A child equal to one already shown keeps the one shown, in place, so a redraw (every training progress tick
+ * redraws the gallery) keeps focus, typed text, scroll and loaded images where nothing changed. A kept child keeps
+ * its listeners: they must find their data by identity (an id, the object), never by position. */
 export function fill(element, ...children) {
-  element.replaceChildren(...present(children));
+  const shown = [...element.childNodes];
+  const wanted = present(children).map((child) => {
+    const node = typeof child === "string" ? document.createTextNode(child) : child;
+    const same = shown.findIndex((old) => old && old.isEqualNode(node));
+    return same < 0 ? node : shown.splice(same, 1, null)[0];
+  });
+  wanted.forEach((node, index) => element.childNodes[index] !== node && element.insertBefore(node, element.childNodes[index] ?? null));
+  while (element.childNodes.length > wanted.length) element.lastChild.remove();
   return element;
 }
 

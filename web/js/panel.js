@@ -75,7 +75,7 @@ function jobCard(job) {
 function profileCard(profile, job) {
   const mode = modes.get(profile.id);
   const rejected = profile.photos_rejected ? ` · ${profile.photos_rejected} rejected` : "";
-  return h("li.identity-card", { dataset: { profileId: profile.id } },
+  return h("li.identity-card", { dataset: { profileId: profile.id, created: profile.created } },
     h("img.identity-thumb", { src: imageURL(profile.thumbnail), alt: `${profile.name}`, loading: "lazy",
       onclick: () => toggleDetails(profile) }),
     h("div.identity-card-body", {},
@@ -87,7 +87,7 @@ function profileCard(profile, job) {
       h("div.identity-card-meta", {}, `${plural(profile.photos_accepted, "photo")}${rejected} · threshold ${profile.threshold?.toFixed(2)}`
         + (profile.confidence === "low" ? " · low confidence" : "")),
       h("div.identity-card-meta", {}, `${profile.engine} · ${formatDate(profile.created)}`),
-      mode?.mode === "delete" ? deleteConfirm(profile, mode) : actions(profile, Boolean(job)),
+      mode?.mode === "delete" ? deleteConfirm(profile) : actions(profile, Boolean(job)),
       mode?.error ? h("div.identity-message.error", { role: "alert" }, mode.error) : null,
       open.has(profile.id) ? detailsView(profile) : null));
 }
@@ -119,24 +119,24 @@ function renameEditor(profile, mode) {
   const save = async () => {
     const oldLabel = profile.label;
     try {
-      await renameProfile(profile.id, mode.draft);
+      await renameProfile(profile.id, input.value);
       modes.delete(profile.id);
       await app.refreshComboInNodes(); // the pickers' lists, and (through its hook) this gallery
       retargetProfileLoads(oldLabel, state.profiles.find((p) => p.id === profile.id)?.label);
     } catch (error) {
-      mode.error = error.message;
+      modes.set(profile.id, { ...modes.get(profile.id), error: error.message });
     }
     renderAll();
   };
   const input = h("input.identity-rename-input", { type: "text", value: mode.draft, maxLength: 100, "aria-label": "New name",
-    oninput: () => (mode.draft = input.value),
+    oninput: () => (modes.get(profile.id).draft = input.value),
     onkeydown: (event) => (event.key === "Enter" ? save() : event.key === "Escape" && setMode(profile.id, null)) });
   return h("div.identity-rename", {}, input,
     h("button.identity-link-button.save", { type: "button", onclick: save }, "Save"),
     h("button.identity-link-button", { type: "button", onclick: () => setMode(profile.id, null) }, "Cancel"));
 }
 
-function deleteConfirm(profile, mode) {
+function deleteConfirm(profile) {
   const confirm = async () => {
     try {
       await deleteProfile(profile.id);
@@ -145,7 +145,7 @@ function deleteConfirm(profile, mode) {
       details.delete(profile.id);
       await app.refreshComboInNodes();
     } catch (error) {
-      mode.error = error.message;
+      modes.set(profile.id, { ...modes.get(profile.id), error: error.message });
     }
     renderAll();
   };
@@ -218,7 +218,7 @@ function photaView(profile) {
       failed);
   }
   const input = h("input.identity-phota-input", { type: "text", value: link.draft ?? "", maxLength: 128,
-    placeholder: "Phota profile id", "aria-label": "Phota profile id", oninput: () => (link.draft = input.value) });
+    placeholder: "Phota profile id", "aria-label": "Phota profile id", oninput: () => (phota.get(profile.id).draft = input.value) });
   const submit = () => refreshPhota(profile.id, () => linkPhota(profile.id, input.value.trim()));
   input.addEventListener("keydown", (event) => event.key === "Enter" && submit());
   return section(h("div.identity-rename", {}, input,

@@ -88,12 +88,12 @@ function thumbnail(file) {
 }
 
 function renderFiles() {
-  fill(view.files, form.files.map((file, index) => h("li.identity-file", {},
+  fill(view.files, form.files.map((file) => h("li.identity-file", {},
     thumbnail(file),
     h("span.identity-file-name", { title: file.name }, file.name),
     h("small", {}, formatBytes(file.size)),
-    h("button.identity-icon-button", { type: "button", title: `Remove ${file.name}`, onclick: () => {
-      release(form.files.splice(index, 1));
+    h("button.identity-icon-button", { type: "button", title: `Remove ${file.name}`, "aria-label": `Remove ${file.name}`, onclick: () => {
+      release(form.files.splice(form.files.indexOf(file), 1));
       renderFiles();
     } }, "×"))));
   const running = form.jobId && !FINISHED.has(state.jobs.get(form.jobId)?.status);
