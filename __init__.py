@@ -1,12 +1,12 @@
-"""Identity Layer for ComfyUI: registers the nodes (V3 schema), the web extension with its routes, and the model folders."""
+"""Identity Layer for ComfyUI: registers the nodes (V3 schema), the web extension with its routes, and its folders."""
 
 WEB_DIRECTORY = "./web"
 
 
 async def comfy_entrypoint():
-    from .nodes import IdentityExtension, register_model_folders
+    from .nodes import IdentityExtension, register_folders
     from .nodes.routes import register_routes
 
-    register_model_folders()
+    register_folders()
     register_routes()
     return IdentityExtension()

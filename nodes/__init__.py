@@ -5,7 +5,7 @@ from comfy_api.v0_0_2 import ComfyExtension, io
 from .arcface_score import ArcFaceScore
 from .base_model_select import BaseModelSelect
 from .face_engine import FaceEngine
-from .glue import register_model_folders
+from .glue import register_folders
 from .identity_condition_remote import IdentityConditionRemote
 from .identity_remote import IdentityEdit, IdentityEnhance, IdentityGenerate, IdentityRemix
 from .identity_condition_flux import IdentityConditionFlux
@@ -15,7 +15,7 @@ from .profile_load import ProfileLoad
 from .profile_train import ProfileTrain
 from .pulid_load import PuLIDLoad
 
-__all__ = ["IdentityExtension", "register_model_folders"]
+__all__ = ["IdentityExtension", "register_folders"]
 
 
 class IdentityExtension(ComfyExtension):

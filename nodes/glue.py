@@ -28,6 +28,7 @@ from ..identity.images import collect_photos
 from ..identity.profile import ProfileStore
 from ..identity.training import check_kind
 from ..identity.remote.keys import KeyStore
+from ..identity.remote.models import user_folder
 
 PROFILES_FOLDER = "identity_profiles"
 PULID_FOLDER = "pulid"  # PuLID-Flux adapters, models/pulid/ (the folder other PuLID packs use)
@@ -47,7 +48,11 @@ class EngineChoice:
     provider: str
 
 
-def register_model_folders() -> None:
+def register_folders() -> None:
+    """The model folders, and the pack's user folder: `identity_layer/` in ComfyUI's user folder (which follows
+    `--user-directory`) holds keys, Phota links and model overrides; `identity/` finds it through
+    `IDENTITY_USER_DIR`, which a user who set it keeps."""
+    os.environ.setdefault("IDENTITY_USER_DIR", os.path.join(folder_paths.get_user_directory(), "identity_layer"))
     folder_paths.add_model_folder_path(PROFILES_FOLDER, os.path.join(folder_paths.models_dir, PROFILES_FOLDER), is_default=True)
     paths, extensions = folder_paths.folder_names_and_paths[PROFILES_FOLDER]
     extensions.add(".safetensors")
@@ -69,8 +74,8 @@ def profile_store() -> ProfileStore:
 
 
 def key_store() -> KeyStore:
-    """Keys from ComfyUI's environment, or `user/identity_layer/keys.json` in ComfyUI's user folder."""
-    return KeyStore(Path(folder_paths.get_user_directory()) / "identity_layer" / "keys.json")
+    """Keys from ComfyUI's environment, or `keys.json` in the pack's user folder."""
+    return KeyStore(user_folder() / "keys.json")
 
 
 def insightface_roots() -> list[Path]:

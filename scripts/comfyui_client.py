@@ -102,10 +102,12 @@ class ComfyUI:
 
 
 class Server:
-    """A ComfyUI process on 127.0.0.1 with its own base folder (models, input, output, custom_nodes)."""
+    """A ComfyUI process on 127.0.0.1 with its own base folder (models, input, output, custom_nodes) and user folder
+    (`base/user` unless given, as ComfyUI's `--user-directory` moves it)."""
 
-    def __init__(self, base: Path, log: Path | None = None):
+    def __init__(self, base: Path, log: Path | None = None, user: Path | None = None):
         self.base = Path(base)
+        self.user = Path(user) if user else self.base / "user"
         self.log_path = log or self.base / "comfyui.log"
         self.port = _free_port()
         self.process: subprocess.Popen | None = None
@@ -113,8 +115,8 @@ class Server:
 
     def prepare(self, models: dict[str, Path] | None = None) -> "Server":
         """Folders, this pack linked into custom_nodes, and `models` (relative path → source) linked in."""
-        for name in ("custom_nodes", "input", "output", "user", "models"):
-            (self.base / name).mkdir(parents=True, exist_ok=True)
+        for folder in (*(self.base / name for name in ("custom_nodes", "input", "output", "models")), self.user):
+            folder.mkdir(parents=True, exist_ok=True)
         _link(ROOT, self.base / "custom_nodes" / PACK_NAME)
         for relative, source in (models or {}).items():
             _link(Path(source), self.base / "models" / relative)
@@ -124,7 +126,7 @@ class Server:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--base-directory", str(self.base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
+             "--base-directory", str(self.base), "--user-directory", str(self.user), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
              *(["--front-end-root", str(Path(FRONTEND).resolve())] if FRONTEND else [])],
             cwd=COMFYUI, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )

@@ -34,7 +34,8 @@ def api_twin(name: str) -> dict:
 def start_server(base) -> Server:
     if not (COMFYUI / "main.py").is_file():
         pytest.skip(f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout")
-    server = Server(base).prepare(models={"insightface/models/testpack": TESTPACK} if TESTPACK.is_dir() else {})
+    # A user folder away from the base (`--user-directory`): the pack must follow ComfyUI's, wherever it is.
+    server = Server(base, user=base / "elsewhere" / "user").prepare(models={"insightface/models/testpack": TESTPACK} if TESTPACK.is_dir() else {})
     if FACES.is_dir():
         stage_example_inputs(base / "input", FACES)
     return server.start()

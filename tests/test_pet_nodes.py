@@ -81,7 +81,7 @@ def test_the_panel_route_trains_a_dog_or_cat_as_asked_and_refuses_an_unknown_kin
 def test_identity_generate_sends_the_cat_and_reports_what_it_checked(comfyui, cat, fake):
     from comfyui import api_twin
 
-    folder = comfyui.base / "user" / "identity_layer"
+    folder = comfyui.user / "identity_layer"
     folder.mkdir(parents=True, exist_ok=True)
     fake.keys_file(folder)
     fake.reset()

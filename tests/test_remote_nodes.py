@@ -36,7 +36,7 @@ def test_remote_nodes_are_listed_and_no_widget_takes_a_key(comfyui):
 @pytest.fixture(scope="module")
 def remote(comfyui, fake):
     """The live ComfyUI's keys file points every provider at the fakes; Obama and Biden are trained there."""
-    folder = comfyui.base / "user" / "identity_layer"
+    folder = comfyui.user / "identity_layer"
     folder.mkdir(parents=True, exist_ok=True)
     fake.keys_file(folder)
     for name, source in (("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")):

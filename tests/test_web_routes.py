@@ -193,7 +193,7 @@ def test_a_profile_is_linked_to_phota_once_phota_knows_the_id(comfyui, fake):
     user folder, its training status shown; unknown ids, bad ids and a missing key get one sentence."""
     fake.reset()
     fake.phota_profiles.update(ph0bama="READY", phtraining="IN_PROGRESS")
-    folder = comfyui.base / "user" / "identity_layer"
+    folder = comfyui.user / "identity_layer"
     folder.mkdir(parents=True, exist_ok=True)
     keys = fake.keys_file(folder)
     status, answer = upload(comfyui, "Phota Person", [tom()])

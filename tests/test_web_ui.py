@@ -280,7 +280,7 @@ def test_link_a_profile_to_phota_in_the_panel(page, comfyui, request, tom_profil
     keys file), its training status shown, a wrong id refused with Phota's sentence, and unlinked again."""
     fake.reset()
     fake.phota_profiles["ph0bama"] = "READY"
-    user = comfyui.base / "user" / "identity_layer"
+    user = comfyui.user / "identity_layer"
     user.mkdir(parents=True, exist_ok=True)
     fake.keys_file(user)
     from dataclasses import replace
