@@ -21,7 +21,7 @@ export function h(tag, props = {}, ...children) {
 export function fill(element, ...children) {
   const shown = [...element.childNodes];
   const wanted = present(children).map((child) => {
-    const node = typeof child === "string" ? document.createTextNode(child) : child;
+    const node = child instanceof Node ? child : document.createTextNode(String(child));
     const same = shown.findIndex((old) => old && old.isEqualNode(node));
     return same < 0 ? node : shown.splice(same, 1, null)[0];
   });
