@@ -198,11 +198,16 @@ def test_a_second_answer_for_an_image_is_never_written(store, dataset, people, t
     profiles = [ProfileStore(store).load(p.id) for p in people.values()]
     scorer = ImageScorer("embedded", "cpu", profiles[0].engine.key,
                          {p.id: ProfileStore(store).path(p.id).read_bytes() for p in profiles})
-    paths = [str(p) for p in sorted((dataset / "biden").iterdir())]
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    paths = [str(p) for p in sorted((dataset / "biden").iterdir())] + [str(broken)]
     answer = scorer(pa.table({"path": paths + paths[:1]}))
     results = ResultsFolder(tmp_path / "results", {"name": "embedded", "key": profiles[0].engine.key},
                             [{"id": p.id, "name": p.name, "created": p.created} for p in profiles]).open()
-    assert results.add(answer) == len(paths) and results.add(answer) == 0
+    first = results.add(answer)  # what the progress line counts: each image once, the unreadable one too
+    assert sorted(row["path"] for row in first) == sorted(paths)
+    assert [row["path"] for row in first if row["status"] == "unreadable"] == [str(broken)]
+    assert results.add(answer) == []
     results.close()
     assert sorted(keys(tmp_path / "results")) == sorted(set(keys(tmp_path / "results")))
     assert len(keys(tmp_path / "results")) == len(paths)

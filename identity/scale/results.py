@@ -132,9 +132,9 @@ class ResultsFolder:
     def is_done(self, path: str, sha: str) -> bool:
         return sha in self.done.get(path, ())
 
-    def add(self, rows: pa.Table) -> int:
-        """Queue worker rows whose (path, sha256) is not committed yet; returns how many were new."""
-        new = 0
+    def add(self, rows: pa.Table) -> list[dict]:
+        """Queue worker rows whose (path, sha256) is not committed yet; returns those (new) rows."""
+        new = []
         for row in rows.to_pylist():
             if self.is_done(row["path"], row["sha256"]):
                 continue  # a retried task's second answer, or an image listed twice
@@ -142,7 +142,7 @@ class ResultsFolder:
             if not self._pending:
                 self._pending_since = time.monotonic()
             self._pending.append(row)
-            new += 1
+            new.append(row)
         if len(self._pending) >= self.part_size or (
                 self._pending and time.monotonic() - self._pending_since >= FLUSH_SECONDS):
             self.flush()

@@ -79,7 +79,8 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
         log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {options.out}")
         progress = Progress(len(pending), log)
         for rows in _score(pending, scorer, options):  # on any exit, close() below commits the rows received
-            progress.advance(results.add(rows), _count(rows, UNREADABLE))
+            new = results.add(rows)  # a retried task's rows count once, unreadable ones included
+            progress.advance(len(new), sum(row["status"] == UNREADABLE for row in new))
         results.flush()
         progress.finish()
         images = results.images()  # read once: RESULTS may hold millions of rows
@@ -113,10 +114,6 @@ def _score(paths: list[str], scorer: dict, options: BatchOptions) -> Iterator[pa
     local = ImageScorer(**scorer)
     for start in range(0, len(paths), options.chunk):
         yield local(pa.table({"path": paths[start:start + options.chunk]}))
-
-
-def _count(rows: pa.Table, status: str) -> int:
-    return sum(1 for s in rows.column("status").to_pylist() if s == status)
 
 
 class Progress:
