@@ -7,6 +7,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -303,8 +304,10 @@ def same_rows(found: list[dict], expected: list[dict]) -> bool:
 
 def test_ray_gives_the_same_rows_as_this_process(cluster, store, dataset, reference, tmp_path):
     out = tmp_path / "results"
-    report = summary(batch(store, out, dataset, extra=["--ray", cluster, "--workers", "2"]))
+    result = batch(store, out, dataset, extra=["--ray", cluster, "--workers", "2"])
+    report = summary(result)
     assert report["this_run"]["where"] == f"Ray ({cluster})"
+    assert f"Ray runtime at {cluster}: 2 CPUs, 2 workers" in result.stderr, result.stderr
     assert same_rows(rows(out, "images"), rows(reference[0], "images"))
     assert same_rows(rows(out, "faces"), rows(reference[0], "faces"))
 
@@ -317,8 +320,10 @@ def test_ray_auto_scores_on_a_runtime_of_its_own(store, dataset, reference, tmp_
     for name in ("obama/obama1.jpg", "biden/biden1.jpg"):
         shutil.copy(dataset / name, images / name.replace("/", "_"))
     out = tmp_path / "results"
-    report = summary(batch(store, out, images, extra=["--ray", "auto", "--workers", "1"]))
+    result = batch(store, out, images, extra=["--ray", "auto", "--workers", "1"])
+    report = summary(result)
     assert report["this_run"]["where"] == "Ray (auto)"
+    assert re.search(r"^Ray runtime at 127\.0\.0\.1:\d+: ", result.stderr, re.M), "--ray auto must stay on loopback:\n" + result.stderr
     expected = {Path(r["path"]).name: r for r in rows(reference[0], "images")
                 if Path(r["path"]).parent.name in ("obama", "biden") and Path(r["path"]).name in ("obama1.jpg", "biden1.jpg")}
     found = {Path(r["path"]).name.split("_", 1)[1]: r for r in rows(out, "images")}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pyarrow as pa
@@ -42,7 +42,8 @@ def require_ray():
     return ray
 
 
-def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, workers: int | None) -> Iterator[pa.Table]:
+def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, workers: int | None,
+                 log: Callable[[str], None]) -> Iterator[pa.Table]:
     """Worker rows as they arrive. `address`: 'auto' starts a local Ray runtime; anything else joins that cluster."""
     if address == "auto":
         os.environ.update(LOOPBACK_ONLY)  # read when Ray is first imported
@@ -67,6 +68,7 @@ def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, 
                                 f"use --workers {max(1, cpus)} or add nodes")
         batches = -(-len(paths) // batch_size)
         workers = min(workers or max(1, cpus), batches)  # a worker without a batch would only cost its start-up
+        log(f"Ray runtime at {ray.get_runtime_context().gcs_address}: {cpus} CPUs, {workers} workers")
         dataset = ray.data.from_items([{"path": path} for path in paths], override_num_blocks=batches)
         scored = dataset.map_batches(
             ImageScorer, fn_constructor_kwargs=scorer, batch_size=batch_size, batch_format="pyarrow",

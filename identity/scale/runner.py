@@ -78,7 +78,7 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
         log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {options.out}")
         progress = Progress(len(pending), log)
-        for rows in _score(pending, scorer, options):  # on any exit, close() below commits the rows received
+        for rows in _score(pending, scorer, options, log):  # on any exit, close() below commits the rows received
             new = results.add(rows)  # a retried task's rows count once, unreadable ones included
             progress.advance(len(new), sum(row["status"] == UNREADABLE for row in new))
         results.flush()
@@ -103,13 +103,13 @@ def _missing(paths: list[str], results: ResultsFolder) -> list[str]:
     return [p for p in paths if p not in hashes or not results.is_done(p, hashes[p])]
 
 
-def _score(paths: list[str], scorer: dict, options: BatchOptions) -> Iterator[pa.Table]:
+def _score(paths: list[str], scorer: dict, options: BatchOptions, log: Callable[[str], None]) -> Iterator[pa.Table]:
     if not paths:
         return
     if options.ray is not None:
         from .cluster import score_on_ray
 
-        yield from score_on_ray(options.ray, paths, options.chunk, scorer, options.workers)
+        yield from score_on_ray(options.ray, paths, options.chunk, scorer, options.workers, log)
         return
     local = ImageScorer(**scorer)
     for start in range(0, len(paths), options.chunk):
