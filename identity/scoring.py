@@ -141,6 +141,23 @@ class Scorer:
                 progress(len(results), len(images))
         return results
 
+    def score_files(self, sources: list[tuple[str, ImageSource]]) -> list[ImageScore]:
+        """See `score_files`."""
+        results = []
+        for start in range(0, len(sources), SCORE_BATCH):
+            batch = sources[start : start + SCORE_BATCH]
+            reduced = [load_reduced(source, DETECT_SIZE) for _, source in batch]
+            full = [load_image(source) for _, source in batch] if self.pets is not None else None
+            animals = self.animals(full) if full is not None else [[] for _ in batch]
+            for index, ((label, source), image, faces) in enumerate(zip(batch, reduced, self.faces([r.pixels for r in reduced]))):
+                if image.factor > 1.0:
+                    faces = [f.scaled(image.factor) for f in faces] if any(f.size < CROP_SIZE for f in faces) else \
+                        [_rescaled(f, image.factor) for f in faces]
+                    if faces and faces[0].embedding is None:
+                        self.engine.describe([full[index] if full is not None else load_image(source)], [faces])
+                results.append(self.scored(label, image.size, faces, animals[index]))
+        return results
+
     def scored(self, label: str, size: tuple[int, int], faces: list, animals: list) -> ImageScore:
         result = ImageScore(label, int(size[0]), int(size[1]), measures=self.measures)
         for kind, candidates in self.per_kind.items():
@@ -167,21 +184,7 @@ def score_files(sources: list[tuple[str, ImageSource]], profiles: list[Profile],
     """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
     at full size only when one of its faces is too small there for a full-quality aligned crop, or when pets are
     asked for (the pet engine reads the full image). Coordinates are the full image's."""
-    scorer = Scorer(profiles, engine, pet_engine)
-    results = []
-    for start in range(0, len(sources), SCORE_BATCH):
-        batch = sources[start : start + SCORE_BATCH]
-        reduced = [load_reduced(source, DETECT_SIZE) for _, source in batch]
-        full = [load_image(source) for _, source in batch] if scorer.pets is not None else None
-        animals = scorer.animals(full) if full is not None else [[] for _ in batch]
-        for index, ((label, source), image, faces) in enumerate(zip(batch, reduced, scorer.faces([r.pixels for r in reduced]))):
-            if image.factor > 1.0:
-                faces = [f.scaled(image.factor) for f in faces] if any(f.size < CROP_SIZE for f in faces) else \
-                    [_rescaled(f, image.factor) for f in faces]
-                if faces and faces[0].embedding is None:
-                    engine.describe([full[index] if full is not None else load_image(source)], [faces])
-            results.append(scorer.scored(label, image.size, faces, animals[index]))
-    return results
+    return Scorer(profiles, engine, pet_engine).score_files(sources)
 
 
 def _rescaled(face, factor: float):

@@ -179,6 +179,23 @@ def test_a_run_killed_mid_way_resumes_exactly_once(store, dataset, reference, tm
     assert not list(out.rglob(".*.tmp"))
 
 
+def test_a_row_holds_what_the_score_command_finds_in_that_file(reference, dataset, people, embedded):
+    """One way to score a file: a 2000 px JPEG is decoded at the scale detection needs, in batch-score as in
+    `python -m identity score`, so both give the same faces and similarities."""
+    from identity.images import load_reduced
+    from identity.scoring import score_files
+
+    paths = [dataset / "groups" / "biden_obama_b.jpg", dataset / "obama" / "obama3.jpg", dataset / "biden" / "biden1.jpg"]
+    assert load_reduced(paths[0], 640).factor == 2.0
+    profiles = [people["Barack Obama"], people["Joe Biden"]]
+    faces = rows(reference[0], "faces")
+    for result in score_files([(str(p), p) for p in paths], profiles, embedded):
+        found = [f for f in faces if f["path"] == result.label]
+        assert [f["profile_id"] for f in found] == [f.profile_id for f in result.faces], result.label
+        assert same_rows([f["bbox"] for f in found], [list(f.bbox) for f in result.faces]), result.label
+        assert same_rows([f["similarity"] for f in found], [f.similarity for f in result.faces]), result.label
+
+
 def test_faces_whose_commit_never_arrived_are_scored_again_not_twice(store, dataset, reference, tmp_path):
     out = tmp_path / "results"
     shutil.copytree(reference[0], out)

@@ -18,7 +18,6 @@ import pyarrow as pa
 from ..errors import IdentityError, ImageError
 from ..faces import load_engine
 from ..faces.engine import DETECT_WORKERS
-from ..images import load_image
 from ..profile import Profile, ProfileStore
 from ..scoring import Scorer
 from ..weights import sha256
@@ -83,10 +82,9 @@ class ImageScorer:
             return _failed(path, "", f"cannot read the file ({exc.strerror or exc})")
         sha = hashlib.sha256(data).hexdigest()
         try:
-            image = load_image(data)
+            [result] = self.scorer.score_files([(path, data)])  # decoded as the score command decodes files
         except ImageError as exc:
             return _failed(path, sha, exc.reason)
-        [result] = self.scorer.score([(path, image)])
         return {
             "path": path, "sha256": sha, "status": SCORED, "reason": None, "width": result.width,
             "height": result.height, "score": result.weakest(self.ids),
