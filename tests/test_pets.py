@@ -152,13 +152,14 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     assert [f.profile_id for f in alone.faces] == [cat_job.profile.id]
 
 
-def tiny_reid(path):
-    """A real ONNX file as an exported re-identification model is shaped: [N,3,64,64] in, [N,3] out."""
+def tiny_reid(path, batch="N"):
+    """A real ONNX file as an exported re-identification model is shaped: [N,3,64,64] in, [N,3] out (`batch=1`:
+    as `torch.onnx.export` writes it without `dynamic_axes`)."""
     graph = helper.make_graph(
         [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
          helper.make_node("Flatten", ["pooled"], ["embedding"])],
-        "reid", [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, 64, 64])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, ["N", 3])])
+        "reid", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, 64, 64])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, 3])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
 
 
@@ -170,6 +171,28 @@ def test_a_reid_model_in_the_slot_takes_over_and_says_so(models):
     assert engine.info.name == "pets:reid:my_reid.onnx" and engine.info.dim == 3 and engine.measures == IDENTITY
     vectors = engine.embed(np.stack([cv2.resize(chelsea(), (224, 224))] * 2))
     assert vectors.shape == (2, 3) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_reid_model_exported_with_batch_1_embeds_many_animals_at_once(models, tmp_path):
+    tiny_reid(tmp_path / "fixed_batch.onnx", batch=1)
+    engine = load_pet_engine(models / "pets", tmp_path)
+    crops = np.stack([cv2.resize(chelsea(), (224, 224)), cv2.resize(chelsea()[:, ::-1], (224, 224)) // 2])
+    together = engine.embed(crops)
+    alone = np.concatenate([engine.embed(crops[i : i + 1]) for i in range(2)])
+    assert together.shape == (2, 3) and np.allclose(together, alone, atol=1e-5)
+    # GlobalAveragePool of ImageNet-normalised pixels: the channel means, checked here without the model.
+    means = ((crops.reshape(2, -1, 3).mean(axis=1) - [123.675, 116.28, 103.53]) / [58.395, 57.12, 57.375])
+    assert np.allclose(together, means / np.linalg.norm(means, axis=1, keepdims=True), atol=1e-3)
+
+
+def test_a_reid_model_without_a_fixed_image_size_is_refused_with_the_fix(models, tmp_path):
+    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["images"], ["pooled"])], "reid",
+                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", 3, 1, 1])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9),
+              str(tmp_path / "any_size.onnx"))
+    with pytest.raises(Exception, match=r"fixed H and W \(it takes \['N', 3, 'H', 'W'\]\).*fixed input size"):
+        load_pet_engine(models / "pets", tmp_path)
 
 
 def test_a_broken_reid_file_is_refused_with_the_fix(models, tmp_path):

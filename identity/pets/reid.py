@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
 import numpy as np
-import onnxruntime
+import onnx
 
-from ..errors import ModelFilesMissing
+from ..errors import IdentityError, ModelFilesMissing
+from ..faces.recognizer import OnnxRecognizer
 from ..paths import models_dir
 from ..weights import sha256
 
@@ -34,25 +34,34 @@ def find_reid(folder: Path | None = None) -> Path | None:
 
 
 class ReidModel:
-    """An ONNX embedding model on animal crops; `embed` returns raw `[N, D]`."""
+    """An ONNX embedding model on animal crops, run by the recognizer class the face engines use (batches, a
+    batch-1 export made batch-capable, the process's thread budget); `embed` returns raw `[N, D]`."""
 
     def __init__(self, path: Path, providers: list[str] | None = None):
         try:
-            self.session = onnxruntime.InferenceSession(str(path), providers=providers or ["CPUExecutionProvider"])
+            model = onnx.load(str(path))
         except Exception as exc:
-            raise ModelFilesMissing(f"{path.name} in {path.parent} is not a loadable ONNX model ({str(exc).strip().splitlines()[-1][:160]}); "
-                                    "replace it with an exported re-identification model or remove it") from None
-        shape = self.session.get_inputs()[0].shape
-        if len(shape) != 4 or not all(isinstance(v, int) for v in shape[2:]):
-            raise ModelFilesMissing(f"{path.name} must take [N, 3, H, W] images with a fixed H and W (it takes {shape}); "
+            raise _unloadable(path, exc) from None
+        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in model.graph.input[0].type.tensor_type.shape.dim] if model.graph.input else []
+        if len(dims) != 4 or not all(isinstance(v, int) for v in dims[2:]):
+            raise ModelFilesMissing(f"{path.name} must take [N, 3, H, W] images with a fixed H and W (it takes {dims}); "
                                     "export it with a fixed input size")
-        self.size = (int(shape[3]), int(shape[2]))
+        try:
+            self.recognizer = OnnxRecognizer(model, providers or ["CPUExecutionProvider"], _MEAN, _STD)
+        except IdentityError:
+            raise
+        except Exception as exc:
+            raise _unloadable(path, exc) from None
         self.name = path.name
         self.sha256 = sha256(path)
-        self.dim = int(self.embed(np.zeros((1, 8, 8, 3), np.uint8)).shape[1])
+        self.dim = self.recognizer.dim
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
-        pixels = np.stack([cv2.resize(np.ascontiguousarray(c), self.size, interpolation=cv2.INTER_AREA) for c in crops])
-        batch = ((pixels.astype(np.float32) - _MEAN) / _STD).transpose(0, 3, 1, 2)
-        output = self.session.run(None, {self.session.get_inputs()[0].name: batch})[0]
-        return np.asarray(output, np.float32).reshape(len(crops), -1)
+        return self.recognizer.embed(crops)
+
+
+def _unloadable(path: Path, exc: Exception) -> ModelFilesMissing:
+    return ModelFilesMissing(f"{path.name} in {path.parent} is not a loadable ONNX model "
+                             f"({(str(exc).strip().splitlines() or [type(exc).__name__])[-1][:160]}); "
+                             "replace it with an exported re-identification model or remove it")
