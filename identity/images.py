@@ -166,12 +166,11 @@ def pixel_batches(sizes: dict[int, tuple[int, int]], most: int) -> list[list[int
     """The keys of `sizes` (width, height) in order, in groups of at most `most` whose images hold at most
     DECODE_BUDGET pixels together (a larger image goes alone): decoding memory is bounded by pixels, not by
     photo count."""
-    budget = DECODE_BUDGET
     batches: list[list[int]] = [[]]
     total = 0
     for key, (width, height) in sizes.items():
         pixels = width * height
-        if batches[-1] and (total + pixels > budget or len(batches[-1]) >= most):
+        if batches[-1] and (total + pixels > DECODE_BUDGET or len(batches[-1]) >= most):
             batches.append([])
             total = 0
         batches[-1].append(key)

@@ -129,7 +129,7 @@ function renameEditor(profile, mode) {
     renderAll();
   };
   const input = h("input.identity-rename-input", { type: "text", value: mode.draft, maxLength: 100, "aria-label": "New name",
-    oninput: () => (modes.get(profile.id).draft = input.value),
+    oninput: () => { const current = modes.get(profile.id); if (current) current.draft = input.value; }, // gone once saved
     onkeydown: (event) => (event.key === "Enter" ? save() : event.key === "Escape" && setMode(profile.id, null)) });
   return h("div.identity-rename", {}, input,
     h("button.identity-link-button.save", { type: "button", onclick: save }, "Save"),
