@@ -6,8 +6,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-BUILDS = ("onnxruntime", "onnxruntime-gpu", "onnxruntime-directml", "onnxruntime-silicon", "onnxruntime-rocm",
-          "onnxruntime-openvino")
+BUILDS = (
+    "onnxruntime",
+    "onnxruntime-gpu",
+    "onnxruntime-directml",
+    "onnxruntime-silicon",
+    "onnxruntime-rocm",
+    "onnxruntime-openvino",
+)
 
 
 def installed(name: str) -> bool:

@@ -18,7 +18,6 @@ import time
 import warnings
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -36,8 +35,9 @@ FACES = SHARED / "fixtures" / "faces"
 
 def training_photos() -> list[Photo]:
     """20 photos of one person: the 6 Obama portraits and group shots, plus mirrored and re-framed copies."""
-    sources = [load_image(p) for p in collect_photos([FACES / "obama"])] + \
-              [load_image(FACES / "groups" / n) for n in ("obama_biden_a.jpg", "biden_obama_b.jpg")]
+    sources = [load_image(p) for p in collect_photos([FACES / "obama"])] + [
+        load_image(FACES / "groups" / n) for n in ("obama_biden_a.jpg", "biden_obama_b.jpg")
+    ]
     variants = []
     for image in sources:
         h, w = image.shape[:2]
@@ -46,7 +46,10 @@ def training_photos() -> list[Photo]:
 
 
 def scoring_images() -> list[np.ndarray]:
-    return [load_image(p) for p in collect_photos([FACES / d for d in sorted(m.name for m in FACES.iterdir() if m.is_dir())])]
+    return [
+        load_image(p)
+        for p in collect_photos([FACES / d for d in sorted(m.name for m in FACES.iterdir() if m.is_dir())])
+    ]
 
 
 def best_of(repeat: int, run) -> float:
@@ -82,8 +85,10 @@ def main() -> int:
     t_base = best_of(args.repeat, lambda: [baseline.get(i) for i in bgr])
     t_ours = best_of(args.repeat, lambda: engine.analyze(images))
     base_rate, our_rate = baseline_faces / t_base, our_faces / t_ours
-    print(f"scoring: {len(images)} images; baseline {baseline_faces} faces in {t_base:.3f} s ({base_rate:.1f} faces/s); "
-          f"ours {our_faces} faces in {t_ours:.3f} s ({our_rate:.1f} faces/s)")
+    print(
+        f"scoring: {len(images)} images; baseline {baseline_faces} faces in {t_base:.3f} s ({base_rate:.1f} faces/s); "
+        f"ours {our_faces} faces in {t_ours:.3f} s ({our_rate:.1f} faces/s)"
+    )
     print(f"scoring speed-up (ours / baseline faces per second): {our_rate / base_rate:.2f}x  (aim >= 2.5x)")
 
     # ----- training from 20 photos -----------------------------------------------------------------------
@@ -102,10 +107,14 @@ def main() -> int:
     jobs = []
     t_train = best_of(args.repeat, lambda: jobs.append(train(photos, "Bench", engine, registry=JobRegistry())))
     accepted = len(jobs[-1].profile.embeddings)
-    print(f"training: {len(photos)} photos; baseline (largest face per photo, averaged) {t_base_train:.3f} s; "
-          f"ours (verdicts, subject, calibration, references) {t_train:.3f} s, {accepted} accepted")
-    print(f"training time ratio (ours / baseline): {t_train / t_base_train:.2f}  (aim: ours < 3 s: "
-          f"{'met' if t_train < 3 else 'NOT met'})")
+    print(
+        f"training: {len(photos)} photos; baseline (largest face per photo, averaged) {t_base_train:.3f} s; "
+        f"ours (verdicts, subject, calibration, references) {t_train:.3f} s, {accepted} accepted"
+    )
+    print(
+        f"training time ratio (ours / baseline): {t_train / t_base_train:.2f}  (aim: ours < 3 s: "
+        f"{'met' if t_train < 3 else 'NOT met'})"
+    )
     print(f"(best of {args.repeat} runs each; both pipelines on the same decoded images, CPU provider)")
     return 0
 

@@ -31,8 +31,15 @@ sys.path.append(os.environ.get("IDENTITY_COMFYUI") or str(ROOT / ".comfyui" / "C
 from identity.flux import PULID_FLUX_V09, AdapterConfig, Injection, PuLIDFlux, Subject, attach, placements  # noqa: E402
 from identity.flux.injection import DOUBLE_INTERVAL, SINGLE_INTERVAL  # noqa: E402
 
-TOY = dict(hidden_size=256, num_heads=4, axes_dim=[16, 24, 24], context_in_dim=64, vec_in_dim=64, depth=4,
-           depth_single_blocks=8)
+TOY = dict(
+    hidden_size=256,
+    num_heads=4,
+    axes_dim=[16, 24, 24],
+    context_in_dim=64,
+    vec_in_dim=64,
+    depth=4,
+    depth_single_blocks=8,
+)
 REAL = dict(hidden_size=3072, num_heads=24, axes_dim=[16, 56, 56], context_in_dim=4096, vec_in_dim=768)
 
 
@@ -45,9 +52,19 @@ def flux_model(sizes: dict, device: torch.device, dtype: torch.dtype):
 
     if "txt_ids_dims" in {f.name for f in dataclasses.fields(comfy.ldm.flux.model.FluxParams)}:
         sizes = {**sizes, "txt_ids_dims": []}  # required since ComfyUI v0.4 ([] for Flux.1), refused before
-    config = comfy.supported_models.Flux({"image_model": "flux", "in_channels": 16, "out_channels": 16, "mlp_ratio": 4.0,
-                                          "theta": 10000, "patch_size": 2, "qkv_bias": True, "guidance_embed": True,
-                                          **sizes})
+    config = comfy.supported_models.Flux(
+        {
+            "image_model": "flux",
+            "in_channels": 16,
+            "out_channels": 16,
+            "mlp_ratio": 4.0,
+            "theta": 10000,
+            "patch_size": 2,
+            "qkv_bias": True,
+            "guidance_embed": True,
+            **sizes,
+        }
+    )
     config.set_inference_dtype(dtype, None)
     model = comfy.model_base.Flux(config, device=device)
     randomize(model.diffusion_model)
@@ -77,14 +94,29 @@ def per_step(model, latent: tuple, text: tuple, pooled: int, steps: int, repeat:
     import comfy.sample
 
     generator = torch.Generator().manual_seed(0)
-    conditioning = [[torch.randn(1, *text, generator=generator), {"pooled_output": torch.randn(1, pooled, generator=generator)}]]
-    negative = [[torch.randn(1, *text, generator=generator), {"pooled_output": torch.randn(1, pooled, generator=generator)}]]
+    conditioning = [
+        [torch.randn(1, *text, generator=generator), {"pooled_output": torch.randn(1, pooled, generator=generator)}]
+    ]
+    negative = [
+        [torch.randn(1, *text, generator=generator), {"pooled_output": torch.randn(1, pooled, generator=generator)}]
+    ]
     noise = torch.randn(1, *latent, generator=generator)
     times = []
     for _ in range(repeat + 1):  # the first run warms up (loading, kernels)
         start = time.perf_counter()
-        comfy.sample.sample(model, noise, steps, cfg, "euler", "simple", conditioning, negative if cfg > 1 else conditioning,
-                            torch.zeros(1, *latent), seed=0, disable_pbar=True)
+        comfy.sample.sample(
+            model,
+            noise,
+            steps,
+            cfg,
+            "euler",
+            "simple",
+            conditioning,
+            negative if cfg > 1 else conditioning,
+            torch.zeros(1, *latent),
+            seed=0,
+            disable_pbar=True,
+        )
         if torch.cuda.is_available():
             torch.cuda.synchronize()
         times.append((time.perf_counter() - start) / steps)
@@ -98,7 +130,9 @@ def main() -> int:
     parser.add_argument("--single", type=int, default=38, help="single blocks at real size (Flux.1: 38)")
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--true-cfg", action="store_true", help="cfg 2 with the no-identity tokens on the negative pass")
+    parser.add_argument(
+        "--true-cfg", action="store_true", help="cfg 2 with the no-identity tokens on the negative pass"
+    )
     args = parser.parse_args()
 
     import comfy.cli_args
@@ -110,13 +144,28 @@ def main() -> int:
     device = torch.device("cuda" if args.real_size else "cpu")
     dtype = torch.bfloat16 if args.real_size else torch.float32
     if args.real_size:
-        sizes, latent, text = {**REAL, "depth": args.double, "depth_single_blocks": args.single}, (16, 128, 128), (512, 4096)
+        sizes, latent, text = (
+            {**REAL, "depth": args.double, "depth_single_blocks": args.single},
+            (16, 128, 128),
+            (512, 4096),
+        )
         adapter_config = PULID_FLUX_V09
     else:
         sizes, latent, text = TOY, (16, 32, 32), (32, 64)
-        adapter_config = AdapterConfig(flux_dim=256, token_dim=128, cross_attention_inner=256, encoder_dim=64,
-                                       encoder_inner=64, encoder_depth=5, mlp_dim=64, vit_dim=64, id_input=96)
-    places = len(range(0, sizes["depth"], DOUBLE_INTERVAL)) + len(range(0, sizes["depth_single_blocks"], SINGLE_INTERVAL))
+        adapter_config = AdapterConfig(
+            flux_dim=256,
+            token_dim=128,
+            cross_attention_inner=256,
+            encoder_dim=64,
+            encoder_inner=64,
+            encoder_depth=5,
+            mlp_dim=64,
+            vit_dim=64,
+            id_input=96,
+        )
+    places = len(range(0, sizes["depth"], DOUBLE_INTERVAL)) + len(
+        range(0, sizes["depth_single_blocks"], SINGLE_INTERVAL)
+    )
     adapter_config = dataclasses.replace(adapter_config, cross_attentions=places)
 
     model = flux_model(sizes, device, dtype)
@@ -126,15 +175,22 @@ def main() -> int:
     tokens = torch.randn(1, adapter_config.queries, adapter_config.token_dim)
     sampling = model.get_model_object("model_sampling")
     uncond = torch.randn(1, adapter_config.queries, adapter_config.token_dim) if args.true_cfg else None
-    injection = Injection(adapter.pulid_ca, [Subject(tokens, uncond=uncond)], 1.0, sampling.percent_to_sigma(0.0),
-                          sampling.percent_to_sigma(1.0))
+    injection = Injection(
+        adapter.pulid_ca,
+        [Subject(tokens, uncond=uncond)],
+        1.0,
+        sampling.percent_to_sigma(0.0),
+        sampling.percent_to_sigma(1.0),
+    )
     patched = attach(model, injection, where)
 
     image_tokens = latent[1] * latent[2] // 4
-    print(f"{'real-size' if args.real_size else 'toy'} Flux on {device} ({dtype}): width {flux.hidden_size}, "
-          f"{len(flux.double_blocks)} double + {len(flux.single_blocks)} single blocks, {len(where)} cross-attentions, "
-          f"{image_tokens} image + {text[0]} text tokens, {args.steps} steps, best of {args.repeat}"
-          f"{', true CFG (cfg 2)' if args.true_cfg else ''}")
+    print(
+        f"{'real-size' if args.real_size else 'toy'} Flux on {device} ({dtype}): width {flux.hidden_size}, "
+        f"{len(flux.double_blocks)} double + {len(flux.single_blocks)} single blocks, {len(where)} cross-attentions, "
+        f"{image_tokens} image + {text[0]} text tokens, {args.steps} steps, best of {args.repeat}"
+        f"{', true CFG (cfg 2)' if args.true_cfg else ''}"
+    )
     cfg = 2.0 if args.true_cfg else 1.0
     plain_step = per_step(model, latent, text, sizes["vec_in_dim"], args.steps, args.repeat, cfg)
     patched_step = per_step(patched, latent, text, sizes["vec_in_dim"], args.steps, args.repeat, cfg)

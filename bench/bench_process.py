@@ -82,16 +82,31 @@ def main() -> int:
         store = ProfileStore(tmp / "profiles")
         engine = load_engine(f"insightface:{args.pack}", "cpu")
         train(photos_from_paths([FACES / "obama"]), "Obama", engine, store, registry=JobRegistry())
-        ours = [sys.executable, "-m", "identity", "score", "--store", str(store.folder), "--engine",
-                f"insightface:{args.pack}", "--provider", "cpu", "--profile", "Obama", str(images)]
+        ours = [
+            sys.executable,
+            "-m",
+            "identity",
+            "score",
+            "--store",
+            str(store.folder),
+            "--engine",
+            f"insightface:{args.pack}",
+            "--provider",
+            "cpu",
+            "--profile",
+            "Obama",
+            str(images),
+        ]
         baseline = [sys.executable, "-c", BASELINE, str(args.pack)] + [str(p) for p in paths]
         t_base, t_ours = [], []
         for _ in range(args.repeat):  # interleaved, so that a busy moment hits both
             t_base.append(timed(baseline))
             t_ours.append(timed(ours))
     base, mine = min(t_base), min(t_ours)
-    print(f"whole process, {len(paths)} images: baseline (FaceAnalysis, get() per image) {base:.2f} s; "
-          f"python -m identity score {mine:.2f} s (best of {args.repeat})")
+    print(
+        f"whole process, {len(paths)} images: baseline (FaceAnalysis, get() per image) {base:.2f} s; "
+        f"python -m identity score {mine:.2f} s (best of {args.repeat})"
+    )
     print(f"whole-process speed-up (baseline / ours): {base / mine:.2f}x  (aim >= 1.5x)")
     return 0
 

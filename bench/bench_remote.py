@@ -25,17 +25,17 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import numpy as np  # noqa: E402
+from fake_providers import Fake  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from fake_providers import Fake  # noqa: E402
 from identity.faces import load_engine  # noqa: E402
 from identity.images import encode_png, load_image  # noqa: E402
 from identity.remote.http import Policy  # noqa: E402
 from identity.remote.keys import KeyStore  # noqa: E402
 from identity.remote.models import provider_facts  # noqa: E402
-from identity.remote.sizes import fit  # noqa: E402
 from identity.remote.providers import gemini  # noqa: E402
 from identity.remote.runner import RemoteRequest, execute, plan  # noqa: E402
+from identity.remote.sizes import fit  # noqa: E402
 from identity.remote.verify import check_outputs  # noqa: E402
 from identity.training import photos_from_paths, train  # noqa: E402
 from identity.training.jobs import JobRegistry  # noqa: E402
@@ -65,8 +65,9 @@ def main() -> int:
     fake = Fake([load_image(FACES / "alex_lacamoire" / "alex1.jpg")]).start()
     keys = KeyStore(fake.keys_file(Path(tempfile.mkdtemp())), environ={})
     policy = Policy(base_delay=0.05)
-    request = RemoteRequest(operation="generate", model="nb2", profiles=[profile],
-                            prompt="A portrait of [[barack-obama]]")
+    request = RemoteRequest(
+        operation="generate", model="nb2", profiles=[profile], prompt="A portrait of [[barack-obama]]"
+    )
     try:
         t_plan, planned = best(args.repeat, lambda: plan(request, keys, engine))
         t_build, _ = best(args.repeat, lambda: gemini.request_body(planned.call(1, 0)))
@@ -77,30 +78,47 @@ def main() -> int:
         t_verify, _ = best(args.repeat, lambda: check_outputs([image], [profile], engine))
         end_to_end = t_plan + t_total
         print("per request (nb2, 1 subject, 1 output, fake provider on 127.0.0.1), best of", args.repeat)
-        for name, seconds in [("plan: checks, subjects, 4 references encoded", t_plan),
-                              ("request body: layout + base64 JSON", t_build),
-                              ("decode the returned image", t_decode),
-                              ("verify: detect + ArcFace + assignment", t_verify),
-                              ("end to end (plan + execute)", end_to_end)]:
+        for name, seconds in [
+            ("plan: checks, subjects, 4 references encoded", t_plan),
+            ("request body: layout + base64 JSON", t_build),
+            ("decode the returned image", t_decode),
+            ("verify: detect + ArcFace + assignment", t_verify),
+            ("end to end (plan + execute)", end_to_end),
+        ]:
             print(f"  {name:<48} {seconds * 1000:8.1f} ms")
         own = t_plan + t_build + t_decode + t_verify
-        print(f"layer's own work / end to end: {own / end_to_end:.2f}  "
-              f"(the rest is HTTP and the fake's own image composition)")
+        print(
+            f"layer's own work / end to end: {own / end_to_end:.2f}  "
+            f"(the rest is HTTP and the fake's own image composition)"
+        )
 
         fake.reset(delay=args.delay)
         sequential, _ = best(1, lambda: [asyncio.run(execute(planned, engine, policy)) for _ in range(4)])
-        fan_out = plan(RemoteRequest(operation="generate", model="nb2", profiles=[profile],
-                                     prompt="A portrait of [[barack-obama]]", outputs=4), keys, engine)
+        fan_out = plan(
+            RemoteRequest(
+                operation="generate",
+                model="nb2",
+                profiles=[profile],
+                prompt="A portrait of [[barack-obama]]",
+                outputs=4,
+            ),
+            keys,
+            engine,
+        )
         concurrent, _ = best(1, lambda: asyncio.run(execute(fan_out, engine, policy)))
-        print(f"fan-out, 4 images with {args.delay:.1f} s per call: sequential {sequential:.2f} s, concurrent "
-              f"{concurrent:.2f} s, speed-up {sequential / concurrent:.2f}x")
+        print(
+            f"fan-out, 4 images with {args.delay:.1f} s per call: sequential {sequential:.2f} s, concurrent "
+            f"{concurrent:.2f} s, speed-up {sequential / concurrent:.2f}x"
+        )
 
         photo = load_image(FACES / "groups" / "obama_biden_a.jpg")
         large = np.asarray(Image.fromarray(photo).resize((4000, 3000)))
         t_png, as_png = best(1, lambda: encode_png(large))
         t_fit, fitted = best(1, lambda: fit(large, provider_facts("dashscope").inputs))
-        print(f"input fitting, 4000x3000 photo for DashScope: plain PNG {t_png * 1000:.0f} ms ({len(as_png) / 1e6:.1f} MB), "
-              f"fitted {t_fit * 1000:.0f} ms ({len(fitted) / 1e6:.1f} MB), time ratio {t_fit / t_png:.2f}")
+        print(
+            f"input fitting, 4000x3000 photo for DashScope: plain PNG {t_png * 1000:.0f} ms ({len(as_png) / 1e6:.1f} MB), "
+            f"fitted {t_fit * 1000:.0f} ms ({len(fitted) / 1e6:.1f} MB), time ratio {t_fit / t_png:.2f}"
+        )
     finally:
         fake.stop()
     return 0

@@ -27,9 +27,9 @@ sys.path.insert(0, str(ROOT))
 
 from identity.faces import load_engine  # noqa: E402
 from identity.profile import ProfileStore  # noqa: E402
+from identity.scale.cluster import LOOPBACK_ONLY  # noqa: E402
 from identity.training import photos_from_paths, train  # noqa: E402
 from identity.training.jobs import JobRegistry  # noqa: E402
-from identity.scale.cluster import LOOPBACK_ONLY  # noqa: E402
 
 os.environ.update(LOOPBACK_ONLY)  # the bench's Ray runtime and the commands that join it stay on 127.0.0.1
 
@@ -45,9 +45,27 @@ def dataset(folder: Path, copies: int) -> int:
 
 
 def batch(store: Path, images: Path, out: Path, engine: str, extra: list[str]) -> dict:
-    command = [sys.executable, "-m", "identity", "batch-score", str(images), "--profile", "Barack Obama",
-               "--profile", "Joe Biden", "--engine", engine, "--store", str(store), "--out", str(out),
-               "--chunk", "4", "--json", *extra]
+    command = [
+        sys.executable,
+        "-m",
+        "identity",
+        "batch-score",
+        str(images),
+        "--profile",
+        "Barack Obama",
+        "--profile",
+        "Joe Biden",
+        "--engine",
+        engine,
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--chunk",
+        "4",
+        "--json",
+        *extra,
+    ]
     environment = {**os.environ, "IDENTITY_MODELS_DIR": str(SHARED / "models")}
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment)
     if done.returncode != 0:
@@ -58,10 +76,14 @@ def batch(store: Path, images: Path, out: Path, engine: str, extra: list[str]) -
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--copies", type=int, default=4, help="copies of the fixture photos to score (24 each)")
-    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="worker counts; the first is the baseline")
+    parser.add_argument(
+        "--workers", type=int, nargs="+", default=[1, 2], help="worker counts; the first is the baseline"
+    )
     parser.add_argument("--cpus", type=int, default=2, help="CPUs of the local Ray runtime")
     parser.add_argument("--repeat", type=int, default=2, help="runs per worker count (the best pace counts)")
-    parser.add_argument("--engine", default="embedded", help="'embedded' or an insightface pack (name or insightface:DIR)")
+    parser.add_argument(
+        "--engine", default="embedded", help="'embedded' or an insightface pack (name or insightface:DIR)"
+    )
     args = parser.parse_args()
     if not FACES.is_dir():
         print(f"needs the fixture photos in {FACES}", file=sys.stderr)
@@ -75,13 +97,17 @@ def main() -> int:
         for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden")):
             train(photos_from_paths([FACES / folder]), name, engine, store, registry=JobRegistry())
         count = dataset(tmp / "images", args.copies)
-        print(f"{count} images ({args.copies}x the fixture photos), engine {engine.name}, "
-              f"Ray runtime of {args.cpus} CPUs on this machine ({os.cpu_count()} cores, load average "
-              f"{os.getloadavg()[0]:.1f} before the runs: cores busy with other work cap the scaling)")
+        print(
+            f"{count} images ({args.copies}x the fixture photos), engine {engine.name}, "
+            f"Ray runtime of {args.cpus} CPUs on this machine ({os.cpu_count()} cores, load average "
+            f"{os.getloadavg()[0]:.1f} before the runs: cores busy with other work cap the scaling)"
+        )
 
         local = batch(tmp / "profiles", tmp / "images", tmp / "local", args.engine, [])
-        print(f"this process (all cores): {local['images_per_second']:.2f} images/s "
-              f"(start-up {local['startup_seconds']:.1f} s)")
+        print(
+            f"this process (all cores): {local['images_per_second']:.2f} images/s "
+            f"(start-up {local['startup_seconds']:.1f} s)"
+        )
 
         ray.init(address="local", num_cpus=args.cpus, include_dashboard=False, logging_level="WARNING")
         try:
@@ -89,11 +115,18 @@ def main() -> int:
             rates: dict[int, float] = {}
             for turn in range(args.repeat):
                 for workers in args.workers:
-                    run = batch(tmp / "profiles", tmp / "images", tmp / f"ray{workers}-{turn}", args.engine,
-                                ["--ray", address, "--workers", str(workers)])
+                    run = batch(
+                        tmp / "profiles",
+                        tmp / "images",
+                        tmp / f"ray{workers}-{turn}",
+                        args.engine,
+                        ["--ray", address, "--workers", str(workers)],
+                    )
                     rates[workers] = max(rates.get(workers, 0.0), run["images_per_second"])
-                    print(f"Ray, {workers} worker(s): {run['images_per_second']:.2f} images/s, "
-                          f"{run['images_per_second'] / workers:.2f} per worker (start-up {run['startup_seconds']:.1f} s)")
+                    print(
+                        f"Ray, {workers} worker(s): {run['images_per_second']:.2f} images/s, "
+                        f"{run['images_per_second'] / workers:.2f} per worker (start-up {run['startup_seconds']:.1f} s)"
+                    )
         finally:
             ray.shutdown()
     base = args.workers[0]
@@ -101,8 +134,10 @@ def main() -> int:
         print(f"best: {workers} worker(s) {rates[workers]:.2f} images/s, {rates[workers] / workers:.2f} per worker")
     for workers in args.workers[1:]:
         ratio = rates[workers] / rates[base]
-        print(f"scaling {base} -> {workers} workers: {ratio:.2f}x (ideal {workers / base:.0f}x; "
-              f"efficiency {ratio / (workers / base):.0%}; load average now {os.getloadavg()[0]:.1f})")
+        print(
+            f"scaling {base} -> {workers} workers: {ratio:.2f}x (ideal {workers / base:.0f}x; "
+            f"efficiency {ratio / (workers / base):.0%}; load average now {os.getloadavg()[0]:.1f})"
+        )
     return 0
 
 

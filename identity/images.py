@@ -12,7 +12,6 @@ import io
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -26,7 +25,7 @@ DECODE_BUDGET = MAX_PIXELS
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
-ImageSource = Union[str, Path, bytes, np.ndarray, Image.Image]
+ImageSource = str | Path | bytes | np.ndarray | Image.Image
 
 
 def load_image(source: ImageSource) -> np.ndarray:
@@ -105,12 +104,16 @@ def _opened(source):
         except UnidentifiedImageError:
             raise ImageError("not an image (unrecognised file format)", label) from None
         except Image.DecompressionBombError:
-            raise ImageError(f"image too large (over {MAX_PIXELS // 1_000_000} MP); downscale it first", label) from None
+            raise ImageError(
+                f"image too large (over {MAX_PIXELS // 1_000_000} MP); downscale it first", label
+            ) from None
         except (OSError, SyntaxError, ValueError) as exc:  # Pillow's ValueError: e.g. a text-chunk bomb in a PNG
             raise ImageError(f"unreadable ({exc})", label) from None
         width, height = image.size
         if width * height > MAX_PIXELS:
-            raise ImageError(f"image too large ({width}×{height} px, limit {MAX_PIXELS // 1_000_000} MP); downscale it first", label)
+            raise ImageError(
+                f"image too large ({width}×{height} px, limit {MAX_PIXELS // 1_000_000} MP); downscale it first", label
+            )
         yield image, label
 
 

@@ -32,8 +32,10 @@ def portrait_side(side: int, portraits: int) -> int:
 def reference_image(profile: Profile, portraits: int, side: int) -> np.ndarray:
     """The profile's first `portraits` portraits at `side` px, left to right (RGB uint8)."""
     side = portrait_side(side, portraits)
-    tiles = [cv2.resize(p, (side, side), interpolation=cv2.INTER_AREA if side < p.shape[0] else cv2.INTER_CUBIC)
-             for p in profile.portraits[:portraits]]
+    tiles = [
+        cv2.resize(p, (side, side), interpolation=cv2.INTER_AREA if side < p.shape[0] else cv2.INTER_CUBIC)
+        for p in profile.portraits[:portraits]
+    ]
     return portrait_grid(np.stack(tiles), columns=len(tiles))
 
 
@@ -65,8 +67,10 @@ def with_references(conditioning: list, latents: list) -> list:
     Core `ReferenceLatent` appends to the same list; profiles go first so that profile N is reference image N
     whatever other references the conditioning carries. The input is not modified.
     """
-    return [[tokens, {**options, "reference_latents": [*latents, *options.get("reference_latents", [])]}]
-            for tokens, options in conditioning]
+    return [
+        [tokens, {**options, "reference_latents": [*latents, *options.get("reference_latents", [])]}]
+        for tokens, options in conditioning
+    ]
 
 
 def reference_prompt(prompt: str, profiles: list[Profile]) -> str:

@@ -82,23 +82,34 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
     images = []
     for index, result in enumerate(results):
         subjects = result.subject_scores(ids)
-        entry = {"index": index, "image": result.label, "score": round(result.weakest(ids), 4),
-                 "subjects": {k: round(v, 4) for k, v in subjects.items()}, "faces": [f.as_dict() for f in result.faces]}
+        entry = {
+            "index": index,
+            "image": result.label,
+            "score": round(result.weakest(ids), 4),
+            "subjects": {k: round(v, 4) for k, v in subjects.items()},
+            "faces": [f.as_dict() for f in result.faces],
+        }
         missing = [p.name for p in profiles if subjects[p.id] == 0.0]
         if not result.faces:
             entry["note"] = "no face found" if all(p.kind == "person" for p in profiles) else "no face or animal found"
         elif missing:
             entry["note"] = "not found: " + ", ".join(missing)
         images.append(entry)
-    return {"profiles": {p.id: p.name for p in profiles}, "kinds": {p.id: p.kind for p in profiles},
-            "ranking": order, "images": images}
+    return {
+        "profiles": {p.id: p.name for p in profiles},
+        "kinds": {p.id: p.kind for p in profiles},
+        "ranking": order,
+        "images": images,
+    }
 
 
 def badges(scores: list[tuple[float, dict[str, float]]], names: dict[str, str]) -> list[dict]:
     """Per image, what a node shows over it (web/js): its score and each person's, by name; `scores` holds
     (image score, {profile id: score}) in image order."""
-    return [{"index": index, "score": score, "subjects": {names[k]: v for k, v in subjects.items()}}
-            for index, (score, subjects) in enumerate(scores)]
+    return [
+        {"index": index, "score": score, "subjects": {names[k]: v for k, v in subjects.items()}}
+        for index, (score, subjects) in enumerate(scores)
+    ]
 
 
 class Scorer:
@@ -126,8 +137,12 @@ class Scorer:
     def animals(self, arrays: list[np.ndarray]) -> list[list]:
         return self.pets.analyze(arrays) if self.pets is not None else [[] for _ in arrays]
 
-    def score(self, images: list[tuple[str, np.ndarray]], check: Callable[[], None] | None = None,
-              progress: Callable[[int, int], None] | None = None) -> list[ImageScore]:
+    def score(
+        self,
+        images: list[tuple[str, np.ndarray]],
+        check: Callable[[], None] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> list[ImageScore]:
         """See `score_images`."""
         results = []
         for start in range(0, len(images), SCORE_BATCH):
@@ -149,10 +164,15 @@ class Scorer:
             reduced = [load_reduced(source, DETECT_SIZE) for _, source in batch]
             full = [load_image(source) for _, source in batch] if self.pets is not None else None
             animals = self.animals(full) if full is not None else [[] for _ in batch]
-            for index, ((label, source), image, faces) in enumerate(zip(batch, reduced, self.faces([r.pixels for r in reduced]))):
+            for index, ((label, source), image, faces) in enumerate(
+                zip(batch, reduced, self.faces([r.pixels for r in reduced]))
+            ):
                 if image.factor > 1.0:
-                    faces = [f.scaled(image.factor) for f in faces] if any(f.size < CROP_SIZE for f in faces) else \
-                        [_rescaled(f, image.factor) for f in faces]
+                    faces = (
+                        [f.scaled(image.factor) for f in faces]
+                        if any(f.size < CROP_SIZE for f in faces)
+                        else [_rescaled(f, image.factor) for f in faces]
+                    )
                     if faces and faces[0].embedding is None:
                         self.engine.describe([full[index] if full is not None else load_image(source)], [faces])
                 results.append(self.scored(label, image.size, faces, animals[index]))
@@ -167,9 +187,15 @@ class Scorer:
         return result
 
 
-def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], engine: FaceEngine, *,
-                 pet_engine: Callable | None = None, check: Callable[[], None] | None = None,
-                 progress: Callable[[int, int], None] | None = None) -> list[ImageScore]:
+def score_images(
+    images: list[tuple[str, np.ndarray]],
+    profiles: list[Profile],
+    engine: FaceEngine,
+    *,
+    pet_engine: Callable | None = None,
+    check: Callable[[], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> list[ImageScore]:
     """Faces of each image (and its cats and dogs when a pet profile is asked for), sorted left to right and
     assigned to the given profiles: one face or animal per profile per image. `pet_engine()` gives the pet
     engine, called only when a pet profile needs it (default: the one installed in the models folder).
@@ -179,8 +205,13 @@ def score_images(images: list[tuple[str, np.ndarray]], profiles: list[Profile], 
     return Scorer(profiles, engine, pet_engine).score(images, check, progress)
 
 
-def score_files(sources: list[tuple[str, ImageSource]], profiles: list[Profile], engine: FaceEngine, *,
-                pet_engine: Callable | None = None) -> list[ImageScore]:
+def score_files(
+    sources: list[tuple[str, ImageSource]],
+    profiles: list[Profile],
+    engine: FaceEngine,
+    *,
+    pet_engine: Callable | None = None,
+) -> list[ImageScore]:
     """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
     at full size only when one of its faces is too small there for a full-quality aligned crop, or when pets are
     asked for (the pet engine reads the full image). Coordinates are the full image's."""
@@ -198,12 +229,18 @@ def _assigned(found: list, people: list[Candidate], kind: str, measures: str) ->
     """Faces (or animals of one species) assigned one-to-one to candidates of that kind."""
     thresholds = np.array([c.threshold for c in people], np.float32)
     matrix = similarities(np.stack([f.embedding for f in found]) if found else np.zeros((0, 1)), people)
-    return [FaceScore(bbox=tuple(float(v) for v in item.bbox),
-                      profile_id=None if pick is None else people[pick].profile_id,
-                      similarity=None if pick is None else float(row[pick]),
-                      scores={c.profile_id: float(s) for c, s in zip(people, row)},
-                      landmarks=item.landmarks if kind == "person" else None, kind=kind, measures=measures)
-            for item, row, pick in zip(found, matrix, assign(matrix, thresholds))]
+    return [
+        FaceScore(
+            bbox=tuple(float(v) for v in item.bbox),
+            profile_id=None if pick is None else people[pick].profile_id,
+            similarity=None if pick is None else float(row[pick]),
+            scores={c.profile_id: float(s) for c, s in zip(people, row)},
+            landmarks=item.landmarks if kind == "person" else None,
+            kind=kind,
+            measures=measures,
+        )
+        for item, row, pick in zip(found, matrix, assign(matrix, thresholds))
+    ]
 
 
 # ----- annotated previews --------------------------------------------------------------------------------

@@ -56,8 +56,12 @@ def photo_label(filename: str | None, index: int) -> str:
 class UploadBatch:
     """Collects uploaded photos part by part: `begin(name)`, `feed(chunk)`..., `end()`; then `.photos`."""
 
-    def __init__(self, max_photos: int = MAX_PHOTOS, max_photo_bytes: int = MAX_PHOTO_BYTES,
-                 max_upload_bytes: int = MAX_UPLOAD_BYTES):
+    def __init__(
+        self,
+        max_photos: int = MAX_PHOTOS,
+        max_photo_bytes: int = MAX_PHOTO_BYTES,
+        max_upload_bytes: int = MAX_UPLOAD_BYTES,
+    ):
         self.max_photos = max_photos
         self.max_photo_bytes = max_photo_bytes
         self.max_upload_bytes = max_upload_bytes
@@ -78,11 +82,14 @@ class UploadBatch:
         self._size += len(chunk)
         self.total += len(chunk)
         if self._size > self.max_photo_bytes:
-            raise UploadTooLarge(f"photo {self._label!r} is over {_mib(self.max_photo_bytes)} MiB; "
-                                 "upload a smaller copy (a few megapixels is plenty for a face)")
+            raise UploadTooLarge(
+                f"photo {self._label!r} is over {_mib(self.max_photo_bytes)} MiB; "
+                "upload a smaller copy (a few megapixels is plenty for a face)"
+            )
         if self.total > self.max_upload_bytes:
-            raise UploadTooLarge(f"the photos add up to over {_mib(self.max_upload_bytes)} MiB; "
-                                 "upload fewer or smaller photos")
+            raise UploadTooLarge(
+                f"the photos add up to over {_mib(self.max_upload_bytes)} MiB; upload fewer or smaller photos"
+            )
         self._chunks.append(chunk)
 
     def end(self) -> Photo:
@@ -92,8 +99,10 @@ class UploadBatch:
         if not data:
             raise UploadRefused(f"photo {label!r} is empty; choose the file again")
         if image_type(data[:16]) is None:
-            raise UploadRefused(f"photo {label!r} is not an image (its content is not {ACCEPTED_TYPES}, "
-                                "whatever its name says); upload photos only")
+            raise UploadRefused(
+                f"photo {label!r} is not an image (its content is not {ACCEPTED_TYPES}, "
+                "whatever its name says); upload photos only"
+            )
         try:
             probe_image(data)
         except ImageError as exc:

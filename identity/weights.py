@@ -76,10 +76,12 @@ def _tensors(path: Path) -> FileReport:
         except IdentityError as exc:
             return FileReport(path, what, str(exc))
         if config == PULID_FLUX_V09:
-            return FileReport(path, f"{what}, {version.group(0) if version else 'v0.9.0/v0.9.1'} layout "
-                                    f"({len(tensors)} tensors)")
-        return FileReport(path, f"{what} at other sizes ({config.cross_attentions} cross-attentions, Flux width "
-                                f"{config.flux_dim})")
+            return FileReport(
+                path, f"{what}, {version.group(0) if version else 'v0.9.0/v0.9.1'} layout ({len(tensors)} tensors)"
+            )
+        return FileReport(
+            path, f"{what} at other sizes ({config.cross_attentions} cross-attentions, Flux width {config.flux_dim})"
+        )
     if any(k in tensors for k in ("visual.pos_embed", "pos_embed")) and any("attn.q_proj" in k for k in tensors):
         whole = "visual.pos_embed" in tensors
         what = f"EVA02-CLIP {'checkpoint (vision and text towers)' if whole else 'vision tower'}"
@@ -88,8 +90,11 @@ def _tensors(path: Path) -> FileReport:
         except IdentityError as exc:
             return FileReport(path, what, str(exc))
         rope = "with" if any(ROPE.fullmatch(k.removeprefix("visual.")) for k in tensors) else "without"
-        variant = "EVA02-CLIP-L-14-336" if config == EVA02_CLIP_L_14_336 else (
-            f"{config.image_size} px, width {config.width}, {config.depth} blocks")
+        variant = (
+            "EVA02-CLIP-L-14-336"
+            if config == EVA02_CLIP_L_14_336
+            else (f"{config.image_size} px, width {config.width}, {config.depth} blocks")
+        )
         return FileReport(path, f"{what}, {variant}, {rope} rope buffers")
     if any(k.startswith("cp.resnet.") for k in tensors):
         what = "BiSeNet face parsing (facexlib parsing_bisenet.pth layout)"
@@ -98,8 +103,11 @@ def _tensors(path: Path) -> FileReport:
         except IdentityError as exc:
             return FileReport(path, what, str(exc))
         return FileReport(path, what)
-    return FileReport(path, f"unknown tensor file ({len(tensors)} tensors)",
-                      "not a PuLID-Flux adapter, EVA-CLIP checkpoint or face-parsing file")
+    return FileReport(
+        path,
+        f"unknown tensor file ({len(tensors)} tensors)",
+        "not a PuLID-Flux adapter, EVA-CLIP checkpoint or face-parsing file",
+    )
 
 
 def _onnx(path: Path) -> FileReport:
@@ -113,15 +121,21 @@ def _onnx(path: Path) -> FileReport:
     kind = role(path)
     if kind == "recognizer":
         size = found.outputs[0][-1] if found.outputs[0] else None
-        what = known or f"insightface-style face recognizer ({size or '?'}-d embeddings; " \
-                        "not antelopev2's glintr100, so PuLID-Flux refuses it unless allowed on PuLID-Flux Load)"
+        what = (
+            known
+            or f"insightface-style face recognizer ({size or '?'}-d embeddings; "
+            "not antelopev2's glintr100, so PuLID-Flux refuses it unless allowed on PuLID-Flux Load)"
+        )
         return FileReport(path, what)
     if kind == "detector":
         landmarks = len(found.outputs) in SCRFD_OUTPUTS_WITH_LANDMARKS
         what = known or f"insightface-style face detector ({'with' if landmarks else 'without'} 5 landmarks)"
         return FileReport(path, what, "" if landmarks else "it gives no facial landmarks; use an SCRFD *_kps detector")
-    return FileReport(path, "ONNX model that is neither a face detector nor a recognizer",
-                      "only a pack's detector and recognizer are used (landmark, gender/age models are not)")
+    return FileReport(
+        path,
+        "ONNX model that is neither a face detector nor a recognizer",
+        "only a pack's detector and recognizer are used (landmark, gender/age models are not)",
+    )
 
 
 def run(paths: list[Path]) -> int:

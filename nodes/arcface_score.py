@@ -11,8 +11,19 @@ from comfy_execution.graph_utils import ExecutionBlocker
 from ..identity.errors import IdentityError
 from ..identity.images import load_image
 from ..identity.scoring import annotate, badges, batch_report, rank, score_images
-from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, engine, folder_photos,
-                   folder_state, pet_engine, to_arrays, to_images)
+from .glue import (
+    EngineChoice,
+    FaceEngineSocket,
+    Profiles,
+    Progress,
+    check_interrupt,
+    engine,
+    folder_photos,
+    folder_state,
+    pet_engine,
+    to_arrays,
+    to_images,
+)
 
 
 class ArcFaceScore(io.ComfyNode):
@@ -23,24 +34,37 @@ class ArcFaceScore(io.ComfyNode):
             display_name="ArcFace Score",
             category="identity",
             description="Find the profiles' people (by face) and pets (by the animal detector) in each image, one "
-                        "per profile, score their likeness, and rank the batch by its weakest subject so that "
-                        "every one must look right. Pet scores measure appearance, not identity, unless a "
-                        "re-identification model is in models/pet_reid/.",
+            "per profile, score their likeness, and rank the batch by its weakest subject so that "
+            "every one must look right. Pet scores measure appearance, not identity, unless a "
+            "re-identification model is in models/pet_reid/.",
             inputs=[
                 io.Image.Input("images", optional=True, tooltip="an IMAGE batch (a sampler's output, Load Image)"),
                 Profiles.Input("profiles"),
-                io.Float.Input("min_similarity", default=0.0, min=-1.0, max=1.0, step=0.01,
-                               tooltip="drop images whose weakest subject scores below this"),
+                io.Float.Input(
+                    "min_similarity",
+                    default=0.0,
+                    min=-1.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="drop images whose weakest subject scores below this",
+                ),
                 io.Int.Input("top_k", default=0, min=0, max=4096, tooltip="keep the best k images (0 keeps all)"),
-                io.String.Input("folder", default="", optional=True,
-                                tooltip="also score the images in this folder inside ComfyUI's input folder, "
-                                        "e.g. 'renders/alice' (resized to the first image's size in the outputs)"),
+                io.String.Input(
+                    "folder",
+                    default="",
+                    optional=True,
+                    tooltip="also score the images in this folder inside ComfyUI's input folder, "
+                    "e.g. 'renders/alice' (resized to the first image's size in the outputs)",
+                ),
                 FaceEngineSocket.Input("face_engine", optional=True),
             ],
             outputs=[
                 io.Image.Output(display_name="annotated"),
-                io.Float.Output(display_name="scores", is_output_list=True,
-                                tooltip="per image, its weakest subject's similarity (0 when someone is missing)"),
+                io.Float.Output(
+                    display_name="scores",
+                    is_output_list=True,
+                    tooltip="per image, its weakest subject's similarity (0 when someone is missing)",
+                ),
                 io.String.Output(display_name="report_json"),
                 io.Image.Output(display_name="ranked"),
             ],
@@ -55,19 +79,33 @@ class ArcFaceScore(io.ComfyNode):
         return (folder_state(folder),)
 
     @classmethod
-    def execute(cls, profiles, min_similarity: float, top_k: int, images=None, folder: str = "",
-                face_engine: EngineChoice | None = None) -> io.NodeOutput:
+    def execute(
+        cls,
+        profiles,
+        min_similarity: float,
+        top_k: int,
+        images=None,
+        folder: str = "",
+        face_engine: EngineChoice | None = None,
+    ) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
         named = [(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
         named += [(path.name, load_image(path)) for path in folder_photos(folder)]
         if not named:
-            raise IdentityError("ArcFace Score needs images: connect an IMAGE batch or name a folder in ComfyUI's "
-                                "input folder")
+            raise IdentityError(
+                "ArcFace Score needs images: connect an IMAGE batch or name a folder in ComfyUI's input folder"
+            )
         progress = Progress(cls.hidden.unique_id)
         arrays = [array for _, array in named]
-        results = score_images(named, profiles, engine(face_engine), pet_engine=pet_engine, check=check_interrupt,
-                               progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"))
+        results = score_images(
+            named,
+            profiles,
+            engine(face_engine),
+            pet_engine=pet_engine,
+            check=check_interrupt,
+            progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"),
+        )
         order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
@@ -76,6 +114,13 @@ class ArcFaceScore(io.ComfyNode):
             ranked = (images if images is not None and len(images) == len(named) else to_images(arrays))[order]
         else:
             ranked = ExecutionBlocker(None)
-        return io.NodeOutput(annotated, [i["score"] for i in summary["images"]], json.dumps(summary), ranked,
-                             ui={**ui.PreviewImage(annotated, cls=cls).as_dict(), "identity_scores":
-                                 badges([(i["score"], i["subjects"]) for i in summary["images"]], names)})
+        return io.NodeOutput(
+            annotated,
+            [i["score"] for i in summary["images"]],
+            json.dumps(summary),
+            ranked,
+            ui={
+                **ui.PreviewImage(annotated, cls=cls).as_dict(),
+                "identity_scores": badges([(i["score"], i["subjects"]) for i in summary["images"]], names),
+            },
+        )

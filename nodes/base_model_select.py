@@ -27,14 +27,22 @@ class BaseModelSelect(io.ComfyNode):
             display_name="Base Model Select",
             category="identity/remote",
             description="Pick the closed model for Identity Generate/Edit/Enhance/Remix. API keys come from "
-                        "environment variables or ComfyUI/user/identity_layer/keys.json, never from a widget.",
+            "environment variables or ComfyUI/user/identity_layer/keys.json, never from a widget.",
             inputs=[
-                io.Combo.Input("model", options=model_names(), default=DEFAULT_MODEL,
-                               tooltip="add or override models in ComfyUI/user/identity_layer/models.json"),
+                io.Combo.Input(
+                    "model",
+                    options=model_names(),
+                    default=DEFAULT_MODEL,
+                    tooltip="add or override models in ComfyUI/user/identity_layer/models.json",
+                ),
                 io.Combo.Input("resolution", options=all_values("resolutions"), default="1K"),
                 io.Combo.Input("aspect_ratio", options=all_values("aspect_ratios"), default="auto"),
-                io.Combo.Input("quality", options=quality_choices(), default="auto",
-                               tooltip="only gpt-image-2 has a quality setting"),
+                io.Combo.Input(
+                    "quality",
+                    options=quality_choices(),
+                    default="auto",
+                    tooltip="only gpt-image-2 has a quality setting",
+                ),
             ],
             outputs=[BaseModelSocket.Output(display_name="base_model")],
         )

@@ -20,12 +20,20 @@ class FaceEngine(io.ComfyNode):
             display_name="Face Engine",
             category="identity",
             description="Choose the face detector + recognizer for the identity nodes. Without this node they use "
-                        "the best insightface pack in models/insightface/models/, else the embedded engine.",
+            "the best insightface pack in models/insightface/models/, else the embedded engine.",
             inputs=[
-                io.Combo.Input("pack", options=pack_options(), default="embedded",
-                               tooltip="'embedded' needs no download; insightface packs live in models/insightface/models/<pack>/"),
-                io.Combo.Input("provider", options=list(PROVIDER_CHOICES), default="auto",
-                               tooltip="onnxruntime provider; a GPU provider that is not installed is an error, never a silent CPU run"),
+                io.Combo.Input(
+                    "pack",
+                    options=pack_options(),
+                    default="embedded",
+                    tooltip="'embedded' needs no download; insightface packs live in models/insightface/models/<pack>/",
+                ),
+                io.Combo.Input(
+                    "provider",
+                    options=list(PROVIDER_CHOICES),
+                    default="auto",
+                    tooltip="onnxruntime provider; a GPU provider that is not installed is an error, never a silent CPU run",
+                ),
             ],
             outputs=[FaceEngineSocket.Output(display_name="face_engine")],
         )

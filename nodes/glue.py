@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import comfy.model_management
 import comfy.model_patcher
@@ -13,8 +13,8 @@ import comfy.utils
 import folder_paths
 import numpy as np
 import torch
-from PIL import Image
 from comfy_api.v0_0_2 import io
+from PIL import Image
 from server import PromptServer
 from torch import nn
 
@@ -26,9 +26,9 @@ from ..identity.flux import FluxAdapter
 from ..identity.flux.injection import STATE_KEY
 from ..identity.images import collect_photos
 from ..identity.profile import ProfileStore
-from ..identity.training import check_kind
 from ..identity.remote.keys import KeyStore
 from ..identity.remote.models import user_folder
+from ..identity.training import check_kind
 
 PROFILES_FOLDER = "identity_profiles"
 PULID_FOLDER = "pulid"  # PuLID-Flux adapters, models/pulid/ (the folder other PuLID packs use)
@@ -53,11 +53,16 @@ def register_folders() -> None:
     `--user-directory`) holds keys, Phota links and model overrides; `identity/` finds it through
     `IDENTITY_USER_DIR`, which a user who set it keeps."""
     os.environ.setdefault("IDENTITY_USER_DIR", os.path.join(folder_paths.get_user_directory(), "identity_layer"))
-    folder_paths.add_model_folder_path(PROFILES_FOLDER, os.path.join(folder_paths.models_dir, PROFILES_FOLDER), is_default=True)
+    folder_paths.add_model_folder_path(
+        PROFILES_FOLDER, os.path.join(folder_paths.models_dir, PROFILES_FOLDER), is_default=True
+    )
     paths, extensions = folder_paths.folder_names_and_paths[PROFILES_FOLDER]
     extensions.add(".safetensors")
-    for name, subfolders in ((PULID_FOLDER, ["pulid"]), (EVA_CLIP_FOLDER, ["clip_vision", "clip", "text_encoders", "pulid"]),
-                             (PARSING_FOLDER, ["facexlib", "facedetection", "pulid"])):
+    for name, subfolders in (
+        (PULID_FOLDER, ["pulid"]),
+        (EVA_CLIP_FOLDER, ["clip_vision", "clip", "text_encoders", "pulid"]),
+        (PARSING_FOLDER, ["facexlib", "facedetection", "pulid"]),
+    ):
         for subfolder in subfolders:
             folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, subfolder))
         folder_paths.folder_names_and_paths[name][1].update(WEIGHT_EXTENSIONS)
@@ -107,14 +112,19 @@ def pet_engine():
 
 def to_arrays(images: torch.Tensor) -> list[np.ndarray]:
     """ComfyUI IMAGE `[B,H,W,C]` floats in 0..1 → RGB uint8 arrays, once, at the boundary."""
-    return [np.ascontiguousarray(image) for image in (images[..., :3].clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()]
+    return [
+        np.ascontiguousarray(image)
+        for image in (images[..., :3].clamp(0, 1) * 255.0).round().to(torch.uint8).cpu().numpy()
+    ]
 
 
 def to_images(arrays: list[np.ndarray]) -> torch.Tensor:
     """RGB uint8 arrays → one ComfyUI IMAGE batch; images of another size are resized to the first one's."""
     height, width = arrays[0].shape[:2]
-    same = [a if a.shape[:2] == (height, width) else np.asarray(Image.fromarray(a).resize((width, height), Image.LANCZOS))
-            for a in arrays]
+    same = [
+        a if a.shape[:2] == (height, width) else np.asarray(Image.fromarray(a).resize((width, height), Image.LANCZOS))
+        for a in arrays
+    ]
     return torch.from_numpy(np.stack(same)).float() / 255.0
 
 
@@ -163,9 +173,11 @@ class AdapterHandle:
         parts = {"eva": adapter.eva, "encoder": adapter.pulid.pulid_encoder}
         if adapter.parser is not None:
             parts["parser"] = adapter.parser
-        self.encoders = comfy.model_patcher.ModelPatcher(nn.ModuleDict(parts),
-                                                         load_device=comfy.model_management.get_torch_device(),
-                                                         offload_device=comfy.model_management.unet_offload_device())
+        self.encoders = comfy.model_patcher.ModelPatcher(
+            nn.ModuleDict(parts),
+            load_device=comfy.model_management.get_torch_device(),
+            offload_device=comfy.model_management.unet_offload_device(),
+        )
         self._cross_attentions: dict[tuple, comfy.model_patcher.ModelPatcher] = {}
 
     def prepare_encoders(self) -> torch.dtype:
@@ -181,7 +193,8 @@ class AdapterHandle:
         key = (model.load_device, model.offload_device)
         if key not in self._cross_attentions:
             self._cross_attentions[key] = comfy.model_patcher.ModelPatcher(
-                self.adapter.cross_attentions, load_device=model.load_device, offload_device=model.offload_device)
+                self.adapter.cross_attentions, load_device=model.load_device, offload_device=model.offload_device
+            )
         return self._cross_attentions[key]
 
     def ride_along(self, patched, model) -> None:

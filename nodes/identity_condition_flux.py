@@ -8,8 +8,8 @@ from comfy_api.v0_0_2 import io
 from ..identity.errors import IdentityError
 from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
 from ..identity.flux.faces import describe
-from ..identity.flux.tokens import check_people, no_identity_tokens
 from ..identity.flux.regions import subject_regions
+from ..identity.flux.tokens import check_people, no_identity_tokens
 from ..identity.scoring import score_images
 from .glue import AdapterHandle, EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
 
@@ -31,51 +31,94 @@ class IdentityConditionFlux(io.ComfyNode):
             display_name="Identity Condition (Flux)",
             category="identity",
             description="Make a Flux.1 model draw the profiles' people (PuLID-Flux ID injection through block "
-                        "patches on a copy of the model). Several people need a mask each, or an image to edit "
-                        "whose faces show where each one is.",
+            "patches on a copy of the model). Several people need a mask each, or an image to edit "
+            "whose faces show where each one is.",
             inputs=[
                 io.Model.Input("model"),
                 Profiles.Input("profiles"),
                 FluxAdapterSocket.Input("adapter", tooltip="from PuLID-Flux Load"),
                 io.Float.Input("weight", default=1.0, min=-1.0, max=5.0, step=0.05, tooltip="strength of the identity"),
-                io.Float.Input("start_at", default=0.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="fraction of sampling before the identity acts (PuLID advises ~0.2 for "
-                                       "photoreal results, 0 for stylised ones)"),
-                io.Float.Input("end_at", default=1.0, min=0.0, max=1.0, step=0.01,
-                               tooltip="fraction of sampling after which it stops"),
+                io.Float.Input(
+                    "start_at",
+                    default=0.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="fraction of sampling before the identity acts (PuLID advises ~0.2 for "
+                    "photoreal results, 0 for stylised ones)",
+                ),
+                io.Float.Input(
+                    "end_at",
+                    default=1.0,
+                    min=0.0,
+                    max=1.0,
+                    step=0.01,
+                    tooltip="fraction of sampling after which it stops",
+                ),
                 io.Mask.Input("masks", optional=True, tooltip="one mask per profile, in order: where each person is"),
-                io.Image.Input("image", optional=True,
-                               tooltip="for edits: the image whose faces show where each person is"),
-                FaceEngineSocket.Input("face_engine", optional=True,
-                                       tooltip="ArcFace for the adapter: antelopev2 (the default when installed)"),
-                io.Boolean.Input("true_cfg", default=False, optional=True,
-                                 tooltip="give the negative prompt's pass the encoder's no-identity tokens, as the "
-                                         "official PuLID pipeline's true CFG (needs cfg > 1); off: both passes get "
-                                         "the person, as the ComfyUI ports"),
+                io.Image.Input(
+                    "image", optional=True, tooltip="for edits: the image whose faces show where each person is"
+                ),
+                FaceEngineSocket.Input(
+                    "face_engine",
+                    optional=True,
+                    tooltip="ArcFace for the adapter: antelopev2 (the default when installed)",
+                ),
+                io.Boolean.Input(
+                    "true_cfg",
+                    default=False,
+                    optional=True,
+                    tooltip="give the negative prompt's pass the encoder's no-identity tokens, as the "
+                    "official PuLID pipeline's true CFG (needs cfg > 1); off: both passes get "
+                    "the person, as the ComfyUI ports",
+                ),
             ],
-            outputs=[io.Model.Output(display_name="model"),
-                     io.String.Output(display_name="report", tooltip="which face input the encoder read, per profile")],
+            outputs=[
+                io.Model.Output(display_name="model"),
+                io.String.Output(display_name="report", tooltip="which face input the encoder read, per profile"),
+            ],
         )
 
     @classmethod
-    def execute(cls, model, profiles: list, adapter: AdapterHandle, weight: float, start_at: float, end_at: float,
-                masks: torch.Tensor | None = None, image: torch.Tensor | None = None,
-                face_engine: EngineChoice | None = None, true_cfg: bool = False) -> io.NodeOutput:
+    def execute(
+        cls,
+        model,
+        profiles: list,
+        adapter: AdapterHandle,
+        weight: float,
+        start_at: float,
+        end_at: float,
+        masks: torch.Tensor | None = None,
+        image: torch.Tensor | None = None,
+        face_engine: EngineChoice | None = None,
+        true_cfg: bool = False,
+    ) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("Identity Condition (Flux) needs at least one profile: connect Profile Load")
         if start_at > end_at:
             raise IdentityError(f"start_at ({start_at}) is after end_at ({end_at})")
         check_people(profiles)
         flux = model.get_model_object("diffusion_model")
-        where = placements(adapter.adapter.config, getattr(flux, "hidden_size", 0),
-                           len(getattr(flux, "double_blocks", ())), len(getattr(flux, "single_blocks", ())))
+        where = placements(
+            adapter.adapter.config,
+            getattr(flux, "hidden_size", 0),
+            len(getattr(flux, "double_blocks", ())),
+            len(getattr(flux, "single_blocks", ())),
+        )
         chosen = engine(face_engine)
         uncond = no_identity_tokens(adapter.adapter, adapter.prepare_encoders) if true_cfg else None
-        subjects = [Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region, uncond)
-                    for profile, region in zip(profiles, regions(profiles, masks, image, chosen))]
+        subjects = [
+            Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region, uncond)
+            for profile, region in zip(profiles, regions(profiles, masks, image, chosen))
+        ]
         sampling = model.get_model_object("model_sampling")
-        injection = Injection(adapter.adapter.cross_attentions, subjects, weight,
-                              sampling.percent_to_sigma(start_at), sampling.percent_to_sigma(end_at))
+        injection = Injection(
+            adapter.adapter.cross_attentions,
+            subjects,
+            weight,
+            sampling.percent_to_sigma(start_at),
+            sampling.percent_to_sigma(end_at),
+        )
         patched = attach(model, injection, where)
         adapter.ride_along(patched, model)
         report = "\n".join(f"{p.name}: {describe(p, adapter.adapter.parser, adapter.missing_parser)}" for p in profiles)

@@ -16,16 +16,27 @@ class IdentityConditionReference(io.ComfyNode):
             display_name="Identity Condition (Reference)",
             category="identity",
             description="Give a reference-capable model (FLUX.2, Flux Kontext, Qwen-Image-Edit) each profile's best "
-                        "portraits as a reference image. Profile N is reference image N, before any other "
-                        "references; Identity Prompt (Reference) writes [[profile_id]] that way.",
+            "portraits as a reference image. Profile N is reference image N, before any other "
+            "references; Identity Prompt (Reference) writes [[profile_id]] that way.",
             inputs=[
                 io.Conditioning.Input("conditioning"),
                 io.Vae.Input("vae"),
                 Profiles.Input("profiles"),
-                io.Int.Input("portraits", default=1, min=1, max=MAX_PORTRAITS,
-                             tooltip="portraits per profile, side by side in its reference image"),
-                io.Int.Input("size", default=384, min=MIN_SIDE, max=MAX_SIDE, step=MULTIPLE,
-                             tooltip="side of each portrait in pixels (a reference image stays within 1 megapixel)"),
+                io.Int.Input(
+                    "portraits",
+                    default=1,
+                    min=1,
+                    max=MAX_PORTRAITS,
+                    tooltip="portraits per profile, side by side in its reference image",
+                ),
+                io.Int.Input(
+                    "size",
+                    default=384,
+                    min=MIN_SIDE,
+                    max=MAX_SIDE,
+                    step=MULTIPLE,
+                    tooltip="side of each portrait in pixels (a reference image stays within 1 megapixel)",
+                ),
             ],
             outputs=[io.Conditioning.Output(display_name="conditioning")],
         )
@@ -34,6 +45,8 @@ class IdentityConditionReference(io.ComfyNode):
     def execute(cls, conditioning, vae, profiles: list, portraits: int, size: int) -> io.NodeOutput:
         images = reference_images(profiles, portraits, size)
         latents = [vae.encode(to_images([image])) for image in images]
-        report = [f"reference image {n}: {p.name}, {image.shape[1]}x{image.shape[0]} px, latent {list(latent.shape)}"
-                  for n, (p, image, latent) in enumerate(zip(profiles, images, latents), start=1)]
+        report = [
+            f"reference image {n}: {p.name}, {image.shape[1]}x{image.shape[0]} px, latent {list(latent.shape)}"
+            for n, (p, image, latent) in enumerate(zip(profiles, images, latents), start=1)
+        ]
         return io.NodeOutput(with_references(conditioning, latents), ui=ui.PreviewText("\n".join(report)))

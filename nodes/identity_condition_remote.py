@@ -27,7 +27,7 @@ class IdentityConditionRemote(io.ComfyNode):
             display_name="Identity Condition (remote)",
             category="identity/remote",
             description="Carry these people into a closed model: their reference portraits go with each request, "
-                        "and every output is checked to look like them.",
+            "and every output is checked to look like them.",
             inputs=[BaseModelSocket.Input("base_model"), Profiles.Input("profiles")],
             outputs=[RemoteIdentity.Output(display_name="identity")],
         )

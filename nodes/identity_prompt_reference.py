@@ -16,11 +16,15 @@ class IdentityPromptReference(io.ComfyNode):
             display_name="Identity Prompt (Reference)",
             category="identity",
             description="Replace each [[profile_id]] with 'the person in reference image N (Name)', N being the "
-                        "profile's place in 'profiles' (as Identity Condition (Reference) numbers them). Feed the "
-                        "text to the model's text encoder.",
+            "profile's place in 'profiles' (as Identity Condition (Reference) numbers them). Feed the "
+            "text to the model's text encoder.",
             inputs=[
-                io.String.Input("prompt", multiline=True, default="",
-                                tooltip="name people as [[profile_id]] or [[their-name]], e.g. [[barack-obama]] waves"),
+                io.String.Input(
+                    "prompt",
+                    multiline=True,
+                    default="",
+                    tooltip="name people as [[profile_id]] or [[their-name]], e.g. [[barack-obama]] waves",
+                ),
                 Profiles.Input("profiles"),
             ],
             outputs=[io.String.Output(display_name="prompt")],

@@ -26,7 +26,7 @@ class ProfileLoad(io.ComfyNode):
             display_name="Profile Load",
             category="identity",
             description="Load a saved identity profile. Chain several Profile Load nodes through 'profiles' to pass "
-                        "several people on.",
+            "several people on.",
             inputs=[
                 io.Combo.Input("profile", options=profile_names(), tooltip="a profile in models/identity_profiles/"),
                 Profiles.Input("profiles", optional=True, tooltip="profiles loaded before this one (to chain several)"),

@@ -9,9 +9,19 @@ from ..identity.errors import IdentityError, ProfileExists
 from ..identity.profile import name_key
 from ..identity.reference import portrait_grid
 from ..identity.training import KINDS, Photo, train
-from .glue import (EngineChoice, FaceEngineSocket, Profiles, Progress, check_interrupt, folder_photos, folder_state,
-                   profile_store, to_arrays, to_images, training_engine)
-
+from .glue import (
+    EngineChoice,
+    FaceEngineSocket,
+    Profiles,
+    Progress,
+    check_interrupt,
+    folder_photos,
+    folder_state,
+    profile_store,
+    to_arrays,
+    to_images,
+    training_engine,
+)
 
 #: Profile name (as compared) → (the stamp of the file this node saved, the fingerprint of that run); the
 #: least recently trained names beyond 256 are forgotten (they then train once more when queued again).
@@ -41,15 +51,28 @@ class ProfileTrain(io.ComfyNode):
             display_name="Profile Train",
             category="identity",
             description="Train an identity profile from 1-50 photos of a person, cat or dog (group shots are fine: "
-                        "the one in most photos is the subject). Saves it to models/identity_profiles/.",
+            "the one in most photos is the subject). Saves it to models/identity_profiles/.",
             inputs=[
-                io.String.Input("name", default="", tooltip="the person's (or animal's) name; profiles are picked by it later"),
-                io.Combo.Input("kind", options=list(KINDS), default="person", optional=True,
-                               tooltip="what the photos are of; 'pet' detects whether it is a cat or a dog"),
+                io.String.Input(
+                    "name", default="", tooltip="the person's (or animal's) name; profiles are picked by it later"
+                ),
+                io.Combo.Input(
+                    "kind",
+                    options=list(KINDS),
+                    default="person",
+                    optional=True,
+                    tooltip="what the photos are of; 'pet' detects whether it is a cat or a dog",
+                ),
                 io.Image.Input("images", optional=True, tooltip="photos as an IMAGE batch"),
-                io.String.Input("folder", default="", optional=True,
-                                tooltip="a folder of photos inside ComfyUI's input folder, e.g. 'people/alice'"),
-                io.Boolean.Input("overwrite", default=False, tooltip="retrain an existing profile of that name (keeps its id)"),
+                io.String.Input(
+                    "folder",
+                    default="",
+                    optional=True,
+                    tooltip="a folder of photos inside ComfyUI's input folder, e.g. 'people/alice'",
+                ),
+                io.Boolean.Input(
+                    "overwrite", default=False, tooltip="retrain an existing profile of that name (keeps its id)"
+                ),
                 FaceEngineSocket.Input("face_engine", optional=True),
             ],
             outputs=[
@@ -66,13 +89,24 @@ class ProfileTrain(io.ComfyNode):
         return profile_state(name), folder_state(folder)
 
     @classmethod
-    def execute(cls, name: str, images=None, folder: str = "", overwrite: bool = False,
-                face_engine: EngineChoice | None = None, kind: str = "person") -> io.NodeOutput:
+    def execute(
+        cls,
+        name: str,
+        images=None,
+        folder: str = "",
+        overwrite: bool = False,
+        face_engine: EngineChoice | None = None,
+        kind: str = "person",
+    ) -> io.NodeOutput:
         state = profile_state(name)
-        photos = [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
+        photos = (
+            [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
+        )
         photos += [Photo(str(path), path) for path in folder_photos(folder)]
         if not photos:
-            raise IdentityError("Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder")
+            raise IdentityError(
+                "Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder"
+            )
         progress = Progress(cls.hidden.unique_id)
         chosen = training_engine(kind, face_engine)
 
@@ -80,12 +114,24 @@ class ProfileTrain(io.ComfyNode):
             progress(job.progress, f"{job.status.value}: {job.message}")
 
         try:
-            job = train(photos, name, chosen, profile_store(), overwrite=overwrite, on_update=on_update, check=check_interrupt,
-                        kind=kind)
+            job = train(
+                photos,
+                name,
+                chosen,
+                profile_store(),
+                overwrite=overwrite,
+                on_update=on_update,
+                check=check_interrupt,
+                kind=kind,
+            )
         except ProfileExists as exc:
             raise ProfileExists(f"{exc}; set 'overwrite' to true to retrain it") from None
         SAVED_HERE.put(name_key(job.name), (profile_store().stamp(job.profile_id), state))
         grid = portrait_grid(job.profile.portraits)
         report = job.describe()
-        return io.NodeOutput([job.profile], report, to_images([grid]),
-                             ui={**ui.PreviewImage(to_images([grid]), cls=cls).as_dict(), "text": [report]})
+        return io.NodeOutput(
+            [job.profile],
+            report,
+            to_images([grid]),
+            ui={**ui.PreviewImage(to_images([grid]), cls=cls).as_dict(), "text": [report]},
+        )

@@ -11,7 +11,14 @@ import folder_paths
 from comfy_api.v0_0_2 import io
 
 from ..identity.flux import EVA_FILE, PULID_FILE, load_adapter
-from ..identity.flux.weights import EVA_SOURCE, PARSING_FILE, PARSING_SOURCE, PULID_SOURCE, load_parsing, missing_weights
+from ..identity.flux.weights import (
+    EVA_SOURCE,
+    PARSING_FILE,
+    PARSING_SOURCE,
+    PULID_SOURCE,
+    load_parsing,
+    missing_weights,
+)
 from .glue import EVA_CLIP_FOLDER, PARSING_FOLDER, PULID_FOLDER, AdapterHandle, FluxAdapterSocket
 
 log = logging.getLogger(__name__)
@@ -36,8 +43,12 @@ def find_parser():
         return load_parsing(Path(found)), ""
     folders = ", ".join(folder_paths.get_folder_paths(PARSING_FOLDER))
     missing = f"{PARSING_FILE} ({PARSING_SOURCE}) was not found in {folders}"
-    log.warning("PuLID-Flux: %s; the EVA-CLIP input falls back to a fixed face ellipse (hair and ears lost, weaker "
-                "likeness): put the file in %s", missing, folder_paths.get_folder_paths(PARSING_FOLDER)[0])
+    log.warning(
+        "PuLID-Flux: %s; the EVA-CLIP input falls back to a fixed face ellipse (hair and ears lost, weaker "
+        "likeness): put the file in %s",
+        missing,
+        folder_paths.get_folder_paths(PARSING_FOLDER)[0],
+    )
     return None, missing
 
 
@@ -49,16 +60,26 @@ class PuLIDLoad(io.ComfyNode):
             display_name="PuLID-Flux Load",
             category="identity",
             description=f"Load a PuLID-Flux adapter ({PULID_FILE}, in models/pulid/) and the EVA-CLIP vision tower "
-                        f"its encoder reads ({EVA_FILE}, in models/clip_vision/), plus facexlib's {PARSING_FILE} "
-                        "(models/facexlib/) when present. Every tensor is checked.",
+            f"its encoder reads ({EVA_FILE}, in models/clip_vision/), plus facexlib's {PARSING_FILE} "
+            "(models/facexlib/) when present. Every tensor is checked.",
             inputs=[
-                io.Combo.Input("pulid", options=folder_paths.get_filename_list(PULID_FOLDER),
-                               tooltip=f"PuLID-Flux weights in models/pulid/ ({PULID_FILE} or v0.9.0)"),
-                io.Combo.Input("eva_clip", options=eva_files(),
-                               tooltip=f"{EVA_FILE} in models/clip_vision/ (or models/clip/, text_encoders/, pulid/)"),
-                io.Boolean.Input("allow_other_recognizer", default=False, optional=True,
-                                 tooltip="accept a face engine other than antelopev2 (glintr100), which PuLID-Flux "
-                                         "was trained with; the likeness is weaker"),
+                io.Combo.Input(
+                    "pulid",
+                    options=folder_paths.get_filename_list(PULID_FOLDER),
+                    tooltip=f"PuLID-Flux weights in models/pulid/ ({PULID_FILE} or v0.9.0)",
+                ),
+                io.Combo.Input(
+                    "eva_clip",
+                    options=eva_files(),
+                    tooltip=f"{EVA_FILE} in models/clip_vision/ (or models/clip/, text_encoders/, pulid/)",
+                ),
+                io.Boolean.Input(
+                    "allow_other_recognizer",
+                    default=False,
+                    optional=True,
+                    tooltip="accept a face engine other than antelopev2 (glintr100), which PuLID-Flux "
+                    "was trained with; the likeness is weaker",
+                ),
             ],
             outputs=[FluxAdapterSocket.Output(display_name="adapter")],
         )
@@ -78,6 +99,7 @@ class PuLIDLoad(io.ComfyNode):
         pulid_path = weights_path(PULID_FOLDER, pulid, "PuLID-Flux", PULID_FILE, PULID_SOURCE)
         eva_path = weights_path(EVA_CLIP_FOLDER, eva_clip, "EVA-CLIP", EVA_FILE, EVA_SOURCE)
         parser, missing = find_parser()
-        adapter = load_adapter(pulid_path, eva_path, ops=comfy.ops.manual_cast, parser=parser,
-                               any_recognizer=bool(allow_other_recognizer))
+        adapter = load_adapter(
+            pulid_path, eva_path, ops=comfy.ops.manual_cast, parser=parser, any_recognizer=bool(allow_other_recognizer)
+        )
         return io.NodeOutput(AdapterHandle(adapter, missing))

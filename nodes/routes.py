@@ -21,8 +21,16 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from server import PromptServer
 
-from ..identity.errors import (IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy,
-                               UploadRefused, UploadStalled, UploadTooLarge)
+from ..identity.errors import (
+    IdentityError,
+    InvalidProfileId,
+    ProfileExists,
+    ProfileNotFound,
+    TrainingBusy,
+    UploadRefused,
+    UploadStalled,
+    UploadTooLarge,
+)
 from ..identity.images import encode_jpeg
 from ..identity.profile import clean_name, picker_labels, validate_id
 from ..identity.remote.phota_links import default_links, phota_status
@@ -40,8 +48,15 @@ MAX_FIELD_BYTES = 4096
 IDLE_SECONDS = 30
 UPLOAD_SECONDS = 600
 MAX_PORTRAIT_DIGITS = 4
-STATUS = ((InvalidProfileId, 400), (ProfileNotFound, 404), (ProfileExists, 409), (TrainingBusy, 409),
-          (UploadStalled, 408), (UploadTooLarge, 413), (IdentityError, 400))
+STATUS = (
+    (InvalidProfileId, 400),
+    (ProfileNotFound, 404),
+    (ProfileExists, 409),
+    (TrainingBusy, 409),
+    (UploadStalled, 408),
+    (UploadTooLarge, 413),
+    (IdentityError, 400),
+)
 
 
 def register_routes(routes: web.RouteTableDef | None = None) -> None:
@@ -76,7 +91,9 @@ def answers_json(handler):
             raise
         except Exception as exc:  # a bug: logged with its traceback, answered in one line
             log.exception("identity route %s failed", request.path)
-            return error(500, f"internal error in the Identity Layer ({type(exc).__name__}); ComfyUI's log has the details")
+            return error(
+                500, f"internal error in the Identity Layer ({type(exc).__name__}); ComfyUI's log has the details"
+            )
 
     return wrapped
 
@@ -101,7 +118,9 @@ async def get_profile(request: web.Request) -> web.Response:
     details = (await asyncio.to_thread(profile_store().load, profile_id)).details()
     details["thumbnail"] = thumbnail_url(details)
     for portrait in details["portraits"]:
-        portrait["url"] = f"/identity/profiles/{profile_id}/references/{portrait['index']}?v={quote(details['created'])}"
+        portrait["url"] = (
+            f"/identity/profiles/{profile_id}/references/{portrait['index']}?v={quote(details['created'])}"
+        )
     job = JOBS.for_profile(profile_id)
     details["job"] = job.snapshot() if job else None
     return web.json_response(details)
@@ -132,16 +151,22 @@ async def create_profile(request: web.Request) -> web.Response:
     if not request.content_type.startswith("multipart/"):
         raise UploadRefused("send the photos as multipart/form-data with the fields name, overwrite and photos")
     if (request.content_length or 0) > MAX_UPLOAD_BYTES + 1024 * 1024:
-        raise UploadTooLarge(f"the upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; upload fewer or smaller photos")
+        raise UploadTooLarge(
+            f"the upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; upload fewer or smaller photos"
+        )
     try:
         async with asyncio.timeout(UPLOAD_SECONDS):
             batch, fields = await read_upload(request)
     except TimeoutError:
-        raise UploadStalled(f"the upload took over {UPLOAD_SECONDS // 60} minutes; upload fewer or smaller photos") from None
+        raise UploadStalled(
+            f"the upload took over {UPLOAD_SECONDS // 60} minutes; upload fewer or smaller photos"
+        ) from None
     except (ValueError, KeyError, HttpProcessingError) as exc:  # aiohttp's multipart parser refusing the body
         log.info("identity upload refused as malformed: %s", exc)
-        raise UploadRefused("the upload is not well-formed multipart/form-data (no or another boundary, a part header "
-                            "over 8 kB, or a cut-off body); send the form as a browser does") from None
+        raise UploadRefused(
+            "the upload is not well-formed multipart/form-data (no or another boundary, a part header "
+            "over 8 kB, or a cut-off body); send the form as a browser does"
+        ) from None
     photos = batch.finish()
     overwrite = fields.get("overwrite", "").strip().lower() in ("1", "true", "on", "yes")
     server = PromptServer.instance
@@ -151,9 +176,18 @@ async def create_profile(request: web.Request) -> web.Response:
 
     try:
         kind = fields.get("kind", "person").strip() or "person"
-        job = await asyncio.to_thread(lambda: start_training(photos, fields.get("name", ""), training_engine(kind),
-                                                             profile_store(), overwrite=overwrite, on_update=push,
-                                                             check=cancel_check(), kind=kind))
+        job = await asyncio.to_thread(
+            lambda: start_training(
+                photos,
+                fields.get("name", ""),
+                training_engine(kind),
+                profile_store(),
+                overwrite=overwrite,
+                on_update=push,
+                check=cancel_check(),
+                kind=kind,
+            )
+        )
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
     return web.json_response({"job": job.snapshot()}, status=202)
@@ -205,8 +239,10 @@ async def read_field(part) -> str:
 
 async def read_json(request: web.Request) -> object:
     """A small JSON body, or None: bounded in size, and a deeply nested one is refused like malformed JSON."""
-    data = await read_small(request.content.read, UploadTooLarge(
-        f"the request body is over {MAX_FIELD_BYTES} bytes; send only the fields asked for"))
+    data = await read_small(
+        request.content.read,
+        UploadTooLarge(f"the request body is over {MAX_FIELD_BYTES} bytes; send only the fields asked for"),
+    )
     try:
         return json.loads(data)
     except (ValueError, RecursionError):
@@ -217,7 +253,9 @@ async def read_json(request: web.Request) -> object:
 async def get_job(request: web.Request) -> web.Response:
     job = JOBS.get(request.match_info["job_id"])
     if job is None:
-        return error(404, f"no training job {request.match_info['job_id'][:40]!r} (jobs are kept until ComfyUI restarts)")
+        return error(
+            404, f"no training job {request.match_info['job_id'][:40]!r} (jobs are kept until ComfyUI restarts)"
+        )
     return web.json_response(job.snapshot())
 
 
@@ -273,7 +311,9 @@ async def link_phota(request: web.Request) -> web.Response:
     if not isinstance(body, dict) or not isinstance(body.get("phota_id"), str):
         raise IdentityError('send a JSON body with the Phota profile id, like {"phota_id": "3f9c2a1b7e44"}')
     phota_id = body["phota_id"].strip()
-    return phota_answer(phota_id, await default_links().link_checked(profile_id, phota_id, key_store().credentials("phota")))
+    return phota_answer(
+        phota_id, await default_links().link_checked(profile_id, phota_id, key_store().credentials("phota"))
+    )
 
 
 def phota_answer(phota_id: str, state: dict) -> web.Response:
@@ -289,5 +329,7 @@ async def unlink_phota(request: web.Request) -> web.Response:
 def refuse_while_training(profile_id: str) -> None:
     job = JOBS.running(profile_id)
     if job is not None:
-        raise TrainingBusy(f"profile {profile_id!r} is being trained right now ({job.status.value}); "
-                           "wait until it is READY, then try again")
+        raise TrainingBusy(
+            f"profile {profile_id!r} is being trained right now ({job.status.value}); "
+            "wait until it is READY, then try again"
+        )

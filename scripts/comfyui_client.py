@@ -67,8 +67,12 @@ class ComfyUI:
 
     def request(self, path: str, body: dict | None = None, method: str | None = None, raw: bool = False):
         data = json.dumps(body).encode() if body is not None else None
-        request = urllib.request.Request(self.url + path, data=data, method=method or ("POST" if data else "GET"),
-                                         headers={"Content-Type": "application/json"} if data else {})
+        request = urllib.request.Request(
+            self.url + path,
+            data=data,
+            method=method or ("POST" if data else "GET"),
+            headers={"Content-Type": "application/json"} if data else {},
+        )
         with urllib.request.urlopen(request, timeout=60) as response:
             payload = response.read()
         return payload if raw else json.loads(payload or b"null")
@@ -86,8 +90,11 @@ class ComfyUI:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             entry = self.request(f"/history/{prompt_id}").get(prompt_id)
-            if entry and entry.get("status", {}).get("completed") is not None and (
-                    entry["status"].get("status_str") in ("success", "error")):
+            if (
+                entry
+                and entry.get("status", {}).get("completed") is not None
+                and (entry["status"].get("status_str") in ("success", "error"))
+            ):
                 status = entry["status"]
                 return Run(prompt_id, status["status_str"], entry.get("outputs", {}), status.get("messages", []))
             time.sleep(0.2)
@@ -113,7 +120,7 @@ class Server:
         self.process: subprocess.Popen | None = None
         self.client = ComfyUI(f"http://127.0.0.1:{self.port}")
 
-    def prepare(self, models: dict[str, Path] | None = None) -> "Server":
+    def prepare(self, models: dict[str, Path] | None = None) -> Server:
         """Folders, this pack linked into custom_nodes, and `models` (relative path → source) linked in."""
         for folder in (*(self.base / name for name in ("custom_nodes", "input", "output", "models")), self.user):
             folder.mkdir(parents=True, exist_ok=True)
@@ -122,13 +129,30 @@ class Server:
             _link(Path(source), self.base / "models" / relative)
         return self
 
-    def start(self, timeout: float = 180) -> "Server":
+    def start(self, timeout: float = 180) -> Server:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(self.port),
-             "--base-directory", str(self.base), "--user-directory", str(self.user), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
-             *(["--front-end-root", str(Path(FRONTEND).resolve())] if FRONTEND else [])],
-            cwd=COMFYUI, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            [
+                sys.executable,
+                "main.py",
+                "--cpu",
+                "--listen",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--base-directory",
+                str(self.base),
+                "--user-directory",
+                str(self.user),
+                "--database-url",
+                "sqlite:///:memory:",
+                "--disable-auto-launch",
+                *(["--front-end-root", str(Path(FRONTEND).resolve())] if FRONTEND else []),
+            ],
+            cwd=COMFYUI,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -160,7 +184,7 @@ class Server:
         except OSError:
             return ""
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         return self
 
     def __exit__(self, *exc) -> None:
@@ -211,6 +235,7 @@ def _link(source: Path, target: Path) -> None:
 
 # ----- workflows -------------------------------------------------------------------------------------------
 
+
 def load_workflow(name: str) -> dict:
     return json.loads((ROOT / "example_workflows" / f"{name}.json").read_text())
 
@@ -233,10 +258,10 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
             raise KeyError(f"node type {node['type']!r} (node {node['id']}) is not installed in this ComfyUI")
         info = object_info[node["type"]]
         linked = {}
-        for socket in node.get("inputs", []):
-            if socket.get("link") is not None:
-                link = links[socket["link"]]
-                linked[socket["name"]] = [str(link[1]), link[2]]
+        for slot in node.get("inputs", []):
+            if slot.get("link") is not None:
+                link = links[slot["link"]]
+                linked[slot["name"]] = [str(link[1]), link[2]]
         values = list(node.get("widgets_values") or [])
         inputs = dict(linked)
         for group in ("required", "optional"):

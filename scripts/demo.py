@@ -37,20 +37,37 @@ class Samples:
 def stage_samples(input_dir: Path) -> Samples:
     if FACES.is_dir():
         stage_example_inputs(input_dir, FACES)
-        return Samples([("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")], "identity/score", "Barack Obama",
-                       "identity/group/biden_obama_b.jpg", ("Barack Obama", "Joe Biden"))
+        return Samples(
+            [("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")],
+            "identity/score",
+            "Barack Obama",
+            "identity/group/biden_obama_b.jpg",
+            ("Barack Obama", "Joe Biden"),
+        )
     wheel = Path(list(importlib.util.find_spec("insightface").submodule_search_locations)[0]) / "data" / "images"
-    for source, target in [("Tom_Hanks_54745.png", "identity/tom/tom.png"), ("t1.jpg", "identity/t1/t1.jpg"),
-                           ("Tom_Hanks_54745.png", "identity/score/tom.png"), ("t1.jpg", "identity/score/t1.jpg")]:
+    for source, target in [
+        ("Tom_Hanks_54745.png", "identity/tom/tom.png"),
+        ("t1.jpg", "identity/t1/t1.jpg"),
+        ("Tom_Hanks_54745.png", "identity/score/tom.png"),
+        ("t1.jpg", "identity/score/t1.jpg"),
+    ]:
         (input_dir / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(wheel / source, input_dir / target)
-    return Samples([("Tom Hanks", "identity/tom"), ("Person in t1", "identity/t1")],
-                   "identity/score", "Tom Hanks",
-                   "identity/score/t1.jpg", ("Tom Hanks", "Person in t1"))
+    return Samples(
+        [("Tom Hanks", "identity/tom"), ("Person in t1", "identity/t1")],
+        "identity/score",
+        "Tom Hanks",
+        "identity/score/t1.jpg",
+        ("Tom Hanks", "Person in t1"),
+    )
 
 
 def nodes_of(prompt: dict, class_type: str) -> list[dict]:
-    return [node["inputs"] for _, node in sorted(prompt.items(), key=lambda kv: int(kv[0])) if node["class_type"] == class_type]
+    return [
+        node["inputs"]
+        for _, node in sorted(prompt.items(), key=lambda kv: int(kv[0]))
+        if node["class_type"] == class_type
+    ]
 
 
 def run(server: Server, prompt: dict, title: str) -> dict:
@@ -58,7 +75,9 @@ def run(server: Server, prompt: dict, title: str) -> dict:
     result = server.client.run(prompt)
     if result.status != "success":
         error = result.error or {}
-        raise SystemExit(f"workflow failed in {error.get('node_type')}: {error.get('exception_message', result.messages)}")
+        raise SystemExit(
+            f"workflow failed in {error.get('node_type')}: {error.get('exception_message', result.messages)}"
+        )
     return result.outputs
 
 
@@ -68,8 +87,10 @@ def main() -> int:
     print(f"starting ComfyUI (base folder {BASE}) ...", flush=True)
     with server.start():
         info = server.client.object_info()
-        workflows = {name: ui_to_api(load_workflow(name), info) for name in
-                     ("train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles")}
+        workflows = {
+            name: ui_to_api(load_workflow(name), info)
+            for name in ("train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles")
+        }
 
         for name, folder in samples.people:
             prompt = json.loads(json.dumps(workflows["train_profile_from_folder"]))

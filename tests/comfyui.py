@@ -10,16 +10,33 @@ import threading
 import time
 
 import pytest
-
 from conftest import FACES, ROOT, TESTPACK
 
 sys.path.insert(0, str(ROOT / "scripts"))
 
-from comfyui_client import (COMFYUI, PromptRejected, Server, comfyui_version, frontend_version, load_workflow,  # noqa: E402
-                            stage_example_inputs, ui_to_api)
+from comfyui_client import (
+    COMFYUI,
+    PromptRejected,
+    Server,
+    comfyui_version,
+    frontend_version,
+    load_workflow,  # noqa: E402
+    stage_example_inputs,
+    ui_to_api,
+)
 
-__all__ = ["COMFYUI", "Listener", "PromptRejected", "Server", "api_twin", "comfyui_version", "frontend_version",
-           "load_workflow", "start_server", "ui_to_api"]
+__all__ = [
+    "COMFYUI",
+    "Listener",
+    "PromptRejected",
+    "Server",
+    "api_twin",
+    "comfyui_version",
+    "frontend_version",
+    "load_workflow",
+    "start_server",
+    "ui_to_api",
+]
 
 #: The example workflows that run end to end here (the others need real model weights).
 WORKFLOWS = ["train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles"]
@@ -33,9 +50,13 @@ def api_twin(name: str) -> dict:
 
 def start_server(base) -> Server:
     if not (COMFYUI / "main.py").is_file():
-        pytest.skip(f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout")
+        pytest.skip(
+            f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout"
+        )
     # A user folder away from the base (`--user-directory`): the pack must follow ComfyUI's, wherever it is.
-    server = Server(base, user=base / "elsewhere" / "user").prepare(models={"insightface/models/testpack": TESTPACK} if TESTPACK.is_dir() else {})
+    server = Server(base, user=base / "elsewhere" / "user").prepare(
+        models={"insightface/models/testpack": TESTPACK} if TESTPACK.is_dir() else {}
+    )
     if FACES.is_dir():
         stage_example_inputs(base / "input", FACES)
     return server.start()
@@ -77,5 +98,10 @@ class Listener:
                         self.events.append(json.loads(message.data))
                     elif message.type == aiohttp.WSMsgType.BINARY and len(message.data) > 8:
                         kind, length = struct.unpack(">II", message.data[:8])
-                        self.events.append({"type": f"binary-{kind}", "node": message.data[8 : 8 + length].decode(),
-                                            "text": message.data[8 + length :].decode(errors="replace")})
+                        self.events.append(
+                            {
+                                "type": f"binary-{kind}",
+                                "node": message.data[8 : 8 + length].decode(),
+                                "text": message.data[8 + length :].decode(errors="replace"),
+                            }
+                        )

@@ -23,8 +23,12 @@ TOM_HANKS = WHEEL_IMAGES / "Tom_Hanks_54745.png"
 ARTIFACTS = ROOT / "output" / "test-artifacts"
 SCREENSHOTS = pytest.StashKey[list]()  # paths of the screenshots the browser tests saved in this run
 
-needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"fixture photos absent: {FACES} (../shared not beside the checkout)")
-needs_testpack = pytest.mark.skipif(not TESTPACK.is_dir(), reason=f"test face pack absent: {TESTPACK} (../shared not beside the checkout)")
+needs_faces = pytest.mark.skipif(
+    not FACES.is_dir(), reason=f"fixture photos absent: {FACES} (../shared not beside the checkout)"
+)
+needs_testpack = pytest.mark.skipif(
+    not TESTPACK.is_dir(), reason=f"test face pack absent: {TESTPACK} (../shared not beside the checkout)"
+)
 
 
 def face(path: str) -> Path:
@@ -137,10 +141,14 @@ def fake(embedded):
     Its people are Obama and Biden as the group photo `obama_biden_a.jpg` shows them (left and right half), which
     no `people` profile was trained on."""
     from fake_providers import Fake, StandIns
+
     from identity.images import load_image
 
-    strangers = ([load_image(face(p)) for p in ("alex_lacamoire/alex1.jpg", "lin_manuel_miranda/lin1.png")]
-                 if FACES.is_dir() else [load_image(T1)])
+    strangers = (
+        [load_image(face(p)) for p in ("alex_lacamoire/alex1.jpg", "lin_manuel_miranda/lin1.png")]
+        if FACES.is_dir()
+        else [load_image(T1)]
+    )
     stand_ins = None
     if FACES.is_dir():
         group = load_image(face("groups/obama_biden_a.jpg"))
@@ -169,13 +177,18 @@ def people(embedded):
     from identity.training import photos_from_paths, train
     from identity.training.jobs import JobRegistry
 
-    return {name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
-            for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))}
+    return {
+        name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
+        for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))
+    }
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "comfyui: needs a ComfyUI (a live server, or its modules in this process); "
-                                       "scripts/test.sh runs these once per ComfyUI it tests")
+    config.addinivalue_line(
+        "markers",
+        "comfyui: needs a ComfyUI (a live server, or its modules in this process); "
+        "scripts/test.sh runs these once per ComfyUI it tests",
+    )
 
 
 def pytest_collection_modifyitems(items):

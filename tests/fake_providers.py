@@ -38,9 +38,8 @@ from pathlib import Path
 
 import numpy as np
 from aiohttp import web
-from PIL import Image, ImageFilter
-
 from openapi_contract import Contract
+from PIL import Image, ImageFilter
 
 KEYS = {p: f"test-key-{p}-0123456789" for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")}
 PHOTA = Contract(Path(__file__).parent / "data" / "phota" / "openapi.json")
@@ -69,7 +68,9 @@ class StandIns:
     def __init__(self, engine, photos: list[np.ndarray]):
         self.engine = engine
         found = engine.analyze(photos)
-        self.photos = [(max(faces, key=lambda f: f.size).embedding, photo) for faces, photo in zip(found, photos) if faces]
+        self.photos = [
+            (max(faces, key=lambda f: f.size).embedding, photo) for faces, photo in zip(found, photos) if faces
+        ]
         self.chosen: dict[str, np.ndarray | None] = {}
 
     def for_reference(self, reference: np.ndarray) -> np.ndarray:
@@ -109,7 +110,7 @@ class Fake:
 
     # ----- life cycle ----------------------------------------------------------------------------------
 
-    def start(self) -> "Fake":
+    def start(self) -> Fake:
         ready = threading.Event()
         threading.Thread(target=self._serve, args=(ready,), daemon=True).start()
         ready.wait(30)
@@ -158,8 +159,14 @@ class Fake:
     def keys_file(self, folder: Path) -> Path:
         """A keys file pointing every provider at this fake."""
         path = Path(folder) / "keys.json"
-        variables = {"gemini": "GEMINI_API_KEY", "openai": "OPENAI_API_KEY", "dashscope": "DASHSCOPE_API_KEY",
-                     "bfl": "BFL_API_KEY", "reve": "REVE_API_KEY", "phota": "PHOTA_API_KEY"}
+        variables = {
+            "gemini": "GEMINI_API_KEY",
+            "openai": "OPENAI_API_KEY",
+            "dashscope": "DASHSCOPE_API_KEY",
+            "bfl": "BFL_API_KEY",
+            "reve": "REVE_API_KEY",
+            "phota": "PHOTA_API_KEY",
+        }
         path.write_text(json.dumps({**{variables[p]: k for p, k in KEYS.items()}, "base_urls": self.urls}))
         return path
 
@@ -172,7 +179,9 @@ class Fake:
 
     # ----- scenes ------------------------------------------------------------------------------------------
 
-    def scene(self, people: list[np.ndarray], background: np.ndarray | None, size=(768, 512), strangers: bool = False) -> bytes:
+    def scene(
+        self, people: list[np.ndarray], background: np.ndarray | None, size=(768, 512), strangers: bool = False
+    ) -> bytes:
         """People side by side on a background (the input photo for edits), as PNG."""
         width, height = size
         canvas = Image.new("RGB", size, (225, 225, 220))
@@ -211,7 +220,9 @@ class Fake:
             entry.form, reader = {}, await request.multipart()
             async for part in reader:
                 if part.filename:
-                    entry.files.append((part.name, part.filename, part.headers.get("Content-Type"), bytes(await part.read())))
+                    entry.files.append(
+                        (part.name, part.filename, part.headers.get("Content-Type"), bytes(await part.read()))
+                    )
                 else:
                     entry.form[part.name] = (await part.read()).decode()
         else:
@@ -247,16 +258,23 @@ class Fake:
             return web.Response(status=200)  # never reaches the client
         if fault == "echo_key_text":
             # A proxy's plain-text error that echoes every header it got.
-            headers = sorted(request.headers.items(), key=lambda kv: not ("key" in kv[0].lower() or "auth" in kv[0].lower()))
+            headers = sorted(
+                request.headers.items(), key=lambda kv: not ("key" in kv[0].lower() or "auth" in kv[0].lower())
+            )
             echoed = " ".join(f"{k}={v}" for k, v in headers)
             return web.Response(text="upstream refused: " + echoed, status=400, content_type="text/plain")
         if fault == "echo_key_late":
             # A JSON error without the provider's usual fields whose text reaches the key at character 290,
             # so that a 300-character cut made before redaction would keep the key's first ten characters.
-            key = next(v.removeprefix("Bearer ") for k, v in request.headers.items()
-                       if "key" in k.lower() or k.lower() == "authorization")
+            key = next(
+                v.removeprefix("Bearer ")
+                for k, v in request.headers.items()
+                if "key" in k.lower() or k.lower() == "authorization"
+            )
             head = '{"note": "'
-            return web.Response(text=head + "x" * (290 - len(head)) + key + '"}', status=400, content_type="application/json")
+            return web.Response(
+                text=head + "x" * (290 - len(head)) + key + '"}', status=400, content_type="application/json"
+            )
         if fault == "json_list":
             return web.json_response(["unexpected", "array"], status=200)
         if fault == "redirect_away":
@@ -306,14 +324,22 @@ class Fake:
         return {
             "gemini": [web.post("/v1beta/models/{call}", self.gemini)],
             "openai": [web.post("/v1/images/generations", self.openai), web.post("/v1/images/edits", self.openai)],
-            "dashscope": [web.post("/api/v1/services/aigc/multimodal-generation/generation", self.dashscope),
-                          web.get("/files/{name}", self._file)],
-            "bfl": [web.post("/v1/{model}", self.bfl), web.get("/v1/get_result", self.bfl_poll),
-                    web.get("/files/{name}", self._file)],
+            "dashscope": [
+                web.post("/api/v1/services/aigc/multimodal-generation/generation", self.dashscope),
+                web.get("/files/{name}", self._file),
+            ],
+            "bfl": [
+                web.post("/v1/{model}", self.bfl),
+                web.get("/v1/get_result", self.bfl_poll),
+                web.get("/files/{name}", self._file),
+            ],
             "reve": [web.post("/v1/image/{endpoint}", self.reve)],
-            "phota": [web.get("/v1/phota/profiles/{profile_id}/status", self.phota_profile_status),
-                      web.post("/v1/phota/{endpoint}", self.phota), web.get("/v1/phota/jobs/{job_id}", self.phota_poll),
-                      web.get("/files/{name}", self._file)],
+            "phota": [
+                web.get("/v1/phota/profiles/{profile_id}/status", self.phota_profile_status),
+                web.post("/v1/phota/{endpoint}", self.phota),
+                web.get("/v1/phota/jobs/{job_id}", self.phota_poll),
+                web.get("/files/{name}", self._file),
+            ],
             # Another origin: whatever reaches it (a redirect target) is recorded, credentials included.
             "evil": [web.route("*", "/{tail:.*}", self.evil)],
         }
@@ -324,16 +350,25 @@ class Fake:
 
     async def gemini(self, request: web.Request) -> web.Response:
         entry = await self._record("gemini", request)
-        if (denied := self._check_key("gemini", entry.headers.get("x-goog-api-key"))):
+        if denied := self._check_key("gemini", entry.headers.get("x-goog-api-key")):
             return denied
         fault = self._fault()
-        error = {"error": {"code": int(fault[:3]) if fault and fault[:3].isdigit() else 500, "message": "fake", "status": "UNAVAILABLE"}}
-        if (response := await self._misbehave(fault, request, error)):
+        error = {
+            "error": {
+                "code": int(fault[:3]) if fault and fault[:3].isdigit() else 500,
+                "message": "fake",
+                "status": "UNAVAILABLE",
+            }
+        }
+        if response := await self._misbehave(fault, request, error):
             return response
         model, _, action = request.match_info["call"].partition(":")
         if model not in GEMINI_MODELS:
-            return _google_error(404, "NOT_FOUND", f"models/{model} is not found for API version v1beta, or is not "
-                                                    "supported for generateContent.")
+            return _google_error(
+                404,
+                "NOT_FOUND",
+                f"models/{model} is not found for API version v1beta, or is not supported for generateContent.",
+            )
         if request.content_length and request.content_length > 20_000_000:
             return _google_error(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit: 20971520 bytes.")
         body = entry.json
@@ -341,74 +376,123 @@ class Fake:
         config = body["generationConfig"]
         assert action == "generateContent" and config["responseModalities"] == ["IMAGE"], body
         image_config = config.get("imageConfig", {})
-        if image_config.get("imageSize", "1K") not in ("1K", "2K", "4K") or \
-                image_config.get("aspectRatio", "1:1") not in GEMINI_RATIOS:
+        if (
+            image_config.get("imageSize", "1K") not in ("1K", "2K", "4K")
+            or image_config.get("aspectRatio", "1:1") not in GEMINI_RATIOS
+        ):
             return _google_error(400, "INVALID_ARGUMENT", f"Invalid image config {image_config}.")
         inline = [p["inlineData"] for p in parts if "inlineData" in p]
         if len(inline) > 14:
             return _google_error(400, "INVALID_ARGUMENT", "Too many images: at most 14 are supported.")
-        images = [base64.urlsafe_b64decode(i["data"].replace("+", "-").replace("/", "_")) for i in inline]  # proto JSON: either alphabet
+        images = [
+            base64.urlsafe_b64decode(i["data"].replace("+", "-").replace("/", "_")) for i in inline
+        ]  # proto JSON: either alphabet
         text = " ".join(p["text"] for p in parts if "text" in p)
         if fault == "moderation":
-            return web.json_response({"candidates": [{"finishReason": "IMAGE_SAFETY", "content": {"parts": []}}],
-                                      "responseId": "r-mod"})
+            return web.json_response(
+                {"candidates": [{"finishReason": "IMAGE_SAFETY", "content": {"parts": []}}], "responseId": "r-mod"}
+            )
         if fault == "no_image":
             return web.json_response({"candidates": [{"finishReason": "NO_IMAGE", "content": {"parts": []}}]})
         if fault == "error_string":
             return web.json_response({"error": "request body is malformed"}, status=400)
         if fault == "inline_no_data":
-            return web.json_response({"candidates": [{"content": {"parts": [{"inlineData": {"mimeType": "image/png"}}]},
-                                                      "finishReason": "STOP"}], "responseId": "r-nodata"})
+            return web.json_response(
+                {
+                    "candidates": [
+                        {"content": {"parts": [{"inlineData": {"mimeType": "image/png"}}]}, "finishReason": "STOP"}
+                    ],
+                    "responseId": "r-nodata",
+                }
+            )
         png = self._image_or_junk(fault, self.compose(images, _numbered_groups(text), fault))
-        payload = {"candidates": [{"content": {"role": "model", "parts": [{"inlineData": {
-                       "mimeType": "image/png", "data": base64.b64encode(png).decode()}}]}, "finishReason": "STOP", "index": 0}],
-                   "responseId": uuid.uuid4().hex, "modelVersion": model,
-                   "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 1290, "totalTokenCount": 2290}}
+        payload = {
+            "candidates": [
+                {
+                    "content": {
+                        "role": "model",
+                        "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}],
+                    },
+                    "finishReason": "STOP",
+                    "index": 0,
+                }
+            ],
+            "responseId": uuid.uuid4().hex,
+            "modelVersion": model,
+            "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 1290, "totalTokenCount": 2290},
+        }
         return await self._slowly(request, payload) if fault == "slow" else web.json_response(payload)
 
     async def openai(self, request: web.Request) -> web.Response:
         entry = await self._record("openai", request)
-        if (denied := self._check_key("openai", (entry.headers.get("authorization") or "").removeprefix("Bearer "))):
+        if denied := self._check_key("openai", (entry.headers.get("authorization") or "").removeprefix("Bearer ")):
             return denied
         fault = self._fault()
-        if (response := await self._misbehave(fault, request, {"error": {"message": "fake", "type": "server_error"}})):
+        if response := await self._misbehave(fault, request, {"error": {"message": "fake", "type": "server_error"}}):
             return response
         fields = entry.form if entry.form is not None else entry.json
         if fields.get("model") not in ("gpt-image-2", "gpt-image-2-2026-04-21"):
             return _openai_error(404, f"The model `{fields.get('model')}` does not exist.", "model", "model_not_found")
         if not 1 <= int(fields.get("n", 1)) <= 10:
             return _openai_error(400, f"Invalid 'n': {fields['n']}; expected 1 to 10.", "n", "integer_out_of_range")
-        if (problem := _openai_size_problem(fields.get("size", "auto"))):
+        if problem := _openai_size_problem(fields.get("size", "auto")):
             return _openai_error(400, f"Invalid size '{fields['size']}': {problem}.", "size", "invalid_value")
         if fields.get("quality", "auto") not in ("auto", "low", "medium", "high"):
             return _openai_error(400, f"Invalid quality '{fields['quality']}'.", "quality", "invalid_value")
         images = [f[3] for f in entry.files]
-        if any(f[0] not in ("image", "image[]") for f in entry.files) or len(images) > 16 or \
-                any(len(i) >= 50_000_000 for i in images) or any(f[2] not in ("image/png", "image/jpeg", "image/webp") for f in entry.files):
-            return _openai_error(400, "Invalid image: at most 16 png, webp or jpg files under 50MB each.", "image",
-                                 "invalid_image")
+        if (
+            any(f[0] not in ("image", "image[]") for f in entry.files)
+            or len(images) > 16
+            or any(len(i) >= 50_000_000 for i in images)
+            or any(f[2] not in ("image/png", "image/jpeg", "image/webp") for f in entry.files)
+        ):
+            return _openai_error(
+                400, "Invalid image: at most 16 png, webp or jpg files under 50MB each.", "image", "invalid_image"
+            )
         if fault == "moderation":
-            return web.json_response({"error": {"message": "Your request was rejected by the safety system.",
-                                                "type": "image_generation_user_error", "param": None,
-                                                "code": "moderation_blocked"}}, status=400)
+            return web.json_response(
+                {
+                    "error": {
+                        "message": "Your request was rejected by the safety system.",
+                        "type": "image_generation_user_error",
+                        "param": None,
+                        "code": "moderation_blocked",
+                    }
+                },
+                status=400,
+            )
         if fault == "error_string":
             return web.json_response({"error": "Something went wrong"}, status=400)
         groups = _numbered_groups(fields["prompt"])
-        data = [{"b64_json": base64.b64encode(self._image_or_junk(fault, self.compose(images, groups, fault))).decode()}
-                for _ in range(int(fields.get("n", 1)))]
-        usage = {"input_tokens": 1000, "input_tokens_details": {"image_tokens": 800, "text_tokens": 200},
-                 "output_tokens": 4000, "total_tokens": 5000}
-        return web.json_response({"created": 1, "data": data, "usage": usage, "output_format": "png",
-                                  "quality": fields.get("quality", "auto"), "size": fields.get("size", "auto")},
-                                 headers={"x-request-id": uuid.uuid4().hex})
+        data = [
+            {"b64_json": base64.b64encode(self._image_or_junk(fault, self.compose(images, groups, fault))).decode()}
+            for _ in range(int(fields.get("n", 1)))
+        ]
+        usage = {
+            "input_tokens": 1000,
+            "input_tokens_details": {"image_tokens": 800, "text_tokens": 200},
+            "output_tokens": 4000,
+            "total_tokens": 5000,
+        }
+        return web.json_response(
+            {
+                "created": 1,
+                "data": data,
+                "usage": usage,
+                "output_format": "png",
+                "quality": fields.get("quality", "auto"),
+                "size": fields.get("size", "auto"),
+            },
+            headers={"x-request-id": uuid.uuid4().hex},
+        )
 
     async def dashscope(self, request: web.Request) -> web.Response:
         entry = await self._record("dashscope", request)
-        if (denied := self._check_key("dashscope", (entry.headers.get("authorization") or "").removeprefix("Bearer "))):
+        if denied := self._check_key("dashscope", (entry.headers.get("authorization") or "").removeprefix("Bearer ")):
             return denied
         fault = self._fault()
         error = {"code": "InternalError", "message": "fake", "request_id": "d-1"}
-        if (response := await self._misbehave(fault, request, error)):
+        if response := await self._misbehave(fault, request, error):
             return response
         body = entry.json
         if body.get("model") not in QWEN_MODELS:
@@ -424,8 +508,12 @@ class Fake:
         for image in images:
             width, height = Image.open(io.BytesIO(image)).size
             if len(image) > 10_000_000 or not (384 <= width <= 3072 and 384 <= height <= 3072):
-                return _dashscope_error(400, "InvalidParameter", f"The input image ({width}x{height}, {len(image)} bytes) "
-                                        "must be 384-3072 px per side and at most 10 MB.")
+                return _dashscope_error(
+                    400,
+                    "InvalidParameter",
+                    f"The input image ({width}x{height}, {len(image)} bytes) "
+                    "must be 384-3072 px per side and at most 10 MB.",
+                )
         size = body["parameters"].get("size")
         if size is not None:
             match = re.fullmatch(r"(\d+)\*(\d+)", size)
@@ -434,39 +522,75 @@ class Fake:
         if fault == "moderation":
             return _dashscope_error(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
         if fault == "moderation_algo":
-            return _dashscope_error(400, "InternalError.Algo.DataInspectionFailed", "Output data may contain inappropriate content.")
+            return _dashscope_error(
+                400, "InternalError.Algo.DataInspectionFailed", "Output data may contain inappropriate content."
+            )
         text = " ".join(item["text"] for item in content if "text" in item)
-        urls = [self._store("dashscope", self._image_or_junk(fault, self.compose(images, _numbered_groups(text), fault)))
-                for _ in range(body["parameters"].get("n", 1))]
-        return web.json_response({"status_code": 200, "request_id": uuid.uuid4().hex, "code": "", "message": "",
-                                  "output": {"choices": [{"finish_reason": "stop", "message": {
-                                      "role": "assistant", "content": [{"image": u} for u in urls]}}]},
-                                  "usage": {"width": 1024, "height": 1024, "image_count": len(urls)}})
+        urls = [
+            self._store("dashscope", self._image_or_junk(fault, self.compose(images, _numbered_groups(text), fault)))
+            for _ in range(body["parameters"].get("n", 1))
+        ]
+        return web.json_response(
+            {
+                "status_code": 200,
+                "request_id": uuid.uuid4().hex,
+                "code": "",
+                "message": "",
+                "output": {
+                    "choices": [
+                        {
+                            "finish_reason": "stop",
+                            "message": {"role": "assistant", "content": [{"image": u} for u in urls]},
+                        }
+                    ]
+                },
+                "usage": {"width": 1024, "height": 1024, "image_count": len(urls)},
+            }
+        )
 
     async def bfl(self, request: web.Request) -> web.Response:
         entry = await self._record("bfl", request)
-        if (denied := self._check_key("bfl", entry.headers.get("x-key"))):
+        if denied := self._check_key("bfl", entry.headers.get("x-key")):
             return denied
         fault = self._fault()
-        if (response := await self._misbehave(fault, request, {"detail": "fake"})):
+        if response := await self._misbehave(fault, request, {"detail": "fake"}):
             return response
         if request.match_info["model"] not in BFL_MODELS:
             return web.json_response({"detail": "Not Found"}, status=404)
         body = entry.json
-        problems = [{"loc": ["body", side], "msg": f"Input should be a multiple of 16 and at least 64 (got {body[side]})",
-                     "type": "value_error"} for side in ("width", "height")
-                    if side in body and (not isinstance(body[side], int) or body[side] < 64 or body[side] % 16)]
+        problems = [
+            {
+                "loc": ["body", side],
+                "msg": f"Input should be a multiple of 16 and at least 64 (got {body[side]})",
+                "type": "value_error",
+            }
+            for side in ("width", "height")
+            if side in body and (not isinstance(body[side], int) or body[side] < 64 or body[side] % 16)
+        ]
         if not problems and "width" in body and "height" in body and body["width"] * body["height"] > 4_000_000:
             problems = [{"loc": ["body"], "msg": "width * height must be at most 4 megapixels", "type": "value_error"}]
-        numbers = sorted(int(k.rsplit("_", 1)[1]) if k != "input_image" else 1 for k in body if k.startswith("input_image"))
+        numbers = sorted(
+            int(k.rsplit("_", 1)[1]) if k != "input_image" else 1 for k in body if k.startswith("input_image")
+        )
         if numbers != list(range(1, len(numbers) + 1)) or len(numbers) > 8:
-            problems.append({"loc": ["body", "input_image"], "msg": "input_image, input_image_2 … input_image_8", "type": "value_error"})
+            problems.append(
+                {
+                    "loc": ["body", "input_image"],
+                    "msg": "input_image, input_image_2 … input_image_8",
+                    "type": "value_error",
+                }
+            )
         if problems:
             return web.json_response({"detail": problems}, status=422)
         images = [base64.b64decode(body["input_image" if n == 1 else f"input_image_{n}"]) for n in numbers]
         job = uuid.uuid4().hex
-        self.jobs[job] = {"polls": 0, "fault": fault,
-                          "png": None if fault == "moderation" else self._image_or_junk(fault, self.compose(images, _numbered_groups(body["prompt"]), fault))}
+        self.jobs[job] = {
+            "polls": 0,
+            "fault": fault,
+            "png": None
+            if fault == "moderation"
+            else self._image_or_junk(fault, self.compose(images, _numbered_groups(body["prompt"]), fault)),
+        }
         poll = f"{self._host('bfl')}/v1/get_result?id={job}" + ("&redirect=1" if fault == "redirect_poll" else "")
         if fault == "poll_elsewhere":  # a polling URL on another origin (same host name, another port)
             poll = f"{self.urls['evil']}/v1/get_result?id={job}"
@@ -477,7 +601,9 @@ class Fake:
         if request.headers.get("x-key") != KEYS["bfl"]:
             return web.json_response({"detail": "unauthorized"}, status=401)
         if request.query.get("redirect"):  # the regional host moved: the key must not follow
-            return web.Response(status=302, headers={"Location": f"{self.urls['evil']}/v1/get_result?id={request.query['id']}"})
+            return web.Response(
+                status=302, headers={"Location": f"{self.urls['evil']}/v1/get_result?id={request.query['id']}"}
+            )
         job = self.jobs.get(request.query.get("id", ""))
         if job is None:
             return web.json_response({"status": "Task not found"})
@@ -488,44 +614,70 @@ class Fake:
             return web.json_response({"id": request.query["id"], "status": "Pending", "progress": 0.5})
         if job["fault"] == "moderation":
             return web.json_response({"id": request.query["id"], "status": "Content Moderated"})
-        return web.json_response({"id": request.query["id"], "status": "Ready",
-                                  "result": {"sample": self._store("bfl", job["png"])}})
+        return web.json_response(
+            {"id": request.query["id"], "status": "Ready", "result": {"sample": self._store("bfl", job["png"])}}
+        )
 
     async def reve(self, request: web.Request) -> web.Response:
         entry = await self._record("reve", request)
-        if (denied := self._check_key("reve", (entry.headers.get("authorization") or "").removeprefix("Bearer "))):
+        if denied := self._check_key("reve", (entry.headers.get("authorization") or "").removeprefix("Bearer ")):
             return denied
         fault = self._fault()
-        if (response := await self._misbehave(fault, request, {"error_code": "INTERNAL", "message": "fake"})):
+        if response := await self._misbehave(fault, request, {"error_code": "INTERNAL", "message": "fake"}):
             return response
         assert entry.headers.get("accept") == "application/json"
         endpoint, body = request.match_info["endpoint"], entry.json
         text = body.get("prompt", body.get("edit_instruction", ""))
-        if endpoint not in ("create", "edit", "remix") or not text or len(text) > 2560 or \
-                body.get("aspect_ratio", "1:1") not in ("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "1:1") or \
-                (endpoint == "edit" and "aspect_ratio" in body):
-            return web.json_response({"error_code": "INVALID_PARAMETER_VALUE", "message": "invalid request",
-                                      "request_id": uuid.uuid4().hex}, status=400)
+        if (
+            endpoint not in ("create", "edit", "remix")
+            or not text
+            or len(text) > 2560
+            or body.get("aspect_ratio", "1:1") not in ("16:9", "9:16", "3:2", "2:3", "4:3", "3:4", "1:1")
+            or (endpoint == "edit" and "aspect_ratio" in body)
+        ):
+            return web.json_response(
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "invalid request", "request_id": uuid.uuid4().hex},
+                status=400,
+            )
         if endpoint == "remix":
             images = [base64.b64decode(i) for i in body["reference_images"]]
             if not 1 <= len(images) <= 6:
-                return web.json_response({"error_code": "INVALID_PARAMETER_VALUE",
-                                          "message": "reference_images takes 1 to 6 images"}, status=400)
-            groups = [[int(n) + 1 for n in re.findall(r"<img>(\d+)</img>", g)] for g in SUBJECT_TAGS.findall(body["prompt"])]
+                return web.json_response(
+                    {"error_code": "INVALID_PARAMETER_VALUE", "message": "reference_images takes 1 to 6 images"},
+                    status=400,
+                )
+            groups = [
+                [int(n) + 1 for n in re.findall(r"<img>(\d+)</img>", g)] for g in SUBJECT_TAGS.findall(body["prompt"])
+            ]
         elif endpoint == "edit":
             images, groups = [base64.b64decode(body["reference_image"])], []
         else:
             images, groups = [], []
         if fault == "moderation":
-            return web.json_response({"image": None, "content_violation": True, "request_id": "v-mod",
-                                      "credits_used": 0, "credits_remaining": 100})
+            return web.json_response(
+                {
+                    "image": None,
+                    "content_violation": True,
+                    "request_id": "v-mod",
+                    "credits_used": 0,
+                    "credits_remaining": 100,
+                }
+            )
         png = self._image_or_junk(fault, self.compose(images, groups, fault) if images else self.scene([], None))
-        return web.json_response({"image": base64.b64encode(png).decode(), "version": "reve-fake", "content_violation": False,
-                                  "request_id": uuid.uuid4().hex, "credits_used": 12, "credits_remaining": 88})
+        return web.json_response(
+            {
+                "image": base64.b64encode(png).decode(),
+                "version": "reve-fake",
+                "content_violation": False,
+                "request_id": uuid.uuid4().hex,
+                "credits_used": 12,
+                "credits_remaining": 88,
+            }
+        )
 
     def _phota_answer(self, request: web.Request, status: int, body: dict) -> web.Response:
         """An answer in Phota's documented shape; one that is not is a breach (the fake is wrong, not the client)."""
-        if (breaches := PHOTA.response_problems(request.method, request.path, status, body)):
+        if breaches := PHOTA.response_problems(request.method, request.path, status, body):
             self.breaches += [f"{request.method} {request.path}: {breach}" for breach in breaches]
         return web.json_response(body, status=status)
 
@@ -540,10 +692,10 @@ class Fake:
 
     async def phota(self, request: web.Request) -> web.Response:
         entry = await self._record("phota", request)
-        if (denied := self._phota_denied(request)):
+        if denied := self._phota_denied(request):
             return denied
         fault = self._fault()
-        if (response := await self._misbehave(fault, request, {"detail": "fake", "request_id": "p-1"})):
+        if response := await self._misbehave(fault, request, {"detail": "fake", "request_id": "p-1"}):
             return response
         endpoint, body = request.match_info["endpoint"], entry.json
         if endpoint not in ("generate", "edit", "enhance", "remix"):
@@ -552,13 +704,20 @@ class Fake:
         if problems:
             return self._phota_answer(request, 422, {"detail": problems})
         base = body.get("base_model", "nb2")
-        if body.get("resolution") == "4K" and base in ("qwen-image-2", "flux-2", "reve") or \
-                body.get("resolution") == "2K" and base == "reve":
+        if (
+            body.get("resolution") == "4K"
+            and base in ("qwen-image-2", "flux-2", "reve")
+            or body.get("resolution") == "2K"
+            and base == "reve"
+        ):
             return self._phota_error(request, 400, f"resolution {body['resolution']} is not supported by {base}")
         if "quality" in body and base != "gpt-image-2":
             return self._phota_error(request, 400, "quality is only supported when base_model is gpt-image-2")
-        unknown = [p for p in body.get("profile_ids", []) + re.findall(r"\[\[([^\]]+)\]\]", body.get("prompt") or "")
-                   if p not in self.phota_profiles]
+        unknown = [
+            p
+            for p in body.get("profile_ids", []) + re.findall(r"\[\[([^\]]+)\]\]", body.get("prompt") or "")
+            if p not in self.phota_profiles
+        ]
         if unknown:
             return self._phota_error(request, 404, f"Profile not found: {unknown[0]}")
         assert body.get("async") is True and body.get("response_mode") == "urls", body
@@ -566,24 +725,33 @@ class Fake:
             job = self.phota_jobs_by_client_id[client_id]  # idempotent: the original job, not a second charge
             return self._phota_answer(request, 202, {"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"})
         if fault == "moderation":
-            return self._phota_answer(request, 400, {"type": "CONTENT_MODERATION", "detail": "refused", "request_id": "p-mod"})
-        inputs = {"edit": body.get("images", []), "enhance": [body.get("image")] if body.get("image") else [],
-                  "remix": [body.get("input_image")]}.get(endpoint, [])
+            return self._phota_answer(
+                request, 400, {"type": "CONTENT_MODERATION", "detail": "refused", "request_id": "p-mod"}
+            )
+        inputs = {
+            "edit": body.get("images", []),
+            "enhance": [body.get("image")] if body.get("image") else [],
+            "remix": [body.get("input_image")],
+        }.get(endpoint, [])
         background = np.asarray(Image.open(io.BytesIO(base64.b64decode(inputs[0]))).convert("RGB")) if inputs else None
         people = [self.rng.choice(self.strangers)] if self.strangers and background is None else []
         job = uuid.uuid4().hex
         self.charged += 1
         if client_id:
             self.phota_jobs_by_client_id[client_id] = job
-        self.jobs[job] = {"polls": 0, "urls": [self._store("phota", self.scene(people, background))
-                                               for _ in range(body.get("num_output_images", 1))]}
+        self.jobs[job] = {
+            "polls": 0,
+            "urls": [
+                self._store("phota", self.scene(people, background)) for _ in range(body.get("num_output_images", 1))
+            ],
+        }
         if fault == "timeout_after_accept":  # the job exists, but the answer is late: the client gives up on it
             await asyncio.sleep(self.stall_seconds)
         return self._phota_answer(request, 202, {"job_id": job, "poll_url": f"/v1/phota/jobs/{job}"})
 
     async def phota_poll(self, request: web.Request) -> web.Response:
         self._note("phota", request)
-        if (denied := self._phota_denied(request)):
+        if denied := self._phota_denied(request):
             return denied
         job = self.jobs.get(request.match_info["job_id"])
         if job is None:
@@ -591,19 +759,27 @@ class Fake:
         job["polls"] += 1
         if job["polls"] < 2:
             return self._phota_answer(request, 200, {"job_id": request.match_info["job_id"], "status": "running"})
-        return self._phota_answer(request, 200, {"job_id": request.match_info["job_id"], "status": "completed",
-                                                 "download_urls": job["urls"]})
+        return self._phota_answer(
+            request, 200, {"job_id": request.match_info["job_id"], "status": "completed", "download_urls": job["urls"]}
+        )
 
     async def phota_profile_status(self, request: web.Request) -> web.Response:
         self._note("phota", request)
-        if (denied := self._phota_denied(request)):
+        if denied := self._phota_denied(request):
             return denied
         profile_id = request.match_info["profile_id"]
         if profile_id not in self.phota_profiles:
             return self._phota_error(request, 404, f"Profile not found: {profile_id}")
         status = self.phota_profiles[profile_id]
-        return self._phota_answer(request, 200, {"profile_id": profile_id, "status": status,
-                                                 "message": "ready to use" if status == "READY" else "training"})
+        return self._phota_answer(
+            request,
+            200,
+            {
+                "profile_id": profile_id,
+                "status": status,
+                "message": "ready to use" if status == "READY" else "training",
+            },
+        )
 
 
 def _phota_async_problems(body) -> list[dict]:
@@ -611,11 +787,25 @@ def _phota_async_problems(body) -> list[dict]:
     if not isinstance(body, dict):
         return []
     if body.get("async") is True and body.get("response_mode") != "urls":
-        return [{"type": "value_error", "loc": ["body", "response_mode"], "msg": "async needs response_mode 'urls'",
-                 "input": body.get("response_mode")}]
-    if body.get("callback_url") is not None and (body.get("async") is not True or not str(body["callback_url"]).startswith("https://")):
-        return [{"type": "value_error", "loc": ["body", "callback_url"],
-                 "msg": "callback_url must be an HTTPS URL and needs async", "input": body["callback_url"]}]
+        return [
+            {
+                "type": "value_error",
+                "loc": ["body", "response_mode"],
+                "msg": "async needs response_mode 'urls'",
+                "input": body.get("response_mode"),
+            }
+        ]
+    if body.get("callback_url") is not None and (
+        body.get("async") is not True or not str(body["callback_url"]).startswith("https://")
+    ):
+        return [
+            {
+                "type": "value_error",
+                "loc": ["body", "callback_url"],
+                "msg": "callback_url must be an HTTPS URL and needs async",
+                "input": body["callback_url"],
+            }
+        ]
     return []
 
 
@@ -624,8 +814,10 @@ def _google_error(code: int, status: str, message: str) -> web.Response:
 
 
 def _openai_error(code: int, message: str, param: str | None, error_code: str) -> web.Response:
-    return web.json_response({"error": {"message": message, "type": "invalid_request_error", "param": param,
-                                        "code": error_code}}, status=code)
+    return web.json_response(
+        {"error": {"message": message, "type": "invalid_request_error", "param": param, "code": error_code}},
+        status=code,
+    )
 
 
 def _dashscope_error(status: int, code: str, message: str) -> web.Response:
@@ -654,4 +846,3 @@ def _openai_size_problem(size: str) -> str | None:
 def _numbered_groups(text: str) -> list[list[int]]:
     """Image numbers per person, from sentences like 'Images 2 and 3 show Barack Obama.'"""
     return [[int(n) for n in re.findall(r"\d+", match)] for match in NUMBERED.findall(text)]
-

@@ -27,12 +27,17 @@ class Operation:
 class Contract:
     def __init__(self, path: Path):
         self.document = json.loads(Path(path).read_text())
-        resource = referencing.Resource.from_contents(self.document, default_specification=referencing.jsonschema.DRAFT202012)
+        resource = referencing.Resource.from_contents(
+            self.document, default_specification=referencing.jsonschema.DRAFT202012
+        )
         self.registry = referencing.Registry().with_resource(DOCUMENT_URI, resource)
-        self.operations = [Operation(method.upper(), re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))),
-                                     template, spec)
-                           for template, item in self.document["paths"].items()
-                           for method, spec in item.items()]
+        self.operations = [
+            Operation(
+                method.upper(), re.compile(re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(template))), template, spec
+            )
+            for template, item in self.document["paths"].items()
+            for method, spec in item.items()
+        ]
 
     def operation(self, method: str, path: str) -> Operation:
         for operation in self.operations:
@@ -44,7 +49,11 @@ class Contract:
         return jsonschema.Draft202012Validator(schema, registry=self.registry)
 
     def _resolve(self, schema: dict) -> dict:
-        return self.registry.resolver(DOCUMENT_URI).lookup(DOCUMENT_URI + schema["$ref"]).contents if "$ref" in schema else schema
+        return (
+            self.registry.resolver(DOCUMENT_URI).lookup(DOCUMENT_URI + schema["$ref"]).contents
+            if "$ref" in schema
+            else schema
+        )
 
     def request_problems(self, method: str, path: str, body) -> list[dict]:
         """FastAPI-style validation errors (`{"type", "loc", "msg", "input"}`), empty when the body conforms.
@@ -59,15 +68,31 @@ class Contract:
             reference = {"$ref": DOCUMENT_URI + schema["$ref"]} if "$ref" in schema else schema
             for error in sorted(self._validator(reference).iter_errors(body), key=lambda e: list(e.path)):
                 if error.validator == "required":  # FastAPI names each missing field; jsonschema repeats the list
-                    problems += [{"type": "missing", "loc": ["body", *error.path, name], "msg": "Field required",
-                                  "input": error.instance} for name in error.validator_value
-                                 if name not in error.instance and ["body", *error.path, name] not in [p["loc"] for p in problems]]
+                    problems += [
+                        {
+                            "type": "missing",
+                            "loc": ["body", *error.path, name],
+                            "msg": "Field required",
+                            "input": error.instance,
+                        }
+                        for name in error.validator_value
+                        if name not in error.instance
+                        and ["body", *error.path, name] not in [p["loc"] for p in problems]
+                    ]
                 else:
                     problems.append(_problem(("body", *error.path), error, error.instance))
             if isinstance(body, dict):
                 known = self._resolve(schema).get("properties", {})
-                problems += [{"type": "extra_forbidden", "loc": ["body", name], "msg": "Extra inputs are not permitted",
-                              "input": body[name]} for name in body if name not in known]
+                problems += [
+                    {
+                        "type": "extra_forbidden",
+                        "loc": ["body", name],
+                        "msg": "Extra inputs are not permitted",
+                        "input": body[name],
+                    }
+                    for name in body
+                    if name not in known
+                ]
         return problems
 
     def response_problems(self, method: str, path: str, status: int, body) -> list[str]:
@@ -80,10 +105,16 @@ class Contract:
         if content is None:
             return []
         reference = {"$ref": DOCUMENT_URI + content["schema"]["$ref"]}
-        return [f"{status} {'/'.join(map(str, error.path)) or 'body'}: {error.message}"
-                for error in self._validator(reference).iter_errors(body)]
+        return [
+            f"{status} {'/'.join(map(str, error.path)) or 'body'}: {error.message}"
+            for error in self._validator(reference).iter_errors(body)
+        ]
 
 
 def _problem(loc: tuple, error: jsonschema.ValidationError, value) -> dict:
-    return {"type": error.validator, "loc": [str(part) if not isinstance(part, int) else part for part in loc],
-            "msg": error.message, "input": value}
+    return {
+        "type": error.validator,
+        "loc": [str(part) if not isinstance(part, int) else part for part in loc],
+        "msg": error.message,
+        "input": value,
+    }

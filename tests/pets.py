@@ -47,6 +47,9 @@ def photo(path: Path) -> np.ndarray:
 def variants(image: np.ndarray) -> dict[str, np.ndarray]:
     """The same animal as a user's photo set has it: mirrored, framed tighter, darker."""
     height, width = image.shape[:2]
-    return {"as shot": image, "mirrored": image[:, ::-1].copy(),
-            "framed tighter": image[height // 12: -height // 12, width // 12: -width // 12].copy(),
-            "darker": (image * 0.8).astype(np.uint8)}
+    return {
+        "as shot": image,
+        "mirrored": image[:, ::-1].copy(),
+        "framed tighter": image[height // 12 : -height // 12, width // 12 : -width // 12].copy(),
+        "darker": (image * 0.8).astype(np.uint8),
+    }

@@ -16,10 +16,10 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import FACES, ROOT, SHARED, needs_faces
-from identity.scale.cluster import LOOPBACK_ONLY
 from pets import pet_models  # noqa: F401  (a fixture)
+
+from identity.scale.cluster import LOOPBACK_ONLY
 
 os.environ.update(LOOPBACK_ONLY)  # the test cluster, its workers and the commands that join it stay on 127.0.0.1
 
@@ -51,9 +51,24 @@ def dataset(tmp_path_factory):
 def batch(store, out, *sources, extra=(), background=False, here=False, as_json=True):
     """`python -m identity batch-score …`: in a subprocess as a user runs it, in this process (`here`, faster: the
     engine stays loaded), or left running in the background."""
-    argv = ["batch-score", *map(str, sources), "--profile", "Barack Obama", "--profile", "Joe Biden", "--engine",
-            "embedded", "--store", str(store), "--out", str(out), "--chunk", "4", *(["--json"] if as_json else []),
-            *map(str, extra)]
+    argv = [
+        "batch-score",
+        *map(str, sources),
+        "--profile",
+        "Barack Obama",
+        "--profile",
+        "Joe Biden",
+        "--engine",
+        "embedded",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--chunk",
+        "4",
+        *(["--json"] if as_json else []),
+        *map(str, extra),
+    ]
     if here:
         from identity.cli import main
 
@@ -64,8 +79,9 @@ def batch(store, out, *sources, extra=(), background=False, here=False, as_json=
     command = [sys.executable, "-m", "identity", *argv]
     environment = {**os.environ, "IDENTITY_MODELS_DIR": str(SHARED / "models")}
     if background:
-        return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=environment)
+        return subprocess.Popen(
+            command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=environment
+        )
     return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=600)
 
 
@@ -128,8 +144,10 @@ def test_results_have_a_row_per_face_and_per_image(reference, dataset, people):
     assert report["this_run"] == {**report["this_run"], "scored": len(photos), "skipped": 0}
     both = [r["path"].rsplit("/", 1)[1] for r in images if r["score"] and r["score"] > 0]
     assert sorted(both) == ["biden_obama_b.jpg", "obama_biden_a.jpg"] and report["matches_all"] == 2
-    assert report["matches"] == {obama: sum(1 for r in images if (r["subjects"] or {}).get(obama)),
-                                 biden: sum(1 for r in images if (r["subjects"] or {}).get(biden))}
+    assert report["matches"] == {
+        obama: sum(1 for r in images if (r["subjects"] or {}).get(obama)),
+        biden: sum(1 for r in images if (r["subjects"] or {}).get(biden)),
+    }
 
 
 def test_a_resumed_run_adds_only_what_is_missing(store, dataset, reference, tmp_path):
@@ -155,7 +173,9 @@ def test_a_changed_image_is_scored_again(store, dataset, tmp_path):
     summary(batch(store, out, images, here=True))
     shutil.copyfile(dataset / "obama" / "obama1.jpg", images / "biden1.jpg")
     changed = summary(batch(store, out, images, here=True))
-    assert changed["this_run"]["scored"] == 1 and changed["images"] == 3  # the old content's row stays, keyed by its hash
+    assert (
+        changed["this_run"]["scored"] == 1 and changed["images"] == 3
+    )  # the old content's row stays, keyed by its hash
     assert len(set(keys(out))) == 3
 
 
@@ -185,7 +205,11 @@ def test_a_row_holds_what_the_score_command_finds_in_that_file(reference, datase
     from identity.images import load_reduced
     from identity.scoring import score_files
 
-    paths = [dataset / "groups" / "biden_obama_b.jpg", dataset / "obama" / "obama3.jpg", dataset / "biden" / "biden1.jpg"]
+    paths = [
+        dataset / "groups" / "biden_obama_b.jpg",
+        dataset / "obama" / "obama3.jpg",
+        dataset / "biden" / "biden1.jpg",
+    ]
     assert load_reduced(paths[0], 640).factor == 2.0
     profiles = [people["Barack Obama"], people["Joe Biden"]]
     faces = rows(reference[0], "faces")
@@ -209,19 +233,23 @@ def test_a_second_answer_for_an_image_is_never_written(store, dataset, people, t
     """What a retried Ray task does: the same images answered twice (and an image listed twice)."""
     import pyarrow as pa
 
+    from identity.profile import ProfileStore
     from identity.scale.results import ResultsFolder
     from identity.scale.worker import ImageScorer
-    from identity.profile import ProfileStore
 
     profiles = [ProfileStore(store).load(p.id) for p in people.values()]
-    scorer = ImageScorer("embedded", "cpu", profiles[0].engine.key,
-                         {p.id: ProfileStore(store).path(p.id).read_bytes() for p in profiles})
+    scorer = ImageScorer(
+        "embedded", "cpu", profiles[0].engine.key, {p.id: ProfileStore(store).path(p.id).read_bytes() for p in profiles}
+    )
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
     paths = [str(p) for p in sorted((dataset / "biden").iterdir())] + [str(broken)]
     answer = scorer(pa.table({"path": paths + paths[:1]}))
-    results = ResultsFolder(tmp_path / "results", {"name": "embedded", "key": profiles[0].engine.key},
-                            [{"id": p.id, "name": p.name, "created": p.created} for p in profiles]).open()
+    results = ResultsFolder(
+        tmp_path / "results",
+        {"name": "embedded", "key": profiles[0].engine.key},
+        [{"id": p.id, "name": p.name, "created": p.created} for p in profiles],
+    ).open()
     first = results.add(answer)  # what the progress line counts: each image once, the unreadable one too
     assert sorted(row["path"] for row in first) == sorted(paths)
     assert [row["path"] for row in first if row["status"] == "unreadable"] == [str(broken)]
@@ -249,9 +277,11 @@ def test_sources_are_folders_files_and_lists(store, dataset, tmp_path):
     out = tmp_path / "results"
     report = summary(batch(store, out, listing, dataset / "biden", dataset / "biden" / "biden2.jpg", here=True))
     assert [r["path"] for r in rows(out, "images")] == sorted(
-        [str(dataset / "biden" / "biden1.jpg"), str(dataset / "biden" / "biden2.jpg"), str(tmp_path / "gone.png")])
-    assert report["failures"] == [{"path": str(tmp_path / "gone.png"),
-                                   "reason": "cannot read the file (No such file or directory)"}]
+        [str(dataset / "biden" / "biden1.jpg"), str(dataset / "biden" / "biden2.jpg"), str(tmp_path / "gone.png")]
+    )
+    assert report["failures"] == [
+        {"path": str(tmp_path / "gone.png"), "reason": "cannot read the file (No such file or directory)"}
+    ]
 
     text = batch(store, out, listing, here=True, as_json=False)
     assert text.returncode == 0 and "scoring 0 images" in text.stderr
@@ -259,7 +289,8 @@ def test_sources_are_folders_files_and_lists(store, dataset, tmp_path):
         f"  Barack Obama ({report_ids(report)[0]}): found in 0 images",
         f"  Joe Biden ({report_ids(report)[1]}): found in 2 images",
         "  all profiles found: 0 images",
-        f"  ✗ {tmp_path / 'gone.png'}: cannot read the file (No such file or directory)"]
+        f"  ✗ {tmp_path / 'gone.png'}: cannot read the file (No such file or directory)",
+    ]
 
 
 def report_ids(report: dict) -> list[str]:
@@ -273,11 +304,25 @@ def test_a_results_folder_keeps_its_profiles(store, dataset, reference, tmp_path
     shutil.copytree(reference[0], out)
     stderr = io.StringIO()
     with contextlib.redirect_stderr(stderr):
-        code = main(["batch-score", str(dataset), "--profile", "Joe Biden", "--engine", "embedded", "--store",
-                     str(store), "--out", str(out)])
+        code = main(
+            [
+                "batch-score",
+                str(dataset),
+                "--profile",
+                "Joe Biden",
+                "--engine",
+                "embedded",
+                "--store",
+                str(store),
+                "--out",
+                str(out),
+            ]
+        )
     assert code == 1 and "Traceback" not in stderr.getvalue()
     assert "resume it with the same --engine and --profile options, or choose a new --out folder" in stderr.getvalue()
-    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(p.name for p in (reference[0] / "images").iterdir())
+    assert sorted(p.name for p in (out / "images").iterdir()) == sorted(
+        p.name for p in (reference[0] / "images").iterdir()
+    )
 
 
 def test_without_ray_the_error_says_how_to_install_it(store, dataset, tmp_path, monkeypatch):
@@ -295,8 +340,9 @@ def cluster():
     """A Ray cluster of 2 CPUs started by this process and stopped with it, on loopback only (Ray reads
     `LOOPBACK_ONLY` when first imported, which this module's import arranges); yields its 127.0.0.1:PORT."""
     ray = pytest.importorskip("ray", reason="Ray is not installed (pip install '.[scale]')")
-    ray.init(address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20,
-             logging_level="WARNING")
+    ray.init(
+        address="local", num_cpus=2, include_dashboard=False, object_store_memory=200 * 2**20, logging_level="WARNING"
+    )
     try:
         address = ray.get_runtime_context().gcs_address
         assert address.startswith("127.0.0.1:"), f"the test cluster must stay on loopback, not {address}"
@@ -307,6 +353,7 @@ def cluster():
 
 def same_rows(found: list[dict], expected: list[dict]) -> bool:
     """Equal, floats to 1e-6: onnxruntime's last bits depend on its thread count (a Ray worker runs one thread)."""
+
     def close(a, b):
         if isinstance(a, dict) and isinstance(b, dict):
             return a.keys() == b.keys() and all(close(a[k], b[k]) for k in a)
@@ -340,9 +387,14 @@ def test_ray_auto_scores_on_a_runtime_of_its_own(store, dataset, reference, tmp_
     result = batch(store, out, images, extra=["--ray", "auto", "--workers", "1"])
     report = summary(result)
     assert report["this_run"]["where"] == "Ray (auto)"
-    assert re.search(r"^Ray runtime at 127\.0\.0\.1:\d+: ", result.stderr, re.M), "--ray auto must stay on loopback:\n" + result.stderr
-    expected = {Path(r["path"]).name: r for r in rows(reference[0], "images")
-                if Path(r["path"]).parent.name in ("obama", "biden") and Path(r["path"]).name in ("obama1.jpg", "biden1.jpg")}
+    assert re.search(r"^Ray runtime at 127\.0\.0\.1:\d+: ", result.stderr, re.M), (
+        "--ray auto must stay on loopback:\n" + result.stderr
+    )
+    expected = {
+        Path(r["path"]).name: r
+        for r in rows(reference[0], "images")
+        if Path(r["path"]).parent.name in ("obama", "biden") and Path(r["path"]).name in ("obama1.jpg", "biden1.jpg")
+    }
     found = {Path(r["path"]).name.split("_", 1)[1]: r for r in rows(out, "images")}
     assert found.keys() == expected.keys() == {"obama1.jpg", "biden1.jpg"}
     assert all(same_rows(found[n]["score"], expected[n]["score"]) for n in found), (found, expected)
@@ -406,17 +458,18 @@ def test_an_out_folder_that_is_a_file_is_refused_before_the_work(store, dataset,
 
 @needs_faces
 @pytest.mark.parametrize("where", ["here", "ray"])
-def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp_path, monkeypatch, pet_models, where,
-                                                                     request):
+def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(
+    people, tmp_path, monkeypatch, pet_models, where, request
+):
     """A cat profile beside a person's, in this process and on Ray: faces and cats each get rows, labelled with
     their kind and what was measured."""
+    from pets import chelsea, variants
     from PIL import Image
 
     from identity.pets.engine import load_pet_engine
     from identity.profile import ProfileStore
     from identity.training import photos_from_paths, train
     from identity.training.jobs import JobRegistry
-    from pets import chelsea, variants
 
     monkeypatch.setenv("IDENTITY_MODELS_DIR", str(pet_models))  # where the workers find the pet engine
     photos = tmp_path / "chelsea"
@@ -426,18 +479,38 @@ def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp
     engine = load_pet_engine(pet_models / "pets", pet_models / "pet_reid")
     profiles = tmp_path / "profiles"
     ProfileStore(profiles).save(people["Barack Obama"])
-    ProfileStore(profiles).save(train(photos_from_paths([photos]), "Chelsea", engine, kind="cat",
-                                      registry=JobRegistry()).profile)
+    ProfileStore(profiles).save(
+        train(photos_from_paths([photos]), "Chelsea", engine, kind="cat", registry=JobRegistry()).profile
+    )
     images = tmp_path / "images"
     images.mkdir()
     Image.fromarray(chelsea()).save(images / "cat.png")
     shutil.copy(FACES / "obama" / "obama1.jpg", images / "obama.jpg")
-    argv = ["batch-score", str(images), "--profile", "Barack Obama", "--profile", "Chelsea", "--engine", "embedded",
-            "--store", str(profiles), "--out", str(tmp_path / "results"), "--json"]
+    argv = [
+        "batch-score",
+        str(images),
+        "--profile",
+        "Barack Obama",
+        "--profile",
+        "Chelsea",
+        "--engine",
+        "embedded",
+        "--store",
+        str(profiles),
+        "--out",
+        str(tmp_path / "results"),
+        "--json",
+    ]
     if where == "ray":  # a command of its own joins the test cluster, as a user runs it
         argv += ["--ray", request.getfixturevalue("cluster"), "--workers", "1"]
-        done = subprocess.run([sys.executable, "-m", "identity", *argv], cwd=ROOT, capture_output=True, text=True,
-                              env=dict(os.environ), timeout=600)
+        done = subprocess.run(
+            [sys.executable, "-m", "identity", *argv],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=dict(os.environ),
+            timeout=600,
+        )
         assert done.returncode == 0, done.stderr
     else:
         from identity.cli import main
@@ -448,6 +521,8 @@ def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(people, tmp
     cats = [f for f in faces if f["kind"] == "cat"]
     people_rows = [f for f in faces if f["kind"] == "person"]
     assert cats and all(f["measures"] == "appearance similarity (not identity)" for f in cats), cats
-    assert any(f["path"].endswith("cat.png") and f["profile_id"] for f in cats), "the cat was not matched to its profile"
+    assert any(f["path"].endswith("cat.png") and f["profile_id"] for f in cats), (
+        "the cat was not matched to its profile"
+    )
     assert people_rows and all("identity" in f["measures"] and "not identity" not in f["measures"] for f in people_rows)
     assert any(f["path"].endswith("obama.jpg") and f["profile_id"] for f in people_rows)

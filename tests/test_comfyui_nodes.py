@@ -8,18 +8,23 @@ import shutil
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from comfyui import Listener
 from conftest import T1, TOM_HANKS, face, needs_faces
+from PIL import Image
 
 NODES = {
     "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
-    "IdentityProfileTrain": ("Profile Train", ["name", "overwrite", "images", "folder", "face_engine"],
-                             ["IDENTITY_PROFILES", "STRING", "IMAGE"]),
+    "IdentityProfileTrain": (
+        "Profile Train",
+        ["name", "overwrite", "images", "folder", "face_engine"],
+        ["IDENTITY_PROFILES", "STRING", "IMAGE"],
+    ),
     "IdentityProfileLoad": ("Profile Load", ["profile", "profiles"], ["IDENTITY_PROFILES"]),
-    "IdentityArcFaceScore": ("ArcFace Score", ["images", "profiles", "min_similarity", "top_k", "folder",
-                                               "face_engine"], ["IMAGE", "FLOAT", "STRING", "IMAGE"]),
+    "IdentityArcFaceScore": (
+        "ArcFace Score",
+        ["images", "profiles", "min_similarity", "top_k", "folder", "face_engine"],
+        ["IMAGE", "FLOAT", "STRING", "IMAGE"],
+    ),
 }
 
 
@@ -33,7 +38,9 @@ def test_object_info_lists_every_node_with_its_sockets(comfyui):
         assert node["output"] == outputs, (node_id, node["output"])
     engine_inputs = info["IdentityFaceEngine"]["input"]["required"]
     assert engine_inputs["provider"][1]["options"] == ["auto", "cpu", "cuda", "rocm", "coreml"]
-    assert engine_inputs["pack"][1]["options"] == ["embedded", "testpack"], "packs in models/insightface/models/ are offered"
+    assert engine_inputs["pack"][1]["options"] == ["embedded", "testpack"], (
+        "packs in models/insightface/models/ are offered"
+    )
     assert info["IdentityArcFaceScore"]["output_is_list"] == [False, True, False, False]
     assert info["IdentityProfileTrain"]["output_node"] is True
 
@@ -46,27 +53,44 @@ def _write(comfyui, relative: str, image: np.ndarray) -> str:
 
 
 def _train_prompt(folder: str, name: str, **extra) -> dict:
-    return {"1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-            "2": {"class_type": "IdentityProfileTrain",
-                  "inputs": {"name": name, "folder": folder, "overwrite": True, "face_engine": ["1", 0], **extra}}}
+    return {
+        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+        "2": {
+            "class_type": "IdentityProfileTrain",
+            "inputs": {"name": name, "folder": folder, "overwrite": True, "face_engine": ["1", 0], **extra},
+        },
+    }
 
 
 def _score_prompt(image: str, profile: str) -> dict:
-    return {"1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-            "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
-            "3": {"class_type": "LoadImage", "inputs": {"image": image}},
-            "4": {"class_type": "IdentityArcFaceScore", "inputs": {"images": ["3", 0], "profiles": ["2", 0],
-                                                                    "min_similarity": 0.0, "top_k": 0,
-                                                                    "face_engine": ["1", 0]}}}
+    return {
+        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+        "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "4": {
+            "class_type": "IdentityArcFaceScore",
+            "inputs": {
+                "images": ["3", 0],
+                "profiles": ["2", 0],
+                "min_similarity": 0.0,
+                "top_k": 0,
+                "face_engine": ["1", 0],
+            },
+        },
+    }
 
 
 @pytest.fixture(scope="module")
 def tom(comfyui):
     """A 'Tom Hanks' profile trained through the node, from an IMAGE batch (LoadImage)."""
     shutil.copy(TOM_HANKS, comfyui.base / "input" / "tom.png")
-    prompt = {"1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
-              "2": {"class_type": "IdentityProfileTrain",
-                    "inputs": {"name": "Tom Hanks", "images": ["1", 0], "overwrite": True}}}
+    prompt = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
+        "2": {
+            "class_type": "IdentityProfileTrain",
+            "inputs": {"name": "Tom Hanks", "images": ["1", 0], "overwrite": True},
+        },
+    }
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error
     return run
@@ -93,7 +117,11 @@ def test_the_person_is_found_in_a_photo_it_was_not_trained_on_and_strangers_are_
     for name in ("obama1.jpg", "obama2.jpg", "obama3.jpg"):
         shutil.copy(face(f"obama/{name}"), comfyui.base / "input" / "obama_train" / name)
     assert comfyui.client.run(_train_prompt("obama_train", "Obama Held Out")).status == "success"
-    for photo, found in (("obama/obama4.jpg", True), ("obama/obama5_720p.jpg", True), ("alex_lacamoire/alex1.jpg", False)):
+    for photo, found in (
+        ("obama/obama4.jpg", True),
+        ("obama/obama5_720p.jpg", True),
+        ("alex_lacamoire/alex1.jpg", False),
+    ):
         shutil.copy(face(photo), comfyui.base / "input" / "held_out.jpg")
         run = comfyui.client.run(_score_prompt("held_out.jpg", "Obama Held Out"))
         assert run.status == "success", run.error
@@ -118,8 +146,19 @@ def _expect_error(comfyui, prompt: dict, *words: str) -> None:
     assert comfyui.alive() and comfyui.client.request("/system_stats")
 
 
-@pytest.mark.parametrize("case", ["unknown profile", "malformed id", "no face", "outside input", "missing folder",
-                                  "no photos", "NUL in folder", "nothing to score"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "unknown profile",
+        "malformed id",
+        "no face",
+        "outside input",
+        "missing folder",
+        "no photos",
+        "NUL in folder",
+        "nothing to score",
+    ],
+)
 def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(comfyui, tom, case):
     if case == "unknown profile":
         _expect_error(comfyui, _score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
@@ -162,8 +201,10 @@ def _profiles(comfyui):
 
 
 def _image_train_prompt(name: str) -> dict:
-    return {"1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
-            "2": {"class_type": "IdentityProfileTrain", "inputs": {"name": name, "images": ["1", 0], "overwrite": True}}}
+    return {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
+        "2": {"class_type": "IdentityProfileTrain", "inputs": {"name": name, "images": ["1", 0], "overwrite": True}},
+    }
 
 
 def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyui, tom):
@@ -175,7 +216,9 @@ def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyu
     store.rename(profile_id, "Cached Person Renamed")  # the file changes under the same id
     run = comfyui.client.run(by_id)
     assert run.status == "success", run.error
-    assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Cached Person Renamed"], "served from the cache"
+    assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Cached Person Renamed"], (
+        "served from the cache"
+    )
     store.delete(profile_id)
     _expect_error(comfyui, by_id, f"no profile {profile_id!r}")
 

@@ -6,7 +6,6 @@ import json
 import re
 
 import pytest
-
 from comfyui import EXAMPLES, WORKFLOWS, api_twin, load_workflow, ui_to_api
 from conftest import needs_faces
 
@@ -31,7 +30,9 @@ def test_example_workflows_use_only_current_core_nodes_and_ours_on_the_embedded_
     for node in api_twin(name).values():
         module = info[node["class_type"]]["python_module"]
         assert module == "custom_nodes.identity-layer" or not module.startswith("custom_nodes"), node
-        assert not info[node["class_type"]].get("deprecated"), f"{name} uses {node['class_type']}, deprecated in this ComfyUI"
+        assert not info[node["class_type"]].get("deprecated"), (
+            f"{name} uses {node['class_type']}, deprecated in this ComfyUI"
+        )
         if node["class_type"] == "IdentityFaceEngine":
             assert node["inputs"] == {"pack": "embedded", "provider": "auto"}
 
@@ -79,4 +80,3 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     assigned = [names.get(f["profile_id"]) for f in report["images"][0]["faces"]]
     assert assigned == ["Joe Biden", "Barack Obama", None], report
     assert report["images"][0]["subjects"] and report["images"][0]["score"] > 0.5
-

@@ -7,15 +7,14 @@ import shutil
 import cv2
 import numpy as np
 import pytest
+from conftest import T1, TESTPACK, TOM_HANKS, face, needs_faces, needs_testpack
 
 from identity.errors import ModelFilesMissing, ProviderUnavailable
-from identity.faces import embedded as embedded_backend
 from identity.faces import Engines, find_packs, load_engine, resolve_engine_spec
+from identity.faces import embedded as embedded_backend
 from identity.faces.insightface_pack import pack_files, role
 from identity.faces.runtime import execution_providers
 from identity.images import load_image
-
-from conftest import T1, TESTPACK, TOM_HANKS, face, needs_faces, needs_testpack
 
 
 def test_embedded_engine_finds_the_six_people_of_the_wheel_sample(embedded):
@@ -65,7 +64,9 @@ def test_engines_are_loaded_once_per_process():
     assert load_engine("embedded", "cpu") is load_engine("embedded", "cpu")
 
 
-@pytest.mark.parametrize("provider,hint", [("cuda", "onnxruntime-gpu"), ("rocm", "onnxruntime-rocm"), ("coreml", "macOS")])
+@pytest.mark.parametrize(
+    "provider,hint", [("cuda", "onnxruntime-gpu"), ("rocm", "onnxruntime-rocm"), ("coreml", "macOS")]
+)
 def test_a_missing_gpu_provider_is_an_error_that_says_what_to_install(provider, hint):
     import onnxruntime
 
@@ -85,8 +86,11 @@ def test_auto_provider_takes_the_accelerator_onnxruntime_has_else_the_cpu(monkey
     import onnxruntime
 
     cpu = "CPUExecutionProvider"
-    for available, expected in (([cpu], [cpu]), (["CUDAExecutionProvider", cpu], ["CUDAExecutionProvider", cpu]),
-                                (["CoreMLExecutionProvider", cpu], ["CoreMLExecutionProvider", cpu])):
+    for available, expected in (
+        ([cpu], [cpu]),
+        (["CUDAExecutionProvider", cpu], ["CUDAExecutionProvider", cpu]),
+        (["CoreMLExecutionProvider", cpu], ["CoreMLExecutionProvider", cpu]),
+    ):
         monkeypatch.setattr(onnxruntime, "get_available_providers", lambda: available)
         assert execution_providers("auto") == expected, available
 
@@ -138,9 +142,11 @@ def square_model(path, side: int, inputs: int = 1) -> None:
 
     names = [f"in{i}" for i in range(inputs)]
     graph = helper.make_graph(
-        [helper.make_node("ReduceMean", [names[0]], ["out"], axes=[2, 3], keepdims=0)], "extra",
+        [helper.make_node("ReduceMean", [names[0]], ["out"], axes=[2, 3], keepdims=0)],
+        "extra",
         [helper.make_tensor_value_info(n, TensorProto.FLOAT, [1, 3, side, side]) for n in names],
-        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3])])
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, [1, 3])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
 
 

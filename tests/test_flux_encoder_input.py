@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TOM_HANKS
+from reference_weights import pattern_weights
 from safetensors import safe_open
 
-from conftest import TOM_HANKS
 from identity.faces.align import FFHQ_SIZE, FFHQ_TEMPLATE, ffhq_face
 from identity.flux.faces import LUMA, describe, encoder_pixels, face_ellipse, profile_faces
 from identity.flux.parsing import BiSeNet, whitened
 from identity.flux.weights import shapes_of
 from identity.images import load_image
 from identity.profile import ProfileStore
-from reference_weights import pattern_weights
 
 DATA = Path(__file__).parent / "data" / "flux"
 
@@ -88,13 +88,18 @@ def test_without_the_parsing_file_a_face_ellipse_is_kept_and_the_report_says_so(
     assert (pixels[0][:, inside] < 1.0).any() and torch.equal(pixels[0][0], pixels[0][2]), "inside, grey"
     reason = "parsing_bisenet.pth (facexlib release v0.2.0) was not found in /models/facexlib"
     fallback = describe(tom_profile, None, reason)
-    assert fallback.startswith("EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed face ellipse")
+    assert fallback.startswith(
+        "EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed face ellipse"
+    )
     assert fallback.endswith(reason) and "weaker likeness" in fallback
 
 
 def test_the_report_names_each_input(tom_profile, parser):
-    assert describe(tom_profile, parser) == ("EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, background, "
-                                             "neck, clothes and ears whitened by face parsing as in PuLID")
+    assert describe(tom_profile, parser) == (
+        "EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, background, "
+        "neck, clothes and ears whitened by face parsing as in PuLID"
+    )
     older = dataclasses.replace(tom_profile, faces_512=None)
-    assert "the 112 px face crops warped to 512 (profile 'Tom Hanks' predates 512 px faces: retrain it" in \
-        describe(older, parser)
+    assert "the 112 px face crops warped to 512 (profile 'Tom Hanks' predates 512 px faces: retrain it" in describe(
+        older, parser
+    )

@@ -8,12 +8,12 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
+from tiny_models import load_comfy, toy_flux, write_adapter
 
 from identity.errors import WeightsMismatch
 from identity.flux import PULID_FLUX_V09, Injection, Subject, attach, load_adapter, placements, profile_tokens
 from identity.flux.injection import STATE_KEY, Step
 from identity.flux.tokens import check_engine, encode, uncond_tokens
-from tiny_models import load_comfy, toy_flux, write_adapter
 
 pytestmark = pytest.mark.comfyui  # ComfyUI's Flux in this process
 
@@ -29,8 +29,9 @@ def flux():
 def adapter(tmp_path_factory):
     """A tiny adapter fed by the embedded engine's 128-d SFace, so another recognizer than glintr100 is allowed."""
     folder = tmp_path_factory.mktemp("adapter")
-    return dataclasses.replace(load_adapter(*write_adapter(folder / "pulid", folder / "clip_vision")),
-                               any_recognizer=True)
+    return dataclasses.replace(
+        load_adapter(*write_adapter(folder / "pulid", folder / "clip_vision")), any_recognizer=True
+    )
 
 
 @pytest.fixture(scope="module")
@@ -45,8 +46,9 @@ def where(flux, adapter):
 
 def injection(flux, adapter, subjects, weight=1.0, start_at=0.0, end_at=1.0):
     sampling = flux.get_model_object("model_sampling")
-    return Injection(adapter.pulid.pulid_ca, subjects, weight, sampling.percent_to_sigma(start_at),
-                     sampling.percent_to_sigma(end_at))
+    return Injection(
+        adapter.pulid.pulid_ca, subjects, weight, sampling.percent_to_sigma(start_at), sampling.percent_to_sigma(end_at)
+    )
 
 
 def sample(model, cfg: float = 1.0) -> torch.Tensor:
@@ -58,15 +60,29 @@ def sample(model, cfg: float = 1.0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(0)
     context = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
     noise = torch.randn(1, 16, 8, 8, generator=generator)
-    negative = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
-    return comfy.sample.sample(model, noise, STEPS, cfg, "euler", "simple", context, negative if cfg > 1 else context,
-                               torch.zeros(1, 16, 8, 8), seed=0, disable_pbar=True)
+    negative = [
+        [torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]
+    ]
+    return comfy.sample.sample(
+        model,
+        noise,
+        STEPS,
+        cfg,
+        "euler",
+        "simple",
+        context,
+        negative if cfg > 1 else context,
+        torch.zeros(1, 16, 8, 8),
+        seed=0,
+        disable_pbar=True,
+    )
 
 
 def test_cross_attentions_go_after_the_blocks_pulid_flux_was_trained_for(flux, adapter, tokens):
     flux1 = placements(PULID_FLUX_V09, 3072, 19, 38)
-    assert [(p.block, p.index) for p in flux1] == [("double_block", i) for i in range(0, 19, 2)] + \
-        [("single_block", i) for i in range(0, 38, 4)]
+    assert [(p.block, p.index) for p in flux1] == [("double_block", i) for i in range(0, 19, 2)] + [
+        ("single_block", i) for i in range(0, 38, 4)
+    ]
     assert [p.cross_attention for p in flux1] == list(range(20))
 
     patched = attach(flux, injection(flux, adapter, [Subject(tokens)]), where(flux, adapter))
@@ -74,14 +90,18 @@ def test_cross_attentions_go_after_the_blocks_pulid_flux_was_trained_for(flux, a
     assert sorted(replaced) == [("double_block", 0), ("double_block", 2), ("single_block", 0)]
     ran = []
     for key, patch in list(replaced.items()):
+
         def spy(args, extra, patch=patch):
             options = args["transformer_options"]
             ran.append((f"{options['block_type']}_block", options["block_index"]))
             return patch(args, extra)
+
         replaced[key] = spy
     called = []
-    hooks = [ca.register_forward_hook(lambda module, i, o, n=n: called.append(n))
-             for n, ca in enumerate(adapter.pulid.pulid_ca)]
+    hooks = [
+        ca.register_forward_hook(lambda module, i, o, n=n: called.append(n))
+        for n, ca in enumerate(adapter.pulid.pulid_ca)
+    ]
     try:
         sample(patched)
     finally:
@@ -94,7 +114,9 @@ def test_cross_attentions_go_after_the_blocks_pulid_flux_was_trained_for(flux, a
 def test_weight_zero_and_gating_outside_start_end_reproduce_the_unpatched_output_bit_exactly(flux, adapter, tokens):
     plain = sample(flux)
     subjects = [Subject(tokens)]
-    assert torch.equal(sample(attach(flux, injection(flux, adapter, subjects, weight=0.0), where(flux, adapter))), plain)
+    assert torch.equal(
+        sample(attach(flux, injection(flux, adapter, subjects, weight=0.0), where(flux, adapter))), plain
+    )
     late = injection(flux, adapter, subjects, start_at=0.99, end_at=1.0)  # after both model calls
     assert torch.equal(sample(attach(flux, late, where(flux, adapter))), plain)
     full = sample(attach(flux, injection(flux, adapter, subjects), where(flux, adapter)))
@@ -127,8 +149,9 @@ def test_true_cfg_gives_the_negative_pass_the_no_identity_tokens(flux, adapter, 
     assert torch.equal(run(Subject(tokens, uncond=tokens)), both_get_the_person), "only the negative rows change"
     true_cfg = run(Subject(tokens, uncond=none))
     assert torch.isfinite(true_cfg).all() and not torch.equal(true_cfg, both_get_the_person)
-    assert torch.equal(run(Subject(tokens, uncond=none), cfg=1.0), run(Subject(tokens), cfg=1.0)), \
+    assert torch.equal(run(Subject(tokens, uncond=none), cfg=1.0), run(Subject(tokens), cfg=1.0)), (
         "without a negative pass there is nothing to change"
+    )
 
 
 def test_the_input_model_stays_unpatched(flux, adapter, tokens):
@@ -172,6 +195,7 @@ def test_chained_injections_and_other_patches_all_run(flux, adapter, tokens):
 
 # ----- several people ---------------------------------------------------------------------------------------
 
+
 class Executor:
     """Stands in for ComfyUI's wrapper executor: records the transformer options the model would receive."""
 
@@ -183,8 +207,13 @@ class Executor:
 
 def step_for(subject_injection: Injection, latent=(8, 8), text=6, sigma=0.5) -> Step:
     executor = Executor()
-    subject_injection.wrapper(executor, torch.zeros(1, 16, *latent), torch.tensor([sigma]), torch.zeros(1, text, 32),
-                              {"sigmas": torch.tensor([sigma])})
+    subject_injection.wrapper(
+        executor,
+        torch.zeros(1, 16, *latent),
+        torch.tensor([sigma]),
+        torch.zeros(1, text, 32),
+        {"sigmas": torch.tensor([sigma])},
+    )
     return executor.options[STATE_KEY][subject_injection.id]
 
 
@@ -232,14 +261,20 @@ def test_wrong_model_sizes_are_refused_with_what_fits(adapter):
 
 # ----- ID tokens --------------------------------------------------------------------------------------------
 
+
 def test_id_tokens_average_every_accepted_photo_and_are_cached(adapter, tom_profile, embedded):
-    crops = np.stack([tom_profile.crops[0], tom_profile.crops[0][:, ::-1], (tom_profile.crops[0] * 0.8).astype(np.uint8)])
-    faces = np.stack([tom_profile.faces_512[0], tom_profile.faces_512[0][:, ::-1],
-                      (tom_profile.faces_512[0] * 0.8).astype(np.uint8)])
+    crops = np.stack(
+        [tom_profile.crops[0], tom_profile.crops[0][:, ::-1], (tom_profile.crops[0] * 0.8).astype(np.uint8)]
+    )
+    faces = np.stack(
+        [tom_profile.faces_512[0], tom_profile.faces_512[0][:, ::-1], (tom_profile.faces_512[0] * 0.8).astype(np.uint8)]
+    )
     three = dataclasses.replace(tom_profile, id="three-photos", crops=crops, faces_512=faces)
     tokens = profile_tokens(adapter, three, embedded)
-    each = [encode(adapter, torch.from_numpy(embedded.recognizer.embed(c[None])), f[None], torch.float32)
-            for c, f in zip(crops, faces)]
+    each = [
+        encode(adapter, torch.from_numpy(embedded.recognizer.embed(c[None])), f[None], torch.float32)
+        for c, f in zip(crops, faces)
+    ]
     torch.testing.assert_close(tokens, torch.cat(each).mean(0, keepdim=True))
     assert tokens.shape == (1, adapter.config.queries, adapter.config.token_dim)
     assert profile_tokens(adapter, three, embedded, prepare=pytest.fail) is tokens, "cached: no second encoding"
@@ -256,8 +291,11 @@ def test_only_antelopev2s_glintr100_feeds_the_encoder_unless_allowed(adapter, to
     from identity.weights import GLINTR100_SHA256
 
     strict = dataclasses.replace(adapter, any_recognizer=False)
-    with pytest.raises(WeightsMismatch, match="trained on antelopev2's glintr100.*'embedded' uses another recognizer.*"
-                                              "models/insightface/models/antelopev2/.*allow_other_recognizer"):
+    with pytest.raises(
+        WeightsMismatch,
+        match="trained on antelopev2's glintr100.*'embedded' uses another recognizer.*"
+        "models/insightface/models/antelopev2/.*allow_other_recognizer",
+    ):
         profile_tokens(strict, tom_profile, embedded)
     glintr = copy.copy(embedded)
     glintr.info = dataclasses.replace(embedded.info, recognizer_sha256=GLINTR100_SHA256)
@@ -266,6 +304,7 @@ def test_only_antelopev2s_glintr100_feeds_the_encoder_unless_allowed(adapter, to
 
 def test_regions_from_an_image_cover_each_persons_head(tom_profile, embedded):
     from conftest import TOM_HANKS
+
     from identity.errors import IdentityError
     from identity.flux.regions import face_regions
     from identity.images import load_image

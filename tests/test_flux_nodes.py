@@ -12,24 +12,32 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from PIL import Image
-from safetensors.torch import load_file
-
 from comfyui import api_twin
 from conftest import TOM_HANKS
-from identity.profile import ProfileStore
 from pets import pet_models  # noqa: F401  (a fixture)
+from PIL import Image
+from safetensors.torch import load_file
 from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_taef1
+
+from identity.profile import ProfileStore
 
 PROFILE = "Flux Tom"
 NODES = {
-    "IdentityPuLIDLoader": ("PuLID-Flux Load", ["pulid", "eva_clip", "allow_other_recognizer"],
-                            ["IDENTITY_FLUX_ADAPTER"]),
-    "IdentityConditionFlux": ("Identity Condition (Flux)", ["model", "profiles", "adapter", "weight", "start_at",
-                                                            "end_at", "masks", "image", "face_engine", "true_cfg"],
-                              ["MODEL", "STRING"]),
-    "IdentityConditionReference": ("Identity Condition (Reference)",
-                                   ["conditioning", "vae", "profiles", "portraits", "size"], ["CONDITIONING"]),
+    "IdentityPuLIDLoader": (
+        "PuLID-Flux Load",
+        ["pulid", "eva_clip", "allow_other_recognizer"],
+        ["IDENTITY_FLUX_ADAPTER"],
+    ),
+    "IdentityConditionFlux": (
+        "Identity Condition (Flux)",
+        ["model", "profiles", "adapter", "weight", "start_at", "end_at", "masks", "image", "face_engine", "true_cfg"],
+        ["MODEL", "STRING"],
+    ),
+    "IdentityConditionReference": (
+        "Identity Condition (Reference)",
+        ["conditioning", "vae", "profiles", "portraits", "size"],
+        ["CONDITIONING"],
+    ),
     "IdentityPromptReference": ("Identity Prompt (Reference)", ["prompt", "profiles"], ["STRING"]),
 }
 
@@ -43,11 +51,16 @@ def tiny(comfyui):
     write_taef1(models / "vae_approx")
     write_adapter(models / "pulid", models / "clip_vision", flux_dim=3072, cross_attentions=2, arcface_dim=128)
     shutil.copy(TOM_HANKS, comfyui.base / "input" / "flux_tom.png")
-    run = comfyui.client.run({
-        "1": {"class_type": "LoadImage", "inputs": {"image": "flux_tom.png"}},
-        "2": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-        "3": {"class_type": "IdentityProfileTrain",
-              "inputs": {"name": PROFILE, "images": ["1", 0], "overwrite": True, "face_engine": ["2", 0]}}})
+    run = comfyui.client.run(
+        {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "flux_tom.png"}},
+            "2": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+            "3": {
+                "class_type": "IdentityProfileTrain",
+                "inputs": {"name": PROFILE, "images": ["1", 0], "overwrite": True, "face_engine": ["2", 0]},
+            },
+        }
+    )
     assert run.status == "success", run.error
     return comfyui
 
@@ -61,13 +74,31 @@ def sampling_graph(prefix: str, model: list, positive: list) -> dict:
     """KSampler on the tiny Flux (2 steps, 64×64 px) → SaveLatent; `model`/`positive` are links."""
     return {
         "10": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_flux.safetensors", "weight_dtype": "default"}},
-        "11": {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}},
+        "11": {
+            "class_type": "CLIPLoader",
+            "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+        },
         "12": {"class_type": "CLIPTextEncode", "inputs": {"text": "a portrait", "clip": ["11", 0]}},
         "13": {"class_type": "EmptySD3LatentImage", "inputs": {"width": 64, "height": 64, "batch_size": 1}},
-        "14": {"class_type": "KSampler", "inputs": {"model": model, "seed": 7, "steps": 2, "cfg": 1.0,
-                                                    "sampler_name": "euler", "scheduler": "simple", "positive": positive,
-                                                    "negative": ["12", 0], "latent_image": ["13", 0], "denoise": 1.0}},
-        "15": {"class_type": "SaveLatent", "inputs": {"samples": ["14", 0], "filename_prefix": f"identity_tests/{prefix}"}},
+        "14": {
+            "class_type": "KSampler",
+            "inputs": {
+                "model": model,
+                "seed": 7,
+                "steps": 2,
+                "cfg": 1.0,
+                "sampler_name": "euler",
+                "scheduler": "simple",
+                "positive": positive,
+                "negative": ["12", 0],
+                "latent_image": ["13", 0],
+                "denoise": 1.0,
+            },
+        },
+        "15": {
+            "class_type": "SaveLatent",
+            "inputs": {"samples": ["14", 0], "filename_prefix": f"identity_tests/{prefix}"},
+        },
     }
 
 
@@ -75,13 +106,27 @@ def identity_nodes(weight: float, start_at: float = 0.0, end_at: float = 1.0) ->
     """The identity part of a Flux graph; the embedded engine (SFace) stands in for glintr100, so it is allowed."""
     return {
         "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
-        "21": {"class_type": "IdentityPuLIDLoader",
-               "inputs": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors",
-                          "allow_other_recognizer": True}},
+        "21": {
+            "class_type": "IdentityPuLIDLoader",
+            "inputs": {
+                "pulid": "tiny_pulid.safetensors",
+                "eva_clip": "tiny_EVA02_CLIP.safetensors",
+                "allow_other_recognizer": True,
+            },
+        },
         "22": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-        "23": {"class_type": "IdentityConditionFlux",
-               "inputs": {"model": ["10", 0], "profiles": ["20", 0], "adapter": ["21", 0], "weight": weight,
-                          "start_at": start_at, "end_at": end_at, "face_engine": ["22", 0]}},
+        "23": {
+            "class_type": "IdentityConditionFlux",
+            "inputs": {
+                "model": ["10", 0],
+                "profiles": ["20", 0],
+                "adapter": ["21", 0],
+                "weight": weight,
+                "start_at": start_at,
+                "end_at": end_at,
+                "face_engine": ["22", 0],
+            },
+        },
     }
 
 
@@ -101,7 +146,12 @@ def test_object_info_lists_the_local_model_nodes(comfyui):
     for node_id, (display, inputs, outputs) in NODES.items():
         node = info[node_id]
         declared = node["input_order"].get("required", []) + node["input_order"].get("optional", [])
-        assert (node["display_name"], node["category"], declared, node["output"]) == (display, "identity", inputs, outputs)
+        assert (node["display_name"], node["category"], declared, node["output"]) == (
+            display,
+            "identity",
+            inputs,
+            outputs,
+        )
     assert info["IdentityConditionFlux"]["input_order"]["optional"] == ["masks", "image", "face_engine", "true_cfg"]
     assert info["IdentityPuLIDLoader"]["input"]["optional"]["allow_other_recognizer"][1]["default"] is False
 
@@ -119,15 +169,18 @@ def test_flux_sampling_with_identity_condition_in_the_graph(tiny):
 
 def test_the_report_says_which_face_input_the_encoder_read(tiny):
     """Without facexlib's parsing file: the fallback, named with the file and folder; with it: parsed input."""
-    prompt = {**identity_nodes(1.0), "10": {"class_type": "UNETLoader",
-                                            "inputs": {"unet_name": "tiny_flux.safetensors", "weight_dtype": "default"}},
-              "30": {"class_type": "PreviewAny", "inputs": {"source": ["23", 1]}}}
+    prompt = {
+        **identity_nodes(1.0),
+        "10": {"class_type": "UNETLoader", "inputs": {"unet_name": "tiny_flux.safetensors", "weight_dtype": "default"}},
+        "30": {"class_type": "PreviewAny", "inputs": {"source": ["23", 1]}},
+    }
     run = tiny.client.run(prompt)
     assert run.status == "success", run.error
     (report,) = run.outputs["30"]["text"]
     folder = tiny.base / "models" / "facexlib"
-    assert report.startswith(f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed "
-                             "face ellipse whitened")
+    assert report.startswith(
+        f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed face ellipse whitened"
+    )
     assert f"parsing_bisenet.pth (facexlib release v0.2.0) was not found in {folder}" in report
     from test_flux_weights import manifest, write_layout
 
@@ -136,8 +189,10 @@ def test_the_report_says_which_face_input_the_encoder_read(tiny):
     try:
         run = tiny.client.run(prompt)
         assert run.status == "success", run.error
-        assert run.outputs["30"]["text"] == [f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, "
-                                             "background, neck, clothes and ears whitened by face parsing as in PuLID"]
+        assert run.outputs["30"]["text"] == [
+            f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, "
+            "background, neck, clothes and ears whitened by face parsing as in PuLID"
+        ]
     finally:
         (folder / "parsing_bisenet.pth").unlink()
 
@@ -154,8 +209,10 @@ def test_a_recognizer_other_than_glintr100_is_refused_unless_allowed(tiny):
 def test_several_profiles_without_regions_are_refused(tiny):
     prompt = {**sampling_graph("two", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
     prompt["24"] = {"class_type": "LoadImage", "inputs": {"image": "flux_tom.png"}}
-    prompt["25"] = {"class_type": "IdentityProfileTrain",
-                    "inputs": {"name": "Flux Tom Twin", "images": ["24", 0], "overwrite": True}}
+    prompt["25"] = {
+        "class_type": "IdentityProfileTrain",
+        "inputs": {"name": "Flux Tom Twin", "images": ["24", 0], "overwrite": True},
+    }
     prompt["26"] = {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE, "profiles": ["25", 0]}}
     prompt["23"]["inputs"]["profiles"] = ["26", 0]
     run = tiny.client.run(prompt)
@@ -181,32 +238,37 @@ def test_an_image_to_edit_places_the_person(tiny):
 
     (placed_away, placed_there), (all_away, all_there) = changed(placed), changed(everywhere)
     assert placed_there > 0 and all_away > 0
-    assert placed_away / placed_there < 0.5 * all_away / all_there, \
-        f"the change is not where the person is: {placed_away:.4f} away, {placed_there:.4f} there " \
+    assert placed_away / placed_there < 0.5 * all_away / all_there, (
+        f"the change is not where the person is: {placed_away:.4f} away, {placed_there:.4f} there "
         f"(without a place: {all_away:.4f}, {all_there:.4f})"
+    )
 
 
 def test_reference_conditioning_reaches_the_model(tiny):
     references = {
         "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
         "30": {"class_type": "VAELoader", "inputs": {"vae_name": "taef1"}},
-        "31": {"class_type": "IdentityConditionReference",
-               "inputs": {"conditioning": ["12", 0], "vae": ["30", 0], "profiles": ["20", 0], "portraits": 2,
-                          "size": 256}},
+        "31": {
+            "class_type": "IdentityConditionReference",
+            "inputs": {"conditioning": ["12", 0], "vae": ["30", 0], "profiles": ["20", 0], "portraits": 2, "size": 256},
+        },
     }
     plain = sample(tiny, sampling_graph("plain_ref", ["10", 0], ["12", 0]))
     run = tiny.client.run({**sampling_graph("reference", ["10", 0], ["31", 0]), **references})
     assert run.status == "success", run.error
     portraits = min(2, len(saved_profile(tiny).portraits))
     assert run.outputs["31"]["text"] == [
-        f"reference image 1: {PROFILE}, {256 * portraits}x256 px, latent [1, 16, 32, {32 * portraits}]"]
+        f"reference image 1: {PROFILE}, {256 * portraits}x256 px, latent [1, 16, 32, {32 * portraits}]"
+    ]
     assert not torch.equal(saved_latent(tiny, run), plain), "the reference latents are attended to"
 
 
 def test_reference_prompt_names_each_profile_by_its_reference_image(tiny):
-    nodes = {"20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
-             "40": {"class_type": "IdentityPromptReference", "inputs": {"prompt": "", "profiles": ["20", 0]}},
-             "41": {"class_type": "PreviewAny", "inputs": {"source": ["40", 0]}}}
+    nodes = {
+        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
+        "40": {"class_type": "IdentityPromptReference", "inputs": {"prompt": "", "profiles": ["20", 0]}},
+        "41": {"class_type": "PreviewAny", "inputs": {"source": ["40", 0]}},
+    }
     profile_id = saved_profile(tiny).id
     nodes["40"]["inputs"]["prompt"] = f"[[{profile_id}]] waves"
     run = tiny.client.run(nodes)
@@ -218,9 +280,13 @@ def test_reference_prompt_names_each_profile_by_its_reference_image(tiny):
 
 
 def test_missing_adapter_files_name_the_file_and_folder(tiny):
-    prompt = {"1": {"class_type": "IdentityPuLIDLoader", "inputs": {"pulid": "absent.safetensors",
-                                                                   "eva_clip": "tiny_EVA02_CLIP.safetensors"}},
-              "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}}}
+    prompt = {
+        "1": {
+            "class_type": "IdentityPuLIDLoader",
+            "inputs": {"pulid": "absent.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors"},
+        },
+        "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+    }
     run = tiny.client.run(prompt)
     message = run.error["exception_message"]
     assert run.status == "error" and "absent.safetensors" in message and "pulid_flux_v0.9.1.safetensors" in message
@@ -235,15 +301,25 @@ def test_missing_adapter_files_name_the_file_and_folder(tiny):
 def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
     """example_workflows/flux_identity_then_arcface_rank with the tiny models in place of the real files."""
     prompt = api_twin("flux_identity_then_arcface_rank")
-    swap = {"UNETLoader": {"unet_name": "tiny_flux.safetensors"}, "VAELoader": {"vae_name": "taef1"},
-            "IdentityPuLIDLoader": {"pulid": "tiny_pulid.safetensors", "eva_clip": "tiny_EVA02_CLIP.safetensors",
-                                    "allow_other_recognizer": True},
-            "IdentityProfileLoad": {"profile": PROFILE}, "EmptySD3LatentImage": {"width": 64, "height": 64},
-            "KSampler": {"steps": 2}}
+    swap = {
+        "UNETLoader": {"unet_name": "tiny_flux.safetensors"},
+        "VAELoader": {"vae_name": "taef1"},
+        "IdentityPuLIDLoader": {
+            "pulid": "tiny_pulid.safetensors",
+            "eva_clip": "tiny_EVA02_CLIP.safetensors",
+            "allow_other_recognizer": True,
+        },
+        "IdentityProfileLoad": {"profile": PROFILE},
+        "EmptySD3LatentImage": {"width": 64, "height": 64},
+        "KSampler": {"steps": 2},
+    }
     for node in prompt.values():
         node["inputs"].update(swap.get(node["class_type"], {}))
     clip = next(k for k, n in prompt.items() if n["class_type"] == "DualCLIPLoader")
-    prompt[clip] = {"class_type": "CLIPLoader", "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"}}
+    prompt[clip] = {
+        "class_type": "CLIPLoader",
+        "inputs": {"clip_name": "tiny_clip_l.safetensors", "type": "stable_diffusion"},
+    }
     prompt["99"] = {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}}
     for node in prompt.values():
         if node["class_type"] in ("IdentityConditionFlux", "IdentityArcFaceScore"):
@@ -257,18 +333,25 @@ def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
 
 
 def test_a_pet_profile_is_refused_by_pulid_flux_naming_the_node_for_pets(tiny, pet_models):
+    from pets import chelsea, variants
+
     from identity.pets.engine import load_pet_engine
     from identity.training import photos_from_paths, train
     from identity.training.jobs import JobRegistry
-    from pets import chelsea, variants
 
     photos = tiny.base / "input" / "flux_cat"
     photos.mkdir(parents=True, exist_ok=True)
     for label, image in variants(chelsea()).items():
         Image.fromarray(image).save(photos / f"{label}.png")
-    cat = train(photos_from_paths([photos]), "Flux Cat", load_pet_engine(pet_models / "pets", pet_models / "pet_reid"),
-                ProfileStore(tiny.base / "models" / "identity_profiles"), kind="cat", overwrite=True,
-                registry=JobRegistry()).profile
+    cat = train(
+        photos_from_paths([photos]),
+        "Flux Cat",
+        load_pet_engine(pet_models / "pets", pet_models / "pet_reid"),
+        ProfileStore(tiny.base / "models" / "identity_profiles"),
+        kind="cat",
+        overwrite=True,
+        registry=JobRegistry(),
+    ).profile
     prompt = {**sampling_graph("cat", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
     prompt["20"]["inputs"]["profile"] = cat.id
     run = tiny.client.run(prompt)

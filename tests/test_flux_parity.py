@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
+from reference_weights import pattern_weights
 from safetensors import safe_open
 
 from identity.flux import AdapterConfig, EvaConfig, EvaVisionTower
@@ -17,7 +18,6 @@ from identity.flux.adapter import IDFormer, PerceiverAttentionCA
 from identity.flux.eva_clip import HEAD_DIM, rotary_tables
 from identity.flux.parsing import BiSeNet
 from identity.flux.weights import shapes_of
-from reference_weights import pattern_weights
 
 DATA = Path(__file__).parent / "data" / "flux"
 
@@ -42,8 +42,18 @@ def test_the_id_encoder_matches_the_reference_idformer():
     data = fixture("parity_idformer.safetensors")
     # IDFormer(dim=128, depth=5, dim_head=64, heads=2, num_id_token=2, num_queries=4, output_dim=96, ff_mult=2);
     # its input mappings are fixed at 1024 (EVA width) and 1280 (ArcFace 512 + CLIP 768) in the reference.
-    config = AdapterConfig(token_dim=96, encoder_dim=128, encoder_inner=128, encoder_depth=5, ff_mult=2, id_tokens=2,
-                           queries=4, mlp_dim=1024, vit_dim=1024, id_input=1280)
+    config = AdapterConfig(
+        token_dim=96,
+        encoder_dim=128,
+        encoder_inner=128,
+        encoder_depth=5,
+        ff_mult=2,
+        id_tokens=2,
+        queries=4,
+        mlp_dim=1024,
+        vit_dim=1024,
+        id_input=1280,
+    )
     encoder = with_pattern_weights(IDFormer(config))
     with torch.no_grad():
         tokens = encoder(data["id_vector"], [data[f"hidden.{i}"] for i in range(5)])
@@ -53,8 +63,9 @@ def test_the_id_encoder_matches_the_reference_idformer():
 def test_the_cross_attention_matches_the_reference_perceiver_attention_ca():
     data = fixture("parity_ca.safetensors")
     # PerceiverAttentionCA(dim=256, dim_head=128, heads=2, kv_dim=96)
-    attention = with_pattern_weights(PerceiverAttentionCA(AdapterConfig(flux_dim=256, token_dim=96,
-                                                                        cross_attention_inner=256)))
+    attention = with_pattern_weights(
+        PerceiverAttentionCA(AdapterConfig(flux_dim=256, token_dim=96, cross_attention_inner=256))
+    )
     with torch.no_grad():
         update = attention(data["id_tokens"], data["image"])
     assert_matches(update, data["update"])

@@ -9,18 +9,32 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import TESTPACK
 from safetensors.torch import save_file
+from tiny_models import adapter_state, eva_state, tiny_adapter_config, tiny_eva_config, write_adapter
 
 from identity.errors import ModelFilesMissing, WeightsMismatch
-from identity.flux import (EVA02_CLIP_L_14_336, PULID_FLUX_V09, EvaVisionTower, PuLIDFlux, load_adapter, load_eva,
-                           load_pulid)
+from identity.flux import (
+    EVA02_CLIP_L_14_336,
+    PULID_FLUX_V09,
+    EvaVisionTower,
+    PuLIDFlux,
+    load_adapter,
+    load_eva,
+    load_pulid,
+)
 from identity.flux.eva_clip import normalize
 from identity.flux.parsing import BiSeNet
-from identity.flux.weights import (TEXT_TOWER, adapter_config, check_eva, eva_config, load_parsing, rope_shapes,
-                                   shapes_of)
+from identity.flux.weights import (
+    TEXT_TOWER,
+    adapter_config,
+    check_eva,
+    eva_config,
+    load_parsing,
+    rope_shapes,
+    shapes_of,
+)
 from identity.weights import inspect
-from conftest import TESTPACK
-from tiny_models import adapter_state, eva_state, tiny_adapter_config, tiny_eva_config, write_adapter
 
 
 def meta_state(model_type, config) -> dict[str, torch.Tensor]:
@@ -58,9 +72,14 @@ def test_the_published_pulid_flux_layout():
 
 def test_the_published_eva02_clip_l_336_tower():
     state = meta_state(EvaVisionTower, EVA02_CLIP_L_14_336)
-    shapes = {"pos_embed": (1, 577, 1024), "patch_embed.proj.weight": (1024, 3, 14, 14),
-              "blocks.23.attn.q_bias": (1024,), "blocks.23.mlp.w1.weight": (2730, 1024),
-              "blocks.23.mlp.ffn_ln.weight": (2730,), "head.weight": (768, 1024)}
+    shapes = {
+        "pos_embed": (1, 577, 1024),
+        "patch_embed.proj.weight": (1024, 3, 14, 14),
+        "blocks.23.attn.q_bias": (1024,),
+        "blocks.23.mlp.w1.weight": (2730, 1024),
+        "blocks.23.mlp.ffn_ln.weight": (2730,),
+        "head.weight": (768, 1024),
+    }
     assert {k: tuple(state[k].shape) for k in shapes} == shapes
     assert eva_config(state, "published") == EVA02_CLIP_L_14_336
 
@@ -74,13 +93,21 @@ def test_tiny_files_load_strictly(tmp_path):
     assert all(torch.equal(adapter.pulid.state_dict()[k], v) for k, v in expected.items())
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda s: s.pop("pulid_ca.1.to_kv.weight"), "missing: 'pulid_ca.1.to_kv.weight'"),
-    (lambda s: s.update({"pulid_encoder.layers.2.0.to_q.weight": torch.zeros(64, 63)}),
-     "'pulid_encoder.layers.2.0.to_q.weight' should be [64, 64] but is [64, 63]"),
-    (lambda s: s.update({"pulid_ca.0.extra": torch.zeros(1)}), "unexpected: 'pulid_ca.0.extra'"),
-    (lambda s: s.pop("pulid_encoder.latents"), "is not a PuLID-Flux file: it has no tensor 'pulid_encoder.latents'"),
-])
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda s: s.pop("pulid_ca.1.to_kv.weight"), "missing: 'pulid_ca.1.to_kv.weight'"),
+        (
+            lambda s: s.update({"pulid_encoder.layers.2.0.to_q.weight": torch.zeros(64, 63)}),
+            "'pulid_encoder.layers.2.0.to_q.weight' should be [64, 64] but is [64, 63]",
+        ),
+        (lambda s: s.update({"pulid_ca.0.extra": torch.zeros(1)}), "unexpected: 'pulid_ca.0.extra'"),
+        (
+            lambda s: s.pop("pulid_encoder.latents"),
+            "is not a PuLID-Flux file: it has no tensor 'pulid_encoder.latents'",
+        ),
+    ],
+)
 def test_a_damaged_adapter_fails_naming_the_key(tmp_path, damage, named):
     state = adapter_state(tiny_adapter_config())
     damage(state)
@@ -132,12 +159,26 @@ def test_the_eva_tower_matches_timms_eva02(tmp_path):
     state = eva_state(config)
     ours = EvaVisionTower(config)
     ours.load_state_dict(check_eva(state, "tiny")[1])  # the tower's tensors as the loader passes them on
-    theirs = Eva(img_size=config.image_size, patch_size=config.patch_size, embed_dim=config.width,
-                 depth=config.depth, num_heads=config.width // 64, mlp_ratio=config.mlp_dim / config.width,
-                 qkv_fused=False, swiglu_mlp=True, scale_mlp=True, scale_attn_inner=True, use_rot_pos_emb=True,
-                 ref_feat_shape=(16, 16), global_pool="token", num_classes=config.embed_dim)
+    theirs = Eva(
+        img_size=config.image_size,
+        patch_size=config.patch_size,
+        embed_dim=config.width,
+        depth=config.depth,
+        num_heads=config.width // 64,
+        mlp_ratio=config.mlp_dim / config.width,
+        qkv_fused=False,
+        swiglu_mlp=True,
+        scale_mlp=True,
+        scale_attn_inner=True,
+        use_rot_pos_emb=True,
+        ref_feat_shape=(16, 16),
+        global_pool="token",
+        num_classes=config.embed_dim,
+    )
     theirs.load_state_dict(checkpoint_filter_fn(state, theirs), strict=True)
-    pixels = normalize(torch.rand(2, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(0)))
+    pixels = normalize(
+        torch.rand(2, 3, config.image_size, config.image_size, generator=torch.Generator().manual_seed(0))
+    )
     with torch.no_grad():
         embedding, hidden = ours.eval()(pixels)
         x, rope = theirs.eval()._pos_embed(theirs.patch_embed(pixels))
@@ -172,8 +213,11 @@ def write_layout(path: Path, shapes: dict[str, tuple[int, ...]], dtype=torch.bfl
     header, offset = {}, 0
     for key, shape in shapes.items():
         size = math.prod(shape) * dtype.itemsize
-        header[key] = {"dtype": {torch.bfloat16: "BF16", torch.float32: "F32"}[dtype], "shape": list(shape),
-                       "data_offsets": [offset, offset + size]}
+        header[key] = {
+            "dtype": {torch.bfloat16: "BF16", torch.float32: "F32"}[dtype],
+            "shape": list(shape),
+            "data_offsets": [offset, offset + size],
+        }
         offset += size
     encoded = json.dumps(header).encode()
     encoded += b" " * (-len(encoded) % 8)
@@ -199,9 +243,11 @@ def eva_layouts() -> dict[str, dict[str, tuple[int, ...]]]:
     """The EVA-CLIP files users have: the published whole checkpoint, with the rope buffers the reference model
     saves or without them (the reference loader drops them), and its vision tower alone (a conversion)."""
     clip = manifest("eva02_clip_l_14_336.json")
-    return {"whole": clip,
-            "whole without rope": {k: v for k, v in clip.items() if "rope." not in k},
-            "vision tower": {k.removeprefix("visual."): v for k, v in clip.items() if k.startswith("visual.")}}
+    return {
+        "whole": clip,
+        "whole without rope": {k: v for k, v in clip.items() if "rope." not in k},
+        "vision tower": {k.removeprefix("visual."): v for k, v in clip.items() if k.startswith("visual.")},
+    }
 
 
 @pytest.mark.parametrize("layout", ["whole", "whole without rope", "vision tower"])
@@ -229,15 +275,26 @@ def test_the_published_parsing_layout_loads(tmp_path):
     assert isinstance(load_parsing(path), BiSeNet)
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda s: s.pop("visual.blocks.7.attn.rope.freqs_sin"), "missing: 'blocks.7.attn.rope.freqs_sin'"),
-    (lambda s: s.pop("visual.blocks.23.mlp.w3.weight"), "missing: 'blocks.23.mlp.w3.weight'"),
-    (lambda s: s.update({"visual.blocks.0.attn.relative_position_bias_table": (10, 16)}),
-     "unexpected: 'blocks.0.attn.relative_position_bias_table'"),
-    (lambda s: s.update({"visual.blocks.3.attn.q_bias": (1023,)}), "'blocks.3.attn.q_bias' should be [1024] but is [1023]"),
-    (lambda s: s.update({"visual.rope.freqs_cos": (577, 64)}), "'rope.freqs_cos' should be [576, 64] but is [577, 64]"),
-    (lambda s: s.update({"teacher.head.weight": (8, 8)}), "unexpected: 'teacher.head.weight'"),
-])
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda s: s.pop("visual.blocks.7.attn.rope.freqs_sin"), "missing: 'blocks.7.attn.rope.freqs_sin'"),
+        (lambda s: s.pop("visual.blocks.23.mlp.w3.weight"), "missing: 'blocks.23.mlp.w3.weight'"),
+        (
+            lambda s: s.update({"visual.blocks.0.attn.relative_position_bias_table": (10, 16)}),
+            "unexpected: 'blocks.0.attn.relative_position_bias_table'",
+        ),
+        (
+            lambda s: s.update({"visual.blocks.3.attn.q_bias": (1023,)}),
+            "'blocks.3.attn.q_bias' should be [1024] but is [1023]",
+        ),
+        (
+            lambda s: s.update({"visual.rope.freqs_cos": (577, 64)}),
+            "'rope.freqs_cos' should be [576, 64] but is [577, 64]",
+        ),
+        (lambda s: s.update({"teacher.head.weight": (8, 8)}), "unexpected: 'teacher.head.weight'"),
+    ],
+)
 def test_a_damaged_eva_clip_file_is_refused_naming_the_tensor(tmp_path, damage, named):
     shapes = dict(eva_layouts()["whole"])
     damage(shapes)
@@ -249,12 +306,17 @@ def test_a_damaged_eva_clip_file_is_refused_naming_the_tensor(tmp_path, damage, 
     assert not report.loads and report.problem == str(error.value), "the CLI says what the loader says"
 
 
-@pytest.mark.parametrize("damage, named", [
-    (lambda s: s.pop("pulid_ca.12.norm2.bias"), "missing: 'pulid_ca.12.norm2.bias'"),
-    (lambda s: s.update({"pulid_ca.3.to_v.weight": (2048, 3072)}), "unexpected: 'pulid_ca.3.to_v.weight'"),
-    (lambda s: s.update({"pulid_encoder.mapping_3.4.weight": (512,)}),
-     "'pulid_encoder.mapping_3.4.weight' should be [1024] but is [512]"),
-])
+@pytest.mark.parametrize(
+    "damage, named",
+    [
+        (lambda s: s.pop("pulid_ca.12.norm2.bias"), "missing: 'pulid_ca.12.norm2.bias'"),
+        (lambda s: s.update({"pulid_ca.3.to_v.weight": (2048, 3072)}), "unexpected: 'pulid_ca.3.to_v.weight'"),
+        (
+            lambda s: s.update({"pulid_encoder.mapping_3.4.weight": (512,)}),
+            "'pulid_encoder.mapping_3.4.weight' should be [1024] but is [512]",
+        ),
+    ],
+)
 def test_a_damaged_published_adapter_is_refused_by_the_cli_and_the_loader_alike(tmp_path, damage, named):
     shapes = dict(manifest("pulid_flux_v0.9.json"))
     damage(shapes)
@@ -279,8 +341,10 @@ def test_identity_weights_names_each_file_and_fails_for_one_that_would_not_load(
 
     good = write_layout(tmp_path / "EVA02_CLIP_L_336_psz14_s6B.pt", eva_layouts()["whole"])
     assert main(["weights", str(good)]) == 0
-    assert "EVA02-CLIP checkpoint (vision and text towers), EVA02-CLIP-L-14-336, with rope buffers; loads" in \
-        capsys.readouterr().out
+    assert (
+        "EVA02-CLIP checkpoint (vision and text towers), EVA02-CLIP-L-14-336, with rope buffers; loads"
+        in capsys.readouterr().out
+    )
     shapes = dict(manifest("parsing_bisenet.json"))
     shapes["cp.resnet.conv1.weight"] = (64, 3, 3, 3)
     bad = write_layout(tmp_path / "parsing_bisenet.pth", shapes, torch.float32)
@@ -298,4 +362,6 @@ def test_identity_weights_tells_insightface_detectors_and_recognizers_apart(caps
         pytest.skip("the shared insightface test pack is absent")
     detector, recognizer = inspect(TESTPACK / "det_500m.onnx"), inspect(TESTPACK / "fr_feature.onnx")
     assert detector.loads and "face detector (with 5 landmarks)" in detector.what
-    assert recognizer.loads and "recognizer (512-d" in recognizer.what and "not antelopev2's glintr100" in recognizer.what
+    assert (
+        recognizer.loads and "recognizer (512-d" in recognizer.what and "not antelopev2's glintr100" in recognizer.what
+    )

@@ -14,16 +14,15 @@ import time
 
 import numpy as np
 import pytest
-from PIL import Image
-
-from identity.remote.keys import KeyStore
-from identity.remote.runner import RemoteRequest, execute, plan
-
 from comfyui import Listener, api_twin
 from conftest import face, needs_faces
+from PIL import Image
 from test_flux_nodes import identity_nodes, sampling_graph, tiny  # noqa: F401 (the tiny models, as a fixture)
 from test_remote_nodes import remote  # noqa: F401 (fixture: the fake providers and two trained profiles)
 from test_web_routes import call, upload, wait_for
+
+from identity.remote.keys import KeyStore
+from identity.remote.runner import RemoteRequest, execute, plan
 
 pytestmark = needs_faces
 
@@ -41,9 +40,13 @@ def jpeg(image: np.ndarray) -> bytes:
 
 
 def train_prompt(folder: str, name: str) -> dict:
-    return {"1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-            "2": {"class_type": "IdentityProfileTrain",
-                  "inputs": {"name": name, "folder": folder, "overwrite": True, "face_engine": ["1", 0]}}}
+    return {
+        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+        "2": {
+            "class_type": "IdentityProfileTrain",
+            "inputs": {"name": name, "folder": folder, "overwrite": True, "face_engine": ["1", 0]},
+        },
+    }
 
 
 def wait_until(condition, what: str, timeout: float = 60):
@@ -87,8 +90,10 @@ def test_cancel_stops_profile_train_and_the_name_can_be_trained_again(comfyui):
     for index, image in enumerate(many_photos()):
         (folder / f"photo{index:02d}.jpg").write_bytes(jpeg(image))
     prompt_id = comfyui.client.queue(train_prompt("cancel_many", "Cancelled Person"))
-    wait_until(lambda: any(j["status"] == "IN_PROGRESS" for j in running_jobs(comfyui, "Cancelled Person")),
-               "training reached IN_PROGRESS")
+    wait_until(
+        lambda: any(j["status"] == "IN_PROGRESS" for j in running_jobs(comfyui, "Cancelled Person")),
+        "training reached IN_PROGRESS",
+    )
     pressed = interrupt(comfyui)
     assert_interrupted(comfyui, prompt_id, pressed, within=30)  # training looks for Cancel between chunks of photos
     assert running_jobs(comfyui, "Cancelled Person") == [], "no job is left running"
@@ -100,11 +105,15 @@ def test_cancel_stops_profile_train_and_the_name_can_be_trained_again(comfyui):
 
 
 def test_cancel_stops_a_training_started_from_the_panel(comfyui):
-    status, answer = upload(comfyui, "Panel Cancelled", [(f"p{i:02d}.jpg", jpeg(a)) for i, a in enumerate(many_photos())])
+    status, answer = upload(
+        comfyui, "Panel Cancelled", [(f"p{i:02d}.jpg", jpeg(a)) for i, a in enumerate(many_photos())]
+    )
     assert status == 202, answer
     job = answer["job"]
-    wait_until(lambda: call(comfyui, "GET", f"/identity/jobs/{job['job_id']}")[1]["status"] == "IN_PROGRESS",
-               "the panel's training reached IN_PROGRESS")
+    wait_until(
+        lambda: call(comfyui, "GET", f"/identity/jobs/{job['job_id']}")[1]["status"] == "IN_PROGRESS",
+        "the panel's training reached IN_PROGRESS",
+    )
     pressed = interrupt(comfyui)
     job = wait_for(comfyui, job, timeout=30)
     assert time.monotonic() - pressed < 30
@@ -127,8 +136,11 @@ def remote_prompt(node_type: str) -> tuple[dict, str]:
         inputs = {**prompt[node]["inputs"], "style_reference": prompt[node]["inputs"]["image"], "prompt": "in oils"}
         prompt[node] = {"class_type": "IdentityRemix", "inputs": inputs}
         return prompt, node
-    name = {"IdentityGenerate": "remote_generate_portrait_nb2", "IdentityEdit": "remote_edit_group_photo_gpt_image_2",
-            "IdentityEnhance": "remote_enhance_nb2"}[node_type]
+    name = {
+        "IdentityGenerate": "remote_generate_portrait_nb2",
+        "IdentityEdit": "remote_edit_group_photo_gpt_image_2",
+        "IdentityEnhance": "remote_enhance_nb2",
+    }[node_type]
     prompt = api_twin(name)
     return prompt, next(k for k, n in prompt.items() if n["class_type"] == node_type)
 
@@ -141,8 +153,13 @@ class HostInterrupt(BaseException):
 def test_an_interrupt_raised_by_the_progress_hook_stops_the_calls(fake, people, embedded, tmp_path):
     fake.reset(delay=10)
     keys = KeyStore(fake.keys_file(tmp_path), environ={})
-    planned = plan(RemoteRequest(operation="generate", model="nb2", profiles=list(people.values()),
-                                 prompt="[[barack-obama]] in the rain"), keys, embedded)
+    planned = plan(
+        RemoteRequest(
+            operation="generate", model="nb2", profiles=list(people.values()), prompt="[[barack-obama]] in the rain"
+        ),
+        keys,
+        embedded,
+    )
     pressed, raised = threading.Event(), []
     threading.Timer(0.5, pressed.set).start()
 
@@ -177,8 +194,11 @@ def test_cancel_stops_flux_sampling_with_identity_and_the_graph_runs_again(tiny)
     prompt["14"]["inputs"].update(steps=400, seed=11)
     with Listener(tiny) as events:
         prompt_id = tiny.client.queue(prompt)
-        wait_until(lambda: any(e.get("type") == "progress" and e["data"].get("node") == "14" for e in events),
-                   "sampling with the patched model", 120)
+        wait_until(
+            lambda: any(e.get("type") == "progress" and e["data"].get("node") == "14" for e in events),
+            "sampling with the patched model",
+            120,
+        )
         pressed = interrupt(tiny)
         assert_interrupted(tiny, prompt_id, pressed)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import T1, face, manifest, needs_faces
 
 from identity.images import load_image
 from identity.matching import assign
@@ -11,19 +12,29 @@ from identity.scoring import annotate, score_images
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
 
-from conftest import T1, face, manifest, needs_faces
-
 TRAIN = {
     "obama": ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg"],
     "biden": ["biden/biden1.jpg", "biden/biden2.jpg"],
     "kit_harington": ["kit_harington/kit1.jpg", "kit_harington/kit2.jpg"],
     "rose_leslie": ["rose_leslie/rose1.jpg"],
 }
-HELD_OUT = {"obama": ["obama/obama4.jpg", "obama/obama5_720p.jpg", "hard/obama_partial_face1.jpg",
-                      "hard/obama_partial_face2.jpg", "hard/rgba_32bit.png"],
-            "kit_harington": ["kit_harington/kit3.jpg"], "rose_leslie": ["rose_leslie/rose2.jpg"]}
-STRANGERS = ["alex_lacamoire/alex1.jpg", "alex_lacamoire/alex2.jpg", "alex_lacamoire/alex3.png",
-             "lin_manuel_miranda/lin1.png"]
+HELD_OUT = {
+    "obama": [
+        "obama/obama4.jpg",
+        "obama/obama5_720p.jpg",
+        "hard/obama_partial_face1.jpg",
+        "hard/obama_partial_face2.jpg",
+        "hard/rgba_32bit.png",
+    ],
+    "kit_harington": ["kit_harington/kit3.jpg"],
+    "rose_leslie": ["rose_leslie/rose2.jpg"],
+}
+STRANGERS = [
+    "alex_lacamoire/alex1.jpg",
+    "alex_lacamoire/alex2.jpg",
+    "alex_lacamoire/alex3.png",
+    "lin_manuel_miranda/lin1.png",
+]
 
 
 def score(paths, profiles, engine):
@@ -40,7 +51,9 @@ def people(request):
     def build(engine):
         if engine.name not in cache:
             cache[engine.name] = {
-                person: train(photos_from_paths([face(p) for p in paths]), person, engine, registry=JobRegistry()).profile
+                person: train(
+                    photos_from_paths([face(p) for p in paths]), person, engine, registry=JobRegistry()
+                ).profile
                 for person, paths in TRAIN.items()
             }
         return cache[engine.name]
@@ -126,8 +139,10 @@ def test_files_decoded_at_the_scale_detection_needs_score_as_full_decodes(embedd
     from identity.scoring import score_files
 
     profiles = list(people(embedded).values())
-    paths = [face(p) for p in ("groups/biden_obama_b.jpg", "obama/obama3.jpg", "obama/obama6_small.jpg",
-                               "alex_lacamoire/alex3.png")]
+    paths = [
+        face(p)
+        for p in ("groups/biden_obama_b.jpg", "obama/obama3.jpg", "obama/obama6_small.jpg", "alex_lacamoire/alex3.png")
+    ]
     assert load_reduced(paths[0], 640).factor == 2.0, "a 2000 px JPEG is decoded at half size"
     full = score(paths, profiles, embedded)
     reduced = score_files([(str(p), p) for p in paths], profiles, embedded)

@@ -8,12 +8,12 @@ import json
 
 import numpy as np
 import pytest
+from conftest import TOM_HANKS
+from pets import chelsea, variants
 from PIL import Image
 
-from conftest import TOM_HANKS
 from identity.images import load_image
 from identity.pets.engine import install
-from pets import chelsea, variants
 
 
 @pytest.fixture(scope="module")
@@ -23,8 +23,12 @@ def cat(comfyui):
     folder.mkdir(parents=True, exist_ok=True)
     for label, image in variants(chelsea()).items():
         Image.fromarray(image).save(folder / f"{label}.png")
-    prompt = {"1": {"class_type": "IdentityProfileTrain",
-                    "inputs": {"name": "Chelsea", "folder": "pets/chelsea", "kind": "pet", "overwrite": True}}}
+    prompt = {
+        "1": {
+            "class_type": "IdentityProfileTrain",
+            "inputs": {"name": "Chelsea", "folder": "pets/chelsea", "kind": "pet", "overwrite": True},
+        }
+    }
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error.get("exception_message")
     return run
@@ -40,18 +44,29 @@ def test_profile_train_makes_a_cat_profile_that_the_list_calls_a_cat(comfyui, ca
 def test_arcface_score_finds_the_person_by_face_and_the_cat_by_body(comfyui, cat):
     person, animal = load_image(TOM_HANKS), chelsea()
     height = 300
-    fitted = [np.asarray(Image.fromarray(i).resize((round(i.shape[1] * height / i.shape[0]), height))) for i in (person, animal)]
+    fitted = [
+        np.asarray(Image.fromarray(i).resize((round(i.shape[1] * height / i.shape[0]), height)))
+        for i in (person, animal)
+    ]
     Image.fromarray(np.concatenate(fitted, axis=1)).save(comfyui.base / "input" / "tom_and_cat.png")
-    tom = {"1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
-           "2": {"class_type": "IdentityProfileTrain", "inputs": {"name": "Tom Hanks (pets)", "images": ["1", 0],
-                                                                   "overwrite": True}}}
+    tom = {
+        "1": {"class_type": "LoadImage", "inputs": {"image": "tom.png"}},
+        "2": {
+            "class_type": "IdentityProfileTrain",
+            "inputs": {"name": "Tom Hanks (pets)", "images": ["1", 0], "overwrite": True},
+        },
+    }
     Image.open(TOM_HANKS).save(comfyui.base / "input" / "tom.png")
     assert comfyui.client.run(tom).status == "success"
-    prompt = {"1": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Tom Hanks (pets)"}},
-              "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Chelsea", "profiles": ["1", 0]}},
-              "3": {"class_type": "LoadImage", "inputs": {"image": "tom_and_cat.png"}},
-              "4": {"class_type": "IdentityArcFaceScore", "inputs": {"images": ["3", 0], "profiles": ["2", 0],
-                                                                      "min_similarity": 0.0, "top_k": 0}}}
+    prompt = {
+        "1": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Tom Hanks (pets)"}},
+        "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Chelsea", "profiles": ["1", 0]}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": "tom_and_cat.png"}},
+        "4": {
+            "class_type": "IdentityArcFaceScore",
+            "inputs": {"images": ["3", 0], "profiles": ["2", 0], "min_similarity": 0.0, "top_k": 0},
+        },
+    }
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error.get("exception_message")
     (badge,) = run.outputs["4"]["identity_scores"]

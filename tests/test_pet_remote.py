@@ -6,15 +6,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import needs_faces
+from pets import DOG, chelsea, pet_models, photo, variants  # noqa: F401  (pet_models is a fixture)
 from PIL import Image
 
-from conftest import needs_faces
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
-from pets import DOG, chelsea, pet_models, photo, variants  # noqa: F401  (pet_models is a fixture)
 
 FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=5)
 
@@ -58,7 +58,12 @@ def test_a_cat_goes_to_nb2_with_its_references_and_is_verified_by_what_can_be_me
 
 def test_a_stranger_instead_of_the_cat_fails_and_says_no_cat_was_there(fake, keys, cat, embedded):
     fake.faults = ["stranger"]
-    result = run(RemoteRequest(operation="generate", model="nb2", profiles=[cat], prompt=f"[[{cat.id}]] on a sofa"), keys, embedded, policy=FAST)
+    result = run(
+        RemoteRequest(operation="generate", model="nb2", profiles=[cat], prompt=f"[[{cat.id}]] on a sofa"),
+        keys,
+        embedded,
+        policy=FAST,
+    )
     (output,) = result.report["outputs"]
     assert not output["passed"] and output["scores"][cat.id] == 0.0
     assert output["checked"][cat.id].startswith("cat present: no")
@@ -67,7 +72,9 @@ def test_a_stranger_instead_of_the_cat_fails_and_says_no_cat_was_there(fake, key
 @needs_faces
 def test_a_person_and_their_cat_in_one_request_are_each_checked_their_own_way(fake, keys, cat, people, embedded):
     obama = people["Barack Obama"]
-    request = RemoteRequest(operation="generate", model="nb2", profiles=[obama, cat], prompt=f"[[{obama.id}]] holding [[{cat.id}]]")
+    request = RemoteRequest(
+        operation="generate", model="nb2", profiles=[obama, cat], prompt=f"[[{obama.id}]] holding [[{cat.id}]]"
+    )
     (output,) = run(request, keys, embedded, policy=FAST).report["outputs"]
     assert output["passed"], output
     assert "ArcFace" in output["checked"][obama.id] and output["checked"][cat.id].startswith("cat present: yes")
@@ -88,8 +95,13 @@ def dog(pet_models, tmp_path_factory):
 
 def test_a_dog_goes_into_an_edit_with_its_references_and_is_checked_as_a_dog(fake, keys, dog, embedded):
     lawn = np.full((512, 768, 3), (90, 150, 70), np.uint8)  # the photo to edit: no dog in it
-    request = RemoteRequest(operation="edit", model="gpt-image-2", profiles=[dog], inputs=[lawn],
-                            prompt=f"[[{dog.id}]] running across the lawn")
+    request = RemoteRequest(
+        operation="edit",
+        model="gpt-image-2",
+        profiles=[dog],
+        inputs=[lawn],
+        prompt=f"[[{dog.id}]] running across the lawn",
+    )
     result = run(request, keys, embedded, policy=FAST)
     (call,) = fake.posts("openai")
     sent = [name for name, *_ in call.files if name == "image[]"]

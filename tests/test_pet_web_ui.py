@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 
-from PIL import Image
-
 from browser import drop_files, shot
-from identity.pets.engine import install
 from pets import DOG, chelsea, variants
+from PIL import Image
 from test_web_ui import TRAIN_MS, browser, page  # noqa: F401  (fixtures)
+
+from identity.pets.engine import install
 
 
 def png(image) -> bytes:
@@ -24,14 +24,19 @@ def test_a_cat_trained_in_the_panel_is_shown_as_a_cat(page, comfyui, request):
     form = page.locator(".identity-new")
     form.get_by_role("textbox", name="Name").fill("Chelsea (browser)")
     form.get_by_role("combobox", name="Of a").select_option("pet")
-    photos = [{"name": f"{label}.png", "data": png(image), "type": "image/png"} for label, image in variants(chelsea()).items()]
+    photos = [
+        {"name": f"{label}.png", "data": png(image), "type": "image/png"}
+        for label, image in variants(chelsea()).items()
+    ]
     if DOG.is_file():
         photos.append({"name": "dog.jpg", "data": DOG.read_bytes()})
     drop_files(page, ".identity-dropzone", photos)
     form.get_by_role("button", name="Train profile").click()
     page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
-    verdicts = {row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
-                for row in page.locator(".identity-new .identity-verdict").all()}
+    verdicts = {
+        row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
+        for row in page.locator(".identity-new .identity-verdict").all()
+    }
     assert [v for v, _ in verdicts.values()].count("accepted") == 4
     if DOG.is_file():
         assert verdicts["dog.jpg"][0] == "rejected" and "wrong species" in verdicts["dog.jpg"][1]

@@ -7,9 +7,20 @@ import cv2
 import numpy as np
 import onnx
 import pytest
-from onnx import TensorProto, helper
-
 from conftest import FACES, face, needs_faces
+from onnx import TensorProto, helper
+from pets import (
+    DOG,
+    DOG_BOX,
+    OTHER_CAT,
+    PERSON_WITH_DOG,
+    chelsea,
+    needs_darknet,
+    pet_models,  # noqa: F401
+    photo,
+    variants,
+)
+
 from identity.images import load_image
 from identity.pets.animal import APPEARANCE, IDENTITY
 from identity.pets.engine import load_pet_engine
@@ -18,8 +29,6 @@ from identity.profile import ProfileStore
 from identity.scoring import batch_report, score_images
 from identity.training import Photo, train
 from identity.training.jobs import JobRegistry
-from pets import (DOG, DOG_BOX, OTHER_CAT, PERSON_WITH_DOG, chelsea, needs_darknet, pet_models,  # noqa: F401
-                  photo, variants)
 
 
 @pytest.fixture(scope="module")
@@ -45,16 +54,20 @@ def saved(folder, images: dict[str, np.ndarray]) -> list[Photo]:
 def cat_job(pets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cat")
     cat = chelsea()
-    images = {**variants(cat), "blurred": cv2.GaussianBlur(cat, (0, 0), 6),
-              "thumbnail": cv2.resize(cat, (90, 60), interpolation=cv2.INTER_AREA)}
+    images = {
+        **variants(cat),
+        "blurred": cv2.GaussianBlur(cat, (0, 0), 6),
+        "thumbnail": cv2.resize(cat, (90, 60), interpolation=cv2.INTER_AREA),
+    }
     if DOG.is_file():
         images["a dog"] = photo(DOG)
     if OTHER_CAT.is_file():
         images["another cat"] = photo(OTHER_CAT)
     if FACES.is_dir():
         images["a person"] = load_image(face("obama/obama1.jpg"))
-    return train(saved(folder, images), "Chelsea", pets, ProfileStore(folder / "profiles"), kind="pet",
-                 registry=JobRegistry())
+    return train(
+        saved(folder, images), "Chelsea", pets, ProfileStore(folder / "profiles"), kind="pet", registry=JobRegistry()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +76,9 @@ def dog_job(pets, tmp_path_factory):
         pytest.skip(f"{DOG} absent: apt-get install darknet")
     folder = tmp_path_factory.mktemp("dog")
     images = {**variants(photo(DOG)), "a cat": chelsea()}
-    return train(saved(folder, images), "Rex", pets, ProfileStore(folder / "profiles"), kind="dog",
-                 registry=JobRegistry())
+    return train(
+        saved(folder, images), "Rex", pets, ProfileStore(folder / "profiles"), kind="dog", registry=JobRegistry()
+    )
 
 
 def test_lite0_written_here_classifies_real_animals_as_imagenet_does(models):
@@ -131,7 +145,7 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     def fit(image):
         return cv2.resize(image, (round(image.shape[1] * height / image.shape[0]), height))
 
-    dog = photo(DOG)[DOG_BOX[1]:DOG_BOX[3], DOG_BOX[0]:DOG_BOX[2]]
+    dog = photo(DOG)[DOG_BOX[1] : DOG_BOX[3], DOG_BOX[0] : DOG_BOX[2]]
     family = np.concatenate([fit(load_image(face("obama/obama2.jpg"))), fit(dog), fit(chelsea())], axis=1)
     profiles = [people["Barack Obama"], dog_job.profile, cat_job.profile]
     (result,) = score_images([("family", family)], profiles, embedded, pet_engine=lambda: pets)
@@ -144,11 +158,14 @@ def test_family_photo_scores_people_by_face_and_pets_by_detector(people, cat_job
     assert report["kinds"] == {p.id: p.kind for p in profiles}
     assert "note" not in report["images"][0]
     # Without a dog profile asked for, the dog is still shown: as an unknown dog.
-    (without_dog,) = score_images([("family", family)], [people["Barack Obama"], cat_job.profile], embedded,
-                                  pet_engine=lambda: pets)
+    (without_dog,) = score_images(
+        [("family", family)], [people["Barack Obama"], cat_job.profile], embedded, pet_engine=lambda: pets
+    )
     assert [(f.kind, f.profile_id) for f in without_dog.faces if f.kind == "dog"] == [("dog", None)]
     # The cat is not offered to the dog: without it in the photo, the dog profile is missing, not mis-assigned.
-    (alone,) = score_images([("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, pet_engine=lambda: pets)
+    (alone,) = score_images(
+        [("cat alone", chelsea())], [dog_job.profile, cat_job.profile], embedded, pet_engine=lambda: pets
+    )
     assert [f.profile_id for f in alone.faces] == [cat_job.profile.id]
 
 
@@ -156,10 +173,14 @@ def tiny_reid(path, batch="N"):
     """A real ONNX file as an exported re-identification model is shaped: [N,3,64,64] in, [N,3] out (`batch=1`:
     as `torch.onnx.export` writes it without `dynamic_axes`)."""
     graph = helper.make_graph(
-        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
-         helper.make_node("Flatten", ["pooled"], ["embedding"])],
-        "reid", [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, 64, 64])],
-        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, 3])])
+        [
+            helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["embedding"]),
+        ],
+        "reid",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, [batch, 3, 64, 64])],
+        [helper.make_tensor_value_info("embedding", TensorProto.FLOAT, [batch, 3])],
+    )
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
 
 
@@ -181,16 +202,21 @@ def test_a_reid_model_exported_with_batch_1_embeds_many_animals_at_once(models, 
     alone = np.concatenate([engine.embed(crops[i : i + 1]) for i in range(2)])
     assert together.shape == (2, 3) and np.allclose(together, alone, atol=1e-5)
     # GlobalAveragePool of ImageNet-normalised pixels: the channel means, checked here without the model.
-    means = ((crops.reshape(2, -1, 3).mean(axis=1) - [123.675, 116.28, 103.53]) / [58.395, 57.12, 57.375])
+    means = (crops.reshape(2, -1, 3).mean(axis=1) - [123.675, 116.28, 103.53]) / [58.395, 57.12, 57.375]
     assert np.allclose(together, means / np.linalg.norm(means, axis=1, keepdims=True), atol=1e-3)
 
 
 def test_a_reid_model_without_a_fixed_image_size_is_refused_with_the_fix(models, tmp_path):
-    graph = helper.make_graph([helper.make_node("GlobalAveragePool", ["images"], ["pooled"])], "reid",
-                              [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, "H", "W"])],
-                              [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", 3, 1, 1])])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9),
-              str(tmp_path / "any_size.onnx"))
+    graph = helper.make_graph(
+        [helper.make_node("GlobalAveragePool", ["images"], ["pooled"])],
+        "reid",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("pooled", TensorProto.FLOAT, ["N", 3, 1, 1])],
+    )
+    onnx.save(
+        helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9),
+        str(tmp_path / "any_size.onnx"),
+    )
     with pytest.raises(Exception, match=r"fixed H and W \(it takes \['N', 3, 'H', 'W'\]\).*fixed input size"):
         load_pet_engine(models / "pets", tmp_path)
 
@@ -218,15 +244,32 @@ def test_command_line_installs_trains_lists_and_scores_a_cat(tmp_path):
     env = {**os.environ, "IDENTITY_MODELS_DIR": str(tmp_path / "models")}
 
     def cli(*args):
-        result = subprocess.run([sys.executable, "-m", "identity", *map(str, args)], cwd=ROOT, capture_output=True,
-                                text=True, env=env, timeout=300)
+        result = subprocess.run(
+            [sys.executable, "-m", "identity", *map(str, args)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=300,
+        )
         assert result.returncode == 0, result.stderr
         return result.stdout
 
     assert "efficientnet-lite0.safetensors" in cli("pets-install")
     photos = saved(tmp_path, variants(chelsea()))
-    report = json.loads(cli("train", *[p.source for p in photos], "--name", "Chelsea", "--kind", "pet", "--json",
-                            "--store", tmp_path / "profiles"))
+    report = json.loads(
+        cli(
+            "train",
+            *[p.source for p in photos],
+            "--name",
+            "Chelsea",
+            "--kind",
+            "pet",
+            "--json",
+            "--store",
+            tmp_path / "profiles",
+        )
+    )
     assert report["kind"] == "cat" and {p["verdict"] for p in report["photos"]} == {"accepted"}
     assert " cat " in cli("list", "--store", tmp_path / "profiles")
     scored = cli("score", photos[0].source, "--profile", "Chelsea", "--store", tmp_path / "profiles")
@@ -241,8 +284,9 @@ def test_local_reference_prompts_name_the_cat_as_a_cat(cat_job, people):
     assert compiled == "the person in reference image 1 (Barack Obama) strokes the cat in reference image 2 (Chelsea)"
 
 
-def test_with_a_reid_model_a_profile_trained_without_it_is_re_embedded_and_scores_say_so(models, cat_job, embedded,
-                                                                                        tmp_path):
+def test_with_a_reid_model_a_profile_trained_without_it_is_re_embedded_and_scores_say_so(
+    models, cat_job, embedded, tmp_path
+):
     reid = tmp_path / "pet_reid"
     reid.mkdir()
     tiny_reid(reid / "my_reid.onnx")

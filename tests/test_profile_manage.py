@@ -6,14 +6,13 @@ import threading
 from dataclasses import replace
 
 import pytest
+from conftest import TOM_HANKS, finished
 
 from identity.errors import Cancelled, IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy
 from identity.images import encode_jpeg
 from identity.profile import ProfileStore, clean_name
 from identity.training import Photo, Status, start_training, train
 from identity.training.jobs import JobRegistry
-
-from conftest import TOM_HANKS, finished
 
 
 @pytest.fixture
@@ -42,15 +41,25 @@ def test_a_rename_to_another_profiles_name_or_an_unknown_id_is_refused(store, to
         store.rename("nobody-000000", "Someone")
 
 
-@pytest.mark.parametrize("bad, words", [("", "needs a name"), ("   ", "needs a name"), ("two\nlines", "line breaks"),
-                                         ("x" * 101, "over 100 characters"), (None, "needs a name"),
-                                         ("<img src=x onerror=alert(1)>", "'<' or '>'"), ("a<b", "'<' or '>'"),
-                                         ("x\u2028y", "line breaks"), ("lone \ud800", "control characters")])
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ("", "needs a name"),
+        ("   ", "needs a name"),
+        ("two\nlines", "line breaks"),
+        ("x" * 101, "over 100 characters"),
+        (None, "needs a name"),
+        ("<img src=x onerror=alert(1)>", "'<' or '>'"),
+        ("a<b", "'<' or '>'"),
+        ("x\u2028y", "line breaks"),
+        ("lone \ud800", "control characters"),
+    ],
+)
 def test_names_are_one_plain_line(bad, words):
     with pytest.raises(IdentityError, match=words):
         clean_name(bad)
     assert clean_name("  Zoë Saldaña (2019) ") == "Zoë Saldaña (2019)"
-    assert clean_name("Tom & Jerry's \"band\"") == "Tom & Jerry's \"band\"", "quotes and ampersands are plain text"
+    assert clean_name('Tom & Jerry\'s "band"') == 'Tom & Jerry\'s "band"', "quotes and ampersands are plain text"
 
 
 def test_details_name_the_photo_behind_each_reference_portrait(tom_profile):

@@ -13,14 +13,28 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
-
-from identity.errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
-from identity.profile import Profile, ProfileStore, new_id, slug, validate_id
-
 from conftest import ROOT, crafted
 
-ESCAPES = ["../evil", "..", "a/../../b", "/etc/passwd", "a/b", "a\\b", ".hidden", "", " padded", "UPPER",
-           "x" * 65, "name.safetensors", "nul\0byte", "ümlaut", "-leading"]
+from identity.errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
+from identity.profile import ProfileStore, new_id, slug, validate_id
+
+ESCAPES = [
+    "../evil",
+    "..",
+    "a/../../b",
+    "/etc/passwd",
+    "a/b",
+    "a\\b",
+    ".hidden",
+    "",
+    " padded",
+    "UPPER",
+    "x" * 65,
+    "name.safetensors",
+    "nul\0byte",
+    "ümlaut",
+    "-leading",
+]
 
 
 @pytest.mark.parametrize("bad", ESCAPES)
@@ -159,14 +173,31 @@ def test_a_cached_profile_is_reread_when_its_file_changes(tmp_path, tom_profile)
 
 # ----- a hostile profile folder: whatever lies there, the listing stands and nothing blocks --------------------
 
-@pytest.mark.parametrize("metadata", [{"name": None}, {"name": "<img src=x onerror=alert(1)>"}, {"name": "two\nlines"},
-                                      {"calibration": '{"threshold": "high"}'}, {"calibration": '{"threshold": true}'},
-                                      {"calibration": "[1, 2]"}, {"report": '{"photos": "all"}'},
-                                      {"report": '{"photos": [1, 2]}'}, {"engine": '"embedded"'}, {"kind": None, "created": None}])
+
+@pytest.mark.parametrize(
+    "metadata",
+    [
+        {"name": None},
+        {"name": "<img src=x onerror=alert(1)>"},
+        {"name": "two\nlines"},
+        {"calibration": '{"threshold": "high"}'},
+        {"calibration": '{"threshold": true}'},
+        {"calibration": "[1, 2]"},
+        {"report": '{"photos": "all"}'},
+        {"report": '{"photos": [1, 2]}'},
+        {"engine": '"embedded"'},
+        {"kind": None, "created": None},
+    ],
+)
 def test_a_file_with_bad_metadata_is_skipped_and_the_others_stay_listed(tmp_path, tom_profile, metadata, caplog):
     store = ProfileStore(tmp_path)
     store.save(tom_profile)
-    crafted(tmp_path / "crafted-000000.safetensors", replace(tom_profile, id="crafted-000000"), id="crafted-000000", **metadata)
+    crafted(
+        tmp_path / "crafted-000000.safetensors",
+        replace(tom_profile, id="crafted-000000"),
+        id="crafted-000000",
+        **metadata,
+    )
     if metadata == {"kind": None, "created": None}:  # optional keys: defaults, not an error
         assert [s["id"] for s in store.summaries()] == ["crafted-000000", tom_profile.id]
         return
@@ -216,8 +247,12 @@ def test_a_fifo_named_like_a_profile_never_blocks(tmp_path, tom_profile):
         child = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     except subprocess.TimeoutExpired as exc:
         pytest.fail(f"reading the profile folder blocked on the FIFO (output so far: {exc.stdout!r})")
-    assert child.stdout.splitlines() == [f"[{tom_profile.id!r}] [{tom_profile.id!r}]", "load ProfileNotFound",
-                                         "portrait ProfileNotFound", "resolve ProfileNotFound"], child.stderr
+    assert child.stdout.splitlines() == [
+        f"[{tom_profile.id!r}] [{tom_profile.id!r}]",
+        "load ProfileNotFound",
+        "portrait ProfileNotFound",
+        "resolve ProfileNotFound",
+    ], child.stderr
 
 
 def test_not_found_names_neither_the_folder_nor_other_profiles(tmp_path, tom_profile):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from conftest import face, needs_faces, needs_testpack
 
 from identity.images import load_image
 from identity.matching import candidate
@@ -10,18 +11,21 @@ from identity.scoring import score_images
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
 
-from conftest import face, needs_faces, needs_testpack
-
 
 @needs_faces
 @needs_testpack
 @pytest.mark.parametrize("trained_with,scored_with", [("testpack", "embedded"), ("embedded", "testpack")])
 def test_reembedding_under_another_engine(request, trained_with, scored_with):
     trainer, scorer = request.getfixturevalue(trained_with), request.getfixturevalue(scored_with)
-    obama = train(photos_from_paths([face(f"obama/obama{i}.jpg") for i in (1, 2, 3)]), "Obama", trainer,
-                  registry=JobRegistry()).profile
-    biden = train(photos_from_paths([face("biden/biden1.jpg"), face("biden/biden2.jpg")]), "Biden", trainer,
-                  registry=JobRegistry()).profile
+    obama = train(
+        photos_from_paths([face(f"obama/obama{i}.jpg") for i in (1, 2, 3)]), "Obama", trainer, registry=JobRegistry()
+    ).profile
+    biden = train(
+        photos_from_paths([face("biden/biden1.jpg"), face("biden/biden2.jpg")]),
+        "Biden",
+        trainer,
+        registry=JobRegistry(),
+    ).profile
     seen = candidate(obama, scorer)
     assert seen.reembedded and seen.centroid.shape == (scorer.info.dim,)
     assert seen.threshold >= scorer.info.match_threshold

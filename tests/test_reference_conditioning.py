@@ -15,8 +15,9 @@ from identity.reference import MAX_PROFILES, portrait_side, reference_images, re
 
 def with_portraits(profile, count: int, name: str):
     portraits = np.stack([np.full((384, 384, 3), 40 * (i + 1), np.uint8) for i in range(count)])
-    return dataclasses.replace(profile, id=name.lower(), name=name, portraits=portraits,
-                               reference_photos=np.arange(count, dtype=np.int32))
+    return dataclasses.replace(
+        profile, id=name.lower(), name=name, portraits=portraits, reference_photos=np.arange(count, dtype=np.int32)
+    )
 
 
 def test_each_profile_becomes_one_reference_image_of_its_best_portraits(tom_profile):
@@ -58,19 +59,33 @@ def test_reference_latents_reach_comfyuis_flux():
 
     flux = toy_flux()
     generator = torch.Generator().manual_seed(0)
-    conditioning = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
+    conditioning = [
+        [torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]
+    ]
     noise = torch.randn(1, 16, 8, 8, generator=generator)
     referenced = with_references(conditioning, [torch.randn(1, 16, 6, 4, generator=generator)])
 
     def sample(positive):
-        return comfy.sample.sample(flux, noise, 2, 1.0, "euler", "simple", positive, conditioning,
-                                   torch.zeros(1, 16, 8, 8), seed=0, disable_pbar=True)
+        return comfy.sample.sample(
+            flux,
+            noise,
+            2,
+            1.0,
+            "euler",
+            "simple",
+            positive,
+            conditioning,
+            torch.zeros(1, 16, 8, 8),
+            seed=0,
+            disable_pbar=True,
+        )
 
     plain, with_reference = sample(conditioning), sample(referenced)
     assert with_reference.shape == plain.shape and not torch.equal(with_reference, plain)
 
 
 # ----- [[profile_id]] ---------------------------------------------------------------------------------------
+
 
 def test_referenced_ids_are_unique_in_order_of_appearance():
     prompt = "[[bob-1a2b3c]] hugs [[alice_x]], then [[bob-1a2b3c]] waves; [[Not-An-Id]] and [[-x]] are text"
@@ -93,5 +108,7 @@ def test_reference_prompt_names_each_subject_by_its_reference_image():
 
 
 def test_reference_prompt_names_an_unknown_profile():
-    with pytest.raises(IdentityError, match=r"\[\[carol-000000\]\], which is not among the supplied profiles \(supplied: alice-3f9a2c"):
+    with pytest.raises(
+        IdentityError, match=r"\[\[carol-000000\]\], which is not among the supplied profiles \(supplied: alice-3f9a2c"
+    ):
         reference_prompt("[[alice-3f9a2c]] and [[carol-000000]]", [Subject("alice-3f9a2c", "Alice")])

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import pytest
+from conftest import face
 
 from identity.images import load_image
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
-
-from conftest import face
 
 FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=5)
 
@@ -21,8 +20,9 @@ def keys(fake, tmp_path):
 
 
 def generate(people, embedded, keys, **extra):
-    request = RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] reading", **extra)
+    request = RemoteRequest(
+        operation="generate", model="nb2", profiles=[people["Barack Obama"]], prompt="[[barack-obama]] reading", **extra
+    )
     return run(request, keys, embedded, policy=FAST)
 
 
@@ -59,8 +59,14 @@ def test_the_cost_budget_ends_the_search(fake, keys, people, embedded):
 def test_outputs_rank_by_their_weakest_subject(fake, keys, people, embedded):
     group = load_image(face("groups/obama_biden_a.jpg"))
     fake.faults = ["stranger"]
-    request = RemoteRequest(operation="edit", model="nb2", profiles=list(people.values()),
-                            prompt="[[barack-obama]] and [[joe-biden]] in hats", inputs=[group], outputs=2)
+    request = RemoteRequest(
+        operation="edit",
+        model="nb2",
+        profiles=list(people.values()),
+        prompt="[[barack-obama]] and [[joe-biden]] in hats",
+        inputs=[group],
+        outputs=2,
+    )
     result = run(request, keys, embedded, policy=FAST)
     first, second = result.report["outputs"]
     assert first["passed"] and not second["passed"], "the image with strangers ranks last"

@@ -9,7 +9,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, face, needs_faces, one_line_error
 from fake_providers import KEYS
 
@@ -21,26 +20,59 @@ def setup(fake, tmp_path, people):
     fake.reset()
     store = ProfileStore(tmp_path / "profiles")
     store.save(people["Barack Obama"])
-    env = {"IDENTITY_USER_DIR": str(tmp_path / "user"), "OPENAI_API_KEY": KEYS["openai"], "GEMINI_API_KEY": KEYS["gemini"],
-           "IDENTITY_OPENAI_BASE_URL": fake.urls["openai"], "IDENTITY_GEMINI_BASE_URL": fake.urls["gemini"]}
+    env = {
+        "IDENTITY_USER_DIR": str(tmp_path / "user"),
+        "OPENAI_API_KEY": KEYS["openai"],
+        "GEMINI_API_KEY": KEYS["gemini"],
+        "IDENTITY_OPENAI_BASE_URL": fake.urls["openai"],
+        "IDENTITY_GEMINI_BASE_URL": fake.urls["gemini"],
+    }
     return store.folder, env
 
 
 def cli(*args, env):
     environment = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | env
-    return subprocess.run([sys.executable, "-m", "identity", *map(str, args)], cwd=ROOT, capture_output=True, text=True,
-                          env=environment, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "identity", *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=300,
+    )
 
 
 @needs_faces
 def test_generate_saves_verified_images_and_prints_the_nodes_report(fake, setup, tmp_path):
     store, env = setup
-    result = cli("generate", "--prompt", "[[barack-obama]] on a beach", "--profile", "barack obama", "--base-model",
-                 "gpt-image-2", "--resolution", "1K", "--aspect-ratio", "16:9", "--outputs", "2", "--store", store,
-                 "--out", tmp_path / "out", "--engine", "embedded", "--json", env=env)
+    result = cli(
+        "generate",
+        "--prompt",
+        "[[barack-obama]] on a beach",
+        "--profile",
+        "barack obama",
+        "--base-model",
+        "gpt-image-2",
+        "--resolution",
+        "1K",
+        "--aspect-ratio",
+        "16:9",
+        "--outputs",
+        "2",
+        "--store",
+        store,
+        "--out",
+        tmp_path / "out",
+        "--engine",
+        "embedded",
+        "--json",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["model"] == "gpt-image-2" and len(report["outputs"]) == 2 and all(o["passed"] for o in report["outputs"])
+    assert (
+        report["model"] == "gpt-image-2" and len(report["outputs"]) == 2 and all(o["passed"] for o in report["outputs"])
+    )
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["generate_1.png", "generate_2.png"]
     assert report["saved"] == [str(tmp_path / "out" / "generate_1.png"), str(tmp_path / "out" / "generate_2.png")]
     assert fake.posts("openai")[0].form["size"] == "1360x768"
@@ -50,8 +82,19 @@ def test_generate_saves_verified_images_and_prints_the_nodes_report(fake, setup,
 @needs_faces
 def test_edit_takes_photos_and_finds_the_people_in_them(fake, setup, tmp_path):
     store, env = setup
-    result = cli("edit", face("obama/obama1.jpg"), "--prompt", "Give [[barack-obama]] sunglasses", "--store", store,
-                 "--out", tmp_path / "out", "--engine", "embedded", env=env)
+    result = cli(
+        "edit",
+        face("obama/obama1.jpg"),
+        "--prompt",
+        "Give [[barack-obama]] sunglasses",
+        "--store",
+        store,
+        "--out",
+        tmp_path / "out",
+        "--engine",
+        "embedded",
+        env=env,
+    )
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "edit_1.png").is_file() and "edit_1.png  weakest similarity" in result.stdout
     assert len(fake.posts("gemini")) == 1
@@ -62,15 +105,33 @@ def test_every_failure_is_one_line_and_a_non_zero_exit_before_any_call(fake, set
     store, env = setup
     common = ["--prompt", "[[barack-obama]]", "--profile", "barack obama", "--store", store, "--engine", "embedded"]
     no_key = {k: v for k, v in env.items() if k != "OPENAI_API_KEY"}
-    one_line_error(cli("generate", *common, "--base-model", "gpt-image-2", "--out", tmp_path / "o", env=no_key),
-                   "no API key for openai", "OPENAI_API_KEY")
+    one_line_error(
+        cli("generate", *common, "--base-model", "gpt-image-2", "--out", tmp_path / "o", env=no_key),
+        "no API key for openai",
+        "OPENAI_API_KEY",
+    )
     (tmp_path / "a-file").write_text("x")
     one_line_error(cli("generate", *common, "--out", tmp_path / "a-file", env=env), "cannot be used as a folder")
-    one_line_error(cli("generate", *common, "--base-model", "flux-2", "--resolution", "4K", "--out", tmp_path / "o",
-                       env=env), "flux-2 does not offer resolution '4K'")
-    one_line_error(cli("generate", *common[:2], "--profile", "nobody", *common[4:], "--out", tmp_path / "o", env=env),
-                   "nobody")
-    one_line_error(cli("edit", face("obama/obama1.jpg"), "--prompt", "make it sunny", "--store", store, "--out",
-                       tmp_path / "o", env=env), "name the people to keep")
+    one_line_error(
+        cli("generate", *common, "--base-model", "flux-2", "--resolution", "4K", "--out", tmp_path / "o", env=env),
+        "flux-2 does not offer resolution '4K'",
+    )
+    one_line_error(
+        cli("generate", *common[:2], "--profile", "nobody", *common[4:], "--out", tmp_path / "o", env=env), "nobody"
+    )
+    one_line_error(
+        cli(
+            "edit",
+            face("obama/obama1.jpg"),
+            "--prompt",
+            "make it sunny",
+            "--store",
+            store,
+            "--out",
+            tmp_path / "o",
+            env=env,
+        ),
+        "name the people to keep",
+    )
     assert cli("generate", *common, "--base-model", "dall-e", "--out", tmp_path / "o", env=env).returncode == 2
     assert fake.requests == []

@@ -11,9 +11,9 @@ import re
 
 import httpx
 import pytest
-
 from conftest import T1
 from fake_providers import KEYS, PHOTA
+
 from identity.images import load_image
 from identity.remote.call import Call
 from identity.remote.http import Policy, Transport
@@ -55,18 +55,35 @@ def ours(fake, keys, provider: str, call: Call):
 
 
 def edit_call(model: str, inputs: list[bytes], resolution="1K", aspect_ratio="3:2", quality="auto", outputs=1) -> Call:
-    return Call(operation="edit", model=base_model(model), resolution=resolution, aspect_ratio=aspect_ratio,
-                quality=quality, prompt="Put a red hat on everyone.", subjects=[], references=[], inputs=inputs,
-                outputs=outputs, seed=None, ratio=ratio_of(aspect_ratio, []))
+    return Call(
+        operation="edit",
+        model=base_model(model),
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        quality=quality,
+        prompt="Put a red hat on everyone.",
+        subjects=[],
+        references=[],
+        inputs=inputs,
+        outputs=outputs,
+        seed=None,
+        ratio=ratio_of(aspect_ratio, []),
+    )
 
 
 def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
     sent = ours(fake, keys, "openai", edit_call("gpt-image-2", [photo, photo], "2K", "16:9", "medium", 2))
     sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
     fake.reset()
-    answer = sdk.images.edit(model="gpt-image-2", prompt=sent.form["prompt"], n=2, size=sent.form["size"],
-                             quality="medium", output_format="png",
-                             image=[(f[1], f[3], f[2]) for f in sent.files])
+    answer = sdk.images.edit(
+        model="gpt-image-2",
+        prompt=sent.form["prompt"],
+        n=2,
+        size=sent.form["size"],
+        quality="medium",
+        output_format="png",
+        image=[(f[1], f[3], f[2]) for f in sent.files],
+    )
     oracle = fake.posts("openai")[0]
     assert (sent.path, oracle.path) == ("/v1/images/edits", "/v1/images/edits")
     assert sent.headers["authorization"] == oracle.headers["authorization"] == f"Bearer {KEYS['openai']}"
@@ -77,9 +94,20 @@ def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
 
 
 def test_openai_generation_and_errors_parse_with_the_sdk(fake, keys):
-    call = Call(operation="generate", model=base_model("gpt-image-2"), resolution="1K", aspect_ratio="9:16",
-                quality="high", prompt="A lighthouse.", subjects=[], references=[], inputs=[], outputs=1, seed=None,
-                ratio=ratio_of("9:16", []))
+    call = Call(
+        operation="generate",
+        model=base_model("gpt-image-2"),
+        resolution="1K",
+        aspect_ratio="9:16",
+        quality="high",
+        prompt="A lighthouse.",
+        subjects=[],
+        references=[],
+        inputs=[],
+        outputs=1,
+        seed=None,
+        ratio=ratio_of("9:16", []),
+    )
     sent = ours(fake, keys, "openai", call)
     sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
     fake.reset()
@@ -99,17 +127,26 @@ def test_openai_generation_and_errors_parse_with_the_sdk(fake, keys):
 def test_gemini_matches_google_genai(fake, keys, photo):
     sent = ours(fake, keys, "gemini", edit_call("nb2", [photo], "2K", "16:9"))
     parts = sent.json["contents"][0]["parts"]
-    sdk = genai.Client(api_key=KEYS["gemini"],
-                       http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta"))
-    sdk_parts = [genai_types.Part.from_text(text=p["text"]) if "text" in p else
-                 genai_types.Part.from_bytes(data=base64.b64decode(p["inlineData"]["data"]), mime_type=p["inlineData"]["mimeType"])
-                 for p in parts]
+    sdk = genai.Client(
+        api_key=KEYS["gemini"], http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta")
+    )
+    sdk_parts = [
+        genai_types.Part.from_text(text=p["text"])
+        if "text" in p
+        else genai_types.Part.from_bytes(
+            data=base64.b64decode(p["inlineData"]["data"]), mime_type=p["inlineData"]["mimeType"]
+        )
+        for p in parts
+    ]
     config = genai_types.GenerateContentConfig(
-        response_modalities=["IMAGE"], image_config=genai_types.ImageConfig(image_size="2K", aspect_ratio="16:9"),
-        thinking_config=genai_types.ThinkingConfig(thinking_level="MINIMAL"))
+        response_modalities=["IMAGE"],
+        image_config=genai_types.ImageConfig(image_size="2K", aspect_ratio="16:9"),
+        thinking_config=genai_types.ThinkingConfig(thinking_level="MINIMAL"),
+    )
     fake.reset()
-    answer = sdk.models.generate_content(model=base_model("nb2").api_model,
-                                         contents=[genai_types.Content(role="user", parts=sdk_parts)], config=config)
+    answer = sdk.models.generate_content(
+        model=base_model("nb2").api_model, contents=[genai_types.Content(role="user", parts=sdk_parts)], config=config
+    )
     oracle = fake.posts("gemini")[0]
     assert sent.path == oracle.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
     assert sent.headers["x-goog-api-key"] == oracle.headers["x-goog-api-key"] and "authorization" not in sent.headers
@@ -119,8 +156,9 @@ def test_gemini_matches_google_genai(fake, keys, photo):
 
 
 def test_the_retired_gemini_id_is_refused_as_google_refuses_it(fake, keys):
-    sdk = genai.Client(api_key=KEYS["gemini"],
-                       http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta"))
+    sdk = genai.Client(
+        api_key=KEYS["gemini"], http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta")
+    )
     with pytest.raises(genai.errors.ClientError) as refused:
         sdk.models.generate_content(model="gemini-3.1-flash-image-preview", contents="a cat")
     assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
@@ -146,8 +184,9 @@ def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
     monkeypatch.setattr(dashscope, "base_http_api_url", fake.urls["dashscope"] + "/api/v1")
     body = sent.json
     fake.reset()
-    answer = dashscope.MultiModalConversation.call(api_key=KEYS["dashscope"], model=body["model"],
-                                                   messages=body["input"]["messages"], **body["parameters"])
+    answer = dashscope.MultiModalConversation.call(
+        api_key=KEYS["dashscope"], model=body["model"], messages=body["input"]["messages"], **body["parameters"]
+    )
     oracle = fake.posts("dashscope")[0]
     assert sent.path == oracle.path == "/api/v1/services/aigc/multimodal-generation/generation"
     assert sent.headers["authorization"] == oracle.headers["authorization"] == f"Bearer {KEYS['dashscope']}"
@@ -155,21 +194,35 @@ def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
     assert body["parameters"]["size"] == "1168*880" and body["parameters"]["n"] == 2
     assert answer.status_code == 200 and len(answer.output.choices[0].message.content) == 2
     fake.reset(faults=["moderation_algo"])
-    refused = dashscope.MultiModalConversation.call(api_key=KEYS["dashscope"], model=body["model"],
-                                                    messages=body["input"]["messages"], **body["parameters"])
+    refused = dashscope.MultiModalConversation.call(
+        api_key=KEYS["dashscope"], model=body["model"], messages=body["input"]["messages"], **body["parameters"]
+    )
     assert refused.status_code == 400 and refused.code == "InternalError.Algo.DataInspectionFailed"
 
 
-@pytest.mark.parametrize("operation,model", [("generate", "phota/gpt-image-2"), ("edit", "phota/flux-2"),
-                                             ("enhance", "phota/nb2"), ("remix", "phota/nb2")])
+@pytest.mark.parametrize(
+    "operation,model",
+    [("generate", "phota/gpt-image-2"), ("edit", "phota/flux-2"), ("enhance", "phota/nb2"), ("remix", "phota/nb2")],
+)
 def test_every_phota_request_conforms_to_photas_openapi_document(fake, keys, photo, operation, model):
     fake.phota_profiles["ph0bama"] = "READY"
     inputs = {"generate": [], "edit": [photo], "enhance": [photo], "remix": [photo, photo]}[operation]
-    call = Call(operation=operation, model=base_model(model),
-                resolution="1K" if operation in ("generate", "edit") else "2K", aspect_ratio="auto",
-                quality="high" if model == "phota/gpt-image-2" else "auto", prompt="[[ph0bama]] at the beach",
-                subjects=[], references=[], inputs=inputs, outputs=2, seed=None, external_ids=["ph0bama"], ratio=None,
-                request_id="req-123")
+    call = Call(
+        operation=operation,
+        model=base_model(model),
+        resolution="1K" if operation in ("generate", "edit") else "2K",
+        aspect_ratio="auto",
+        quality="high" if model == "phota/gpt-image-2" else "auto",
+        prompt="[[ph0bama]] at the beach",
+        subjects=[],
+        references=[],
+        inputs=inputs,
+        outputs=2,
+        seed=None,
+        external_ids=["ph0bama"],
+        ratio=None,
+        request_id="req-123",
+    )
     sent = ours(fake, keys, "phota", call)  # the fake refused it otherwise, and checked its own answers (conftest)
     assert PHOTA.request_problems("POST", sent.path, sent.json) == []
     assert sent.json["client_request_id"] == "req-123" and sent.json["async"] is True
@@ -179,24 +232,31 @@ def test_every_phota_request_conforms_to_photas_openapi_document(fake, keys, pho
         assert not {"base_model", "aspect_ratio", "resolution"} & set(sent.json), "Phota pins these to nb2 at 2K"
 
 
-@pytest.mark.parametrize("endpoint,body,field", [
-    ("generate", {"base_model": "dall-e"}, "base_model"),
-    ("generate", {"num_output_images": 5}, "num_output_images"),
-    ("generate", {"profile_ids": ["ph0bama"]}, "profile_ids"),  # /generate takes no profile_ids
-    ("generate", {"response_mode": "bytes"}, "response_mode"),  # async needs urls
-    ("generate", {"callback_url": "http://example.com/done"}, "callback_url"),  # HTTPS only
-    ("edit", {"images": ["aGk="] * 11}, "images"),
-    ("edit", {"aspect_ratio": "21:9"}, "aspect_ratio"),
-    ("enhance", {"image": "aGk=", "base_model": "nb2"}, "base_model"),  # pinned to nb2
-    ("remix", {"input_image": "aGk=", "reference_image": "aGk=", "resolution": "4K"}, "resolution"),
-    ("remix", {"input_image": "aGk="}, "reference_image"),
-])
+@pytest.mark.parametrize(
+    "endpoint,body,field",
+    [
+        ("generate", {"base_model": "dall-e"}, "base_model"),
+        ("generate", {"num_output_images": 5}, "num_output_images"),
+        ("generate", {"profile_ids": ["ph0bama"]}, "profile_ids"),  # /generate takes no profile_ids
+        ("generate", {"response_mode": "bytes"}, "response_mode"),  # async needs urls
+        ("generate", {"callback_url": "http://example.com/done"}, "callback_url"),  # HTTPS only
+        ("edit", {"images": ["aGk="] * 11}, "images"),
+        ("edit", {"aspect_ratio": "21:9"}, "aspect_ratio"),
+        ("enhance", {"image": "aGk=", "base_model": "nb2"}, "base_model"),  # pinned to nb2
+        ("remix", {"input_image": "aGk=", "reference_image": "aGk=", "resolution": "4K"}, "resolution"),
+        ("remix", {"input_image": "aGk="}, "reference_image"),
+    ],
+)
 def test_the_phota_fake_refuses_what_photas_document_refuses_in_fastapis_shape(fake, endpoint, body, field):
     fake.reset()
     base = {"async": True, "response_mode": "urls", "num_output_images": 1, "output_format": "png"}
     base = {**base, "prompt": "x"} if endpoint in ("generate", "edit") else base
-    answer = httpx.post(f"{fake.urls['phota']}/v1/phota/{endpoint}", json={**base, **body}, timeout=30,
-                        headers={"x-api-key": KEYS["phota"]})
+    answer = httpx.post(
+        f"{fake.urls['phota']}/v1/phota/{endpoint}",
+        json={**base, **body},
+        timeout=30,
+        headers={"x-api-key": KEYS["phota"]},
+    )
     assert answer.status_code == 422, answer.text
     assert PHOTA.response_problems("POST", f"/v1/phota/{endpoint}", 422, answer.json()) == []
     assert [item["loc"] for item in answer.json()["detail"]] == [["body", field]]
@@ -215,9 +275,15 @@ def test_photas_openapi_document_is_valid_and_its_validation_errors_are_fastapis
     for name in ("HTTPValidationError", "ValidationError"):
         assert PHOTA.document["components"]["schemas"][name] == generated[name], f"{name} differs from FastAPI's"
     if "x-assembled" in PHOTA.document["info"]:  # ours, not Phota's own file: every part says where it came from
-        parts = [*(op for item in PHOTA.document["paths"].values() for op in item.values()),
-                 *(schema for name, schema in PHOTA.document["components"]["schemas"].items() if "Validation" not in name)]
-        sources = [source for part in parts for source in (part["x-source"] if isinstance(part["x-source"], list) else [part["x-source"]])]
+        parts = [
+            *(op for item in PHOTA.document["paths"].values() for op in item.values()),
+            *(schema for name, schema in PHOTA.document["components"]["schemas"].items() if "Validation" not in name),
+        ]
+        sources = [
+            source
+            for part in parts
+            for source in (part["x-source"] if isinstance(part["x-source"], list) else [part["x-source"]])
+        ]
         assert all(s["url"].startswith("https://") and s["checked"] and s["how"] for s in sources)
 
 
@@ -240,10 +306,15 @@ def test_the_client_knows_exactly_the_profile_states_phota_documents():
 @pytest.mark.parametrize("fault", [None, "moderation", "no_image", "inline_no_data", "error_string", "503"])
 def test_every_gemini_answer_of_the_fake_parses_with_google_genai_types(fake, fault):
     fake.reset(faults=[fault] if fault else [])
-    answer = httpx.post(f"{fake.urls['gemini']}/v1beta/models/gemini-3.1-flash-image:generateContent",
-                        headers={"x-goog-api-key": KEYS["gemini"]}, timeout=30,
-                        json={"contents": [{"role": "user", "parts": [{"text": "a cat"}]}],
-                              "generationConfig": {"responseModalities": ["IMAGE"]}})
+    answer = httpx.post(
+        f"{fake.urls['gemini']}/v1beta/models/gemini-3.1-flash-image:generateContent",
+        headers={"x-goog-api-key": KEYS["gemini"]},
+        timeout=30,
+        json={
+            "contents": [{"role": "user", "parts": [{"text": "a cat"}]}],
+            "generationConfig": {"responseModalities": ["IMAGE"]},
+        },
+    )
     if answer.status_code == 200:
         genai_types.GenerateContentResponse.model_validate(answer.json())
     elif fault != "error_string":  # a string `error` is the hostile case: the SDK cannot read it either
@@ -255,9 +326,12 @@ def test_every_gemini_answer_of_the_fake_parses_with_google_genai_types(fake, fa
 @pytest.mark.parametrize("fault", [None, "moderation", "503"])
 def test_every_openai_answer_of_the_fake_parses_with_openai_types(fake, fault):
     fake.reset(faults=[fault] if fault else [])
-    answer = httpx.post(f"{fake.urls['openai']}/v1/images/generations", timeout=30,
-                        headers={"authorization": f"Bearer {KEYS['openai']}"},
-                        json={"model": "gpt-image-2", "prompt": "a cat", "n": 1, "size": "1024x1024", "quality": "low"})
+    answer = httpx.post(
+        f"{fake.urls['openai']}/v1/images/generations",
+        timeout=30,
+        headers={"authorization": f"Bearer {KEYS['openai']}"},
+        json={"model": "gpt-image-2", "prompt": "a cat", "n": 1, "size": "1024x1024", "quality": "low"},
+    )
     if answer.status_code == 200:
         openai.types.ImagesResponse.model_validate(answer.json())
     else:

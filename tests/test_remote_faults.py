@@ -6,6 +6,7 @@ import threading
 import time
 
 import pytest
+from conftest import face
 
 from identity.errors import Cancelled, ModerationRefused, ProviderError
 from identity.images import load_image
@@ -13,8 +14,6 @@ from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
-
-from conftest import face
 
 # Read timeouts stay generous here (a loaded machine composes the fake's image slowly); the timeout tests are in
 # test_remote_resend.py and below, each with its own short limit.
@@ -33,8 +32,14 @@ def keys(fake, tmp_path, monkeypatch, people):
 
 def request(people, model="nb2", operation="generate", **extra) -> RemoteRequest:
     inputs = {"generate": [], "edit": [load_image(face("groups/obama_biden_a.jpg"))]}[operation]
-    return RemoteRequest(operation=operation, model=model, profiles=list(people.values()),
-                         prompt="[[barack-obama]] in the rain", inputs=inputs, **extra)
+    return RemoteRequest(
+        operation=operation,
+        model=model,
+        profiles=list(people.values()),
+        prompt="[[barack-obama]] in the rain",
+        inputs=inputs,
+        **extra,
+    )
 
 
 def test_429_waits_what_retry_after_asks(fake, keys, people, embedded):
@@ -75,14 +80,25 @@ def test_a_slow_body_that_keeps_coming_is_not_a_timeout(fake, keys, people, embe
     assert result.report["retries"] == [] and result.report["outputs"][0]["passed"]
 
 
-@pytest.mark.parametrize("model,operation", [("nb2", "generate"), ("gpt-image-2", "edit"), ("qwen-image-2", "generate"),
-                                             ("flux-2", "generate"), ("reve", "generate"), ("phota/nb2", "generate")])
+@pytest.mark.parametrize(
+    "model,operation",
+    [
+        ("nb2", "generate"),
+        ("gpt-image-2", "edit"),
+        ("qwen-image-2", "generate"),
+        ("flux-2", "generate"),
+        ("reve", "generate"),
+        ("phota/nb2", "generate"),
+    ],
+)
 def test_moderation_refusals_are_recognised_in_each_providers_style(fake, keys, people, embedded, model, operation):
     fake.faults = ["moderation"]
     with pytest.raises(ModerationRefused, match="refused the request on content grounds"):
         run(request(people, model, operation), keys, embedded, policy=FAST)
     provider = model.split("/")[0] if "/" not in model else "phota"
-    provider = {"nb2": "gemini", "gpt-image-2": "openai", "qwen-image-2": "dashscope", "flux-2": "bfl"}.get(provider, provider)
+    provider = {"nb2": "gemini", "gpt-image-2": "openai", "qwen-image-2": "dashscope", "flux-2": "bfl"}.get(
+        provider, provider
+    )
     assert len(fake.posts(provider)) == 1, "a refusal is not retried"
 
 
@@ -149,14 +165,19 @@ def test_requests_for_several_outputs_run_concurrently(fake, keys, people, embed
     assert len(result.images) == 4 and fake.max_in_flight == 4, result.report["failures"]
 
 
-@pytest.mark.parametrize("model,fault,says", [
-    ("nb2", "error_string", r"gemini rejected the request \(HTTP 400\): request body is malformed"),
-    ("nb2", "inline_no_data", "image parts without data"),
-    ("gpt-image-2", "error_string", r"openai rejected the request \(HTTP 400\): Something went wrong"),
-    ("nb2", "json_list", "JSON that is not an object"),
-    ("qwen-image-2", "json_list", "JSON that is not an object"),
-])
-def test_answers_of_unexpected_types_give_one_sentence_not_a_traceback(fake, keys, people, embedded, model, fault, says):
+@pytest.mark.parametrize(
+    "model,fault,says",
+    [
+        ("nb2", "error_string", r"gemini rejected the request \(HTTP 400\): request body is malformed"),
+        ("nb2", "inline_no_data", "image parts without data"),
+        ("gpt-image-2", "error_string", r"openai rejected the request \(HTTP 400\): Something went wrong"),
+        ("nb2", "json_list", "JSON that is not an object"),
+        ("qwen-image-2", "json_list", "JSON that is not an object"),
+    ],
+)
+def test_answers_of_unexpected_types_give_one_sentence_not_a_traceback(
+    fake, keys, people, embedded, model, fault, says
+):
     fake.faults = [fault]
     with pytest.raises(ProviderError, match=says) as error:
         run(request(people, model), keys, embedded, policy=FAST)
@@ -174,5 +195,7 @@ def test_a_bfl_poll_answer_without_status_fails_at_once(fake, keys, people, embe
     fake.faults = ["no_status"]
     started = time.monotonic()
     with pytest.raises(ProviderError, match="no status, which BFL does not document"):
-        run(request(people, "flux-2"), keys, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, poll_budget=5))
+        run(
+            request(people, "flux-2"), keys, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, poll_budget=5)
+        )
     assert time.monotonic() - started < 3, "not polled until the budget ran out"

@@ -6,21 +6,25 @@ import json
 import logging
 
 import pytest
+from fake_providers import KEYS
 
 from identity.errors import MissingKey, ProviderError
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
 
-from fake_providers import KEYS
-
 
 def test_a_missing_key_names_the_variable_and_the_file_before_any_call(fake, people, embedded, tmp_path):
     fake.reset()
     keys = KeyStore(tmp_path / "keys.json", environ={})
     with pytest.raises(MissingKey, match=r"set OPENAI_API_KEY in ComfyUI's environment or add it to .*keys.json"):
-        run(RemoteRequest(operation="generate", model="gpt-image-2", profiles=[people["Barack Obama"]],
-                          prompt="[[barack-obama]]"), keys, embedded)
+        run(
+            RemoteRequest(
+                operation="generate", model="gpt-image-2", profiles=[people["Barack Obama"]], prompt="[[barack-obama]]"
+            ),
+            keys,
+            embedded,
+        )
     with pytest.raises(MissingKey, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
         KeyStore(None, environ={}).credentials("gemini")
     assert fake.requests == []
@@ -48,16 +52,23 @@ def test_a_key_echoed_by_the_provider_never_reaches_errors_reports_or_logs(fake,
     keys_file.write_text(json.dumps(stored))
     caplog.set_level(logging.DEBUG)
     with pytest.raises(ProviderError) as error:
-        run(RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
-                          prompt="[[barack-obama]]"), KeyStore(keys_file, environ={}),
-            embedded, policy=Policy(base_delay=0.05))
+        run(
+            RemoteRequest(
+                operation="generate", model="nb2", profiles=[people["Barack Obama"]], prompt="[[barack-obama]]"
+            ),
+            KeyStore(keys_file, environ={}),
+            embedded,
+            policy=Policy(base_delay=0.05),
+        )
     assert "rejected the API key (HTTP 401)" in str(error.value) and "GEMINI_API_KEY" in str(error.value)
     assert wrong not in str(error.value) and "[redacted]" in str(error.value)
     assert wrong not in caplog.text
     fake.reset()
-    result = run(RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
-                               prompt="[[barack-obama]]"),
-                 KeyStore(fake.keys_file(tmp_path), environ={}), embedded)
+    result = run(
+        RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]], prompt="[[barack-obama]]"),
+        KeyStore(fake.keys_file(tmp_path), environ={}),
+        embedded,
+    )
     assert KEYS["gemini"] not in json.dumps(result.report)
 
 
@@ -65,14 +76,20 @@ def test_a_key_echoed_by_the_provider_never_reaches_errors_reports_or_logs(fake,
 
 from identity.remote.phota_links import PhotaLinks  # noqa: E402
 
-MODELS = {"gemini": "nb2", "openai": "gpt-image-2", "dashscope": "qwen-image-2", "bfl": "flux-2", "reve": "reve",
-          "phota": "phota/nb2"}
+MODELS = {
+    "gemini": "nb2",
+    "openai": "gpt-image-2",
+    "dashscope": "qwen-image-2",
+    "bfl": "flux-2",
+    "reve": "reve",
+    "phota": "phota/nb2",
+}
 FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
 
 
 def fragments(key: str) -> list[str]:
     """Every 10-character piece of a key: a key cut by a length limit must not leak in part either."""
-    return [key[i:i + 10] for i in range(len(key) - 9)]
+    return [key[i : i + 10] for i in range(len(key) - 9)]
 
 
 def leaked(key: str, text: str) -> list[str]:
@@ -88,13 +105,20 @@ def hostile(fake, tmp_path, monkeypatch, people):
     return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
-@pytest.mark.parametrize("fault,provider", [("echo_key_text", p) for p in MODELS] +
-                         [("echo_key_late", p) for p in ("openai", "bfl", "phota", "reve")])
-def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(fake, hostile, people, embedded, caplog,
-                                                                          fault, provider):
+@pytest.mark.parametrize(
+    "fault,provider",
+    [("echo_key_text", p) for p in MODELS] + [("echo_key_late", p) for p in ("openai", "bfl", "phota", "reve")],
+)
+def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(
+    fake, hostile, people, embedded, caplog, fault, provider
+):
     caplog.set_level(logging.DEBUG)
-    request = RemoteRequest(operation="generate", model=MODELS[provider], profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] at sea")
+    request = RemoteRequest(
+        operation="generate",
+        model=MODELS[provider],
+        profiles=[people["Barack Obama"]],
+        prompt="[[barack-obama]] at sea",
+    )
     fake.faults = [fault]
     with pytest.raises(ProviderError) as error:
         run(request, hostile, embedded, policy=FAST)
@@ -107,13 +131,20 @@ def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(fake,
     assert not leaked(KEYS[provider], caplog.text)
 
 
-@pytest.mark.parametrize("provider,header", [("gemini", "x-goog-api-key"), ("phota", "x-api-key"), ("bfl", "x-key"),
-                                             ("openai", "authorization")])
-def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(fake, hostile, people, embedded, provider,
-                                                                        header):
+@pytest.mark.parametrize(
+    "provider,header",
+    [("gemini", "x-goog-api-key"), ("phota", "x-api-key"), ("bfl", "x-key"), ("openai", "authorization")],
+)
+def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(
+    fake, hostile, people, embedded, provider, header
+):
     fake.faults = ["redirect_away"]
-    request = RemoteRequest(operation="generate", model=MODELS[provider], profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] at sea")
+    request = RemoteRequest(
+        operation="generate",
+        model=MODELS[provider],
+        profiles=[people["Barack Obama"]],
+        prompt="[[barack-obama]] at sea",
+    )
     with pytest.raises(ProviderError, match="redirected the request to another origin .*not followed"):
         run(request, hostile, embedded, policy=Policy(base_delay=0.05, read_timeout=10, attempts=1))
     assert fake.received("evil") == [], "neither the key nor the references went there"
@@ -122,8 +153,9 @@ def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(fake, ho
 @pytest.mark.parametrize("fault", ["redirect_poll", "poll_elsewhere"])
 def test_a_polling_url_on_or_redirecting_to_another_origin_never_gets_the_key(fake, hostile, people, embedded, fault):
     fake.faults = [fault]
-    request = RemoteRequest(operation="generate", model="flux-2", profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] at sea")
+    request = RemoteRequest(
+        operation="generate", model="flux-2", profiles=[people["Barack Obama"]], prompt="[[barack-obama]] at sea"
+    )
     with pytest.raises(ProviderError):
         run(request, hostile, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10, attempts=1))
     polls = fake.received("evil")
@@ -134,10 +166,15 @@ def test_credentials_in_a_base_url_are_never_logged(fake, people, embedded, tmp_
     fake.reset()
     secret = "pw-s3cret-proxy-9876"
     host = fake.urls["gemini"].removeprefix("http://")
-    keys = KeyStore(None, environ={"GEMINI_API_KEY": KEYS["gemini"], "IDENTITY_GEMINI_BASE_URL": f"http://me:{secret}@{host}"})
+    keys = KeyStore(
+        None, environ={"GEMINI_API_KEY": KEYS["gemini"], "IDENTITY_GEMINI_BASE_URL": f"http://me:{secret}@{host}"}
+    )
     caplog.set_level(logging.DEBUG)
-    result = run(RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]],
-                               prompt="[[barack-obama]]"), keys, embedded,
-                 policy=FAST)
+    result = run(
+        RemoteRequest(operation="generate", model="nb2", profiles=[people["Barack Obama"]], prompt="[[barack-obama]]"),
+        keys,
+        embedded,
+        policy=FAST,
+    )
     assert result.images and "HTTP Request: POST" in caplog.text, "httpx logged the call"
     assert secret not in caplog.text and KEYS["gemini"] not in caplog.text

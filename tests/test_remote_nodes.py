@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-
-import pytest
-
 import time
 
+import pytest
 from comfyui import Listener, api_twin
 from conftest import needs_faces
 
@@ -41,7 +39,9 @@ def remote(comfyui, fake):
     fake.keys_file(folder)
     for name, source in (("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")):
         prompt = api_twin("train_profile_from_folder")
-        next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")["inputs"].update(name=name, folder=source)
+        next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")["inputs"].update(
+            name=name, folder=source
+        )
         assert comfyui.client.run(prompt).status == "success"
     return fake
 
@@ -115,18 +115,26 @@ def refused_before_any_call(comfyui, remote, node: str, inputs: dict, *words: st
 
 
 @needs_faces
-@pytest.mark.parametrize("change,message", [
-    ({"model": "reve", "resolution": "2K"}, "reve does not offer resolution '2K'; allowed resolutions: 1K"),
-    ({"model": "nb2", "quality": "high"}, "quality applies only to gpt-image-2"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        ({"model": "reve", "resolution": "2K"}, "reve does not offer resolution '2K'; allowed resolutions: 1K"),
+        ({"model": "nb2", "quality": "high"}, "quality applies only to gpt-image-2"),
+    ],
+)
 def test_invalid_combinations_fail_before_any_call(comfyui, remote, change, message):
     refused_before_any_call(comfyui, remote, "IdentityBaseModelSelect", change, message)
 
 
 @needs_faces
 def test_an_unknown_person_in_the_prompt_fails_before_any_call(comfyui, remote):
-    refused_before_any_call(comfyui, remote, "IdentityGenerate", {"prompt": "[[kamala-harris]] waves"},
-                            "[[kamala-harris]], which is not among the supplied profiles")
+    refused_before_any_call(
+        comfyui,
+        remote,
+        "IdentityGenerate",
+        {"prompt": "[[kamala-harris]] waves"},
+        "[[kamala-harris]], which is not among the supplied profiles",
+    )
 
 
 @needs_faces
@@ -141,7 +149,9 @@ def test_progress_text_shows_status_time_and_cost_and_cancel_interrupts(comfyui,
     assert any("Time elapsed:" in t and "Cost so far: $" in t for t in texts), texts
 
     remote.reset(delay=20)
-    prompt_id = comfyui.client.queue(prompt | {node: {**prompt[node], "inputs": {**prompt[node]["inputs"], "seed": 99}}})
+    prompt_id = comfyui.client.queue(
+        prompt | {node: {**prompt[node], "inputs": {**prompt[node]["inputs"], "seed": 99}}}
+    )
     time.sleep(2.0)
     started = time.monotonic()
     comfyui.client.request("/interrupt", {})
@@ -167,10 +177,19 @@ def test_a_key_echoed_by_a_proxy_reaches_neither_the_node_error_nor_history_nor_
     history = json.dumps([comfyui.client.request(f"/history/{r}") for r in (failed.prompt_id,)])
     log = comfyui.log_path.read_text(errors="replace")
     for text in (history, log, json.dumps(report)):
-        assert not [KEYS["gemini"][i:i + 10] for i in range(len(KEYS["gemini"]) - 9) if KEYS["gemini"][i:i + 10] in text]
+        assert not [
+            KEYS["gemini"][i : i + 10] for i in range(len(KEYS["gemini"]) - 9) if KEYS["gemini"][i : i + 10] in text
+        ]
 
 
 @needs_faces
 def test_an_unlinked_profile_on_a_phota_model_fails_before_any_call_saying_how_to_link_it(comfyui, remote):
-    refused_before_any_call(comfyui, remote, "IdentityBaseModelSelect", {"model": "phota/nb2"},
-                            "not linked to a Phota profile", "Identity panel", "python -m identity phota-link")
+    refused_before_any_call(
+        comfyui,
+        remote,
+        "IdentityBaseModelSelect",
+        {"model": "phota/nb2"},
+        "not linked to a Phota profile",
+        "Identity panel",
+        "python -m identity phota-link",
+    )

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 import numpy as np
-
 import pytest
 
 from identity.cli import main
@@ -38,9 +37,15 @@ def store(tmp_path, people):
 def test_an_unlinked_profile_is_refused_before_any_call_with_how_to_link_it(fake, keys, people, embedded):
     obama = people["Barack Obama"]
     for prompt in ("[[barack-obama]] at a desk", f"[[{obama.id}]] at a desk", "someone at a desk"):
-        with pytest.raises(InvalidRequest, match=rf"not linked to a Phota profile.*python -m identity phota-link {obama.id}"):
-            run(RemoteRequest(operation="generate", model="phota/nb2", profiles=[obama], prompt=prompt), keys, embedded,
-                policy=FAST)
+        with pytest.raises(
+            InvalidRequest, match=rf"not linked to a Phota profile.*python -m identity phota-link {obama.id}"
+        ):
+            run(
+                RemoteRequest(operation="generate", model="phota/nb2", profiles=[obama], prompt=prompt),
+                keys,
+                embedded,
+                policy=FAST,
+            )
     assert fake.requests == [], "nothing reached Phota"
 
 
@@ -52,9 +57,14 @@ def test_two_linked_people_go_as_their_phota_ids_in_the_ids_and_in_the_prompt(fa
     links = PhotaLinks(tmp_path / "phota_links.json")
     links.link(obama.id, "ph0bama")
     links.link(biden.id, "phb1den")
-    request = RemoteRequest(operation="edit", model="phota/nb2", profiles=[obama, biden],
-                            prompt="[[barack-obama]] and [[joe-biden]] shake hands", candidates=[biden.id],
-                            inputs=[np.zeros((600, 800, 3), np.uint8)])
+    request = RemoteRequest(
+        operation="edit",
+        model="phota/nb2",
+        profiles=[obama, biden],
+        prompt="[[barack-obama]] and [[joe-biden]] shake hands",
+        candidates=[biden.id],
+        inputs=[np.zeros((600, 800, 3), np.uint8)],
+    )
     result = run(request, keys, embedded, policy=FAST)
     sent = fake.posts("phota")[0].json
     assert sent["prompt"] == "[[ph0bama]] and [[phb1den]] shake hands" and sent["profile_ids"] == ["ph0bama", "phb1den"]
@@ -68,22 +78,46 @@ def test_a_profile_phota_is_still_training_is_refused_before_the_paid_call(fake,
     fake.phota_profiles["ph0bama"] = "IN_PROGRESS"
     PhotaLinks(tmp_path / "phota_links.json").link(obama.id, "ph0bama")
     with pytest.raises(InvalidRequest, match="Phota profile 'ph0bama' is IN_PROGRESS, not READY"):
-        run(RemoteRequest(operation="generate", model="phota/nb2", profiles=[obama],
-                          prompt="[[barack-obama]] at a desk"), keys, embedded, policy=FAST)
-    assert fake.posts("phota") == [] and [r.path for r in fake.received("phota")] == ["/v1/phota/profiles/ph0bama/status"]
+        run(
+            RemoteRequest(
+                operation="generate", model="phota/nb2", profiles=[obama], prompt="[[barack-obama]] at a desk"
+            ),
+            keys,
+            embedded,
+            policy=FAST,
+        )
+    assert fake.posts("phota") == [] and [r.path for r in fake.received("phota")] == [
+        "/v1/phota/profiles/ph0bama/status"
+    ]
 
 
 def test_an_unknown_phota_id_in_the_prompt_is_refused_before_the_paid_call(fake, keys, people, embedded):
     with pytest.raises(InvalidRequest, match="Phota has no profile 'nobody42' on this account"):
-        run(RemoteRequest(operation="generate", model="phota/nb2", profiles=[people["Barack Obama"]],
-                          prompt="[[nobody42]] at a desk"), keys, embedded,
-            policy=FAST)
+        run(
+            RemoteRequest(
+                operation="generate",
+                model="phota/nb2",
+                profiles=[people["Barack Obama"]],
+                prompt="[[nobody42]] at a desk",
+            ),
+            keys,
+            embedded,
+            policy=FAST,
+        )
     assert fake.posts("phota") == []
 
 
 def test_phota_link_checks_the_id_with_phota_shows_its_status_and_stores_the_link(fake, keys, store, tmp_path, capsys):
     fake.phota_profiles["ph0bama"] = "IN_PROGRESS"
-    args = ["phota-link", "barack obama", "ph0bama", "--store", str(store.folder), "--keys-file", str(tmp_path / "keys.json")]
+    args = [
+        "phota-link",
+        "barack obama",
+        "ph0bama",
+        "--store",
+        str(store.folder),
+        "--keys-file",
+        str(tmp_path / "keys.json"),
+    ]
     assert main(args) == 0
     out, err = capsys.readouterr()
     assert "Barack Obama" in out and "ph0bama: IN_PROGRESS" in out and "READY" in err
@@ -91,6 +125,8 @@ def test_phota_link_checks_the_id_with_phota_shows_its_status_and_stores_the_lin
     assert json.loads((tmp_path / "phota_links.json").read_text()) == {obama_id: "ph0bama"}
     assert main([*args[:2], "unknown99", *args[3:]]) == 1
     assert "Phota has no profile 'unknown99'" in capsys.readouterr().err
-    assert json.loads((tmp_path / "phota_links.json").read_text()) == {obama_id: "ph0bama"}, "a failed link changes nothing"
+    assert json.loads((tmp_path / "phota_links.json").read_text()) == {obama_id: "ph0bama"}, (
+        "a failed link changes nothing"
+    )
     assert main(["phota-link", "barack obama", "--unlink", "--store", str(store.folder)]) == 0
     assert json.loads((tmp_path / "phota_links.json").read_text()) == {}

@@ -32,14 +32,25 @@ def test_compile_replaces_each_ref(people):
 
 def _call(people, operation="generate", inputs=0, prompt="[[barack-obama]] with [[joe-biden]]", model="nb2"):
     obama, biden = people["Barack Obama"], people["Joe Biden"]
-    return Call(operation=operation, model=base_model(model), resolution="1K", aspect_ratio="auto", quality="auto",
-                prompt=prompt, subjects=[obama, biden], references=[[b"o1", b"o2"], [b"b1"]], inputs=[b"in"] * inputs)
+    return Call(
+        operation=operation,
+        model=base_model(model),
+        resolution="1K",
+        aspect_ratio="auto",
+        quality="auto",
+        prompt=prompt,
+        subjects=[obama, biden],
+        references=[[b"o1", b"o2"], [b"b1"]],
+        inputs=[b"in"] * inputs,
+    )
 
 
 def test_numbered_layout_says_which_image_shows_whom(people):
     sent = layout(_call(people, "edit", inputs=1))
     assert sent.images == [b"in", b"o1", b"o2", b"b1"]
-    assert sent.text.startswith("Image 1 is the photo to edit. Images 2 and 3 show Barack Obama. Image 4 shows Joe Biden.")
+    assert sent.text.startswith(
+        "Image 1 is the photo to edit. Images 2 and 3 show Barack Obama. Image 4 shows Joe Biden."
+    )
     assert sent.text.endswith("Barack Obama (the person in images 2 and 3) with Joe Biden (the person in image 4)")
 
 
@@ -52,4 +63,7 @@ def test_reve_layout_uses_zero_based_img_tags(people):
 def test_unnamed_subjects_are_still_announced(people):
     sent = layout(_call(people, "enhance", inputs=1, prompt=""))
     assert "Image 1 is the photo to enhance" in sent.text
-    assert "Keep the identity of Barack Obama (the person in images 2 and 3), Joe Biden (the person in image 4)." in sent.text
+    assert (
+        "Keep the identity of Barack Obama (the person in images 2 and 3), Joe Biden (the person in image 4)."
+        in sent.text
+    )

@@ -7,17 +7,16 @@ import io
 import json
 
 import pytest
+from conftest import face
+from fake_providers import KEYS
 from PIL import Image
 
-from fake_providers import KEYS
 from identity.images import load_image
 from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.models import base_model
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
-
-from conftest import face
 
 FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
 
@@ -29,8 +28,9 @@ def keys(fake, tmp_path):
 
 
 def generate(people, model, keys, embedded, prompt="A portrait of [[barack-obama]] on a beach", outputs=1, **extra):
-    request = RemoteRequest(operation="generate", model=model, profiles=list(people.values()), prompt=prompt,
-                            outputs=outputs, **extra)
+    request = RemoteRequest(
+        operation="generate", model=model, profiles=list(people.values()), prompt=prompt, outputs=outputs, **extra
+    )
     return run(request, keys, embedded, policy=FAST)
 
 
@@ -70,16 +70,23 @@ def test_gemini_request_format(fake, keys, people, embedded):
 
 def test_openai_edit_of_a_group_photo_with_two_profiles(fake, keys, people, embedded):
     group = load_image(face("groups/obama_biden_a.jpg"))
-    request = RemoteRequest(operation="edit", model="gpt-image-2", profiles=list(people.values()),
-                            prompt="Give [[barack-obama]] and [[joe-biden]] party hats", quality="medium",
-                            aspect_ratio="3:2", inputs=[group])
+    request = RemoteRequest(
+        operation="edit",
+        model="gpt-image-2",
+        profiles=list(people.values()),
+        prompt="Give [[barack-obama]] and [[joe-biden]] party hats",
+        quality="medium",
+        aspect_ratio="3:2",
+        inputs=[group],
+    )
     result = run(request, keys, embedded, policy=FAST)
     sent = next(r for r in fake.requests if r.provider == "openai")
     assert sent.path == "/v1/images/edits" and sent.headers["authorization"] == f"Bearer {KEYS['openai']}"
     assert sent.form["model"] == "gpt-image-2" and sent.form["quality"] == "medium" and sent.form["size"] == "1248x832"
     assert [f[2] for f in sent.files] == ["image/png"] + ["image/jpeg"] * 6, "the photo first, then 4 + 2 references"
-    assert sent.form["prompt"].startswith("Image 1 is the photo to edit. Images 2, 3, 4 and 5 show Barack Obama. "
-                                          "Images 6 and 7 show Joe Biden.")
+    assert sent.form["prompt"].startswith(
+        "Image 1 is the photo to edit. Images 2, 3, 4 and 5 show Barack Obama. Images 6 and 7 show Joe Biden."
+    )
     check = result.report["outputs"][0]
     assert check["passed"] and set(check["scores"]) == {p.id for p in people.values()}
     assert result.report["cost_usd"] == pytest.approx((200 * 5 + 800 * 8 + 4000 * 30) / 1e6, rel=1e-3)
@@ -98,8 +105,13 @@ def test_edit_references_follow_the_pose_in_the_input(people, embedded):
 
 
 def test_enhance_runs_on_nb2_at_2k_with_one_image(fake, keys, people, embedded):
-    request = RemoteRequest(operation="enhance", model="nb2", profiles=[people["Barack Obama"]],
-                            inputs=[load_image(face("obama/obama4.jpg"))], resolution="1K")
+    request = RemoteRequest(
+        operation="enhance",
+        model="nb2",
+        profiles=[people["Barack Obama"]],
+        inputs=[load_image(face("obama/obama4.jpg"))],
+        resolution="1K",
+    )
     result = run(request, keys, embedded, policy=FAST)
     sent = next(r for r in fake.requests if r.provider == "gemini")
     assert sent.json["generationConfig"]["imageConfig"]["imageSize"] == "2K" and result.report["resolution"] == "2K"
@@ -109,8 +121,9 @@ def test_enhance_runs_on_nb2_at_2k_with_one_image(fake, keys, people, embedded):
 @pytest.mark.parametrize("model", ["reve", "nb2"])
 def test_remix_keeps_the_person(fake, keys, people, embedded, model):
     photo, style = load_image(face("obama/obama1.jpg")), load_image(face("rose_leslie/rose1.jpg"))
-    request = RemoteRequest(operation="remix", model=model, profiles=[people["Barack Obama"]], prompt="",
-                            inputs=[photo, style])
+    request = RemoteRequest(
+        operation="remix", model=model, profiles=[people["Barack Obama"]], prompt="", inputs=[photo, style]
+    )
     result = run(request, keys, embedded, policy=FAST)
     assert result.report["outputs"][0]["passed"]
     if model == "reve":
@@ -126,7 +139,12 @@ def test_bfl_polls_the_returned_url_and_downloads_the_sample(fake, keys, people,
     polls = [r for r in fake.requests if r.path.startswith("/v1/get_result")]
     assert all(r.headers.get("x-key") == KEYS["bfl"] for r in polls), "the key goes to the configured host only"
     sent = fake.requests[0].json
-    assert sorted(k for k in sent if k.startswith("input_image")) == ["input_image", "input_image_2", "input_image_3", "input_image_4"]
+    assert sorted(k for k in sent if k.startswith("input_image")) == [
+        "input_image",
+        "input_image_2",
+        "input_image_3",
+        "input_image_4",
+    ]
     assert result.report["provider_cost"] == [{"cost": 3.0, "input_mp": 1.0, "output_mp": 1.0}]
 
 
@@ -144,8 +162,14 @@ def test_phota_sends_the_linked_phota_ids_never_local_ones_and_polls_the_job(fak
     fake.phota_profiles.update({"phota42": "READY", "ph0bama": "READY"})
     links = PhotaLinks(tmp_path / "phota_links.json")
     links.link(obama.id, "ph0bama")
-    request = RemoteRequest(operation="generate", model="phota/gpt-image-2", profiles=[obama],
-                            prompt="[[phota42]] and [[barack-obama]] at a desk", quality="high", outputs=2)
+    request = RemoteRequest(
+        operation="generate",
+        model="phota/gpt-image-2",
+        profiles=[obama],
+        prompt="[[phota42]] and [[barack-obama]] at a desk",
+        quality="high",
+        outputs=2,
+    )
     result = run_planned(request, keys, embedded, links)
     sent = fake.posts("phota")[0]
     assert sent.path == "/v1/phota/generate" and sent.headers["x-api-key"] == KEYS["phota"]

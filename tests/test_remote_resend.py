@@ -5,8 +5,8 @@ connection dropped once the request was sent, no re-send unless the provider doc
 from __future__ import annotations
 
 import pytest
-
 from conftest import face, needs_faces
+
 from identity.errors import ProviderError
 from identity.images import load_image
 from identity.remote.http import MayHaveBeenCharged, Policy, Transport
@@ -28,9 +28,13 @@ def keys(fake, tmp_path, monkeypatch):
 def test_generation_timeouts_follow_each_providers_documented_latency():
     openai = pytest.importorskip("openai", reason="the OpenAI SDK is a test dependency")
     transport = lambda provider: Transport(provider, None, Policy())  # no request is sent
-    assert transport("openai").timeout("generate").read >= openai.DEFAULT_TIMEOUT.read == 600, "as long as the SDK waits"
+    assert transport("openai").timeout("generate").read >= openai.DEFAULT_TIMEOUT.read == 600, (
+        "as long as the SDK waits"
+    )
     assert transport("gemini").timeout("generate").read > 180 and transport("dashscope").timeout("generate").read >= 300
-    assert transport("bfl").timeout("generate").read < transport("bfl").timeout("download").read, "submit answers at once"
+    assert transport("bfl").timeout("generate").read < transport("bfl").timeout("download").read, (
+        "submit answers at once"
+    )
     assert transport("phota").timeout("poll").read == 30
 
 
@@ -38,9 +42,12 @@ def test_generation_timeouts_follow_each_providers_documented_latency():
 @pytest.mark.parametrize("model,fault", [("nb2", "timeout"), ("gpt-image-2", "drop"), ("flux-2", "drop")])
 def test_a_paid_call_without_an_answer_is_not_sent_again(fake, keys, people, embedded, model, fault):
     fake.faults = [fault]
-    request = RemoteRequest(operation="generate", model=model, profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] in the rain")
-    with pytest.raises(MayHaveBeenCharged, match=r"may have been charged, so it was not sent again \(request id [0-9a-f]{32}\)"):
+    request = RemoteRequest(
+        operation="generate", model=model, profiles=[people["Barack Obama"]], prompt="[[barack-obama]] in the rain"
+    )
+    with pytest.raises(
+        MayHaveBeenCharged, match=r"may have been charged, so it was not sent again \(request id [0-9a-f]{32}\)"
+    ):
         run(request, keys, embedded, policy=FAST)
     provider = {"nb2": "gemini", "gpt-image-2": "openai", "flux-2": "bfl"}[model]
     assert len(fake.posts(provider)) == 1, "one paid request, whatever happened to its answer"
@@ -49,8 +56,12 @@ def test_a_paid_call_without_an_answer_is_not_sent_again(fake, keys, people, emb
 @needs_faces
 def test_a_gateway_timeout_on_a_paid_call_is_not_re_sent(fake, keys, people, embedded):
     fake.faults = ["timeout"]  # the fake answers 504 after stalling; here the client waits long enough to see it
-    request = RemoteRequest(operation="generate", model="gpt-image-2", profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] in the rain")
+    request = RemoteRequest(
+        operation="generate",
+        model="gpt-image-2",
+        profiles=[people["Barack Obama"]],
+        prompt="[[barack-obama]] in the rain",
+    )
     with pytest.raises(ProviderError, match=r"gateway timed out \(HTTP 504\); the request may still have been charged"):
         run(request, keys, embedded, policy=Policy(base_delay=0.05, read_timeout=10))
     assert len(fake.posts("openai")) == 1
@@ -61,8 +72,13 @@ def test_phota_is_re_sent_with_its_idempotency_key_and_charges_once(fake, keys, 
     fake.phota_profiles["ph0bama"] = "READY"
     PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
     fake.faults = ["timeout_after_accept"]  # the job is created, but its 202 arrives after the client gave up
-    request = RemoteRequest(operation="edit", model="phota/nb2", profiles=[people["Barack Obama"]],
-                            prompt="[[barack-obama]] with a hat", inputs=[load_image(face("obama/obama1.jpg"))])
+    request = RemoteRequest(
+        operation="edit",
+        model="phota/nb2",
+        profiles=[people["Barack Obama"]],
+        prompt="[[barack-obama]] with a hat",
+        inputs=[load_image(face("obama/obama1.jpg"))],
+    )
     result = run(request, keys, embedded, policy=FAST)
     submits = fake.posts("phota")
     assert len(submits) == 2 and submits[0].json["client_request_id"] == submits[1].json["client_request_id"]

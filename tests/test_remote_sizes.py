@@ -11,9 +11,9 @@ import io
 import httpx
 import numpy as np
 import pytest
+from conftest import T1, face, needs_faces
 from PIL import Image
 
-from conftest import T1, face, needs_faces
 from identity.images import encode_png
 from identity.remote.call import Call
 from identity.remote.http import Policy, Transport
@@ -36,10 +36,20 @@ def keys(fake, tmp_path):
 def send(fake, keys, model: str, resolution: str, aspect_ratio: str, inputs: list[np.ndarray] = ()):
     """One call straight through the provider module (no references), as the runner would make it."""
     provider = base_model(model).provider
-    call = Call(operation="edit" if inputs else "generate", model=base_model(model), resolution=resolution,
-                aspect_ratio=aspect_ratio, quality="auto", prompt="A quiet harbour.", subjects=[], references=[],
-                inputs=[encode_png(i) for i in inputs], outputs=1, seed=None,
-                ratio=ratio_of(aspect_ratio, list(inputs)))
+    call = Call(
+        operation="edit" if inputs else "generate",
+        model=base_model(model),
+        resolution=resolution,
+        aspect_ratio=aspect_ratio,
+        quality="auto",
+        prompt="A quiet harbour.",
+        subjects=[],
+        references=[],
+        inputs=[encode_png(i) for i in inputs],
+        outputs=1,
+        seed=None,
+        ratio=ratio_of(aspect_ratio, list(inputs)),
+    )
 
     async def go():
         async with httpx.AsyncClient() as client:
@@ -76,8 +86,16 @@ def test_auto_follows_the_input_photo_at_the_chosen_resolution(fake, keys):
         sent = send(fake, keys, model, "2K" if model != "qwen-image-2" else "1K", "auto", [photo])
         body = sent.form or sent.json
         if field:
-            width, height = (int(v) for v in body["parameters" if model == "qwen-image-2" else "size"]["size"].replace("*", "x").split("x")) \
-                if model == "qwen-image-2" else (int(v) for v in body["size"].split("x"))
+            width, height = (
+                (
+                    int(v)
+                    for v in body["parameters" if model == "qwen-image-2" else "size"]["size"]
+                    .replace("*", "x")
+                    .split("x")
+                )
+                if model == "qwen-image-2"
+                else (int(v) for v in body["size"].split("x"))
+            )
         else:
             width, height = body["width"], body["height"]
         assert abs(width / height - 1.5) < 0.05, f"{model}: {width}x{height} is not the photo's 3:2"
@@ -93,8 +111,13 @@ def test_a_large_photo_is_fitted_to_dashscopes_limits_and_its_faces_stay_verifia
     noise = np.random.default_rng(0).integers(0, 6, big.shape, dtype=np.uint8)  # sensor noise: PNG does not shrink it
     big = np.clip(big.astype(np.int16) + noise, 0, 255).astype(np.uint8)
     assert len(encode_png(big)) > 10_000_000, "as PNG this photo is over DashScope's 10 MB"
-    request = RemoteRequest(operation="edit", model="qwen-image-2", profiles=list(people.values()),
-                            prompt="Give [[barack-obama]] a hat", inputs=[big])
+    request = RemoteRequest(
+        operation="edit",
+        model="qwen-image-2",
+        profiles=list(people.values()),
+        prompt="Give [[barack-obama]] a hat",
+        inputs=[big],
+    )
     result = run(request, keys, embedded, policy=FAST)
     sent = fake.posts("dashscope")[0].json["input"]["messages"][0]["content"][0]["image"]
     data = base64.b64decode(sent.split(",", 1)[1])

@@ -10,6 +10,7 @@ import zlib
 import cv2
 import numpy as np
 import pytest
+from conftest import TOM_HANKS, face, finished, needs_faces, text_bomb_png
 from PIL import Image
 
 from identity.errors import Cancelled, ProfileExists, TrainingBusy, TrainingError
@@ -20,8 +21,6 @@ from identity.profile import ProfileStore
 from identity.training import Photo, Status, photos_from_paths, start_training, train
 from identity.training.jobs import JobRegistry
 from identity.training.verdicts import quality_problem
-
-from conftest import TOM_HANKS, face, finished, needs_faces, text_bomb_png
 
 
 def run(photos, engine, name="Subject", **kwargs):
@@ -35,14 +34,30 @@ def verdicts(job) -> dict[str, str]:
 
 @needs_faces
 def test_the_main_subject_is_found_among_solo_and_group_photos(engine):
-    photos = photos_from_paths([face(p) for p in (
-        "groups/obama_biden_a.jpg", "biden/biden1.jpg", "obama/obama1.jpg", "groups/biden_obama_b.jpg",
-        "obama/obama2.jpg", "obama/obama3.jpg", "kit_harington/kit2.jpg")])
+    photos = photos_from_paths(
+        [
+            face(p)
+            for p in (
+                "groups/obama_biden_a.jpg",
+                "biden/biden1.jpg",
+                "obama/obama1.jpg",
+                "groups/biden_obama_b.jpg",
+                "obama/obama2.jpg",
+                "obama/obama3.jpg",
+                "kit_harington/kit2.jpg",
+            )
+        ]
+    )
     job = run(photos, engine, "Barack Obama")
     codes = verdicts(job)
     assert job.status == Status.READY
-    for path in ("groups/obama_biden_a.jpg", "obama/obama1.jpg", "groups/biden_obama_b.jpg", "obama/obama2.jpg",
-                 "obama/obama3.jpg"):
+    for path in (
+        "groups/obama_biden_a.jpg",
+        "obama/obama1.jpg",
+        "groups/biden_obama_b.jpg",
+        "obama/obama2.jpg",
+        "obama/obama3.jpg",
+    ):
         assert codes[str(face(path))] == "accepted", (path, job.photos)
     assert codes[str(face("biden/biden1.jpg"))] == "not_main_subject"
     assert codes[str(face("kit_harington/kit2.jpg"))] == "not_main_subject"
@@ -75,11 +90,21 @@ def test_every_bad_input_gets_a_verdict_not_a_crash(tmp_path, embedded):
     job = run(photos_from_paths(good + [tmp_path / n for n in inputs]), embedded)
     codes = {k.rsplit("/", 1)[-1]: v for k, v in verdicts(job).items()}
     assert codes == {
-        "obama1.jpg": "accepted", "obama2.jpg": "accepted", "obama3.jpg": "accepted",
-        "rgba.png": "accepted", "grey.jpg": "accepted", "palette.png": "accepted",
-        "tiny.png": "face_too_small", "small-face.jpg": "face_too_small", "huge.png": "unreadable",
-        "truncated.jpg": "unreadable", "notes.jpg": "unreadable", "empty.jpg": "unreadable",
-        "blurry.jpg": "too_blurry", "dark.jpg": "too_dark", "no-face.png": "no_face",
+        "obama1.jpg": "accepted",
+        "obama2.jpg": "accepted",
+        "obama3.jpg": "accepted",
+        "rgba.png": "accepted",
+        "grey.jpg": "accepted",
+        "palette.png": "accepted",
+        "tiny.png": "face_too_small",
+        "small-face.jpg": "face_too_small",
+        "huge.png": "unreadable",
+        "truncated.jpg": "unreadable",
+        "notes.jpg": "unreadable",
+        "empty.jpg": "unreadable",
+        "blurry.jpg": "too_blurry",
+        "dark.jpg": "too_dark",
+        "no-face.png": "no_face",
     }, job.photos
     reasons = {p["path"].rsplit("/", 1)[-1]: p["reason"] for p in job.photos}
     assert "too large" in reasons["huge.png"] and "truncated" in reasons["truncated.jpg"]
@@ -204,8 +229,9 @@ def test_pose_from_landmarks():
 
 def test_a_photo_pillow_refuses_gets_a_verdict_and_the_training_goes_on(tmp_path, embedded):
     (tmp_path / "bomb.png").write_bytes(text_bomb_png())
-    job = run([Photo("tom", TOM_HANKS), Photo("bomb.png", tmp_path / "bomb.png"), Photo("bytes", text_bomb_png())],
-              embedded)
+    job = run(
+        [Photo("tom", TOM_HANKS), Photo("bomb.png", tmp_path / "bomb.png"), Photo("bytes", text_bomb_png())], embedded
+    )
     assert job.status == Status.READY
     assert [(p["verdict"], p["code"]) for p in job.photos[1:]] == [("rejected", "unreadable")] * 2
     assert "Decompressed data too large" in job.photos[1]["reason"]
@@ -218,7 +244,13 @@ def test_photos_are_decoded_within_a_pixel_budget_not_a_photo_count(embedded, mo
         """The real engine, noting how many pixels each analysis call holds decoded at once."""
 
         def __init__(self, engine):
-            self.engine, self.info, self.name, self.training, self.calls = engine, engine.info, engine.name, engine.training, []
+            self.engine, self.info, self.name, self.training, self.calls = (
+                engine,
+                engine.info,
+                engine.name,
+                engine.training,
+                [],
+            )
 
         def analyze(self, images):
             self.calls.append(sum(image.shape[0] * image.shape[1] for image in images))

@@ -6,12 +6,11 @@ import io
 
 import numpy as np
 import pytest
+from conftest import TOM_HANKS
 from PIL import Image
 
 from identity.errors import UploadRefused, UploadTooLarge
 from identity.uploads import UploadBatch, image_type, photo_label
-
-from conftest import TOM_HANKS
 
 
 def encoded(kind: str, size=(64, 48)) -> bytes:
@@ -20,7 +19,9 @@ def encoded(kind: str, size=(64, 48)) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.parametrize("kind, name", [("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP"), ("BMP", "BMP"), ("TIFF", "TIFF")])
+@pytest.mark.parametrize(
+    "kind, name", [("JPEG", "JPEG"), ("PNG", "PNG"), ("WEBP", "WebP"), ("BMP", "BMP"), ("TIFF", "TIFF")]
+)
 def test_image_types_are_sniffed_from_content(kind, name):
     assert image_type(encoded(kind)[:16]) == name
 

@@ -10,11 +10,10 @@ import urllib.request
 import uuid
 
 import pytest
-from PIL import Image
-
 from comfyui import Listener
 from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, text_bomb_png
 from fake_providers import KEYS
+from PIL import Image
 
 OBAMA = ["obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg"]
 
@@ -23,8 +22,12 @@ def call(comfyui, method: str, path: str, body: bytes | dict | None = None, cont
     """(status, answer): JSON answers decoded, images as bytes; refusals are answers too, not exceptions."""
     if isinstance(body, dict):
         body, content_type = json.dumps(body).encode(), "application/json"
-    request = urllib.request.Request(comfyui.client.url + path, data=body, method=method,
-                                     headers={"Content-Type": content_type} if content_type else {})
+    request = urllib.request.Request(
+        comfyui.client.url + path,
+        data=body,
+        method=method,
+        headers={"Content-Type": content_type} if content_type else {},
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             status, kind, data = response.status, response.headers.get_content_type(), response.read()
@@ -39,8 +42,14 @@ def multipart(fields: dict, photos: list[tuple[str, bytes]]) -> tuple[bytes, str
     for name, value in fields.items():
         body += f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode()
     for filename, data in photos:
-        body += (f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{filename}"\r\n'
-                 f"Content-Type: image/jpeg\r\n\r\n").encode() + data + b"\r\n"
+        body += (
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="photos"; filename="{filename}"\r\n'
+                f"Content-Type: image/jpeg\r\n\r\n"
+            ).encode()
+            + data
+            + b"\r\n"
+        )
     return body + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
@@ -131,7 +140,9 @@ def test_the_list_details_and_images_of_a_profile(comfyui, obama):
 
     status, details = call(comfyui, "GET", f"/api/identity/profiles/{profile_id}")  # ComfyUI's /api mirror too
     assert status == 200
-    assert details["calibration"]["confidence"] == "normal" and details["threshold"] == details["calibration"]["threshold"]
+    assert (
+        details["calibration"]["confidence"] == "normal" and details["threshold"] == details["calibration"]["threshold"]
+    )
     assert [p["verdict"] for p in details["report"]["photos"]].count("accepted") == 4
     assert {p["photo"] for p in details["portraits"]} <= {"obama1.jpg", "obama2.jpg", "obama3.jpg", "obama5_720p.jpg"}
     assert details["job"]["status"] == "READY"
@@ -147,10 +158,14 @@ def test_profile_load_lists_the_new_profile_and_scores_with_it(comfyui, obama):
     options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
     assert "Obama (web)" in options, "the picker's options are read afresh (the UI refreshes them after training)"
     (comfyui.base / "input" / "score.jpg").write_bytes(face("obama/obama4.jpg").read_bytes())
-    prompt = {"1": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Obama (web)"}},
-              "2": {"class_type": "LoadImage", "inputs": {"image": "score.jpg"}},
-              "3": {"class_type": "IdentityArcFaceScore", "inputs": {"images": ["2", 0], "profiles": ["1", 0],
-                                                                      "min_similarity": 0.0, "top_k": 0}}}
+    prompt = {
+        "1": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Obama (web)"}},
+        "2": {"class_type": "LoadImage", "inputs": {"image": "score.jpg"}},
+        "3": {
+            "class_type": "IdentityArcFaceScore",
+            "inputs": {"images": ["2", 0], "profiles": ["1", 0], "min_similarity": 0.0, "top_k": 0},
+        },
+    }
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error
     assert run.outputs["3"]["identity_scores"][0]["subjects"]["Obama (web)"] > 0.5
@@ -167,7 +182,9 @@ def test_rename_keeps_the_id_and_refuses_a_taken_name(comfyui):
     assert "Renamed Person" in options and "Rename Me" not in options
     status, other = upload(comfyui, "Another Person", [tom()])
     other = wait_for(comfyui, other["job"])
-    status, answer = call(comfyui, "POST", f"/identity/profiles/{other['profile_id']}/rename", {"name": "renamed person"})
+    status, answer = call(
+        comfyui, "POST", f"/identity/profiles/{other['profile_id']}/rename", {"name": "renamed person"}
+    )
     assert status == 409 and "already exists" in answer["error"]
     for body in ({"name": ""}, {"name": "two\nlines"}, {"title": "x"}):
         status, answer = call(comfyui, "POST", f"/identity/profiles/{profile_id}/rename", body)
@@ -205,8 +222,10 @@ def test_a_profile_is_linked_to_phota_once_phota_knows_the_id(comfyui, fake):
     status, answer = call(comfyui, "POST", path, {"phota_id": "../etc"})
     assert status == 400 and "is not a Phota profile id" in answer["error"]
     assert call(comfyui, "GET", path) == (200, {"phota_id": None}), "nothing was linked"
-    assert call(comfyui, "POST", path, {"phota_id": "phtraining"}) == \
-        (200, {"phota_id": "phtraining", "status": "IN_PROGRESS", "message": "training"})
+    assert call(comfyui, "POST", path, {"phota_id": "phtraining"}) == (
+        200,
+        {"phota_id": "phtraining", "status": "IN_PROGRESS", "message": "training"},
+    )
     assert call(comfyui, "POST", path, {"phota_id": "ph0bama"})[1]["status"] == "READY"
     assert json.loads((folder / "phota_links.json").read_text()) == {profile_id: "ph0bama"}
     assert call(comfyui, "GET", path) == (200, {"phota_id": "ph0bama", "status": "READY", "message": "ready to use"})
@@ -226,9 +245,16 @@ def test_a_profile_is_linked_to_phota_once_phota_knows_the_id(comfyui, fake):
 def test_ids_are_checked_before_any_path_is_built(comfyui, bad):
     secret = comfyui.base / "models" / "secret.safetensors"
     secret.write_bytes(b"keep me")
-    for method, path, body in (("GET", "", None), ("DELETE", "", None), ("GET", "/thumbnail", None),
-                               ("POST", "/rename", {"name": "x"}), ("GET", "/references/0", None),
-                               ("GET", "/phota", None), ("POST", "/phota", {"phota_id": "p1"}), ("DELETE", "/phota", None)):
+    for method, path, body in (
+        ("GET", "", None),
+        ("DELETE", "", None),
+        ("GET", "/thumbnail", None),
+        ("POST", "/rename", {"name": "x"}),
+        ("GET", "/references/0", None),
+        ("GET", "/phota", None),
+        ("POST", "/phota", {"phota_id": "p1"}),
+        ("DELETE", "/phota", None),
+    ):
         status, answer = call(comfyui, method, f"/identity/profiles/{bad}{path}", body)
         if status == 404:  # aiohttp matched no route (the id held a '/' once decoded): no handler ran
             assert answer == b"404: Not Found", (method, path, answer)
@@ -245,10 +271,27 @@ def raw_upload(comfyui, body: bytes, content_type: str):
     return call(comfyui, "POST", "/identity/profiles", body, content_type)
 
 
-@pytest.mark.parametrize("case", ["text renamed .jpg", "oversized", "path-like name", "no photos", "too many",
-                                  "no name", "not multipart", "unknown field", "exists", "exists in another case",
-                                  "markup name", "text-chunk bomb", "no boundary", "wrong boundary", "huge part header",
-                                  "unterminated"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        "text renamed .jpg",
+        "oversized",
+        "path-like name",
+        "no photos",
+        "too many",
+        "no name",
+        "not multipart",
+        "unknown field",
+        "exists",
+        "exists in another case",
+        "markup name",
+        "text-chunk bomb",
+        "no boundary",
+        "wrong boundary",
+        "huge part header",
+        "unterminated",
+    ],
+)
 def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfyui, case):
     before = profile_files(comfyui)
     if case == "text renamed .jpg":
@@ -289,7 +332,11 @@ def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfy
         status, answer = raw_upload(comfyui, body, "multipart/form-data; boundary=not-the-one-used")
         expected = (400, "not well-formed multipart/form-data")
     elif case == "huge part header":
-        body = (b'--b\r\nContent-Disposition: form-data; name="name"\r\nX-Pad: ' + b"a" * 200_000 + b"\r\n\r\nX\r\n--b--\r\n")
+        body = (
+            b'--b\r\nContent-Disposition: form-data; name="name"\r\nX-Pad: '
+            + b"a" * 200_000
+            + b"\r\n\r\nX\r\n--b--\r\n"
+        )
         status, answer = raw_upload(comfyui, body, "multipart/form-data; boundary=b")
         expected = (400, "not well-formed multipart/form-data")
     elif case == "unterminated":
@@ -303,7 +350,9 @@ def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfy
         status, answer = upload(comfyui, "Existing Person" if case == "exists" else "EXISTING person", [tom()])
         expected = (409, "already exists (existing-person-")
     assert status == expected[0] and expected[1] in answer["error"], (status, answer)
-    assert not case.startswith("exists") or "send overwrite=true" in answer["error"], "a refusal says how to get past it"
+    assert not case.startswith("exists") or "send overwrite=true" in answer["error"], (
+        "a refusal says how to get past it"
+    )
     assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
     assert profile_files(comfyui) == before
     assert call(comfyui, "GET", "/identity/profiles")[0] == 200, "the server keeps serving"
@@ -327,18 +376,20 @@ def test_a_second_training_of_one_profile_is_refused_while_the_first_runs(comfyu
 
 
 def test_a_stalled_upload_is_answered_and_let_go(comfyui):
+    import re
     import socket
     from urllib.parse import urlsplit
-
-    import re
 
     idle = int(re.search(r"^IDLE_SECONDS = (\d+)", (ROOT / "nodes" / "routes.py").read_text(), re.M)[1])
 
     body, content_type = multipart({"name": "Stalled"}, [tom()])
     address = urlsplit(comfyui.client.url)
     with socket.create_connection((address.hostname, address.port), timeout=idle + 30) as connection:
-        connection.sendall(f"POST /identity/profiles HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {content_type}\r\n"
-                           f"Content-Length: {len(body)}\r\n\r\n".encode() + body[: len(body) // 2])
+        connection.sendall(
+            f"POST /identity/profiles HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[: len(body) // 2]
+        )
         started = time.monotonic()
         answer = connection.recv(65536).decode(errors="replace")  # nothing more is sent: the sender has stalled
         waited = time.monotonic() - started
@@ -349,10 +400,17 @@ def test_a_stalled_upload_is_answered_and_let_go(comfyui):
 def test_a_huge_portrait_index_and_nested_json_get_a_sentence(comfyui):
     status, answer = call(comfyui, "GET", "/identity/profiles/nobody-000000/references/" + "9" * 4300)
     assert status == 404 and "no reference portrait" in answer["error"], answer
-    status, answer = call(comfyui, "POST", "/identity/profiles/nobody-000000/rename",
-                          b'{"name": ' + b"[" * 1500 + b"]" * 1500 + b"}", "application/json")
+    status, answer = call(
+        comfyui,
+        "POST",
+        "/identity/profiles/nobody-000000/rename",
+        b'{"name": ' + b"[" * 1500 + b"]" * 1500 + b"}",
+        "application/json",
+    )
     assert status == 400 and '{"name"' in answer["error"], answer
-    status, answer = call(comfyui, "POST", "/identity/profiles/nobody-000000/rename", b"[" * 100_000, "application/json")
+    status, answer = call(
+        comfyui, "POST", "/identity/profiles/nobody-000000/rename", b"[" * 100_000, "application/json"
+    )
     assert status == 413 and "over 4096 bytes" in answer["error"], answer
 
 
@@ -388,19 +446,23 @@ def test_broken_files_in_the_profile_folder_hide_nothing(comfyui, tmp_path):
     profile = ProfileStore(folder).load(survivor)
     outside = tmp_path / "outside-000000.safetensors"
     crafted(outside, profile, id="outside-000000")
-    hostile = {"outside-000000": lambda p: p.symlink_to(outside), "fifo-000000": os.mkfifo,
-               "noname-000000": lambda p: crafted(p, profile, id="noname-000000", name=None),
-               "threshold-000000": lambda p: crafted(p, profile, id="threshold-000000", calibration='{"threshold": "x"}'),
-               "markup-000000": lambda p: crafted(p, profile, id="markup-000000", name="<img src=x onerror=alert(1)>"),
-               "twin-000000": lambda p: crafted(p, profile, id="twin-000000", name="SURVIVOR")}
+    hostile = {
+        "outside-000000": lambda p: p.symlink_to(outside),
+        "fifo-000000": os.mkfifo,
+        "noname-000000": lambda p: crafted(p, profile, id="noname-000000", name=None),
+        "threshold-000000": lambda p: crafted(p, profile, id="threshold-000000", calibration='{"threshold": "x"}'),
+        "markup-000000": lambda p: crafted(p, profile, id="markup-000000", name="<img src=x onerror=alert(1)>"),
+        "twin-000000": lambda p: crafted(p, profile, id="twin-000000", name="SURVIVOR"),
+    }
     try:
         for profile_id, make in hostile.items():
             make(folder / f"{profile_id}.safetensors")
         status, listing = call(comfyui, "GET", "/identity/profiles")
         labels = {p["id"]: p["label"] for p in listing["profiles"]}
         assert status == 200 and set(hostile) & set(labels) == {"twin-000000"}, labels
-        assert (labels[survivor], labels["twin-000000"]) == (f"Survivor ({survivor})", "SURVIVOR (twin-000000)"), \
+        assert (labels[survivor], labels["twin-000000"]) == (f"Survivor ({survivor})", "SURVIVOR (twin-000000)"), (
             "a copied-in file whose name differs only in case is told apart by its id in the picker"
+        )
         options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
         assert f"Survivor ({survivor})" in options and not any("<" in option for option in options)
         for profile_id in set(hostile) - {"twin-000000"}:

@@ -12,10 +12,9 @@ import re
 import time
 
 import pytest
-from PIL import Image
-
 from browser import PlaywrightTimeout, clear_screenshots, drop_files, identity_tab, launch, shot, sync_playwright
 from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces
+from PIL import Image
 
 LOAD_MS = 120_000
 TRAIN_MS = 240_000
@@ -39,8 +38,12 @@ def page(browser, comfyui, request):
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda error: problems.append(f"{error}\n{error.stack or ''}"))
-    page.on("console", lambda message: message.type == "error" and OURS in str(message.location.get("url"))
-            and problems.append(message.text))
+    page.on(
+        "console",
+        lambda message: (
+            message.type == "error" and OURS in str(message.location.get("url")) and problems.append(message.text)
+        ),
+    )
     page.goto(comfyui.client.url)
     page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
     identity_tab(page).click(timeout=LOAD_MS)
@@ -70,8 +73,11 @@ def module_url(page, name: str) -> str:
     """The URL the frontend loaded one of our modules from (ComfyUI's extension list): importing it again gives the
     same module instance."""
     paths = page.evaluate("() => fetch('/extensions').then((answer) => answer.json())")
-    return next(page.evaluate("(path) => new URL(path, location.href).href", path) for path in paths
-                if path.startswith(OURS) and path.endswith("/" + name))
+    return next(
+        page.evaluate("(path) => new URL(path, location.href).href", path)
+        for path in paths
+        if path.startswith(OURS) and path.endswith("/" + name)
+    )
 
 
 def open_profile_picker(page, listed: str):
@@ -81,7 +87,9 @@ def open_profile_picker(page, listed: str):
     page.evaluate("() => app.extensionManager.command.execute('Comfy.Canvas.FitView')")
     entry = page.locator(".litecontextmenu .litemenu-entry", has_text=listed)
     for _ in range(3):
-        x, y = profile_load(page, "app.canvasPosToClientPos([node.pos[0] + node.size[0] / 2, node.pos[1] + combo.y + 10])")
+        x, y = profile_load(
+            page, "app.canvasPosToClientPos([node.pos[0] + node.size[0] / 2, node.pos[1] + combo.y + 10])"
+        )
         page.mouse.click(x, y)
         try:
             entry.wait_for(timeout=10_000)
@@ -114,23 +122,39 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
     form = page.locator(".identity-new")
     form.get_by_role("textbox", name="Name").fill("Refused Person")
     cases = [
-        ("text-renamed-jpg", {"name": "notes.jpg", "data": b"Meeting notes, not a photo"}, "'notes.jpg' is not an image"),
-        ("oversized", {"name": "huge.jpg", "data": b"\xff\xd8\xff\xe0", "size": 33 * 1024 * 1024}, "'huge.jpg' is over 32 MiB"),
-        ("path-like-name", {"name": "../../models/evil.jpg", "data": TOM_HANKS.read_bytes(), "type": "image/png"},
-         "looks like a path"),
+        (
+            "text-renamed-jpg",
+            {"name": "notes.jpg", "data": b"Meeting notes, not a photo"},
+            "'notes.jpg' is not an image",
+        ),
+        (
+            "oversized",
+            {"name": "huge.jpg", "data": b"\xff\xd8\xff\xe0", "size": 33 * 1024 * 1024},
+            "'huge.jpg' is over 32 MiB",
+        ),
+        (
+            "path-like-name",
+            {"name": "../../models/evil.jpg", "data": TOM_HANKS.read_bytes(), "type": "image/png"},
+            "looks like a path",
+        ),
     ]
     for name, file, words in cases:
         drop_files(page, ".identity-dropzone", [file])
         form.get_by_role("button", name="Train profile").click()
         message = page.wait_for_selector(".identity-new .identity-message.error")
-        page.wait_for_function("(words) => document.querySelector('.identity-new .identity-message').textContent.includes(words)",
-                               arg=words, timeout=60_000)
+        page.wait_for_function(
+            "(words) => document.querySelector('.identity-new .identity-message').textContent.includes(words)",
+            arg=words,
+            timeout=60_000,
+        )
         assert message.is_visible() and message.inner_text().startswith("Upload refused: ")
         shot(page, request.config, f"refused-{name}")
         form.get_by_role("button", name="Clear").click()
     assert [p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]] == before
     toasts = page.get_by_role("alert").all_inner_texts()
-    assert not any("Unable to find workflow" in t for t in toasts), "dropped photos must not reach ComfyUI's workflow loader"
+    assert not any("Unable to find workflow" in t for t in toasts), (
+        "dropped photos must not reach ComfyUI's workflow loader"
+    )
 
 
 @needs_faces
@@ -142,9 +166,16 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     # 1. New profile: drop photos (four of him, one of someone else, one without a face) and train.
     form = page.locator(".identity-new")
     form.get_by_role("textbox", name="Name").fill("Obama (browser)")
-    photos = [{"name": path.split("/")[1], "data": face(path).read_bytes()}
-              for path in ("obama/obama1.jpg", "obama/obama2.jpg", "obama/obama3.jpg", "obama/obama5_720p.jpg",
-                           "biden/biden1.jpg")]
+    photos = [
+        {"name": path.split("/")[1], "data": face(path).read_bytes()}
+        for path in (
+            "obama/obama1.jpg",
+            "obama/obama2.jpg",
+            "obama/obama3.jpg",
+            "obama/obama5_720p.jpg",
+            "biden/biden1.jpg",
+        )
+    ]
     spare = [{"name": f"spare{i}.png", "data": png(value=i), "type": "image/png"} for i in (1, 2)]
     drop_files(page, ".identity-dropzone", spare + photos + [{"name": "blank.png", "data": png(), "type": "image/png"}])
     assert page.locator(".identity-file").count() == 8
@@ -166,8 +197,10 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     lifecycle = ["VALIDATING", "QUEUING", "IN_PROGRESS", "READY"]
     assert seen[-1] == "READY" and seen == sorted(seen, key=lifecycle.index), seen  # how many show depends on speed
     assert page.locator(".identity-steps li.done").all_inner_texts() == ["VALIDATING", "QUEUING", "IN PROGRESS"]
-    verdicts = {row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
-                for row in page.locator(".identity-new .identity-verdict").all()}
+    verdicts = {
+        row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
+        for row in page.locator(".identity-new .identity-verdict").all()
+    }
     assert [v for v, _ in verdicts.values()].count("accepted") == 4
     assert verdicts["biden1.jpg"][0] == "rejected" and "not the main subject" in verdicts["biden1.jpg"][1]
     assert verdicts["blank.png"][0] == "rejected" and "no face found" in verdicts["blank.png"][1]
@@ -241,8 +274,10 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
     form.get_by_role("textbox", name="Name").fill(MARKUP)
     drop_files(page, ".identity-dropzone", [{"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"}])
     form.get_by_role("button", name="Train profile").click()
-    page.wait_for_function("() => document.querySelector('.identity-new .identity-message').textContent.includes(\"'<' or '>'\")",
-                           timeout=60_000)
+    page.wait_for_function(
+        "() => document.querySelector('.identity-new .identity-message').textContent.includes(\"'<' or '>'\")",
+        timeout=60_000,
+    )
     assert page.locator(".identity-new .identity-message.error").inner_text().startswith("Upload refused: ")
     shot(page, request.config, "markup-name-refused")
     form.get_by_role("button", name="Clear").click()
@@ -255,8 +290,12 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
     planted = folder / "planted-000000.safetensors"
     folder.mkdir(parents=True, exist_ok=True)
     crafted(planted, replace(tom_profile, id="planted-000000"), id="planted-000000", name=MARKUP)
-    crafted(folder / "plain-000000.safetensors", replace(tom_profile, id="plain-000000"), id="plain-000000",
-            name="Plain Person")
+    crafted(
+        folder / "plain-000000.safetensors",
+        replace(tom_profile, id="plain-000000"),
+        id="plain-000000",
+        name="Plain Person",
+    )
     try:
         workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
         page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)

@@ -15,16 +15,18 @@ from pathlib import Path
 
 import pytest
 import torch
+from comfyui import COMFYUI
 from safetensors.torch import save_file
 
-from comfyui import COMFYUI
 from identity.flux.weights import shapes_of
 
 
 def load_comfy():
     """ComfyUI's modules in this process (CPU), importable as `comfy.*` afterwards."""
     if not (COMFYUI / "comfy").is_dir():
-        pytest.skip(f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout")
+        pytest.skip(
+            f"no ComfyUI at {COMFYUI}: run bash scripts/setup.sh, or set IDENTITY_COMFYUI to a ComfyUI checkout"
+        )
     if str(COMFYUI) not in sys.path:
         sys.path.append(str(COMFYUI))
     import comfy.cli_args
@@ -46,6 +48,7 @@ def random_state(shapes: dict[str, tuple], seed: int, std: float = 0.05) -> dict
 
 # ----- the adapter ------------------------------------------------------------------------------------------
 
+
 def tiny_eva_config():
     from identity.flux import EvaConfig
 
@@ -57,9 +60,21 @@ def tiny_adapter_config(flux_dim: int = 64, arcface_dim: int = 128, cross_attent
     from identity.flux import AdapterConfig
 
     eva = eva or tiny_eva_config()
-    return AdapterConfig(flux_dim=flux_dim, token_dim=32, cross_attention_inner=128, cross_attentions=cross_attentions,
-                         encoder_dim=64, encoder_inner=64, encoder_depth=5, ff_mult=2, id_tokens=2, queries=4,
-                         mlp_dim=48, vit_dim=eva.width, id_input=arcface_dim + eva.embed_dim)
+    return AdapterConfig(
+        flux_dim=flux_dim,
+        token_dim=32,
+        cross_attention_inner=128,
+        cross_attentions=cross_attentions,
+        encoder_dim=64,
+        encoder_inner=64,
+        encoder_depth=5,
+        ff_mult=2,
+        id_tokens=2,
+        queries=4,
+        mlp_dim=48,
+        vit_dim=eva.width,
+        id_input=arcface_dim + eva.embed_dim,
+    )
 
 
 def adapter_state(config, seed: int = 0) -> dict[str, torch.Tensor]:
@@ -85,8 +100,9 @@ def eva_state(config=None, seed: int = 1) -> dict[str, torch.Tensor]:
     return state
 
 
-def write_adapter(pulid_folder: Path, eva_folder: Path, *, flux_dim: int = 64, cross_attentions: int = 3,
-                  arcface_dim: int = 128) -> tuple[Path, Path]:
+def write_adapter(
+    pulid_folder: Path, eva_folder: Path, *, flux_dim: int = 64, cross_attentions: int = 3, arcface_dim: int = 128
+) -> tuple[Path, Path]:
     """A tiny adapter (`tiny_pulid.safetensors`) and EVA tower (`tiny_EVA02_CLIP.safetensors`); their paths."""
     pulid, eva = pulid_folder / "tiny_pulid.safetensors", eva_folder / "tiny_EVA02_CLIP.safetensors"
     for folder in (pulid_folder, eva_folder):
@@ -98,9 +114,22 @@ def write_adapter(pulid_folder: Path, eva_folder: Path, *, flux_dim: int = 64, c
 
 # ----- Flux -------------------------------------------------------------------------------------------------
 
-TOY_FLUX = dict(in_channels=16, out_channels=16, vec_in_dim=32, context_in_dim=32, hidden_size=64, mlp_ratio=4.0,
-                num_heads=4, depth=3, depth_single_blocks=2, axes_dim=[4, 6, 6], theta=10000, patch_size=2,
-                qkv_bias=True, guidance_embed=True)
+TOY_FLUX = dict(
+    in_channels=16,
+    out_channels=16,
+    vec_in_dim=32,
+    context_in_dim=32,
+    hidden_size=64,
+    mlp_ratio=4.0,
+    num_heads=4,
+    depth=3,
+    depth_single_blocks=2,
+    axes_dim=[4, 6, 6],
+    theta=10000,
+    patch_size=2,
+    qkv_bias=True,
+    guidance_embed=True,
+)
 
 
 def flux_sizes(**sizes) -> dict:
@@ -140,7 +169,9 @@ def _small_weights(shapes: dict[str, tuple], seed: int) -> dict[str, torch.Tenso
     for offset, (key, shape) in enumerate(shapes.items()):
         if len(shape) >= 2:
             count = torch.Size(shape).numel()
-            state[key] = pool.roll(offset * 7919).repeat(-(-count // len(pool)))[:count].view(torch.float8_e4m3fn).reshape(shape)
+            state[key] = (
+                pool.roll(offset * 7919).repeat(-(-count // len(pool)))[:count].view(torch.float8_e4m3fn).reshape(shape)
+            )
         elif key.endswith(("scale", "weight")) and "norm" in key:
             state[key] = torch.ones(shape, dtype=torch.bfloat16)
         else:
@@ -156,10 +187,25 @@ def write_loadable_flux(path: Path, seed: int = 0) -> Path:
     import comfy.ops
 
     with torch.device("meta"):
-        model = comfy.ldm.flux.model.Flux(operations=comfy.ops.disable_weight_init, **flux_sizes(
-            in_channels=16, out_channels=16, vec_in_dim=768, context_in_dim=768, hidden_size=3072, mlp_ratio=4.0,
-            num_heads=24, depth=1, depth_single_blocks=1, axes_dim=[16, 56, 56], theta=10000, patch_size=2,
-            qkv_bias=True, guidance_embed=True))
+        model = comfy.ldm.flux.model.Flux(
+            operations=comfy.ops.disable_weight_init,
+            **flux_sizes(
+                in_channels=16,
+                out_channels=16,
+                vec_in_dim=768,
+                context_in_dim=768,
+                hidden_size=3072,
+                mlp_ratio=4.0,
+                num_heads=24,
+                depth=1,
+                depth_single_blocks=1,
+                axes_dim=[16, 56, 56],
+                theta=10000,
+                patch_size=2,
+                qkv_bias=True,
+                guidance_embed=True,
+            ),
+        )
     path.parent.mkdir(parents=True, exist_ok=True)
     save_file(_small_weights(shapes_of(model), seed), str(path))
     return path
@@ -187,5 +233,7 @@ def write_taef1(folder: Path, seed: int = 0) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     for part in ("encoder", "decoder"):
         module = getattr(model, f"taesd_{part}")
-        save_file({k: v.contiguous() for k, v in random_state(shapes_of(module), seed).items()},
-                  str(folder / f"taef1_{part}.safetensors"))
+        save_file(
+            {k: v.contiguous() for k, v in random_state(shapes_of(module), seed).items()},
+            str(folder / f"taef1_{part}.safetensors"),
+        )

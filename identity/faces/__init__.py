@@ -17,8 +17,17 @@ from .engine import EngineInfo, FaceEngine
 from .face import Face
 from .runtime import PROVIDER_CHOICES, execution_providers
 
-__all__ = ["ENGINES", "EngineInfo", "Engines", "Face", "FaceEngine", "PROVIDER_CHOICES", "find_packs", "load_engine",
-           "resolve_engine_spec"]
+__all__ = [
+    "ENGINES",
+    "EngineInfo",
+    "Engines",
+    "Face",
+    "FaceEngine",
+    "PROVIDER_CHOICES",
+    "find_packs",
+    "load_engine",
+    "resolve_engine_spec",
+]
 
 #: Packs preferred as the default, best first; any other valid pack comes after these.
 PREFERRED_PACKS = ("antelopev2", "buffalo_l", "buffalo_m", "buffalo_s", "buffalo_sc")

@@ -21,8 +21,15 @@ TEMPLATE = np.array(
 
 
 #: facexlib's five-point FFHQ template for 512×512 faces (`FaceRestoreHelper.face_template`), PuLID's alignment.
-FFHQ_TEMPLATE = np.array([[192.98138, 239.94708], [318.90277, 240.1936], [256.63416, 314.01935],
-                          [201.26117, 371.41043], [313.08905, 371.15118]])
+FFHQ_TEMPLATE = np.array(
+    [
+        [192.98138, 239.94708],
+        [318.90277, 240.1936],
+        [256.63416, 314.01935],
+        [201.26117, 371.41043],
+        [313.08905, 371.15118],
+    ]
+)
 FFHQ_SIZE = 512
 #: facexlib fills outside the photo with grey (135, 133, 132) in BGR.
 FFHQ_BORDER = (132, 133, 135)
@@ -58,8 +65,9 @@ def ffhq_face(image: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
     """The FFHQ-aligned 512×512 face (RGB uint8) as facexlib makes it: a least-median-of-squares similarity fit
     of the five landmarks (OpenCV's, as facexlib calls it), bilinear, grey outside the photo."""
     matrix = cv2.estimateAffinePartial2D(np.asarray(landmarks, np.float64), FFHQ_TEMPLATE, method=cv2.LMEDS)[0]
-    return cv2.warpAffine(image, matrix, (FFHQ_SIZE, FFHQ_SIZE), borderMode=cv2.BORDER_CONSTANT,
-                          borderValue=FFHQ_BORDER)
+    return cv2.warpAffine(
+        image, matrix, (FFHQ_SIZE, FFHQ_SIZE), borderMode=cv2.BORDER_CONSTANT, borderValue=FFHQ_BORDER
+    )
 
 
 def portrait_box(landmarks: np.ndarray, width: int, height: int) -> tuple[int, int, int, int]:

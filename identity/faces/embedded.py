@@ -49,7 +49,9 @@ def checked_file(folder: Path, name: str) -> tuple[Path, str]:
         raise ModelFilesMissing(f"embedded face model {name} is missing from {folder}; {_REINSTALL}")
     digest = sha256(path)
     if digest != SHA256[name]:
-        raise ModelFilesMissing(f"embedded face model {path} failed its SHA-256 check (corrupt or altered); {_REINSTALL}")
+        raise ModelFilesMissing(
+            f"embedded face model {path} failed its SHA-256 check (corrupt or altered); {_REINSTALL}"
+        )
     return path, digest
 
 

@@ -58,9 +58,15 @@ class EngineInfo:
         }
 
     @classmethod
-    def from_dict(cls, data: dict) -> "EngineInfo":
-        return cls(data["name"], data["backend"], dict(data["files"]), int(data["dim"]),
-                   float(data["match_threshold"]), data["recognizer_sha256"])
+    def from_dict(cls, data: dict) -> EngineInfo:
+        return cls(
+            data["name"],
+            data["backend"],
+            dict(data["files"]),
+            int(data["dim"]),
+            float(data["match_threshold"]),
+            data["recognizer_sha256"],
+        )
 
 
 @dataclass
@@ -83,8 +89,14 @@ class FaceEngine:
     """
 
     def __init__(self, name: str, backend: str, models: Models):
-        self.info = EngineInfo(name, backend, dict(models.digests), int(models.recognizer.dim),
-                               float(models.match_threshold), models.digests[models.recognizer_file])
+        self.info = EngineInfo(
+            name,
+            backend,
+            dict(models.digests),
+            int(models.recognizer.dim),
+            float(models.match_threshold),
+            models.digests[models.recognizer_file],
+        )
         self.detector = models.detector
         self.recognizer = models.recognizer
         self.training = threading.Lock()  # trainings share the engine: one analyses, the others wait (QUEUING)
@@ -123,8 +135,9 @@ class FaceEngine:
         crops = np.asarray(crops, dtype=np.uint8)
         if len(crops) == 0:
             return np.zeros((0, self.info.dim), np.float32)
-        vectors = np.concatenate([self.recognizer.embed(crops[i : i + EMBED_CHUNK])
-                                  for i in range(0, len(crops), EMBED_CHUNK)])
+        vectors = np.concatenate(
+            [self.recognizer.embed(crops[i : i + EMBED_CHUNK]) for i in range(0, len(crops), EMBED_CHUNK)]
+        )
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 

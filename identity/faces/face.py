@@ -33,5 +33,5 @@ class Face(Boxed):
     crop: np.ndarray | None = field(default=None, repr=False)
     embedding: np.ndarray | None = field(default=None, repr=False)
 
-    def scaled(self, factor: float) -> "Face":
+    def scaled(self, factor: float) -> Face:
         return Face(self.bbox * factor, self.landmarks * factor, self.score)

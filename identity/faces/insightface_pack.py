@@ -53,7 +53,9 @@ class SCRFDDetector:
         self.model.prepare(0, input_size=(640, 640), det_thresh=score_threshold)
         self.score_threshold = score_threshold
         if not getattr(model, "use_kps", False):
-            raise ModelFilesMissing(f"{model.model_file} gives no facial landmarks; use a detector with 5 keypoints (SCRFD *_kps)")
+            raise ModelFilesMissing(
+                f"{model.model_file} gives no facial landmarks; use a detector with 5 keypoints (SCRFD *_kps)"
+            )
 
     def detect(self, image: np.ndarray) -> list[Face]:
         height, width = image.shape[:2]
@@ -75,7 +77,7 @@ ROLES: BoundedCache[tuple[str | None]] = BoundedCache(256)
 
 
 def role(path: Path) -> str | None:
-    """"detector", "recognizer", another insightface task ("landmark", "attribute", "swapper"), or None when
+    """ "detector", "recognizer", another insightface task ("landmark", "attribute", "swapper"), or None when
     the file is no model: told from its graph as insightface's model router tells it, whatever its name."""
     info = Path(path).stat()
     return ROLES.get_or_make((str(path), info.st_size, info.st_mtime_ns), lambda: (_role(path),))[0]

@@ -34,8 +34,9 @@ def signature(path: Path) -> Signature | None:
         with Path(path).open("rb") as handle:
             end = handle.seek(0, 2)
             handle.seek(0)
-            graph = next(((start, length) for number, start, length in _fields(handle, end) if number == _MODEL_GRAPH),
-                         None)
+            graph = next(
+                ((start, length) for number, start, length in _fields(handle, end) if number == _MODEL_GRAPH), None
+            )
             if graph is None:
                 return None
             inputs, outputs, weights = [], [], set()

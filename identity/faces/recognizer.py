@@ -58,8 +58,9 @@ class OnnxRecognizer:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         if crops.shape[1:3] != self.input_size[::-1]:
-            crops = np.stack([cv2.resize(np.ascontiguousarray(c), self.input_size, interpolation=cv2.INTER_AREA)
-                              for c in crops])
+            crops = np.stack(
+                [cv2.resize(np.ascontiguousarray(c), self.input_size, interpolation=cv2.INTER_AREA) for c in crops]
+            )
         if self.batched:
             return self._run(crops).astype(np.float32)
         return np.concatenate([self._run(crops[i : i + 1]) for i in range(len(crops))]).astype(np.float32)

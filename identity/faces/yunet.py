@@ -30,11 +30,16 @@ class YuNetDetector:
         """Faces in an RGB image no larger than the network input (the engine bounds it)."""
         height, width = image.shape[:2]
         scale = min(self.input_width / width, self.input_height / height, 1.0)
-        resized = image if scale == 1.0 else cv2.resize(image, (round(width * scale), round(height * scale)),
-                                                        interpolation=cv2.INTER_AREA)
+        resized = (
+            image
+            if scale == 1.0
+            else cv2.resize(image, (round(width * scale), round(height * scale)), interpolation=cv2.INTER_AREA)
+        )
         canvas = np.zeros((self.input_height, self.input_width, 3), np.float32)
         canvas[: resized.shape[0], : resized.shape[1]] = resized[:, :, ::-1]
-        outputs = dict(zip(self.output_names, self.session.run(None, {self.input_name: canvas.transpose(2, 0, 1)[None]})))
+        outputs = dict(
+            zip(self.output_names, self.session.run(None, {self.input_name: canvas.transpose(2, 0, 1)[None]}))
+        )
         boxes, landmarks, scores = [], [], []
         for stride in STRIDES:
             cells = self._grids[stride]
@@ -61,8 +66,11 @@ class YuNetDetector:
         kept = cv2.dnn.NMSBoxes(xywh.tolist(), scores_all.tolist(), self.score_threshold, self.nms_threshold)
         kept = np.asarray(kept, dtype=int).reshape(-1)
         return [
-            Face((boxes_all[i] / scale).astype(np.float32), (landmarks_all[i] / scale).astype(np.float32),
-                 float(scores_all[i]))
+            Face(
+                (boxes_all[i] / scale).astype(np.float32),
+                (landmarks_all[i] / scale).astype(np.float32),
+                float(scores_all[i]),
+            )
             for i in kept
         ]
 

@@ -17,6 +17,23 @@ from .injection import Injection, Placement, Subject, attach, placements
 from .tokens import profile_tokens
 from .weights import EVA_FILE, PULID_FILE, FluxAdapter, load_adapter, load_eva, load_pulid
 
-__all__ = ["AdapterConfig", "EVA02_CLIP_L_14_336", "EVA_FILE", "EvaConfig", "EvaVisionTower", "FluxAdapter",
-           "Injection", "PULID_FILE", "PULID_FLUX_V09", "Placement", "PuLIDFlux", "Subject", "attach", "load_adapter",
-           "load_eva", "load_pulid", "placements", "profile_tokens"]
+__all__ = [
+    "AdapterConfig",
+    "EVA02_CLIP_L_14_336",
+    "EVA_FILE",
+    "EvaConfig",
+    "EvaVisionTower",
+    "FluxAdapter",
+    "Injection",
+    "PULID_FILE",
+    "PULID_FLUX_V09",
+    "Placement",
+    "PuLIDFlux",
+    "Subject",
+    "attach",
+    "load_adapter",
+    "load_eva",
+    "load_pulid",
+    "placements",
+    "profile_tokens",
+]

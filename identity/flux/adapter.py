@@ -43,8 +43,11 @@ class AdapterConfig:
     id_input: int = 1280  # ArcFace embedding (512) + EVA-CLIP class embedding (768)
 
     def __post_init__(self):
-        if self.encoder_depth % VIT_SCALES or self.encoder_inner % ENCODER_HEAD_DIM \
-                or self.cross_attention_inner % CROSS_ATTENTION_HEAD_DIM:
+        if (
+            self.encoder_depth % VIT_SCALES
+            or self.encoder_inner % ENCODER_HEAD_DIM
+            or self.cross_attention_inner % CROSS_ATTENTION_HEAD_DIM
+        ):
             raise ValueError(f"inconsistent PuLID-Flux sizes: {self}")
 
 
@@ -53,9 +56,15 @@ PULID_FLUX_V09 = AdapterConfig()
 
 def _mapping(ops, inputs: int, hidden: int, outputs: int) -> nn.Sequential:
     """Linear / LayerNorm / LeakyReLU twice, then Linear: ordinals 0, 1, 3, 4, 6 carry the weights."""
-    return nn.Sequential(ops.Linear(inputs, hidden), ops.LayerNorm(hidden), nn.LeakyReLU(),
-                         ops.Linear(hidden, hidden), ops.LayerNorm(hidden), nn.LeakyReLU(),
-                         ops.Linear(hidden, outputs))
+    return nn.Sequential(
+        ops.Linear(inputs, hidden),
+        ops.LayerNorm(hidden),
+        nn.LeakyReLU(),
+        ops.Linear(hidden, hidden),
+        ops.LayerNorm(hidden),
+        nn.LeakyReLU(),
+        ops.Linear(hidden, outputs),
+    )
 
 
 def _heads(x: torch.Tensor, head_dim: int) -> torch.Tensor:
@@ -102,11 +111,19 @@ class IDFormer(nn.Module):
         self.latents = nn.Parameter(torch.empty(1, c.queries, c.encoder_dim))
         self.proj_out = nn.Parameter(torch.empty(c.encoder_dim, c.token_dim))
         self.layers = nn.ModuleList(
-            nn.ModuleList([PerceiverAttention(ops, c.encoder_dim, c.encoder_inner),
-                           nn.Sequential(ops.LayerNorm(c.encoder_dim),
-                                         ops.Linear(c.encoder_dim, c.encoder_dim * c.ff_mult, bias=False), nn.GELU(),
-                                         ops.Linear(c.encoder_dim * c.ff_mult, c.encoder_dim, bias=False))])
-            for _ in range(c.encoder_depth))
+            nn.ModuleList(
+                [
+                    PerceiverAttention(ops, c.encoder_dim, c.encoder_inner),
+                    nn.Sequential(
+                        ops.LayerNorm(c.encoder_dim),
+                        ops.Linear(c.encoder_dim, c.encoder_dim * c.ff_mult, bias=False),
+                        nn.GELU(),
+                        ops.Linear(c.encoder_dim * c.ff_mult, c.encoder_dim, bias=False),
+                    ),
+                ]
+            )
+            for _ in range(c.encoder_depth)
+        )
         for scale in range(VIT_SCALES):
             setattr(self, f"mapping_{scale}", _mapping(ops, c.vit_dim, c.mlp_dim, c.encoder_dim))
         self.id_embedding_mapping = _mapping(ops, c.id_input, c.mlp_dim, c.encoder_dim * c.id_tokens)
@@ -119,10 +136,10 @@ class IDFormer(nn.Module):
         per_scale = c.encoder_depth // VIT_SCALES
         for scale, hidden in enumerate(vit_hidden):
             context = torch.cat([id_tokens, getattr(self, f"mapping_{scale}")(hidden)], dim=1)
-            for attention, feed_forward in self.layers[scale * per_scale:(scale + 1) * per_scale]:
+            for attention, feed_forward in self.layers[scale * per_scale : (scale + 1) * per_scale]:
                 latents = latents + attention(context, latents)
                 latents = latents + feed_forward(latents)
-        return latents[:, :c.queries] @ self.proj_out.to(latents)
+        return latents[:, : c.queries] @ self.proj_out.to(latents)
 
 
 class PerceiverAttentionCA(nn.Module):

@@ -139,7 +139,7 @@ class EvaVisionTower(nn.Module):
         self.config = config
         self.patch_embed = PatchEmbed(ops, config)
         self.cls_token = nn.Parameter(torch.empty(1, 1, config.width))
-        self.pos_embed = nn.Parameter(torch.empty(1, config.grid ** 2 + 1, config.width))
+        self.pos_embed = nn.Parameter(torch.empty(1, config.grid**2 + 1, config.width))
         self.blocks = nn.ModuleList(Block(ops, config.width, config.mlp_dim) for _ in range(config.depth))
         self.norm = ops.LayerNorm(config.width, eps=EPS)
         self.head = ops.Linear(config.width, config.embed_dim)
@@ -161,4 +161,3 @@ def normalize(pixels: torch.Tensor, mean: tuple = MEAN, std: tuple = STD) -> tor
     mean = torch.tensor(mean, dtype=pixels.dtype, device=pixels.device)[:, None, None]
     std = torch.tensor(std, dtype=pixels.dtype, device=pixels.device)[:, None, None]
     return (pixels - mean) / std
-

@@ -40,15 +40,27 @@ def face_ellipse(size: int) -> torch.Tensor:
     down = float(mouth[1] - eyes[1])
     centre_x, centre_y = eyes[0], (eyes[1] + mouth[1]) / 2 - ELLIPSE_RAISE * down
     y, x = np.mgrid[0:size, 0:size] + 0.5
-    inside = ((x - centre_x) / (ELLIPSE_HALF_WIDTH * across)) ** 2 + ((y - centre_y) / (ELLIPSE_HALF_HEIGHT * down)) ** 2
+    inside = ((x - centre_x) / (ELLIPSE_HALF_WIDTH * across)) ** 2 + (
+        (y - centre_y) / (ELLIPSE_HALF_HEIGHT * down)
+    ) ** 2
     return torch.from_numpy(inside <= 1.0)
 
 
 def faces_from_crops(crops: np.ndarray) -> np.ndarray:
     """ArcFace-aligned RGB crops `[N, 112, 112, 3]` warped into FFHQ geometry at 512 (the older profiles' way)."""
     matrix = similarity_transform(TEMPLATE * (crops.shape[1] / CROP_SIZE), FFHQ_TEMPLATE)
-    return np.stack([cv2.warpAffine(np.ascontiguousarray(crop), matrix, (FFHQ_SIZE, FFHQ_SIZE), flags=cv2.INTER_CUBIC,
-                                    borderValue=FFHQ_BORDER) for crop in crops])
+    return np.stack(
+        [
+            cv2.warpAffine(
+                np.ascontiguousarray(crop),
+                matrix,
+                (FFHQ_SIZE, FFHQ_SIZE),
+                flags=cv2.INTER_CUBIC,
+                borderValue=FFHQ_BORDER,
+            )
+            for crop in crops
+        ]
+    )
 
 
 def profile_faces(profile: Profile) -> np.ndarray:
@@ -58,13 +70,18 @@ def profile_faces(profile: Profile) -> np.ndarray:
 
 def describe(profile: Profile, parser: BiSeNet | None, missing_parser: str = "") -> str:
     """Which input the encoder gets for `profile`, and what the fallbacks cost, in one sentence."""
-    faces = ("FFHQ-aligned 512 px faces from the photos" if profile.faces_512 is not None else
-             f"the 112 px face crops warped to 512 (profile '{profile.name}' predates 512 px faces: retrain it for "
-             "sharper input with hair and jaw)")
+    faces = (
+        "FFHQ-aligned 512 px faces from the photos"
+        if profile.faces_512 is not None
+        else f"the 112 px face crops warped to 512 (profile '{profile.name}' predates 512 px faces: retrain it for "
+        "sharper input with hair and jaw)"
+    )
     if parser is not None:
         return f"EVA-CLIP input: {faces}, background, neck, clothes and ears whitened by face parsing as in PuLID"
-    return (f"EVA-CLIP input: {faces}, outside a fixed face ellipse whitened (hair, ears and jaw line lost; weaker "
-            f"likeness){': ' + missing_parser if missing_parser else ''}")
+    return (
+        f"EVA-CLIP input: {faces}, outside a fixed face ellipse whitened (hair, ears and jaw line lost; weaker "
+        f"likeness){': ' + missing_parser if missing_parser else ''}"
+    )
 
 
 @torch.no_grad()
@@ -77,8 +94,11 @@ def encoder_pixels(faces: np.ndarray, size: int, parser: BiSeNet | None = None) 
     parameter = next(parser.parameters()) if parser is not None else None
     pixels = torch.from_numpy(np.ascontiguousarray(faces)).permute(0, 3, 1, 2)
     pixels = pixels.to(parameter.device if parameter is not None else "cpu", torch.float32) / 255.0
-    white = (whitened(parser, pixels.to(parameter.dtype)) if parameter is not None
-             else ~face_ellipse(pixels.shape[-1]).to(pixels.device)[None, None])
+    white = (
+        whitened(parser, pixels.to(parameter.dtype))
+        if parameter is not None
+        else ~face_ellipse(pixels.shape[-1]).to(pixels.device)[None, None]
+    )
     luma = torch.tensor(LUMA, device=pixels.device)[None, :, None, None]
     grey = (pixels * luma).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
     out = torch.where(white, torch.ones_like(grey), grey)

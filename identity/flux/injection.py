@@ -51,9 +51,11 @@ def placements(config: AdapterConfig, hidden_size: int, double_blocks: int, sing
             f"cross-attention places (Flux.1: width 3072, 19 double and 38 single blocks, 20 places); the model has "
             f"width {hidden_size}, {double_blocks} double and {single_blocks} single blocks "
             f"({len(doubles) + len(singles)} places): use a Flux.1 model, or Identity Condition (Reference) for "
-            "FLUX.2 and Qwen-Image-Edit")
-    return ([Placement("double_block", i, n) for n, i in enumerate(doubles)]
-            + [Placement("single_block", i, len(doubles) + n) for n, i in enumerate(singles)])
+            "FLUX.2 and Qwen-Image-Edit"
+        )
+    return [Placement("double_block", i, n) for n, i in enumerate(doubles)] + [
+        Placement("single_block", i, len(doubles) + n) for n, i in enumerate(singles)
+    ]
 
 
 @dataclass
@@ -92,8 +94,14 @@ class Injection:
     patches are shared instead (they hold the adapter's weights).
     """
 
-    def __init__(self, cross_attentions: nn.ModuleList, subjects: list[Subject], weight: float,
-                 sigma_start: float, sigma_end: float):
+    def __init__(
+        self,
+        cross_attentions: nn.ModuleList,
+        subjects: list[Subject],
+        weight: float,
+        sigma_start: float,
+        sigma_end: float,
+    ):
         self.cross_attentions = cross_attentions
         self.subjects = subjects
         self.weight = float(weight)
@@ -102,7 +110,7 @@ class Injection:
         self.id = uuid.uuid4().hex
         self._tokens: dict[tuple, list[tuple[torch.Tensor, torch.Tensor | None]]] = {}
 
-    def __deepcopy__(self, memo) -> "Injection":
+    def __deepcopy__(self, memo) -> Injection:
         return self
 
     def active(self, sigma: float) -> bool:
@@ -119,9 +127,12 @@ class Injection:
             return executor(x, *args, **kwargs)
         patch = getattr(executor.class_obj, "patch_size", 1)
         rows, columns = ((side + patch // 2) // patch for side in x.shape[-2:])
-        step = Step(text_tokens=args[1].shape[1], image_tokens=rows * columns,
-                    masks=[None if s.region is None else token_mask(s.region, rows, columns, x) for s in self.subjects],
-                    uncond_rows=self.uncond_rows(options, len(x), x.device))
+        step = Step(
+            text_tokens=args[1].shape[1],
+            image_tokens=rows * columns,
+            masks=[None if s.region is None else token_mask(s.region, rows, columns, x) for s in self.subjects],
+            uncond_rows=self.uncond_rows(options, len(x), x.device),
+        )
         options = {**options, STATE_KEY: {**options.get(STATE_KEY, {}), self.id: step}}
         return executor(x, *args[:-1], options, **kwargs)
 
@@ -136,7 +147,7 @@ class Injection:
 
     # ----- the block patches -------------------------------------------------------------------------------
 
-    def patch(self, placement: Placement, previous=None) -> "BlockPatch":
+    def patch(self, placement: Placement, previous=None) -> BlockPatch:
         """The replacement for `placement`'s block; `previous` is a replacement already there (it runs first)."""
         return BlockPatch(self, placement, previous)
 
@@ -144,12 +155,15 @@ class Injection:
         """Each subject's tokens in `like`'s dtype and device; per batch row `[B, Q, D]` when rows are uncond."""
         key = (like.device, like.dtype)
         if key not in self._tokens:
-            self._tokens[key] = [(s.tokens.to(like), None if s.uncond is None else s.uncond.to(like))
-                                 for s in self.subjects]
+            self._tokens[key] = [
+                (s.tokens.to(like), None if s.uncond is None else s.uncond.to(like)) for s in self.subjects
+            ]
         if uncond_rows is None:
             return [tokens for tokens, _ in self._tokens[key]]
-        return [tokens if uncond is None else torch.where(uncond_rows, uncond, tokens)
-                for tokens, uncond in self._tokens[key]]
+        return [
+            tokens if uncond is None else torch.where(uncond_rows, uncond, tokens)
+            for tokens, uncond in self._tokens[key]
+        ]
 
     def inject(self, cross_attention: int, img: torch.Tensor, start: int, step: Step) -> torch.Tensor:
         """`img` with the generated image's tokens (`start`…`start + image_tokens`) updated by every subject."""
@@ -175,7 +189,7 @@ class BlockPatch:
         self.placement = placement
         self.previous = previous
 
-    def __deepcopy__(self, memo) -> "BlockPatch":
+    def __deepcopy__(self, memo) -> BlockPatch:
         return self
 
     def __call__(self, args: dict, extra: dict) -> dict:

@@ -41,8 +41,9 @@ class BasicBlock(nn.Module):
         self.bn2 = nn.BatchNorm2d(outputs)
         self.downsample = None
         if inputs != outputs or stride != 1:
-            self.downsample = nn.Sequential(nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False),
-                                            nn.BatchNorm2d(outputs))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(inputs, outputs, 1, stride=stride, bias=False), nn.BatchNorm2d(outputs)
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         residual = self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x)))))
@@ -58,8 +59,13 @@ class ResNet18(nn.Module):
         widths = (64, 64, 128, 256, 512)
         for index in range(1, 5):
             stride = 1 if index == 1 else 2
-            setattr(self, f"layer{index}", nn.Sequential(BasicBlock(widths[index - 1], widths[index], stride),
-                                                         BasicBlock(widths[index], widths[index])))
+            setattr(
+                self,
+                f"layer{index}",
+                nn.Sequential(
+                    BasicBlock(widths[index - 1], widths[index], stride), BasicBlock(widths[index], widths[index])
+                ),
+            )
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 3, stride=2, padding=1)

@@ -33,19 +33,23 @@ ENCODE_BATCH = 8
 
 def check_engine(adapter: FluxAdapter, engine: FaceEngine) -> None:
     """Another embedding size is always refused; another recognizer than glintr100 unless the adapter allows it."""
-    install = ("put the antelopev2 pack (glintr100.onnx, scrfd_10g_bnkps.onnx) in models/insightface/models/antelopev2/ "
-               "and choose it with a Face Engine node")
+    install = (
+        "put the antelopev2 pack (glintr100.onnx, scrfd_10g_bnkps.onnx) in models/insightface/models/antelopev2/ "
+        "and choose it with a Face Engine node"
+    )
     if engine.info.dim != adapter.arcface_dim:
         raise WeightsMismatch(
             f"this PuLID-Flux adapter was trained on {adapter.arcface_dim}-d ArcFace embeddings (antelopev2), but the "
-            f"face engine '{engine.name}' gives {engine.info.dim}-d ones: {install}")
+            f"face engine '{engine.name}' gives {engine.info.dim}-d ones: {install}"
+        )
     if engine.info.recognizer_sha256 == GLINTR100_SHA256:
         return
     if not adapter.any_recognizer:
         raise WeightsMismatch(
             f"PuLID-Flux was trained on antelopev2's glintr100 ArcFace, and the face engine '{engine.name}' uses another "
             f"recognizer (sha256 {engine.info.recognizer_sha256[:12]}…), whose embeddings it would turn into noise: "
-            f"{install}, or turn on allow_other_recognizer on PuLID-Flux Load to accept a weaker likeness")
+            f"{install}, or turn on allow_other_recognizer on PuLID-Flux Load to accept a weaker likeness"
+        )
     log.warning("PuLID-Flux was trained on antelopev2's glintr100; with '%s' the likeness is weaker", engine.name)
 
 
@@ -57,9 +61,11 @@ def encode(adapter: FluxAdapter, arcface: torch.Tensor, faces, dtype: torch.dtyp
     size = adapter.eva.config.image_size
     out = []
     for start in range(0, len(faces), ENCODE_BATCH):
-        pixels = normalize(encoder_pixels(faces[start:start + ENCODE_BATCH], size, adapter.parser)).to(device, dtype)
+        pixels = normalize(encoder_pixels(faces[start : start + ENCODE_BATCH], size, adapter.parser)).to(device, dtype)
         embedding, hidden = adapter.eva(pixels)
-        vector = torch.cat([arcface[start:start + ENCODE_BATCH].to(device, dtype), F.normalize(embedding, dim=-1)], -1)
+        vector = torch.cat(
+            [arcface[start : start + ENCODE_BATCH].to(device, dtype), F.normalize(embedding, dim=-1)], -1
+        )
         out.append(adapter.pulid.pulid_encoder(vector, hidden).float().cpu())
     return torch.cat(out)
 
@@ -71,7 +77,7 @@ def uncond_tokens(adapter: FluxAdapter, dtype: torch.dtype) -> torch.Tensor:
     device = next(adapter.pulid.parameters()).device
     eva = adapter.eva.config
     vector = torch.zeros(1, adapter.config.id_input, device=device, dtype=dtype)
-    hidden = [torch.zeros(1, eva.grid ** 2 + 1, eva.width, device=device, dtype=dtype)] * len(HIDDEN_STATE_BLOCKS)
+    hidden = [torch.zeros(1, eva.grid**2 + 1, eva.width, device=device, dtype=dtype)] * len(HIDDEN_STATE_BLOCKS)
     return adapter.pulid.pulid_encoder(vector, hidden).float().cpu()
 
 
@@ -88,12 +94,15 @@ def check_people(profiles: list[Profile]) -> None:
     """PuLID-Flux's encoder reads faces: a cat or dog profile is refused, pointing to what carries pets."""
     pets = [p.name for p in profiles if p.kind != "person"]
     if pets:
-        raise IdentityError(f"PuLID-Flux carries faces, not {', '.join(pets)} (a cat or dog profile); use "
-                            "Identity Condition (Reference) for pets")
+        raise IdentityError(
+            f"PuLID-Flux carries faces, not {', '.join(pets)} (a cat or dog profile); use "
+            "Identity Condition (Reference) for pets"
+        )
 
 
-def profile_tokens(adapter: FluxAdapter, profile: Profile, engine: FaceEngine,
-                   prepare: Callable[[], torch.dtype] = _float32) -> torch.Tensor:
+def profile_tokens(
+    adapter: FluxAdapter, profile: Profile, engine: FaceEngine, prepare: Callable[[], torch.dtype] = _float32
+) -> torch.Tensor:
     """The profile's ID tokens `[1, queries, token_dim]`, float32 on the CPU.
 
     Only when they are not cached yet, `prepare()` runs first: it puts the encoders where they should compute

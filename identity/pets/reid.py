@@ -42,11 +42,19 @@ class ReidModel:
             model = onnx.load(str(path))
         except Exception as exc:
             raise _unloadable(path, exc) from None
-        dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
-                for d in model.graph.input[0].type.tensor_type.shape.dim] if model.graph.input else []
+        dims = (
+            [
+                d.dim_value if d.HasField("dim_value") else (d.dim_param or "?")
+                for d in model.graph.input[0].type.tensor_type.shape.dim
+            ]
+            if model.graph.input
+            else []
+        )
         if len(dims) != 4 or not all(isinstance(v, int) for v in dims[2:]):
-            raise ModelFilesMissing(f"{path.name} must take [N, 3, H, W] images with a fixed H and W (it takes {dims}); "
-                                    "export it with a fixed input size")
+            raise ModelFilesMissing(
+                f"{path.name} must take [N, 3, H, W] images with a fixed H and W (it takes {dims}); "
+                "export it with a fixed input size"
+            )
         try:
             self.recognizer = OnnxRecognizer(model, providers or ["CPUExecutionProvider"], _MEAN, _STD)
         except IdentityError:
@@ -62,6 +70,8 @@ class ReidModel:
 
 
 def _unloadable(path: Path, exc: Exception) -> ModelFilesMissing:
-    return ModelFilesMissing(f"{path.name} in {path.parent} is not a loadable ONNX model "
-                             f"({(str(exc).strip().splitlines() or [type(exc).__name__])[-1][:160]}); "
-                             "replace it with an exported re-identification model or remove it")
+    return ModelFilesMissing(
+        f"{path.name} in {path.parent} is not a loadable ONNX model "
+        f"({(str(exc).strip().splitlines() or [type(exc).__name__])[-1][:160]}); "
+        "replace it with an exported re-identification model or remove it"
+    )

@@ -5,4 +5,18 @@ from .ids import ID_PATTERN, ID_RULE, clean_name, name_key, new_id, picker_label
 from .profile import FORMAT_VERSION, Profile
 from .store import ProfileStore
 
-__all__ = ["FORMAT_VERSION", "ID_PATTERN", "ID_RULE", "Profile", "ProfileStore", "calibrate", "centroid", "clean_name", "name_key", "new_id", "picker_labels", "slug", "validate_id"]
+__all__ = [
+    "FORMAT_VERSION",
+    "ID_PATTERN",
+    "ID_RULE",
+    "Profile",
+    "ProfileStore",
+    "calibrate",
+    "centroid",
+    "clean_name",
+    "name_key",
+    "new_id",
+    "picker_labels",
+    "slug",
+    "validate_id",
+]

@@ -38,8 +38,13 @@ def leave_one_out(embeddings: np.ndarray) -> np.ndarray:
 def _stats(values: np.ndarray) -> dict:
     if values.size == 0:
         return {"n": 0}
-    return {"n": int(values.size), "mean": round(float(values.mean()), 4), "std": round(float(values.std()), 4),
-            "min": round(float(values.min()), 4), "max": round(float(values.max()), 4)}
+    return {
+        "n": int(values.size),
+        "mean": round(float(values.mean()), 4),
+        "std": round(float(values.std()), 4),
+        "min": round(float(values.min()), 4),
+        "max": round(float(values.max()), 4),
+    }
 
 
 def calibrate(embeddings: np.ndarray, engine_threshold: float) -> dict:

@@ -44,7 +44,9 @@ def clean_name(name) -> str:
     if not value:
         raise IdentityError("a profile needs a name")
     if any(unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Zl", "Zp") for ch in value):
-        raise IdentityError(f"profile name {value[:80]!r} contains control characters or line breaks; use one plain line")
+        raise IdentityError(
+            f"profile name {value[:80]!r} contains control characters or line breaks; use one plain line"
+        )
     if any(ch in MARKUP for ch in value):
         raise IdentityError(f"profile name {value[:80]!r} contains '<' or '>'; names are plain text, leave those out")
     if len(value) > MAX_NAME_CHARS:

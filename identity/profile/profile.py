@@ -66,10 +66,17 @@ class Profile:
         """Everything a profile page shows, JSON-ready: the summary, engine, calibration, training report, and
         which accepted photo each reference portrait was taken from."""
         accepted = [p.get("path") for p in self.report.get("photos", []) if p.get("verdict") == "accepted"]
-        portraits = [{"index": index, "photo": accepted[photo] if photo < len(accepted) else None}
-                     for index, photo in enumerate(np.asarray(self.reference_photos).tolist())]
-        return {**self.summary(), "engine_info": self.engine.as_dict(), "calibration": self.calibration,
-                "report": self.report, "portraits": portraits}
+        portraits = [
+            {"index": index, "photo": accepted[photo] if photo < len(accepted) else None}
+            for index, photo in enumerate(np.asarray(self.reference_photos).tolist())
+        ]
+        return {
+            **self.summary(),
+            "engine_info": self.engine.as_dict(),
+            "calibration": self.calibration,
+            "report": self.report,
+            "portraits": portraits,
+        }
 
     # ----- file form -------------------------------------------------------------------------------------
 
@@ -109,8 +116,11 @@ class Profile:
         offset = 0
         for name in sorted(tensors):
             array = tensors[name]
-            header[name] = {"dtype": _DTYPES[array.dtype], "shape": list(array.shape),
-                            "data_offsets": [offset, offset + array.nbytes]}
+            header[name] = {
+                "dtype": _DTYPES[array.dtype],
+                "shape": list(array.shape),
+                "data_offsets": [offset, offset + array.nbytes],
+            }
             offset += array.nbytes
         encoded = json.dumps(header, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
         encoded += b" " * (-len(encoded) % 8)
@@ -120,7 +130,7 @@ class Profile:
             handle.write(np.ascontiguousarray(tensors[name]).tobytes())
 
     @classmethod
-    def read(cls, path: Path) -> "Profile":
+    def read(cls, path: Path) -> Profile:
         """Load and check a profile file; anything malformed is a `ProfileFormatError` naming the file (by its
         name: messages can reach a browser, which has no business knowing the folder's absolute path)."""
         try:
@@ -136,13 +146,22 @@ class Profile:
                     raise ProfileFormatError(f"lacks the tensors {missing}")
                 tensors = {name: handle.get_tensor(name) for name in _TENSORS + _OPTIONAL if name in handle.keys()}
             fields = header(metadata)
-            profile = cls(id=fields["id"], name=fields["name"], kind=fields["kind"], created=fields["created"],
-                          engine=EngineInfo.from_dict(fields["engine"]), calibration=fields["calibration"],
-                          report=fields["report"], **tensors)
+            profile = cls(
+                id=fields["id"],
+                name=fields["name"],
+                kind=fields["kind"],
+                created=fields["created"],
+                engine=EngineInfo.from_dict(fields["engine"]),
+                calibration=fields["calibration"],
+                report=fields["report"],
+                **tensors,
+            )
         except ProfileFormatError as exc:
             raise ProfileFormatError(f"{path.name} {exc}") from None
         except Exception as exc:  # safetensors and json raise assorted types for damaged files
-            raise ProfileFormatError(f"{path.name} is not a readable profile file ({type(exc).__name__}: {exc})") from None
+            raise ProfileFormatError(
+                f"{path.name} is not a readable profile file ({type(exc).__name__}: {exc})"
+            ) from None
         profile.check()
         return profile
 
@@ -177,17 +196,30 @@ def header(metadata: dict[str, str]) -> dict:
             raise IdentityError("untrimmed name")
     except IdentityError as exc:
         raise ProfileFormatError(f"has an unusable id or name ({exc})") from None
-    fields = {"id": profile_id, "name": name, "kind": metadata.get("kind", "person"),
-              "created": metadata.get("created", ""), "engine": parsed("engine", "{}"),
-              "calibration": parsed("calibration", "{}"), "report": parsed("report", "{}")}
+    fields = {
+        "id": profile_id,
+        "name": name,
+        "kind": metadata.get("kind", "person"),
+        "created": metadata.get("created", ""),
+        "engine": parsed("engine", "{}"),
+        "calibration": parsed("calibration", "{}"),
+        "report": parsed("report", "{}"),
+    }
     threshold = fields["calibration"].get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
         raise ProfileFormatError(f"has a threshold that is not a number ({str(threshold)[:40]!r})")
     photos = fields["report"].get("photos", [])
-    texts = (fields["kind"], fields["created"], fields["engine"].get("name", ""),
-             fields["calibration"].get("confidence", ""))
-    if (not all(isinstance(text, str) for text in texts) or not isinstance(photos, list)
-            or not all(isinstance(p, dict) for p in photos)):
+    texts = (
+        fields["kind"],
+        fields["created"],
+        fields["engine"].get("name", ""),
+        fields["calibration"].get("confidence", ""),
+    )
+    if (
+        not all(isinstance(text, str) for text in texts)
+        or not isinstance(photos, list)
+        or not all(isinstance(p, dict) for p in photos)
+    ):
         raise ProfileFormatError("has metadata values of the wrong type")
     return fields
 

@@ -113,7 +113,9 @@ class ProfileStore:
         if target.exists() and not overwrite:
             raise ProfileExists(f"profile {profile.id!r} already exists")
         self.folder.mkdir(parents=True, exist_ok=True)
-        handle = tempfile.NamedTemporaryFile(dir=self.folder, prefix=f".{profile.id}.", suffix=TEMP_SUFFIX, delete=False)
+        handle = tempfile.NamedTemporaryFile(
+            dir=self.folder, prefix=f".{profile.id}.", suffix=TEMP_SUFFIX, delete=False
+        )
         try:
             with handle:
                 profile.write(handle)
@@ -136,7 +138,9 @@ class ProfileStore:
             return cached[1]
         profile = Profile.read(path)
         if profile.id != profile_id:
-            raise ProfileFormatError(f"{path.name} holds profile {profile.id!r}, not {profile_id!r}; rename the file back")
+            raise ProfileFormatError(
+                f"{path.name} holds profile {profile.id!r}, not {profile_id!r}; rename the file back"
+            )
         self._loaded.put(profile_id, (stamp, profile))
         return profile
 
@@ -163,8 +167,9 @@ class ProfileStore:
                     return portraits[index : index + 1][0]
         except Exception as exc:  # safetensors raises assorted types for damaged files
             raise ProfileFormatError(f"{path.name} is not a readable profile file ({exc}); retrain it") from None
-        raise ProfileNotFound(f"profile {profile_id!r} has no reference portrait {index}; its portraits are numbered "
-                              f"0 to {count - 1}")
+        raise ProfileNotFound(
+            f"profile {profile_id!r} has no reference portrait {index}; its portraits are numbered 0 to {count - 1}"
+        )
 
     def summaries(self) -> list[dict]:
         """One summary per readable profile (headers only), sorted by name; broken files are skipped, each
@@ -249,7 +254,10 @@ class ProfileStore:
 
     def _remove_orphan(self, entry: os.DirEntry) -> None:
         try:
-            if entry.is_file(follow_symlinks=False) and time.time() - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_SECONDS:
+            if (
+                entry.is_file(follow_symlinks=False)
+                and time.time() - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_SECONDS
+            ):
                 os.unlink(entry.path)
                 log.info("removed %s, left by an interrupted save", entry.name)
         except OSError:

@@ -25,9 +25,9 @@ _INTROS = {
     "generate": "",
     "edit": "{inputs} {is_are} the photo{s} to edit.",
     "enhance": "{inputs} is the photo to enhance: keep its composition and lighting, and restore every face so that "
-               "each person looks exactly like themselves.",
+    "each person looks exactly like themselves.",
     "remix": "{first} is the input image and {second} is the style reference: keep the input's content and people, "
-             "in the style of the reference.",
+    "in the style of the reference.",
 }
 
 
@@ -73,9 +73,13 @@ def layout(call: Call, tags: bool = False) -> Layout:
     lines = []
     count = len(call.inputs)
     if count and _INTROS[call.operation]:
-        intro = _INTROS[call.operation].format(inputs=refer(list(range(1, count + 1))), first=refer([1]),
-                                               second=refer([2]), is_are="is" if count == 1 else "are",
-                                               s="" if count == 1 else "s")
+        intro = _INTROS[call.operation].format(
+            inputs=refer(list(range(1, count + 1))),
+            first=refer([1]),
+            second=refer([2]),
+            is_are="is" if count == 1 else "are",
+            s="" if count == 1 else "s",
+        )
         lines.append(intro[0].upper() + intro[1:])
     described = {}
     for subject, references in zip(call.subjects, call.references):
@@ -121,11 +125,19 @@ def body(response: httpx.Response, credentials: Credentials) -> dict:
     try:
         data = response.json()
     except ValueError:
-        raise ProviderError(f"{provider} answered HTTP {response.status_code} with a body that is not JSON "
-                            f"({excerpt(response.text, 80)!r})", provider, response.status_code) from None
+        raise ProviderError(
+            f"{provider} answered HTTP {response.status_code} with a body that is not JSON "
+            f"({excerpt(response.text, 80)!r})",
+            provider,
+            response.status_code,
+        ) from None
     if not isinstance(data, dict):
-        raise ProviderError(f"{provider} answered HTTP {response.status_code} with JSON that is not an object "
-                            f"({excerpt(response.text, 80)!r})", provider, response.status_code)
+        raise ProviderError(
+            f"{provider} answered HTTP {response.status_code} with JSON that is not an object "
+            f"({excerpt(response.text, 80)!r})",
+            provider,
+            response.status_code,
+        )
     return data
 
 
@@ -158,8 +170,9 @@ def message(value) -> str:
     return "" if value is None else json.dumps(value)[:200]
 
 
-async def download(transport: Transport, url: str, credentials: Credentials, request_id: str | None,
-                   headers: dict | None = None) -> bytes:
+async def download(
+    transport: Transport, url: str, credentials: Credentials, request_id: str | None, headers: dict | None = None
+) -> bytes:
     """A result image that a provider answers with a URL (valid for minutes to hours: fetched at once)."""
     image = await transport.request("GET", url, kind="download", headers=headers or {})
     if image.status_code != 200:
@@ -167,13 +180,20 @@ async def download(transport: Transport, url: str, credentials: Credentials, req
     return image.content
 
 
-def fail(response: httpx.Response, credentials: Credentials, detail: str = "", request_id: str | None = None,
-         moderation: bool = False) -> ProviderError:
+def fail(
+    response: httpx.Response,
+    credentials: Credentials,
+    detail: str = "",
+    request_id: str | None = None,
+    moderation: bool = False,
+) -> ProviderError:
     """The error for a provider's error answer, phrased for the user and with the key blanked out."""
     provider, status = credentials.provider, response.status_code
     detail = excerpt(credentials.redact(detail or response.text))
     if moderation:
-        return ModerationRefused(f"{provider} refused the request on content grounds: {detail}", provider, status, request_id)
+        return ModerationRefused(
+            f"{provider} refused the request on content grounds: {detail}", provider, status, request_id
+        )
     if status in (401, 403):
         text = f"{provider} rejected the API key (HTTP {status}); check {' / '.join(KEY_VARIABLES[provider])}"
     elif status == 402:
@@ -181,8 +201,10 @@ def fail(response: httpx.Response, credentials: Credentials, detail: str = "", r
     elif status == 429:
         text = f"{provider} is rate-limiting requests (HTTP 429) and retries did not get through; wait and try again"
     elif status == 504:
-        text = (f"{provider}'s gateway timed out (HTTP 504); the request may still have been charged, check the "
-                "provider's dashboard before retrying")
+        text = (
+            f"{provider}'s gateway timed out (HTTP 504); the request may still have been charged, check the "
+            "provider's dashboard before retrying"
+        )
     elif status >= 500:
         text = f"{provider} had a server error (HTTP {status}) on every retry; try again later"
     else:

@@ -29,12 +29,17 @@ def register(command) -> None:
     """Adds the subcommands; `command(name, run, help, store=…, engine=…)` is the top-level CLI's helper."""
     sub = command("generate", _generate, "Generate images of people with a closed model, verified.", engine=True)
     _request_options(sub, profiles_required=True)
-    sub = command("edit", _edit, "Edit photos with a closed model; the people in them keep their identity.",
-                  engine=True)
+    sub = command(
+        "edit", _edit, "Edit photos with a closed model; the people in them keep their identity.", engine=True
+    )
     sub.add_argument("photos", nargs="+", type=Path, help="the photos to edit")
     _request_options(sub, profiles_required=False)
-    sub = command("phota-link", _phota_link, "Link a local profile to the Phota profile of the same person "
-                  "(checked with Phota, whose training status is shown).")
+    sub = command(
+        "phota-link",
+        _phota_link,
+        "Link a local profile to the Phota profile of the same person "
+        "(checked with Phota, whose training status is shown).",
+    )
     sub.add_argument("profile", help="local profile id or name")
     sub.add_argument("phota_id", nargs="?", help="the id POST /v1/phota/profiles/add returned (omit with --unlink)")
     sub.add_argument("--unlink", action="store_true", help="remove the link")
@@ -43,8 +48,15 @@ def register(command) -> None:
 
 def _request_options(sub, profiles_required: bool) -> None:
     sub.add_argument("--prompt", required=profiles_required, default="", help="text; name people as [[profile-id]]")
-    sub.add_argument("--profile", action="append", dest="profiles", required=profiles_required, default=None,
-                     metavar="ID_OR_NAME", help="a profile to carry (repeat for several)")
+    sub.add_argument(
+        "--profile",
+        action="append",
+        dest="profiles",
+        required=profiles_required,
+        default=None,
+        metavar="ID_OR_NAME",
+        help="a profile to carry (repeat for several)",
+    )
     sub.add_argument("--base-model", default=DEFAULT_MODEL, choices=model_names(), help=f"default: {DEFAULT_MODEL}")
     sub.add_argument("--resolution", default="1K", choices=all_values("resolutions"))
     sub.add_argument("--aspect-ratio", default="auto", choices=all_values("aspect_ratios"))
@@ -77,10 +89,21 @@ def _run(args, operation: str, inputs: list) -> int:
         if not PROFILE_REF.search(args.prompt):
             raise InvalidRequest("name the people to keep as [[profile-id]] in --prompt, or pass --profile")
         profiles = [store.load(s["id"]) for s in store.summaries()]
-    request = RemoteRequest(operation=operation, model=args.base_model, profiles=profiles, prompt=args.prompt,
-                            resolution=args.resolution, aspect_ratio=args.aspect_ratio, quality=args.quality,
-                            candidates=[p.id for p in chosen] if operation == "edit" else [], inputs=inputs,
-                            outputs=args.outputs, rerolls=args.rerolls, max_cost=args.max_cost_usd, seed=args.seed)
+    request = RemoteRequest(
+        operation=operation,
+        model=args.base_model,
+        profiles=profiles,
+        prompt=args.prompt,
+        resolution=args.resolution,
+        aspect_ratio=args.aspect_ratio,
+        quality=args.quality,
+        candidates=[p.id for p in chosen] if operation == "edit" else [],
+        inputs=inputs,
+        outputs=args.outputs,
+        rerolls=args.rerolls,
+        max_cost=args.max_cost_usd,
+        seed=args.seed,
+    )
     result = run(request, _keys(args), load_engine(args.engine, args.provider))
     saved = []
     for rank, image in enumerate(result.images, 1):
@@ -92,8 +115,10 @@ def _run(args, operation: str, inputs: list) -> int:
     else:
         for path, score in zip(saved, result.scores):
             print(f"{path}  weakest similarity {score:.3f}")
-        print(f"cost ${result.report['cost_usd']:.3f}{' (estimated)' if result.report['cost_estimated'] else ''}",
-              file=sys.stderr)
+        print(
+            f"cost ${result.report['cost_usd']:.3f}{' (estimated)' if result.report['cost_estimated'] else ''}",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -112,8 +137,10 @@ def _phota_link(args) -> int:
     note = f" ({state['message']})" if isinstance(state.get("message"), str) and state["message"] else ""
     print(f"{profile.name} ({profile.id}) → Phota profile {args.phota_id}: {state['status']}{note}")
     if state["status"] != "READY":
-        print("phota/… requests with this profile wait until Phota reports READY (training takes about 20 minutes)",
-              file=sys.stderr)
+        print(
+            "phota/… requests with this profile wait until Phota reports READY (training takes about 20 minutes)",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -125,8 +152,10 @@ def _writable_folder(folder: Path) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except (OSError, ValueError) as exc:
-        raise InvalidRequest(f"--out {folder} cannot be used as a folder ({getattr(exc, 'strerror', None) or exc}); "
-                             "give a folder you can write to") from None
+        raise InvalidRequest(
+            f"--out {folder} cannot be used as a folder ({getattr(exc, 'strerror', None) or exc}); "
+            "give a folder you can write to"
+        ) from None
     if not os.access(folder, os.W_OK):
         raise InvalidRequest(f"--out {folder} is not writable; give a folder you can write to")
     return folder

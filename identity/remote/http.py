@@ -16,20 +16,23 @@ import email.utils
 import logging
 import random
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Awaitable, Callable
 
 import httpx
 
 from ..errors import ProviderError
-from .keys import origin as origin_of, scrub
+from .keys import origin as origin_of
+from .keys import scrub
 from .models import ProviderFacts, provider_facts
 
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 #: Headers that carry a provider credential: dropped whenever a redirect leaves the origin.
-CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-goog-api-key", "x-key", "x-api-key", "cookie"})
+CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-goog-api-key", "x-key", "x-api-key", "cookie"}
+)
 #: Failures after which the provider may have received the whole request (and may charge for it).
 AFTER_SEND = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
 _TICK = 0.2  # seconds between interrupt checks
@@ -84,8 +87,17 @@ class Transport:
         read = self.policy.read_timeout or timeouts.get(kind) or timeouts["generate"]
         return httpx.Timeout(read, connect=timeouts["connect"])
 
-    async def request(self, method: str, url: str, *, kind: str = "generate", paid: bool = False,
-                      idempotent: bool = False, request_id: str | None = None, **kwargs) -> httpx.Response:
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        kind: str = "generate",
+        paid: bool = False,
+        idempotent: bool = False,
+        request_id: str | None = None,
+        **kwargs,
+    ) -> httpx.Response:
         """The provider's final answer, after retrying what is safe to retry; raises on transport failure.
 
         `paid`: this request may be charged; `idempotent`: it carries the provider's idempotency key, so a
@@ -97,17 +109,28 @@ class Transport:
                 response = await self.wait_for(self._follow(method, url, timeout, **kwargs))
             except httpx.TransportError as exc:
                 sent = isinstance(exc, AFTER_SEND)
-                problem = (f"timed out after {timeout.read:.0f} s" if isinstance(exc, httpx.ReadTimeout) else
-                           "timed out" if isinstance(exc, httpx.TimeoutException) else
-                           f"connection failed ({type(exc).__name__})")
+                problem = (
+                    f"timed out after {timeout.read:.0f} s"
+                    if isinstance(exc, httpx.ReadTimeout)
+                    else "timed out"
+                    if isinstance(exc, httpx.TimeoutException)
+                    else f"connection failed ({type(exc).__name__})"
+                )
                 if sent and paid and not idempotent:
                     raise MayHaveBeenCharged(
                         f"{self.provider} {problem} once the request was sent; it may have been charged, so it was not "
                         f"sent again (request id {request_id or 'none'}): check the provider's dashboard before retrying",
-                        self.provider, None, request_id) from None
+                        self.provider,
+                        None,
+                        request_id,
+                    ) from None
                 if attempt == self.policy.attempts:
-                    raise ProviderError(f"{self.provider} {problem} on each of {attempt} attempts; try again later",
-                                        self.provider, None, request_id) from None
+                    raise ProviderError(
+                        f"{self.provider} {problem} on each of {attempt} attempts; try again later",
+                        self.provider,
+                        None,
+                        request_id,
+                    ) from None
                 await self._pause({"error": problem}, self._backoff(attempt))
                 continue
             retry = response.status_code in RETRY_STATUSES and attempt < self.policy.attempts
@@ -122,25 +145,33 @@ class Transport:
             return response
         raise AssertionError("unreachable")
 
-    async def _follow(self, method: str, url: str, timeout: httpx.Timeout, headers: dict | None = None,
-                      **kwargs) -> httpx.Response:
+    async def _follow(
+        self, method: str, url: str, timeout: httpx.Timeout, headers: dict | None = None, **kwargs
+    ) -> httpx.Response:
         """Send, following redirects by hand: a hop to another origin loses every credential header."""
         headers = dict(headers or {})
         origin = origin_of(url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = await self.client.request(method, url, headers=headers, timeout=timeout,
-                                                  follow_redirects=False, **kwargs)
+            response = await self.client.request(
+                method, url, headers=headers, timeout=timeout, follow_redirects=False, **kwargs
+            )
             location = response.headers.get("location")
             if response.status_code not in REDIRECTS or not location:
                 return response
             await response.aclose()
             target = response.url.join(location)
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
-                method, kwargs = "GET", {k: v for k, v in kwargs.items() if k not in ("json", "data", "files", "content")}
+                method, kwargs = (
+                    "GET",
+                    {k: v for k, v in kwargs.items() if k not in ("json", "data", "files", "content")},
+                )
             if origin_of(target) != origin:
                 if method != "GET":
-                    raise ProviderError(f"{self.provider} redirected the request to another origin ({target.host}); "
-                                        "not followed, so that neither the key nor the photos go there", self.provider)
+                    raise ProviderError(
+                        f"{self.provider} redirected the request to another origin ({target.host}); "
+                        "not followed, so that neither the key nor the photos go there",
+                        self.provider,
+                    )
                 headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
             url = str(target)
         raise ProviderError(f"{self.provider} redirected more than {MAX_REDIRECTS} times", self.provider)

@@ -110,11 +110,15 @@ class KeyStore:
     def credentials(self, provider: str) -> Credentials:
         stored = self._file()
         variables = KEY_VARIABLES[provider]
-        key = next((self.environ[v] for v in variables if self.environ.get(v)), None) or \
-            next((stored[v] for v in variables if isinstance(stored.get(v), str) and stored[v]), None)
+        key = next((self.environ[v] for v in variables if self.environ.get(v)), None) or next(
+            (stored[v] for v in variables if isinstance(stored.get(v), str) and stored[v]), None
+        )
         if not key:
             where = f" or add it to {self.keys_file}" if self.keys_file else ""
             raise MissingKey(f"no API key for {provider}: set {' or '.join(variables)} in ComfyUI's environment{where}")
-        base_url = (self.environ.get(f"IDENTITY_{provider.upper()}_BASE_URL")
-                    or (stored.get("base_urls") or {}).get(provider) or DEFAULT_BASE_URLS[provider])
+        base_url = (
+            self.environ.get(f"IDENTITY_{provider.upper()}_BASE_URL")
+            or (stored.get("base_urls") or {}).get(provider)
+            or DEFAULT_BASE_URLS[provider]
+        )
         return Credentials(provider, base_url.rstrip("/"), key)

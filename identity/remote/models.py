@@ -54,17 +54,25 @@ class BaseModel:
         if operation in self.pinned:
             resolution = self.pinned[operation]  # e.g. enhance always runs at 2K, whatever was picked
         _check(resolution, self.resolutions, f"{self.name} does not offer resolution {resolution!r}", "resolutions")
-        _check(aspect_ratio, self.aspect_ratios, f"{self.name} does not offer aspect ratio {aspect_ratio!r}", "aspect ratios")
+        _check(
+            aspect_ratio,
+            self.aspect_ratios,
+            f"{self.name} does not offer aspect ratio {aspect_ratio!r}",
+            "aspect ratios",
+        )
         if self.qualities:
             _check(quality, self.qualities, f"{self.name} does not offer quality {quality!r}", "qualities")
         elif quality not in ("", "auto"):
-            raise InvalidRequest(f"quality applies only to gpt-image-2; {self.name} takes quality 'auto' (got {quality!r})")
+            raise InvalidRequest(
+                f"quality applies only to gpt-image-2; {self.name} takes quality 'auto' (got {quality!r})"
+            )
         if not 1 <= outputs <= 4:
             raise InvalidRequest(f"num_output_images must be 1 to 4 (got {outputs})")
         return resolution
 
-    def estimated_cost(self, resolution: str, images: int, operation: str = "generate",
-                       input_pixels: int = 0) -> float | None:
+    def estimated_cost(
+        self, resolution: str, images: int, operation: str = "generate", input_pixels: int = 0
+    ) -> float | None:
         """List price of `images` outputs (USD), or None where it is metered (tokens) or not known."""
         kind, usd = self.prices.get("kind"), self.prices.get("usd") or {}
         if kind == "per_image" and resolution in usd:
@@ -93,20 +101,41 @@ def _facts() -> dict:
 
 
 def _model(name: str, entry: dict) -> BaseModel:
-    return BaseModel(name, entry["provider"], tuple(entry["resolutions"]), tuple(entry["aspect_ratios"]),
-                     entry["max_input_images"], entry["max_outputs_per_request"], tuple(entry["operations"]),
-                     entry["prices"], tuple(entry.get("qualities", ())), dict(entry.get("pinned", {})),
-                     entry.get("api_model", ""), pixels=dict(entry.get("pixels", {})))
+    return BaseModel(
+        name,
+        entry["provider"],
+        tuple(entry["resolutions"]),
+        tuple(entry["aspect_ratios"]),
+        entry["max_input_images"],
+        entry["max_outputs_per_request"],
+        tuple(entry["operations"]),
+        entry["prices"],
+        tuple(entry.get("qualities", ())),
+        dict(entry.get("pinned", {})),
+        entry.get("api_model", ""),
+        pixels=dict(entry.get("pixels", {})),
+    )
 
 
 def _phota(models: dict[str, BaseModel], phota: dict) -> list[BaseModel]:
     """Phota routes to a base model itself; its limits are Phota's. Its /enhance and /remix run on nb2 only."""
     pinned_to = phota["pinned_base_model"]
-    return [BaseModel(f"phota/{m.name}", "phota", m.resolutions, tuple(phota["aspect_ratios"]),
-                      phota["max_input_images"], phota["max_outputs_per_request"],
-                      ("generate", "edit") + tuple(op for op, base in pinned_to.items() if base == m.name),
-                      phota["prices"], m.qualities, dict(phota["pinned"]), via=m.name)
-            for m in models.values()]
+    return [
+        BaseModel(
+            f"phota/{m.name}",
+            "phota",
+            m.resolutions,
+            tuple(phota["aspect_ratios"]),
+            phota["max_input_images"],
+            phota["max_outputs_per_request"],
+            ("generate", "edit") + tuple(op for op, base in pinned_to.items() if base == m.name),
+            phota["prices"],
+            m.qualities,
+            dict(phota["pinned"]),
+            via=m.name,
+        )
+        for m in models.values()
+    ]
 
 
 def provider_facts(provider: str) -> ProviderFacts:
@@ -146,14 +175,18 @@ def apply_overrides(models: dict[str, BaseModel], path: Path) -> dict[str, BaseM
     try:
         data = json.loads(text)
     except ValueError as exc:
-        raise InvalidRequest(f"{where} line {getattr(exc, 'lineno', 1)}: not valid JSON ({getattr(exc, 'msg', exc)}); "
-                             "fix or remove the file") from None
+        raise InvalidRequest(
+            f"{where} line {getattr(exc, 'lineno', 1)}: not valid JSON ({getattr(exc, 'msg', exc)}); "
+            "fix or remove the file"
+        ) from None
     entries = data.get("models") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or set(data) - {"models"}:
-        raise InvalidRequest(f"{where} line 1: expected {{\"models\": {{\"<name>\": {{...}}}}}} and nothing else")
+        raise InvalidRequest(f'{where} line 1: expected {{"models": {{"<name>": {{...}}}}}} and nothing else')
     result = dict(models)
     for name, entry in entries.items():
-        bad = lambda problem, *keys: InvalidRequest(f"{where} line {_line(text, name, *keys)}: model {name!r}: {problem}")
+        bad = lambda problem, *keys: InvalidRequest(
+            f"{where} line {_line(text, name, *keys)}: model {name!r}: {problem}"
+        )
         if not _MODEL_NAME.fullmatch(name):
             raise bad("a model name is lower-case letters, digits, '.', '_' or '-' (no '/')")
         if not isinstance(entry, dict):
@@ -164,12 +197,17 @@ def apply_overrides(models: dict[str, BaseModel], path: Path) -> dict[str, BaseM
             raise bad(f"unknown field {key!r}; allowed: like, api_model, prices", key)
         like = entry.get("like", name)
         if like not in models:
-            raise bad(f"{'like' if 'like' in entry else 'a new model needs'} names no known model "
-                      f"(known: {', '.join(models)})", *(["like"] if "like" in entry else []))
+            raise bad(
+                f"{'like' if 'like' in entry else 'a new model needs'} names no known model "
+                f"(known: {', '.join(models)})",
+                *(["like"] if "like" in entry else []),
+            )
         base = replace(models[like], name=name)
         if "api_model" in entry:
             if not isinstance(entry["api_model"], str) or not _API_MODEL.fullmatch(entry["api_model"]):
-                raise bad("api_model must be the provider's model id (letters, digits, '.', '_', ':', '-')", "api_model")
+                raise bad(
+                    "api_model must be the provider's model id (letters, digits, '.', '_', ':', '-')", "api_model"
+                )
             base = replace(base, api_model=entry["api_model"])
         if "prices" in entry:
             base = replace(base, prices=_prices(base, entry["prices"], lambda p: bad(p, "prices")))

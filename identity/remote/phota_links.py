@@ -37,7 +37,9 @@ class PhotaLinks:
         try:
             data = json.loads(self.path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise InvalidRequest(f"{self.path} is not valid JSON; fix or remove it, then link the profiles again") from None
+            raise InvalidRequest(
+                f"{self.path} is not valid JSON; fix or remove it, then link the profiles again"
+            ) from None
         if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
             raise InvalidRequest(f"{self.path} must map local profile ids to Phota profile ids; fix or remove it")
         return data
@@ -86,6 +88,8 @@ async def phota_status(credentials: Credentials, phota_id: str) -> dict:
 
 def check_phota_id(phota_id: str) -> str:
     if not _PHOTA_ID.fullmatch(phota_id or ""):
-        raise InvalidRequest(f"{phota_id!r} is not a Phota profile id (letters, digits, '-' and '_', as "
-                             "POST /v1/phota/profiles/add returned it)")
+        raise InvalidRequest(
+            f"{phota_id!r} is not a Phota profile id (letters, digits, '-' and '_', as "
+            "POST /v1/phota/profiles/add returned it)"
+        )
     return phota_id

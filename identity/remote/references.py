@@ -35,4 +35,3 @@ def choose(profile: Profile, count: int, target_pose: np.ndarray | None = None) 
         poses = profile.pose[profile.reference_photos][:, :2]
         order.sort(key=lambda k: float(np.linalg.norm(poses[k] - target_pose[:2])))
     return order[:count]
-

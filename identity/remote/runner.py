@@ -14,8 +14,8 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import httpx
 import numpy as np
@@ -25,7 +25,8 @@ from ..errors import Cancelled, IdentityError, ImageError, InvalidRequest, Provi
 from ..faces import FaceEngine
 from ..images import load_image
 from ..profile import Profile
-from ..prompt import PROFILE_REF, referenced_ids, resolve_reference, subjects as request_subjects
+from ..prompt import PROFILE_REF, referenced_ids, resolve_reference
+from ..prompt import subjects as request_subjects
 from . import references as refs
 from . import sizes
 from .call import Call, Generated
@@ -74,10 +75,22 @@ class Plan:
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request
         seed = None if r.seed is None else r.seed + attempt
-        return Call(operation=r.operation, model=self.model, resolution=self.resolution, aspect_ratio=r.aspect_ratio,
-                    quality=r.quality, prompt=self.prompt, subjects=self.subjects, references=self.references,
-                    inputs=self.inputs, outputs=outputs, seed=seed, external_ids=self.external_ids, ratio=self.ratio,
-                    request_id=uuid.uuid4().hex)
+        return Call(
+            operation=r.operation,
+            model=self.model,
+            resolution=self.resolution,
+            aspect_ratio=r.aspect_ratio,
+            quality=r.quality,
+            prompt=self.prompt,
+            subjects=self.subjects,
+            references=self.references,
+            inputs=self.inputs,
+            outputs=outputs,
+            seed=seed,
+            external_ids=self.external_ids,
+            ratio=self.ratio,
+            request_id=uuid.uuid4().hex,
+        )
 
     def estimate(self, images: int) -> float | None:
         return self.model.estimated_cost(self.resolution, images, self.request.operation, self.input_pixels)
@@ -101,8 +114,9 @@ class RemoteResult:
 def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: PhotaLinks | None = None) -> Plan:
     """Validate everything and prepare the payload parts; raises `InvalidRequest`/`MissingKey`, never calls out."""
     model = base_model(request.model)
-    resolution = model.validate(request.operation, request.resolution, request.aspect_ratio, request.quality,
-                                request.outputs)
+    resolution = model.validate(
+        request.operation, request.resolution, request.aspect_ratio, request.quality, request.outputs
+    )
     low, high = INPUTS[request.operation]
     if not low <= len(request.inputs) <= high:
         wanted = f"exactly {low}" if low == high else f"{low} to {high}"
@@ -131,8 +145,19 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
     encoded = [[sizes.fit(portrait, limits, share, lossless=False) for portrait in group] for group in references]
     pixels = sum(math.prod(Image.open(io.BytesIO(b)).size) for b in inputs + [b for g in encoded for b in g])
     credentials = keys.credentials(model.provider)
-    return Plan(request, model, resolution, local, external, encoded, inputs, credentials, prompt,
-                sizes.ratio_of(request.aspect_ratio, request.inputs), pixels)
+    return Plan(
+        request,
+        model,
+        resolution,
+        local,
+        external,
+        encoded,
+        inputs,
+        credentials,
+        prompt,
+        sizes.ratio_of(request.aspect_ratio, request.inputs),
+        pixels,
+    )
 
 
 def _phota_subjects(request: RemoteRequest, links: PhotaLinks) -> tuple[list[Profile], list[str], str]:
@@ -163,15 +188,23 @@ def _linked(profile: Profile, linked: dict[str, str]) -> str:
         raise InvalidRequest(
             f"profile {profile.name!r} is not linked to a Phota profile, and Phota knows only its own: create one with "
             f"Phota (POST /v1/phota/profiles/add) and link it in ComfyUI's Identity panel (the profile's details) or "
-            f"with `python -m identity phota-link {profile.id} PHOTA_PROFILE_ID`, or pick a base model without phota/")
+            f"with `python -m identity phota-link {profile.id} PHOTA_PROFILE_ID`, or pick a base model without phota/"
+        )
     return phota_id
 
 
 class Execution:
     """One run of a plan: calls, outputs, spending and the report, with progress pushed to `progress`."""
 
-    def __init__(self, plan: Plan, engine: FaceEngine, policy: Policy, progress: Callable[[float, str], None],
-                 check: Callable[[], None], pet_engine: Callable | None = None):
+    def __init__(
+        self,
+        plan: Plan,
+        engine: FaceEngine,
+        policy: Policy,
+        progress: Callable[[float, str], None],
+        check: Callable[[], None],
+        pet_engine: Callable | None = None,
+    ):
         self.plan, self.engine, self.policy, self.pet_engine = plan, engine, policy, pet_engine
         self.progress, self.check = progress, check
         self.outputs: list[Output] = []
@@ -213,7 +246,9 @@ class Execution:
                 while True:
                     passing = sum(o.check.passed for o in self.outputs)
                     if passing >= request.outputs:
-                        stopped = "every subject cleared its threshold" if self.plan.subjects else "no subjects to verify"
+                        stopped = (
+                            "every subject cleared its threshold" if self.plan.subjects else "no subjects to verify"
+                        )
                         break
                     more = min(request.outputs - passing, request.rerolls - rerolls)
                     if more <= 0:
@@ -230,10 +265,13 @@ class Execution:
             ticker.cancel()
         if not self.outputs:
             raise self._first_error()
-        ranked = sorted(self.outputs, key=lambda o: (o.check.passed, o.check.weakest), reverse=True)[:request.outputs]
+        ranked = sorted(self.outputs, key=lambda o: (o.check.passed, o.check.weakest), reverse=True)[: request.outputs]
         self._report_progress(1.0, self._status_line("done"))
-        return RemoteResult([o.image for o in ranked], [round(o.check.weakest, 4) for o in ranked],
-                            self._report(ranked, rerolls, stopped))
+        return RemoteResult(
+            [o.image for o in ranked],
+            [round(o.check.weakest, 4) for o in ranked],
+            self._report(ranked, rerolls, stopped),
+        )
 
     async def _round(self, client: httpx.AsyncClient, count: int, attempt: int) -> None:
         per_call = self.plan.model.max_outputs_per_request
@@ -256,10 +294,17 @@ class Execution:
             try:
                 decoded.append((load_image(item.image), item, attempt_number))
             except ImageError as exc:
-                self.failures.append({"attempt": attempt_number, "error": f"{self.plan.model.provider} returned image "
-                                      f"data that cannot be decoded ({exc.reason})", "request_id": item.request_id})
-        checks = await asyncio.to_thread(check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine,
-                                         self.pet_engine)
+                self.failures.append(
+                    {
+                        "attempt": attempt_number,
+                        "error": f"{self.plan.model.provider} returned image "
+                        f"data that cannot be decoded ({exc.reason})",
+                        "request_id": item.request_id,
+                    }
+                )
+        checks = await asyncio.to_thread(
+            check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine, self.pet_engine
+        )
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
     async def _call(self, client: httpx.AsyncClient, outputs: int, attempt: int) -> list[Generated]:
@@ -268,9 +313,20 @@ class Execution:
         call = self.plan.call(outputs, attempt)
         try:
             return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
-        except (KeyError, TypeError, AttributeError, IndexError, ValueError) as exc:  # an answer of a shape we do not know
-            raise ProviderError(f"{provider} answered in a shape this layer does not understand ({type(exc).__name__}); "
-                                f"request id {call.request_id}", provider, None, call.request_id) from None
+        except (
+            KeyError,
+            TypeError,
+            AttributeError,
+            IndexError,
+            ValueError,
+        ) as exc:  # an answer of a shape we do not know
+            raise ProviderError(
+                f"{provider} answered in a shape this layer does not understand ({type(exc).__name__}); "
+                f"request id {call.request_id}",
+                provider,
+                None,
+                call.request_id,
+            ) from None
 
     def _spend(self, item: Generated) -> None:
         if item.provider_cost:
@@ -315,10 +371,19 @@ class Execution:
             "subjects": {p.id: p.name for p in plan.subjects},
             "provider_profiles": plan.external_ids,
             "references": {p.id: len(r) for p, r in zip(plan.subjects, plan.references)},
-            "outputs": [{"rank": rank, "attempt": o.attempt, "request_id": o.request_id, "passed": o.check.passed,
-                         "weakest": round(o.check.weakest, 4), "faces": o.check.faces,
-                         "scores": {k: round(v, 4) for k, v in o.check.scores.items()}, "checked": o.check.checked}
-                        for rank, o in enumerate(ranked, 1)],
+            "outputs": [
+                {
+                    "rank": rank,
+                    "attempt": o.attempt,
+                    "request_id": o.request_id,
+                    "passed": o.check.passed,
+                    "weakest": round(o.check.weakest, 4),
+                    "faces": o.check.faces,
+                    "scores": {k: round(v, 4) for k, v in o.check.scores.items()},
+                    "checked": o.check.checked,
+                }
+                for rank, o in enumerate(ranked, 1)
+            ],
             "images_received": len(self.outputs),
             "rerolls": rerolls,
             "stopped": stopped,
@@ -338,13 +403,19 @@ def _failure(error: IdentityError, attempt: int) -> dict:
     return entry
 
 
-async def execute(plan: Plan, engine: FaceEngine, policy: Policy | None = None,
-                  progress: Callable[[float, str], None] | None = None,
-                  check: Callable[[], None] | None = None, pet_engine: Callable | None = None) -> RemoteResult:
+async def execute(
+    plan: Plan,
+    engine: FaceEngine,
+    policy: Policy | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    check: Callable[[], None] | None = None,
+    pet_engine: Callable | None = None,
+) -> RemoteResult:
     """Run a plan; `check()` is called while waiting and may raise to stop (as `training.train` takes it).
     `pet_engine()` gives the engine that verifies cat and dog subjects (default: the models folder's)."""
-    return await Execution(plan, engine, policy or Policy(), progress or (lambda f, t: None),
-                           check or (lambda: None), pet_engine).run()
+    return await Execution(
+        plan, engine, policy or Policy(), progress or (lambda f, t: None), check or (lambda: None), pet_engine
+    ).run()
 
 
 def run(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, **options) -> RemoteResult:

@@ -44,7 +44,9 @@ def dimensions(resolution: str, ratio: float, rules: dict) -> tuple[int, int]:
     long_cap, short_cap = rules.get("max_long_side", math.inf), rules.get("max_short_side", math.inf)
     shrink = min(1.0, long_cap / max(width, height), short_cap / min(width, height))
     width, height = width * shrink, height * shrink
-    grow = max(1.0, math.sqrt(rules.get("min_pixels", 0) / (width * height)), rules.get("min_side", 0) / min(width, height))
+    grow = max(
+        1.0, math.sqrt(rules.get("min_pixels", 0) / (width * height)), rules.get("min_side", 0) / min(width, height)
+    )
     width, height = width * grow, height * grow
     step = rules.get("multiple", 1)
     w, h = int(width // step * step), int(height // step * step)
@@ -57,22 +59,28 @@ def fit(image: np.ndarray, limits: dict, byte_budget: float = math.inf, lossless
     """The image encoded within the provider's input limits: PNG if it fits (`lossless`), else JPEG, downscaled
     if needed. References pass `lossless=False`: as JPEG they are a fifth of the upload, with no visible loss."""
     height, width = image.shape[:2]
-    scale = min(1.0, limits.get("max_side", math.inf) / max(width, height),
-                math.sqrt(limits.get("max_pixels", math.inf) / (width * height)))
+    scale = min(
+        1.0,
+        limits.get("max_side", math.inf) / max(width, height),
+        math.sqrt(limits.get("max_pixels", math.inf) / (width * height)),
+    )
     if limits.get("min_side") and min(width, height) * scale < limits["min_side"]:
         scale = limits["min_side"] / min(width, height)  # too small for the provider: enlarge
     budget = min(limits.get("max_image_bytes", math.inf), byte_budget)
     while True:
         resized = _resized(image, scale)
-        encodings = ([lambda: encode_png(resized)] if lossless else []) + \
-            [lambda q=q: encode_jpeg(resized, q) for q in _JPEG_QUALITIES]
+        encodings = ([lambda: encode_png(resized)] if lossless else []) + [
+            lambda q=q: encode_jpeg(resized, q) for q in _JPEG_QUALITIES
+        ]
         for encode in encodings:
             encoded = encode()
             if len(encoded) <= budget:
                 return encoded
         if min(resized.shape[:2]) * 0.8 < min(MIN_FACE_SIDE, min(height, width)):
-            raise InvalidRequest(f"an image of {width}x{height} cannot be made smaller than {budget / 1e6:.1f} MB "
-                                 "without making its faces too small to verify; send a smaller photo")
+            raise InvalidRequest(
+                f"an image of {width}x{height} cannot be made smaller than {budget / 1e6:.1f} MB "
+                "without making its faces too small to verify; send a smaller photo"
+            )
         scale *= 0.8
 
 

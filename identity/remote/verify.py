@@ -9,8 +9,8 @@ model is installed); `Check.checked` says so per subject.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -36,15 +36,19 @@ class Check:
         return all(score > 0.0 for score in self.scores.values())
 
 
-def check_outputs(images: list[np.ndarray], subjects: list[Profile], engine: FaceEngine,
-                  pet_engine: Callable | None = None) -> list[Check]:
+def check_outputs(
+    images: list[np.ndarray], subjects: list[Profile], engine: FaceEngine, pet_engine: Callable | None = None
+) -> list[Check]:
     if not subjects:
         return [Check({}, 0) for _ in images]
-    results = score_images([(f"output {i + 1}", image) for i, image in enumerate(images)], subjects, engine,
-                           pet_engine=pet_engine)
+    results = score_images(
+        [(f"output {i + 1}", image) for i, image in enumerate(images)], subjects, engine, pet_engine=pet_engine
+    )
     ids = [p.id for p in subjects]
-    return [Check(result.subject_scores(ids), len(result.faces), {p.id: _checked(p, result) for p in subjects})
-            for result in results]
+    return [
+        Check(result.subject_scores(ids), len(result.faces), {p.id: _checked(p, result) for p in subjects})
+        for result in results
+    ]
 
 
 def _checked(subject: Profile, result) -> str:

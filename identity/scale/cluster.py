@@ -37,42 +37,56 @@ def require_ray():
         import ray
         import ray.data  # noqa: F401
     except ImportError:
-        raise IdentityError(f"--ray needs Ray, which is not installed here; install it with {INSTALL_HINT}, "
-                            "or leave out --ray to score in this process") from None
+        raise IdentityError(
+            f"--ray needs Ray, which is not installed here; install it with {INSTALL_HINT}, "
+            "or leave out --ray to score in this process"
+        ) from None
     return ray
 
 
-def score_on_ray(address: str, paths: list[str], batch_size: int, scorer: dict, workers: int | None,
-                 log: Callable[[str], None]) -> Iterator[pa.Table]:
+def score_on_ray(
+    address: str, paths: list[str], batch_size: int, scorer: dict, workers: int | None, log: Callable[[str], None]
+) -> Iterator[pa.Table]:
     """Worker rows as they arrive. `address`: 'auto' starts a local Ray runtime; anything else joins that cluster."""
     if address == "auto":
         os.environ.update(LOOPBACK_ONLY)  # read when Ray is first imported
     ray = require_ray()
-    runtime_env = {"py_modules": [str(PACKAGE)], "excludes": ["__pycache__"],
-                   "env_vars": {"IDENTITY_MODELS_DIR": str(models_dir().resolve())}}
+    runtime_env = {
+        "py_modules": [str(PACKAGE)],
+        "excludes": ["__pycache__"],
+        "env_vars": {"IDENTITY_MODELS_DIR": str(models_dir().resolve())},
+    }
     try:
         if address == "auto":
             ray.init(address="local", include_dashboard=False, runtime_env=runtime_env, logging_level=logging.WARNING)
         else:
             ray.init(address=address, runtime_env=runtime_env, logging_level=logging.WARNING)
     except (ConnectionError, ValueError, RuntimeError) as exc:
-        raise IdentityError(f"could not join the Ray cluster at {address!r} ({exc}); start one with "
-                            "'ray start --head' and pass the address it prints, or use --ray auto") from None
+        raise IdentityError(
+            f"could not join the Ray cluster at {address!r} ({exc}); start one with "
+            "'ray start --head' and pass the address it prints, or use --ray auto"
+        ) from None
     try:
         context = ray.data.DataContext.get_current()
         context.enable_progress_bars = False  # the driver prints its own progress
         logging.getLogger("ray.data").setLevel(logging.WARNING)
         cpus = int(ray.cluster_resources().get("CPU", 0))
         if workers and workers > cpus:
-            raise IdentityError(f"--workers {workers} needs {workers} CPUs but the Ray cluster has {cpus}; "
-                                f"use --workers {max(1, cpus)} or add nodes")
+            raise IdentityError(
+                f"--workers {workers} needs {workers} CPUs but the Ray cluster has {cpus}; "
+                f"use --workers {max(1, cpus)} or add nodes"
+            )
         batches = -(-len(paths) // batch_size)
         workers = min(workers or max(1, cpus), batches)  # a worker without a batch would only cost its start-up
         log(f"Ray runtime at {ray.get_runtime_context().gcs_address}: {cpus} CPUs, {workers} workers")
         dataset = ray.data.from_items([{"path": path} for path in paths], override_num_blocks=batches)
         scored = dataset.map_batches(
-            ImageScorer, fn_constructor_kwargs=scorer, batch_size=batch_size, batch_format="pyarrow",
-            compute=ray.data.ActorPoolStrategy(size=workers), num_cpus=1,
+            ImageScorer,
+            fn_constructor_kwargs=scorer,
+            batch_size=batch_size,
+            batch_format="pyarrow",
+            compute=ray.data.ActorPoolStrategy(size=workers),
+            num_cpus=1,
         )
         try:
             yield from scored.iter_batches(batch_size=None, batch_format="pyarrow")

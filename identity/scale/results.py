@@ -37,20 +37,37 @@ except ImportError:  # pragma: no cover - Windows
 
 
 def image_schema(ids: list[str]) -> pa.Schema:
-    return pa.schema([
-        ("path", pa.string()), ("sha256", pa.string()), ("status", pa.string()), ("reason", pa.string()),
-        ("width", pa.int32()), ("height", pa.int32()), ("faces", pa.int32()), ("score", pa.float64()),
-        ("subjects", pa.struct([(i, pa.float64()) for i in ids])), ("engine", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("sha256", pa.string()),
+            ("status", pa.string()),
+            ("reason", pa.string()),
+            ("width", pa.int32()),
+            ("height", pa.int32()),
+            ("faces", pa.int32()),
+            ("score", pa.float64()),
+            ("subjects", pa.struct([(i, pa.float64()) for i in ids])),
+            ("engine", pa.string()),
+        ]
+    )
 
 
 def face_schema(ids: list[str]) -> pa.Schema:
-    return pa.schema([
-        ("path", pa.string()), ("sha256", pa.string()), ("face", pa.int32()), ("bbox", pa.list_(pa.float64())),
-        ("profile_id", pa.string()), ("similarity", pa.float64()),
-        ("scores", pa.struct([(i, pa.float64()) for i in ids])), ("kind", pa.string()), ("measures", pa.string()),
-        ("engine", pa.string()),
-    ])
+    return pa.schema(
+        [
+            ("path", pa.string()),
+            ("sha256", pa.string()),
+            ("face", pa.int32()),
+            ("bbox", pa.list_(pa.float64())),
+            ("profile_id", pa.string()),
+            ("similarity", pa.float64()),
+            ("scores", pa.struct([(i, pa.float64()) for i in ids])),
+            ("kind", pa.string()),
+            ("measures", pa.string()),
+            ("engine", pa.string()),
+        ]
+    )
 
 
 class ResultsFolder:
@@ -70,7 +87,7 @@ class ResultsFolder:
 
     # ----- opening ----------------------------------------------------------------------------------------
 
-    def open(self) -> "ResultsFolder":
+    def open(self) -> ResultsFolder:
         writable_folder(self.folder, "batch results")
         for sub in ("images", "faces"):
             (self.folder / sub).mkdir(exist_ok=True)
@@ -94,7 +111,9 @@ class ResultsFolder:
         except OSError:
             self._lock.close()
             self._lock = None
-            raise IdentityError(f"another batch-score is writing {self.folder}; wait for it or use another --out") from None
+            raise IdentityError(
+                f"another batch-score is writing {self.folder}; wait for it or use another --out"
+            ) from None
 
     def _check_manifest(self) -> None:
         path = self.folder / MANIFEST
@@ -144,7 +163,8 @@ class ResultsFolder:
             self._pending.append(row)
             new.append(row)
         if len(self._pending) >= self.part_size or (
-                self._pending and time.monotonic() - self._pending_since >= FLUSH_SECONDS):
+            self._pending and time.monotonic() - self._pending_since >= FLUSH_SECONDS
+        ):
             self.flush()
         return new
 
@@ -165,19 +185,45 @@ class ResultsFolder:
             self._lock = None
 
     def _image_table(self, rows: list[dict]) -> pa.Table:
-        return pa.Table.from_pylist([{
-            "path": r["path"], "sha256": r["sha256"], "status": r["status"], "reason": r["reason"],
-            "width": r["width"], "height": r["height"], "faces": len(r["faces"]), "score": r["score"],
-            "subjects": None if r["subjects"] is None else dict(zip(self.ids, r["subjects"])), "engine": self.engine,
-        } for r in rows], schema=image_schema(self.ids))
+        return pa.Table.from_pylist(
+            [
+                {
+                    "path": r["path"],
+                    "sha256": r["sha256"],
+                    "status": r["status"],
+                    "reason": r["reason"],
+                    "width": r["width"],
+                    "height": r["height"],
+                    "faces": len(r["faces"]),
+                    "score": r["score"],
+                    "subjects": None if r["subjects"] is None else dict(zip(self.ids, r["subjects"])),
+                    "engine": self.engine,
+                }
+                for r in rows
+            ],
+            schema=image_schema(self.ids),
+        )
 
     def _face_table(self, rows: list[dict]) -> pa.Table:
-        return pa.Table.from_pylist([{
-            "path": r["path"], "sha256": r["sha256"], "face": number, "bbox": face["bbox"],
-            "profile_id": face["profile_id"], "similarity": face["similarity"],
-            "scores": dict(zip(self.ids, face["scores"])), "kind": face["kind"], "measures": face["measures"],
-            "engine": self.engine,
-        } for r in rows for number, face in enumerate(r["faces"])], schema=face_schema(self.ids))
+        return pa.Table.from_pylist(
+            [
+                {
+                    "path": r["path"],
+                    "sha256": r["sha256"],
+                    "face": number,
+                    "bbox": face["bbox"],
+                    "profile_id": face["profile_id"],
+                    "similarity": face["similarity"],
+                    "scores": dict(zip(self.ids, face["scores"])),
+                    "kind": face["kind"],
+                    "measures": face["measures"],
+                    "engine": self.engine,
+                }
+                for r in rows
+                for number, face in enumerate(r["faces"])
+            ],
+            schema=face_schema(self.ids),
+        )
 
     # ----- reading --------------------------------------------------------------------------------------------
 

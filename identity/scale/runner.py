@@ -55,14 +55,25 @@ def expand_sources(sources: Iterable[str]) -> list[str]:
     return list(paths)
 
 
-def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, provider: str, profiles: list[Profile],
-                store: ProfileStore, log: Callable[[str], None] = lambda line: print(line, file=sys.stderr)) -> dict:
+def batch_score(
+    options: BatchOptions,
+    engine: FaceEngine,
+    engine_spec: str,
+    provider: str,
+    profiles: list[Profile],
+    store: ProfileStore,
+    log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+) -> dict:
     """Score every source image not yet in RESULTS against the profiles; returns the summary of all of RESULTS.
 
     `engine` is loaded here (it names the results' embedding space); workers load `engine_spec` themselves and
     refuse to run when theirs differs."""
-    results = ResultsFolder(options.out, {"name": engine.name, "key": engine.info.key},
-                            [{"id": p.id, "name": p.name, "created": p.created} for p in profiles], options.part_size)
+    results = ResultsFolder(
+        options.out,
+        {"name": engine.name, "key": engine.info.key},
+        [{"id": p.id, "name": p.name, "created": p.created} for p in profiles],
+        options.part_size,
+    )
     paths = expand_sources(options.sources)
     if options.ray is not None:
         from .cluster import require_ray
@@ -73,8 +84,12 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
     results.open()
     try:
         pending = _missing(paths, results)
-        scorer = {"engine": engine_spec, "provider": provider, "engine_key": engine.info.key,
-                  "profiles": {p.id: store.path(p.id).read_bytes() for p in profiles}}
+        scorer = {
+            "engine": engine_spec,
+            "provider": provider,
+            "engine_key": engine.info.key,
+            "profiles": {p.id: store.path(p.id).read_bytes() for p in profiles},
+        }
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
         log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {options.out}")
         progress = Progress(len(pending), log)
@@ -85,9 +100,14 @@ def batch_score(options: BatchOptions, engine: FaceEngine, engine_spec: str, pro
         progress.finish()
         images = results.images()  # read once: RESULTS may hold millions of rows
         summary = summarise(results, images, profiles, options.min_similarity)
-        summary["this_run"] = {"scored": progress.done, "skipped": len(paths) - len(pending),
-                               "seconds": round(progress.elapsed, 2), "startup_seconds": round(progress.startup, 2),
-                               "images_per_second": round(progress.pace, 2), "where": where}
+        summary["this_run"] = {
+            "scored": progress.done,
+            "skipped": len(paths) - len(pending),
+            "seconds": round(progress.elapsed, 2),
+            "startup_seconds": round(progress.startup, 2),
+            "images_per_second": round(progress.pace, 2),
+            "where": where,
+        }
         if options.copy_matches is not None:
             summary["copied"] = copy_matches(images, options.min_similarity, options.copy_matches, log)
         return summary
@@ -113,7 +133,7 @@ def _score(paths: list[str], scorer: dict, options: BatchOptions, log: Callable[
         return
     local = ImageScorer(**scorer)
     for start in range(0, len(paths), options.chunk):
-        yield local(pa.table({"path": paths[start:start + options.chunk]}))
+        yield local(pa.table({"path": paths[start : start + options.chunk]}))
 
 
 class Progress:
@@ -199,12 +219,18 @@ def _count_clearing(similarity, min_similarity: float) -> int:
 def describe(summary: dict) -> str:
     """The summary for a terminal."""
     run = summary["this_run"]
-    lines = [f"{summary['results']}: {summary['images']} images, {summary['faces']} faces, {summary['unreadable']} "
-             f"unreadable ({run['scored']} scored now at {run['images_per_second']} images/s, {run['skipped']} "
-             "already there)"]
-    lines += [f"  {summary['profiles'][pid]} ({pid}): found in {count} images" for pid, count in summary["matches"].items()]
-    lines.append(f"  all profiles found: {summary['matches_all']} images"
-                 + (f", {summary['copied']} copied" if "copied" in summary else ""))
+    lines = [
+        f"{summary['results']}: {summary['images']} images, {summary['faces']} faces, {summary['unreadable']} "
+        f"unreadable ({run['scored']} scored now at {run['images_per_second']} images/s, {run['skipped']} "
+        "already there)"
+    ]
+    lines += [
+        f"  {summary['profiles'][pid]} ({pid}): found in {count} images" for pid, count in summary["matches"].items()
+    ]
+    lines.append(
+        f"  all profiles found: {summary['matches_all']} images"
+        + (f", {summary['copied']} copied" if "copied" in summary else "")
+    )
     lines += [f"  ✗ {failure['path']}: {failure['reason']}" for failure in summary["failures"]]
     return "\n".join(lines)
 
@@ -212,8 +238,9 @@ def describe(summary: dict) -> str:
 def copy_matches(images: pa.Table, min_similarity: float, folder: Path, log: Callable[[str], None]) -> int:
     """Copy each image whose weakest subject clears the bar into `folder` as NAME-SHA8.EXT; returns how many are
     there now. Idempotent (a resumed run copies only what is missing); a file changed since it was scored is left."""
-    matches = images.filter(pc.and_(pc.equal(images.column("status"), SCORED),
-                                    _clearing(images.column("score"), min_similarity)))
+    matches = images.filter(
+        pc.and_(pc.equal(images.column("status"), SCORED), _clearing(images.column("score"), min_similarity))
+    )
     copied = 0
     for row in matches.select(["path", "sha256"]).to_pylist():
         source = Path(row["path"])

@@ -26,24 +26,39 @@ SCORED = "scored"
 UNREADABLE = "unreadable"
 
 #: What a worker returns: one row per image, its faces nested, so an image is always committed whole.
-ROW_SCHEMA = pa.schema([
-    ("path", pa.string()),
-    ("sha256", pa.string()),
-    ("status", pa.string()),
-    ("reason", pa.string()),
-    ("width", pa.int32()),
-    ("height", pa.int32()),
-    ("score", pa.float64()),
-    ("subjects", pa.list_(pa.float64())),  # per profile, in the run's order: its face's similarity, 0 when absent
-    ("faces", pa.list_(pa.struct([
-        ("bbox", pa.list_(pa.float64())),
-        ("profile_id", pa.string()),
-        ("similarity", pa.float64()),
-        ("scores", pa.list_(pa.float64())),  # per profile, in the run's order
-        ("kind", pa.string()),  # "person" (a face), or "cat" / "dog" (an animal, when a pet profile is asked for)
-        ("measures", pa.string()),  # what the similarities measure: identity for faces, appearance for pets
-    ]))),
-])
+ROW_SCHEMA = pa.schema(
+    [
+        ("path", pa.string()),
+        ("sha256", pa.string()),
+        ("status", pa.string()),
+        ("reason", pa.string()),
+        ("width", pa.int32()),
+        ("height", pa.int32()),
+        ("score", pa.float64()),
+        ("subjects", pa.list_(pa.float64())),  # per profile, in the run's order: its face's similarity, 0 when absent
+        (
+            "faces",
+            pa.list_(
+                pa.struct(
+                    [
+                        ("bbox", pa.list_(pa.float64())),
+                        ("profile_id", pa.string()),
+                        ("similarity", pa.float64()),
+                        ("scores", pa.list_(pa.float64())),  # per profile, in the run's order
+                        (
+                            "kind",
+                            pa.string(),
+                        ),  # "person" (a face), or "cat" / "dog" (an animal, when a pet profile is asked for)
+                        (
+                            "measures",
+                            pa.string(),
+                        ),  # what the similarities measure: identity for faces, appearance for pets
+                    ]
+                )
+            ),
+        ),
+    ]
+)
 
 
 def profiles_from_bytes(files: dict[str, bytes]) -> list[Profile]:
@@ -86,18 +101,40 @@ class ImageScorer:
         except ImageError as exc:
             return _failed(path, sha, exc.reason)
         return {
-            "path": path, "sha256": sha, "status": SCORED, "reason": None, "width": result.width,
-            "height": result.height, "score": result.weakest(self.ids),
+            "path": path,
+            "sha256": sha,
+            "status": SCORED,
+            "reason": None,
+            "width": result.width,
+            "height": result.height,
+            "score": result.weakest(self.ids),
             "subjects": list(result.subject_scores(self.ids).values()),
-            "faces": [{"bbox": list(face.bbox), "profile_id": face.profile_id, "similarity": face.similarity,
-                       "scores": [face.scores.get(i) for i in self.ids], "kind": face.kind,
-                       "measures": face.measures} for face in result.faces],
+            "faces": [
+                {
+                    "bbox": list(face.bbox),
+                    "profile_id": face.profile_id,
+                    "similarity": face.similarity,
+                    "scores": [face.scores.get(i) for i in self.ids],
+                    "kind": face.kind,
+                    "measures": face.measures,
+                }
+                for face in result.faces
+            ],
         }
 
 
 def _failed(path: str, sha: str, reason: str) -> dict:
-    return {"path": path, "sha256": sha, "status": UNREADABLE, "reason": reason, "width": None, "height": None,
-            "score": None, "subjects": None, "faces": []}
+    return {
+        "path": path,
+        "sha256": sha,
+        "status": UNREADABLE,
+        "reason": reason,
+        "width": None,
+        "height": None,
+        "score": None,
+        "subjects": None,
+        "faces": [],
+    }
 
 
 def file_sha256(path: str) -> str:

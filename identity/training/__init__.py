@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Callable
 
 import numpy as np
 
@@ -29,7 +29,17 @@ from .references import choose_references, photo_quality
 from .subject import find_subject
 from .verdicts import MIN_FACE, MIN_IMAGE_SIDE, PhotoVerdict, drop_outliers, nothing_accepted, quality_problem
 
-__all__ = ["JOBS", "KINDS", "Photo", "Status", "check_kind", "TrainingJob", "photos_from_paths", "start_training", "train"]
+__all__ = [
+    "JOBS",
+    "KINDS",
+    "Photo",
+    "Status",
+    "check_kind",
+    "TrainingJob",
+    "photos_from_paths",
+    "start_training",
+    "train",
+]
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +63,19 @@ def photos_from_paths(paths) -> list[Photo]:
     return [Photo(str(path), path) for path in collect_photos(paths)]
 
 
-def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
-          profile_id: str | None = None, overwrite: bool = False,
-          on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-          registry: JobRegistry | None = None, kind: str = "person") -> TrainingJob:
+def train(
+    photos: list[Photo],
+    name: str,
+    engine: FaceEngine,
+    store: ProfileStore | None = None,
+    *,
+    profile_id: str | None = None,
+    overwrite: bool = False,
+    on_update: Callable[[TrainingJob], None] | None = None,
+    check: Callable[[], None] | None = None,
+    registry: JobRegistry | None = None,
+    kind: str = "person",
+) -> TrainingJob:
     """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises.
 
     `engine` is a face engine for a person and the pet engine (`pets.load_pet_engine`) for a cat or dog."""
@@ -65,10 +84,19 @@ def train(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStor
     return job
 
 
-def start_training(photos: list[Photo], name: str, engine: FaceEngine, store: ProfileStore | None = None, *,
-                   profile_id: str | None = None, overwrite: bool = False,
-                   on_update: Callable[[TrainingJob], None] | None = None, check: Callable[[], None] | None = None,
-                   registry: JobRegistry | None = None, kind: str = "person") -> TrainingJob:
+def start_training(
+    photos: list[Photo],
+    name: str,
+    engine: FaceEngine,
+    store: ProfileStore | None = None,
+    *,
+    profile_id: str | None = None,
+    overwrite: bool = False,
+    on_update: Callable[[TrainingJob], None] | None = None,
+    check: Callable[[], None] | None = None,
+    registry: JobRegistry | None = None,
+    kind: str = "person",
+) -> TrainingJob:
     """Start training in a background thread; the returned job reports its progress and outcome."""
     job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind)
 
@@ -110,8 +138,15 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry, ki
     return job
 
 
-def _run(job: TrainingJob, photos: list[Photo], engine, store: ProfileStore | None,
-         overwrite: bool, check: Callable[[], None] | None, kind: str) -> None:
+def _run(
+    job: TrainingJob,
+    photos: list[Photo],
+    engine,
+    store: ProfileStore | None,
+    overwrite: bool,
+    check: Callable[[], None] | None,
+    kind: str,
+) -> None:
     check = check or (lambda: None)
     verdicts = [PhotoVerdict(photo.label) for photo in photos]
     try:
@@ -129,8 +164,7 @@ def _run(job: TrainingJob, photos: list[Photo], engine, store: ProfileStore | No
             if store is not None:
                 store.save(profile, overwrite=overwrite)
         job.profile = profile
-        job.update(Status.READY, f"{len(profile.embeddings)} of {len(photos)} photos accepted",
-                   done=len(photos))
+        job.update(Status.READY, f"{len(profile.embeddings)} of {len(photos)} photos accepted", done=len(photos))
     except IdentityError as exc:
         job.update(Status.ERROR, str(exc))
         raise
@@ -238,7 +272,9 @@ def _judge(verdicts: list[PhotoVerdict], faces: dict[int, list], engine: FaceEng
             if largest < MIN_FACE:
                 verdict.reject("face_too_small", f"face too small ({largest:.0f} px; needs at least {MIN_FACE} px)")
             else:
-                verdict.reject("not_main_subject", "not the main subject (the person in most of the photos is not here)")
+                verdict.reject(
+                    "not_main_subject", "not the main subject (the person in most of the photos is not here)"
+                )
         else:
             face = candidates[index][pick]
             quality = measure(face.crop, face.landmarks)
@@ -252,17 +288,23 @@ def _judge(verdicts: list[PhotoVerdict], faces: dict[int, list], engine: FaceEng
 
 def _references(accepted: list[PhotoVerdict]) -> list[int]:
     """Positions (among the accepted) of the reference photos: good ones, varied in pose and look."""
-    weights = photo_quality(np.array([v.face.size for v in accepted]), np.array([v.face.score for v in accepted]),
-                            np.array([v.quality.exposure[0] for v in accepted]))
-    return choose_references(np.stack([v.face.embedding for v in accepted]),
-                             np.stack([v.quality.pose for v in accepted]), weights)
+    weights = photo_quality(
+        np.array([v.face.size for v in accepted]),
+        np.array([v.face.score for v in accepted]),
+        np.array([v.quality.exposure[0] for v in accepted]),
+    )
+    return choose_references(
+        np.stack([v.face.embedding for v in accepted]), np.stack([v.quality.pose for v in accepted]), weights
+    )
 
 
 def _warnings(accepted: list[PhotoVerdict]) -> list[str]:
     if len(accepted) >= CONFIDENT_PHOTOS:
         return []
-    return [f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's default "
-            "threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile"]
+    return [
+        f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's default "
+        "threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile"
+    ]
 
 
 def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray, np.ndarray]:
@@ -276,4 +318,3 @@ def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray,
         if position in references:
             portraits[position] = portrait(image, verdict.face.landmarks)
     return np.stack(faces), np.stack([portraits[r] for r in references])
-

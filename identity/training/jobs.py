@@ -9,8 +9,8 @@ from __future__ import annotations
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from enum import Enum
-from typing import Callable
 
 from ..errors import TrainingBusy
 from ..profile import name_key
@@ -30,8 +30,9 @@ class Status(str, Enum):
 
 
 class TrainingJob:
-    def __init__(self, profile_id: str, name: str, total_photos: int,
-                 on_update: Callable[["TrainingJob"], None] | None = None):
+    def __init__(
+        self, profile_id: str, name: str, total_photos: int, on_update: Callable[[TrainingJob], None] | None = None
+    ):
         self.job_id = uuid.uuid4().hex[:12]
         self.profile_id = profile_id
         self.name = name
@@ -54,8 +55,12 @@ class TrainingJob:
         if done is not None:
             self.done_photos = done
         if self.status == Status.ERROR:  # photos the job never got to: say so, rather than "pending" for ever
-            self.photos = [{**p, "verdict": REJECTED, "code": "not_checked", "reason": f"not checked: {self.message}"}
-                           if p["verdict"] == PENDING else p for p in self.photos]
+            self.photos = [
+                {**p, "verdict": REJECTED, "code": "not_checked", "reason": f"not checked: {self.message}"}
+                if p["verdict"] == PENDING
+                else p
+                for p in self.photos
+            ]
         self.updated = time.time()
         if self._on_update is not None:
             self._on_update(self)
@@ -64,8 +69,13 @@ class TrainingJob:
     def progress(self) -> float:
         """0..1 over the whole job; each stage owns a slice so that the bar never runs backwards."""
         share = self.done_photos / max(self.total_photos, 1)
-        return {Status.VALIDATING: 0.1 * share, Status.QUEUING: 0.1, Status.IN_PROGRESS: 0.1 + 0.85 * share,
-                Status.READY: 1.0, Status.ERROR: 1.0}[self.status]
+        return {
+            Status.VALIDATING: 0.1 * share,
+            Status.QUEUING: 0.1,
+            Status.IN_PROGRESS: 0.1 + 0.85 * share,
+            Status.READY: 1.0,
+            Status.ERROR: 1.0,
+        }[self.status]
 
     def describe(self) -> str:
         """The readable report: each photo's verdict and reason, warnings, the outcome."""
@@ -134,8 +144,9 @@ class JobRegistry:
     def training_name(self, name: str) -> TrainingJob | None:
         """The unfinished job that will save a profile of this name (in any case), if any."""
         with self._lock:
-            return next((j for j in self._jobs.values() if not j.status.finished and name_key(j.name) == name_key(name)),
-                        None)
+            return next(
+                (j for j in self._jobs.values() if not j.status.finished and name_key(j.name) == name_key(name)), None
+            )
 
     def running(self, profile_id: str) -> TrainingJob | None:
         """The unfinished job of a profile, if any: renaming or deleting under it would be undone or lost."""

@@ -33,8 +33,7 @@ def species_of(animals: dict[int, list]) -> str | None:
     return votes.most_common(1)[0][0] if votes else None
 
 
-def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], engine, check,
-          kind: str) -> Profile:
+def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], engine, check, kind: str) -> Profile:
     """The profile of the main animal of `kind` ("cat", "dog", or "pet" to detect the species)."""
     if kind == PET:
         kind = species_of(animals) or KINDS[0]
@@ -42,8 +41,12 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
     order = sorted(animals)
     candidates = {i: [a for a in animals[i] if a.kind == kind] for i in order}
     subject = find_subject(
-        [np.stack([a.embedding for a in candidates[i]]) if candidates[i] else np.zeros((0, engine.info.dim), np.float32)
-         for i in order],
+        [
+            np.stack([a.embedding for a in candidates[i]])
+            if candidates[i]
+            else np.zeros((0, engine.info.dim), np.float32)
+            for i in order
+        ],
         [np.array([a.size for a in candidates[i]]) for i in order],
         threshold,
     )
@@ -87,16 +90,24 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
 
     warnings = [f"{engine.measures}: {_MEANING[engine.measures]}"]
     if len(accepted) < CONFIDENT_PHOTOS:
-        warnings.append(f"low confidence: only {len(accepted)} photo(s) accepted; add photos (ideally 5-20) of the {kind}")
+        warnings.append(
+            f"low confidence: only {len(accepted)} photo(s) accepted; add photos (ideally 5-20) of the {kind}"
+        )
     job.warnings = warnings
     job.photos = [v.as_dict() for v in verdicts]
     return Profile(
-        id=job.profile_id, name=job.name, kind=kind, engine=engine.info,
-        embeddings=embeddings, centroid=centroid(embeddings),
+        id=job.profile_id,
+        name=job.name,
+        kind=kind,
+        engine=engine.info,
+        embeddings=embeddings,
+        centroid=centroid(embeddings),
         crops=np.stack([a.crop for a in accepted]),
         landmarks=np.zeros((len(accepted), 5, 2), np.float32),
-        pose=poses, quality=quality,
-        portraits=np.stack(portraits), reference_photos=np.array(references, np.int32),
+        pose=poses,
+        quality=quality,
+        portraits=np.stack(portraits),
+        reference_photos=np.array(references, np.int32),
         calibration=calibrate(embeddings, threshold),
         report={"photos": job.photos, "warnings": warnings, "engine": engine.name, "measures": engine.measures},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -105,7 +116,7 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
 
 _MEANING = {
     APPEARANCE: "scores say how alike the animal looks (species, coat, colours); two animals of the "
-                             "same breed can score as high as one animal. Add a re-identification model to "
-                             "models/pet_reid/ to tell individuals apart",
+    "same breed can score as high as one animal. Add a re-identification model to "
+    "models/pet_reid/ to tell individuals apart",
     IDENTITY: "scores come from the re-identification model in models/pet_reid/",
 }

@@ -21,8 +21,9 @@ def photo_quality(sizes: np.ndarray, scores: np.ndarray, sharpness: np.ndarray) 
     return scores * np.clip(sizes / 160.0, 0.2, 1.0) * np.sqrt(np.clip(sharpness / 400.0, 0.05, 1.0))
 
 
-def choose_references(embeddings: np.ndarray, poses: np.ndarray, quality: np.ndarray,
-                      limit: int = MAX_REFERENCES) -> list[int]:
+def choose_references(
+    embeddings: np.ndarray, poses: np.ndarray, quality: np.ndarray, limit: int = MAX_REFERENCES
+) -> list[int]:
     """Indices of the chosen photos, best frontal first."""
     count = len(embeddings)
     if count == 0:

@@ -55,4 +55,3 @@ def find_subject(embeddings: list[np.ndarray], sizes: list[np.ndarray], threshol
             break
         chosen = picks
     return chosen
-

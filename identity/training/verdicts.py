@@ -72,13 +72,16 @@ def quality_problem(face: Face, quality: Quality) -> tuple[str, str] | None:
     if face.size < MIN_FACE:
         return "face_too_small", f"face too small ({face.size:.0f} px; needs at least {MIN_FACE} px)"
     if abs(quality.yaw) > MAX_YAW or abs(quality.pitch) > MAX_PITCH:
-        return "extreme_pose", (f"extreme pose (turned {abs(quality.yaw):.0f}°, tilted {abs(quality.pitch):.0f}°; "
-                                f"needs within {MAX_YAW:.0f}° / {MAX_PITCH:.0f}°)")
+        return "extreme_pose", (
+            f"extreme pose (turned {abs(quality.yaw):.0f}°, tilted {abs(quality.pitch):.0f}°; "
+            f"needs within {MAX_YAW:.0f}° / {MAX_PITCH:.0f}°)"
+        )
     if quality.brightness < MIN_BRIGHTNESS:
         return "too_dark", f"too dark (face brightness {quality.brightness:.0f} of 255)"
     if quality.brightness > MAX_BRIGHTNESS or quality.highlights > MAX_HIGHLIGHTS:
-        return "over_exposed", (f"over-exposed (face brightness {quality.brightness:.0f} of 255, "
-                                f"{quality.highlights:.0%} blown out)")
+        return "over_exposed", (
+            f"over-exposed (face brightness {quality.brightness:.0f} of 255, {quality.highlights:.0%} blown out)"
+        )
     if quality.sharpness < MIN_SHARPNESS:
         return "too_blurry", f"too blurry (sharpness {quality.sharpness:.0f}; needs at least {MIN_SHARPNESS:.0f})"
     return None
@@ -94,7 +97,9 @@ def drop_outliers(accepted: list[PhotoVerdict], threshold: float) -> None:
     floor = max(threshold, median - max(_OUTLIER_MADS * spread, _OUTLIER_GAP)) if len(accepted) >= 5 else threshold
     for verdict, score in zip(accepted, loo):
         if score < floor:
-            verdict.reject("outlier", f"looks unlike the other photos of the subject (similarity {score:.2f} to the rest)")
+            verdict.reject(
+                "outlier", f"looks unlike the other photos of the subject (similarity {score:.2f} to the rest)"
+            )
 
 
 def nothing_accepted(verdicts: list[PhotoVerdict], advice: str) -> str:

@@ -31,8 +31,9 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     if call.seed is not None:
         payload["seed"] = call.seed
     url = f"{credentials.base_url}/v1/{call.model.api_model}"
-    response = await transport.request("POST", url, json=payload, headers={"x-key": credentials.key}, paid=True,
-                                       request_id=call.request_id)
+    response = await transport.request(
+        "POST", url, json=payload, headers={"x-key": credentials.key}, paid=True, request_id=call.request_id
+    )
     data = body(response, credentials)
     if response.status_code != 200:
         raise fail(response, credentials, message(data.get("detail")))
@@ -54,8 +55,12 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
             raise fail(answer, credentials, f"job ended with status {status!r}", job_id)
         if status in PENDING:
             return None
-        raise fail(answer, credentials, f"the job's answer has {'status ' + repr(status) if status else 'no status'}, "
-                                        "which BFL does not document", job_id)
+        raise fail(
+            answer,
+            credentials,
+            f"the job's answer has {'status ' + repr(status) if status else 'no status'}, which BFL does not document",
+            job_id,
+        )
 
     result = await transport.poll(polling_url, check, headers=_key_for(polling_url, credentials))
     sample = member(result, "result", "sample", kind=str)

@@ -26,23 +26,43 @@ def moderated(code: str) -> bool:
 async def run(call: Call, transport: Transport, credentials: Credentials) -> list[Generated]:
     sent = layout(call)
     content = [{"image": data_url(image)} for image in sent.images] + [{"text": sent.text}]
-    parameters = {"n": call.outputs, "size": size(call), "negative_prompt": " ", "prompt_extend": True,
-                  "watermark": False}
+    parameters = {
+        "n": call.outputs,
+        "size": size(call),
+        "negative_prompt": " ",
+        "prompt_extend": True,
+        "watermark": False,
+    }
     if call.seed is not None:
         parameters["seed"] = call.seed % 2**31
     response = await transport.request(
-        "POST", f"{credentials.base_url}/api/v1/services/aigc/multimodal-generation/generation",
-        headers={"Authorization": f"Bearer {credentials.key}"}, paid=True, request_id=call.request_id,
-        json={"model": call.model.api_model, "input": {"messages": [{"role": "user", "content": content}]},
-              "parameters": parameters})
+        "POST",
+        f"{credentials.base_url}/api/v1/services/aigc/multimodal-generation/generation",
+        headers={"Authorization": f"Bearer {credentials.key}"},
+        paid=True,
+        request_id=call.request_id,
+        json={
+            "model": call.model.api_model,
+            "input": {"messages": [{"role": "user", "content": content}]},
+            "parameters": parameters,
+        },
+    )
     data = body(response, credentials)
     request_id = member(data, "request_id", kind=str) or None
     code = member(data, "code", kind=str)
     if response.status_code != 200 or code:
-        raise fail(response, credentials, f"{code} {member(data, 'message', kind=str)}".strip(), request_id,
-                   moderation=moderated(code))
-    urls = [member(item, "image", kind=str) for choice in member(data, "output", "choices", kind=list)
-            for item in member(choice, "message", "content", kind=list)]
+        raise fail(
+            response,
+            credentials,
+            f"{code} {member(data, 'message', kind=str)}".strip(),
+            request_id,
+            moderation=moderated(code),
+        )
+    urls = [
+        member(item, "image", kind=str)
+        for choice in member(data, "output", "choices", kind=list)
+        for item in member(choice, "message", "content", kind=list)
+    ]
     urls = [url for url in urls if url]
     if not urls:
         raise fail(response, credentials, "the answer holds no image URLs", request_id)

@@ -24,20 +24,30 @@ def request_body(call: Call) -> dict:
         image_config["aspectRatio"] = call.aspect_ratio
     return {
         "contents": [{"role": "user", "parts": parts}],
-        "generationConfig": {"responseModalities": ["IMAGE"], "imageConfig": image_config,
-                             "thinkingConfig": {"thinkingLevel": "MINIMAL"}},
+        "generationConfig": {
+            "responseModalities": ["IMAGE"],
+            "imageConfig": image_config,
+            "thinkingConfig": {"thinkingLevel": "MINIMAL"},
+        },
     }
 
 
 async def run(call: Call, transport: Transport, credentials: Credentials) -> list[Generated]:
     url = f"{credentials.base_url}/v1beta/models/{call.model.api_model}:generateContent"
-    response = await transport.request("POST", url, json=request_body(call), paid=True, request_id=call.request_id,
-                                       headers={"x-goog-api-key": credentials.key})
+    response = await transport.request(
+        "POST",
+        url,
+        json=request_body(call),
+        paid=True,
+        request_id=call.request_id,
+        headers={"x-goog-api-key": credentials.key},
+    )
     data = body(response, credentials)
     if response.status_code != 200:
         error = data.get("error")
-        raise fail(response, credentials, " ".join(filter(None, (member(data, "error", "status", kind=str),
-                                                                  message(error)))))
+        raise fail(
+            response, credentials, " ".join(filter(None, (member(data, "error", "status", kind=str), message(error))))
+        )
     request_id = member(data, "responseId", kind=str) or None
     candidates = [c for c in member(data, "candidates", kind=list) if isinstance(c, dict)]
     if not candidates:
@@ -45,8 +55,12 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
         if reason:
             raise fail(response, credentials, f"prompt blocked ({reason})", request_id, moderation=True)
         raise fail(response, credentials, "the answer holds no candidates", request_id)
-    inline = [member(part, "inlineData") for candidate in candidates
-              for part in member(candidate, "content", "parts", kind=list) if member(part, "inlineData")]
+    inline = [
+        member(part, "inlineData")
+        for candidate in candidates
+        for part in member(candidate, "content", "parts", kind=list)
+        if member(part, "inlineData")
+    ]
     images = [decode_b64(member(i, "data", kind=str), "gemini") for i in inline if member(i, "data", kind=str)]
     if not images:
         reason = member(candidates, 0, "finishReason", kind=str) or "unknown"

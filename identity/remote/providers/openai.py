@@ -26,7 +26,9 @@ def cost(usage: dict, prices: dict) -> float | None:
     rates, details = prices["usd_per_million"], member(usage, "input_tokens_details")
     image_in = _count(details, "image_tokens")
     text_in = _count(details, "text_tokens", _count(usage, "input_tokens") - image_in)
-    total = (text_in * rates["text_in"] + image_in * rates["image_in"] + _count(usage, "output_tokens") * rates["image_out"])
+    total = (
+        text_in * rates["text_in"] + image_in * rates["image_in"] + _count(usage, "output_tokens") * rates["image_out"]
+    )
     return round(total / 1_000_000, 6)
 
 
@@ -37,25 +39,44 @@ def _count(data: dict, key: str, default: int = 0) -> int:
 
 async def run(call: Call, transport: Transport, credentials: Credentials) -> list[Generated]:
     sent = layout(call)
-    fields = {"model": call.model.api_model, "prompt": sent.text, "n": call.outputs, "size": size(call),
-              "quality": call.quality or "auto", "output_format": "png"}
+    fields = {
+        "model": call.model.api_model,
+        "prompt": sent.text,
+        "n": call.outputs,
+        "size": size(call),
+        "quality": call.quality or "auto",
+        "output_format": "png",
+    }
     headers = {"Authorization": f"Bearer {credentials.key}"}
     if call.request_id:
         headers["X-Client-Request-Id"] = call.request_id
     options = {"headers": headers, "paid": True, "request_id": call.request_id}
     if sent.images:
-        files = [("image[]", (f"image_{i}.{mime(image).split('/')[1]}", image, mime(image)))
-                 for i, image in enumerate(sent.images, 1)]
-        response = await transport.request("POST", f"{credentials.base_url}/v1/images/edits",
-                                           data={k: str(v) for k, v in fields.items()}, files=files, **options)
+        files = [
+            ("image[]", (f"image_{i}.{mime(image).split('/')[1]}", image, mime(image)))
+            for i, image in enumerate(sent.images, 1)
+        ]
+        response = await transport.request(
+            "POST",
+            f"{credentials.base_url}/v1/images/edits",
+            data={k: str(v) for k, v in fields.items()},
+            files=files,
+            **options,
+        )
     else:
-        response = await transport.request("POST", f"{credentials.base_url}/v1/images/generations", json=fields,
-                                           **options)
+        response = await transport.request(
+            "POST", f"{credentials.base_url}/v1/images/generations", json=fields, **options
+        )
     data = body(response, credentials)
     request_id = response.headers.get("x-request-id") or call.request_id
     if response.status_code != 200:
-        raise fail(response, credentials, message(data.get("error")), request_id,
-                   moderation=member(data, "error", "code", kind=str) == "moderation_blocked")
+        raise fail(
+            response,
+            credentials,
+            message(data.get("error")),
+            request_id,
+            moderation=member(data, "error", "code", kind=str) == "moderation_blocked",
+        )
     items = [member(item, "b64_json", kind=str) for item in member(data, "data", kind=list)]
     items = [item for item in items if item]
     if not items:

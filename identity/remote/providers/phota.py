@@ -31,9 +31,20 @@ def payload(call: Call) -> dict:
         return {**common, "image": b64(call.inputs[0]), "profile_ids": ids}
     if call.operation == "remix":
         extra = {"prompt": call.prompt} if call.prompt else {}
-        return {**common, "input_image": b64(call.inputs[0]), "reference_image": b64(call.inputs[1]), "profile_ids": ids, **extra}
-    request = {**common, "prompt": call.prompt, "aspect_ratio": call.aspect_ratio, "resolution": call.resolution,
-               "base_model": call.model.via}
+        return {
+            **common,
+            "input_image": b64(call.inputs[0]),
+            "reference_image": b64(call.inputs[1]),
+            "profile_ids": ids,
+            **extra,
+        }
+    request = {
+        **common,
+        "prompt": call.prompt,
+        "aspect_ratio": call.aspect_ratio,
+        "resolution": call.resolution,
+        "base_model": call.model.via,
+    }
     if call.quality and call.quality != "auto":
         request["quality"] = call.quality
     if call.operation == "edit":
@@ -47,8 +58,10 @@ async def profile_status(transport: Transport, credentials: Credentials, profile
     response = await transport.request("GET", url, kind="poll", headers={"X-API-Key": credentials.key})
     data = body(response, credentials)
     if response.status_code == 404:
-        raise InvalidRequest(f"Phota has no profile {profile_id!r} on this account; create it with Phota "
-                             "(POST /v1/phota/profiles/add) and link that id")
+        raise InvalidRequest(
+            f"Phota has no profile {profile_id!r} on this account; create it with Phota "
+            "(POST /v1/phota/profiles/add) and link that id"
+        )
     if response.status_code != 200:
         raise fail(response, credentials, message(data.get("detail") or data.get("message")))
     status = member(data, "status", kind=str)
@@ -61,13 +74,21 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     for profile_id in call.external_ids:
         state = await profile_status(transport, credentials, profile_id)
         if state["status"] != "READY":
-            raise InvalidRequest(f"Phota profile {profile_id!r} is {state['status']}, not READY"
-                                 f"{': ' + message(state.get('message')) if state.get('message') else ''}; "
-                                 "training takes about 20 minutes, try again when it is READY")
+            raise InvalidRequest(
+                f"Phota profile {profile_id!r} is {state['status']}, not READY"
+                f"{': ' + message(state.get('message')) if state.get('message') else ''}; "
+                "training takes about 20 minutes, try again when it is READY"
+            )
     headers = {"X-API-Key": credentials.key}
-    response = await transport.request("POST", f"{credentials.base_url}/v1/phota/{call.operation}",
-                                       json=payload(call), headers=headers, paid=True,
-                                       idempotent=bool(call.request_id), request_id=call.request_id)
+    response = await transport.request(
+        "POST",
+        f"{credentials.base_url}/v1/phota/{call.operation}",
+        json=payload(call),
+        headers=headers,
+        paid=True,
+        idempotent=bool(call.request_id),
+        request_id=call.request_id,
+    )
     data = body(response, credentials)
     request_id = member(data, "request_id", kind=str) or response.headers.get("x-request-id") or call.request_id
     if response.status_code not in (200, 202):
@@ -87,12 +108,21 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
                 return job
             if status in FAILED:
                 kind = member(job, "type", kind=str) or member(job, "error_type", kind=str)
-                raise fail(answer, credentials, message(job.get("message") or job.get("error")) or status, job_id,
-                           kind.upper() == "CONTENT_MODERATION")
+                raise fail(
+                    answer,
+                    credentials,
+                    message(job.get("message") or job.get("error")) or status,
+                    job_id,
+                    kind.upper() == "CONTENT_MODERATION",
+                )
             if status in PENDING:
                 return None
-            raise fail(answer, credentials, f"the job's answer has {'status ' + repr(status) if status else 'no status'}",
-                       job_id)
+            raise fail(
+                answer,
+                credentials,
+                f"the job's answer has {'status ' + repr(status) if status else 'no status'}",
+                job_id,
+            )
 
         poll_url = member(data, "poll_url", kind=str) or f"/v1/phota/jobs/{quote(job_id, safe='')}"
         if poll_url.startswith("/"):

@@ -18,10 +18,14 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
         endpoint, payload = "edit", {"edit_instruction": sent.text, "reference_image": b64(sent.images[0])}
     else:
         endpoint, payload = "create", {"prompt": sent.text, **ratio}
-    response = await transport.request("POST", f"{credentials.base_url}/v1/image/{endpoint}", json=payload,
-                                       paid=True, request_id=call.request_id,
-                                       headers={"Authorization": f"Bearer {credentials.key}",
-                                                "Accept": "application/json"})
+    response = await transport.request(
+        "POST",
+        f"{credentials.base_url}/v1/image/{endpoint}",
+        json=payload,
+        paid=True,
+        request_id=call.request_id,
+        headers={"Authorization": f"Bearer {credentials.key}", "Accept": "application/json"},
+    )
     data = body(response, credentials)
     request_id = member(data, "request_id", kind=str) or response.headers.get("x-reve-request-id")
     if response.status_code != 200:
