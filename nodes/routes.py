@@ -155,9 +155,8 @@ async def create_profile(request: web.Request) -> web.Response:
             f"the upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; upload fewer or smaller photos"
         )
     try:
-        async with asyncio.timeout(UPLOAD_SECONDS):
-            batch, fields = await read_upload(request)
-    except TimeoutError:
+        batch, fields = await asyncio.wait_for(read_upload(request), UPLOAD_SECONDS)
+    except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
         raise UploadStalled(
             f"the upload took over {UPLOAD_SECONDS // 60} minutes; upload fewer or smaller photos"
         ) from None
@@ -217,7 +216,7 @@ async def idle_bound(read):
     """One read of the upload, given up after IDLE_SECONDS of silence from the sender."""
     try:
         return await asyncio.wait_for(read, IDLE_SECONDS)
-    except TimeoutError:
+    except asyncio.TimeoutError:
         raise UploadStalled(f"the upload stalled (nothing received for {IDLE_SECONDS} s); try again") from None
 
 

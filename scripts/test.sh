@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Sets up .venv and the ComfyUIs, then runs the whole test suite (extra arguments go to pytest):
+# Sets up .venv and the ComfyUIs, runs ruff (lint, format check), then the whole test suite (extra arguments go to pytest):
 #   1. everything on ComfyUI v0.3.75 (.comfyui/, with its pinned frontend), in .venv;
 #   2. when ../shared/comfyui holds the ComfyUI 0.33.0 source: every test that needs ComfyUI (marker `comfyui`)
 #      again on it (.comfyui-0.33/, its own venv), with the newest frontend on PyPI.
@@ -39,6 +39,13 @@ run() {  # run LABEL PYTHON PYTEST-ARGS...: one pytest run, its closing line kep
 }
 
 status=0
+echo "===== ruff (lint and format check) ====="
+if .venv/bin/ruff check . && .venv/bin/ruff format --check .; then
+  summaries+=("ruff: clean")
+else
+  summaries+=("ruff: found problems (above); fix them with: .venv/bin/ruff check --fix . && .venv/bin/ruff format .")
+  status=1
+fi
 run "ComfyUI 0.3.75 (frontend $(.venv/bin/python -c 'import importlib.metadata as m; print(m.version("comfyui-frontend-package"))')): whole suite" \
     .venv/bin/python "$@"
 if [ -f "$NEWER" ] && ! wait "$newer_setup"; then
