@@ -34,7 +34,8 @@ from ..identity.errors import (
 from ..identity.images import encode_jpeg
 from ..identity.profile import clean_name, picker_labels, validate_id
 from ..identity.remote.phota_links import default_links, phota_status
-from ..identity.training import JOBS, start_training
+from ..identity.training import JOBS, KINDS, Status, start_training
+from ..identity.training.verdicts import ACCEPTED, PENDING, REJECTED
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
 from .glue import cancel_check, key_store, profile_store, training_engine
 
@@ -72,6 +73,7 @@ def register_routes(routes: web.RouteTableDef | None = None) -> None:
     routes.get("/identity/profiles/{profile_id}/phota")(get_phota_link)
     routes.post("/identity/profiles/{profile_id}/phota")(link_phota)
     routes.delete("/identity/profiles/{profile_id}/phota")(unlink_phota)
+    routes.get("/identity/constants")(get_constants)
 
 
 def error(status: int, message: str) -> web.Response:
@@ -332,3 +334,35 @@ def refuse_while_training(profile_id: str) -> None:
             f"profile {profile_id!r} is being trained right now ({job.status.value}); "
             "wait until it is READY, then try again"
         )
+
+
+#: How the panel names a profile kind in its form ("Of a") and on a card (its tooltip), where the kind's own name
+#: does not say enough; an animal species is compared by appearance unless a re-identification model is installed.
+KIND_LABELS = {"pet": "Cat or dog (detect which)"}
+KIND_NOTES = {"person": "a person, recognised by face", "pet": "a cat or a dog, the species detected"}
+
+
+def kind_note(kind: str) -> str:
+    return KIND_NOTES.get(
+        kind,
+        f"a {kind}: scores measure appearance similarity, not identity, unless a re-identification model is in "
+        "models/pet_reid/",
+    )
+
+
+async def get_constants(request: web.Request) -> web.Response:
+    """The names the panel's JavaScript acts on, from where the Python defines them, so that it repeats none:
+    the websocket event, the job statuses in lifecycle order (and which ones end a job), the profile kinds and the
+    photo verdicts."""
+    return web.json_response(
+        {
+            "event": EVENT,
+            "statuses": {status.name: status.value for status in Status},
+            "finished": [status.value for status in Status if status.finished],
+            "kinds": [
+                {"kind": kind, "label": KIND_LABELS.get(kind, kind.capitalize()), "note": kind_note(kind)}
+                for kind in KINDS
+            ],
+            "verdicts": {"accepted": ACCEPTED, "rejected": REJECTED, "pending": PENDING},
+        }
+    )

@@ -24,8 +24,9 @@ SHOTS = ARTIFACTS / "web"
 
 try:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
+    from playwright.sync_api import expect
 except ImportError:  # sync_playwright() then skips every browser test, saying why
-    PlaywrightTimeout = TimeoutError
+    PlaywrightTimeout, expect = TimeoutError, None
 
 
 def launch(playwright):
@@ -64,7 +65,7 @@ def shot(page, config, name: str) -> Path:
     return path
 
 
-_DROP = """([selector, files]) => {
+_DROP = """(target, files) => {
   const transfer = new DataTransfer();
   for (const file of files) {
     let bytes = Uint8Array.from(atob(file.data), (c) => c.charCodeAt(0));
@@ -75,15 +76,15 @@ _DROP = """([selector, files]) => {
     }
     transfer.items.add(new File([bytes], file.name, { type: file.type }));
   }
-  const target = document.querySelector(selector);
   for (const type of ["dragenter", "dragover", "drop"]) {
     target.dispatchEvent(new DragEvent(type, { bubbles: true, cancelable: true, dataTransfer: transfer }));
   }
 }"""
 
 
-def drop_files(page, selector: str, files: list[dict]) -> None:
-    """Drags files onto an element as a person would from their file manager (a real DataTransfer).
+def drop_files(target, files: list[dict]) -> None:
+    """Drags files onto the element of the locator `target` as a person would from their file manager (a real
+    DataTransfer).
 
     Each file is `{"name", "data": bytes, "type"}`, plus `"size"` to pad it with zeros in the page (large
     files are made there rather than sent through Playwright)."""
@@ -96,4 +97,4 @@ def drop_files(page, selector: str, files: list[dict]) -> None:
         }
         for f in files
     ]
-    page.evaluate(_DROP, [selector, encoded])
+    target.evaluate(_DROP, encoded)

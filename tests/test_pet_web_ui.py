@@ -30,9 +30,9 @@ def test_a_cat_trained_in_the_panel_is_shown_as_a_cat(page, comfyui, request):
     ]
     if DOG.is_file():
         photos.append({"name": "dog.jpg", "data": DOG.read_bytes()})
-    drop_files(page, ".identity-dropzone", photos)
+    drop_files(form.locator(".identity-dropzone"), photos)
     form.get_by_role("button", name="Train profile").click()
-    page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
+    page.locator(".identity-job-status[data-status=READY]").wait_for(timeout=TRAIN_MS)
     verdicts = {
         row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
         for row in page.locator(".identity-new .identity-verdict").all()

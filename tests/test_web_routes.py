@@ -125,6 +125,25 @@ def test_training_progress_is_pushed_over_the_websocket(obama):
 
 
 @needs_faces
+def test_the_panel_gets_the_names_it_acts_on_from_the_server(comfyui, obama):
+    """The JavaScript repeats none of the Python's names: what /identity/constants gives it is what a real training
+    sends (its event, its statuses, its photos' verdicts) and what an upload accepts as a kind."""
+    status, constants = call(comfyui, "GET", "/identity/constants")
+    assert status == 200, constants
+    assert constants["event"] == "identity.training" and obama["events"]  # the websocket messages' type
+    statuses = list(constants["statuses"].values())
+    seen = list(dict.fromkeys(s["status"] for s in obama["events"]))
+    assert seen == [s for s in statuses if s != constants["statuses"]["ERROR"]], (seen, statuses)
+    assert constants["finished"] == ["READY", "ERROR"]
+    verdicts = {p["verdict"] for s in obama["events"] for p in s["photos"]}
+    assert verdicts == set(constants["verdicts"].values()), verdicts
+    status, refused = upload(comfyui, "Nobody", [tom()], kind="horse")
+    kinds = [k["kind"] for k in constants["kinds"]]
+    assert status == 400 and refused["error"].endswith(f"use one of: {', '.join(kinds)}"), refused
+    assert all(k["label"] and k["note"] for k in constants["kinds"]), constants["kinds"]
+
+
+@needs_faces
 def test_the_list_details_and_images_of_a_profile(comfyui, obama):
     profile_id = obama["job"]["profile_id"]
     status, listing = call(comfyui, "GET", "/identity/profiles")

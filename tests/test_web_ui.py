@@ -1,8 +1,9 @@
 """The Identity panel and node widgets in a real browser (headless Debian Chromium) on the real ComfyUI and its
 frontend: train from dropped photos, pick the new profile on Profile Load, score, rename, delete; and bad uploads
 refused with a visible message. Controls are found by their role and accessible name, as a person or a screen
-reader finds them (the frontend's own CSS classes change between releases). Screenshots go to
-output/test-artifacts/web/."""
+reader finds them (the frontend's own CSS classes change between releases), and only through Playwright locators,
+which find their element again at each action and wait for it: a test never holds an element across a redraw.
+Screenshots go to output/test-artifacts/web/."""
 
 from __future__ import annotations
 
@@ -12,7 +13,16 @@ import re
 import time
 
 import pytest
-from browser import PlaywrightTimeout, clear_screenshots, drop_files, identity_tab, launch, shot, sync_playwright
+from browser import (
+    PlaywrightTimeout,
+    clear_screenshots,
+    drop_files,
+    expect,
+    identity_tab,
+    launch,
+    shot,
+    sync_playwright,
+)
 from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces
 from PIL import Image
 
@@ -47,7 +57,7 @@ def page(browser, comfyui, request):
     page.goto(comfyui.client.url)
     page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
     identity_tab(page).click(timeout=LOAD_MS)
-    page.wait_for_selector(".identity-panel .identity-dropzone")
+    page.locator(".identity-panel .identity-dropzone").wait_for()
     failed = request.session.testsfailed
     yield page
     if request.session.testsfailed > failed:
@@ -63,10 +73,9 @@ def png(size=(300, 300), value=180) -> bytes:
     return buffer.getvalue()
 
 
-def loaded_width(page, image) -> int:
-    """The natural width of an <img> once it has loaded (waiting at most a minute: `decode()` can wait forever)."""
-    page.wait_for_function("(img) => img.complete && img.naturalWidth > 0", arg=image.element_handle(), timeout=60_000)
-    return image.evaluate("(img) => img.naturalWidth")
+def expect_loaded(image, width: int) -> None:
+    """Waits (at most a minute) until the <img> has loaded an image `width` pixels wide."""
+    expect(image).to_have_js_property("naturalWidth", width, timeout=60_000)
 
 
 def module_url(page, name: str) -> str:
@@ -139,15 +148,12 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
         ),
     ]
     for name, file, words in cases:
-        drop_files(page, ".identity-dropzone", [file])
+        drop_files(form.locator(".identity-dropzone"), [file])
         form.get_by_role("button", name="Train profile").click()
-        message = page.wait_for_selector(".identity-new .identity-message.error")
-        page.wait_for_function(
-            "(words) => document.querySelector('.identity-new .identity-message').textContent.includes(words)",
-            arg=words,
-            timeout=60_000,
-        )
-        assert message.is_visible() and message.inner_text().startswith("Upload refused: ")
+        message = form.locator(".identity-message.error")
+        expect(message).to_contain_text(words, timeout=60_000)
+        expect(message).to_be_visible()
+        assert message.inner_text().startswith("Upload refused: ")
         shot(page, request.config, f"refused-{name}")
         form.get_by_role("button", name="Clear").click()
     assert [p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]] == before
@@ -161,7 +167,7 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
 def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
     page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
-    page.wait_for_selector(".identity-node-thumb")  # Profile Load's thumbnail view, before the profile exists
+    page.locator(".identity-node-thumb").wait_for()  # Profile Load's thumbnail view, before the profile exists
 
     # 1. New profile: drop photos (four of him, one of someone else, one without a face) and train.
     form = page.locator(".identity-new")
@@ -177,7 +183,9 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
         )
     ]
     spare = [{"name": f"spare{i}.png", "data": png(value=i), "type": "image/png"} for i in (1, 2)]
-    drop_files(page, ".identity-dropzone", spare + photos + [{"name": "blank.png", "data": png(), "type": "image/png"}])
+    drop_files(
+        form.locator(".identity-dropzone"), spare + photos + [{"name": "blank.png", "data": png(), "type": "image/png"}]
+    )
     assert page.locator(".identity-file").count() == 8
     for extra in spare:  # dropped by mistake: removed one by one from the top of the list
         form.get_by_role("button", name=f"Remove {extra['name']}").click()
@@ -189,10 +197,12 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
         new MutationObserver(() => {
             const status = document.querySelector(".identity-job-status")?.dataset.status;
             if (status && window.identitySeen.at(-1) !== status) window.identitySeen.push(status);
-        }).observe(document.querySelector(".identity-job"), { childList: true, subtree: true });
+        }).observe(document.querySelector(".identity-job"), {
+            childList: true, subtree: true, attributes: true, characterData: true
+        });  // an element updated in place changes its attributes and text, not its children
     }""")
     form.get_by_role("button", name="Train profile").click()
-    page.wait_for_selector(".identity-job-status[data-status=READY]", timeout=TRAIN_MS)
+    page.locator(".identity-job-status[data-status=READY]").wait_for(timeout=TRAIN_MS)
     seen = page.evaluate("window.identitySeen")
     lifecycle = ["VALIDATING", "QUEUING", "IN_PROGRESS", "READY"]
     assert seen[-1] == "READY" and seen == sorted(seen, key=lifecycle.index), seen  # how many show depends on speed
@@ -207,7 +217,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     card = page.locator(".identity-card", has_text="Obama (browser)")
     card.locator(".identity-badge.ready").wait_for()
     card.scroll_into_view_if_needed()  # other tests' profiles may come first; thumbnails load when seen
-    assert loaded_width(page, card.locator("img.identity-thumb")) == 384
+    expect_loaded(card.locator("img.identity-thumb"), 384)
     profile_id = card.get_attribute("data-profile-id")
     shot(page, request.config, "2-trained")
     form.get_by_title("Dismiss").click()  # the finished job's report can be put away
@@ -219,8 +229,8 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     shot(page, request.config, "3-profile-load-list")
     entry.click()
     thumbnail = page.locator(".identity-node-thumb img")
-    page.wait_for_function(f"() => document.querySelector('.identity-node-thumb img')?.src.includes('/{profile_id}/')")
-    assert loaded_width(page, thumbnail) == 384
+    expect(thumbnail).to_have_attribute("src", re.compile(f"/{profile_id}/"))
+    expect_loaded(thumbnail, 384)
     assert "4 photos" in page.locator(".identity-node-thumb .identity-node-caption").inner_text()
 
     # 3. Run the scoring workflow; ArcFace Score shows each subject's score on the node.
@@ -272,13 +282,13 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
     # 1. Typed in the panel: refused with a visible sentence, nothing trained.
     form = page.locator(".identity-new")
     form.get_by_role("textbox", name="Name").fill(MARKUP)
-    drop_files(page, ".identity-dropzone", [{"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"}])
-    form.get_by_role("button", name="Train profile").click()
-    page.wait_for_function(
-        "() => document.querySelector('.identity-new .identity-message').textContent.includes(\"'<' or '>'\")",
-        timeout=60_000,
+    drop_files(
+        form.locator(".identity-dropzone"), [{"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"}]
     )
-    assert page.locator(".identity-new .identity-message.error").inner_text().startswith("Upload refused: ")
+    form.get_by_role("button", name="Train profile").click()
+    message = form.locator(".identity-message.error")
+    expect(message).to_contain_text("'<' or '>'", timeout=60_000)
+    assert message.inner_text().startswith("Upload refused: ")
     shot(page, request.config, "markup-name-refused")
     form.get_by_role("button", name="Clear").click()
 
@@ -312,6 +322,71 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
     finally:
         planted.unlink(missing_ok=True)
         (folder / "plain-000000.safetensors").unlink(missing_ok=True)
+
+
+def panel_scroll(page, down: bool = False) -> float:
+    """How far the sidebar around the panel (whichever ancestor scrolls in this frontend) is scrolled; `down` first
+    scrolls it to near its end."""
+    return page.locator(".identity-panel").evaluate(
+        """(panel, down) => {
+            let scroller = panel;
+            while (scroller && !(scroller.scrollHeight > scroller.clientHeight + 1
+                && ["auto", "scroll"].includes(getComputedStyle(scroller).overflowY))) scroller = scroller.parentElement;
+            if (!scroller) return 0;
+            if (down) scroller.scrollTop = scroller.scrollHeight - scroller.clientHeight - 20;
+            return scroller.scrollTop;
+        }""",
+        down,
+    )
+
+
+def test_a_card_keeps_what_it_shows_while_its_profile_changes(page, comfyui, request, tom_profile):
+    """A card is one element while it is shown: its details opening, the Phota check answering, a list reload and a
+    rename made elsewhere update it in place. The thumbnail stays loaded, the details open, the Phota box keeps its
+    focus and typed text, and the panel its scroll (a card rebuilt whenever its content changed detached under the
+    person's cursor and under the tests' clicks)."""
+    from dataclasses import replace
+
+    folder = comfyui.base / "models" / "identity_profiles"
+    folder.mkdir(parents=True, exist_ok=True)
+    ids = [f"kept-{n}-000000" for n in range(3)]
+    for n, profile_id in enumerate(ids):
+        crafted(
+            folder / f"{profile_id}.safetensors", replace(tom_profile, id=profile_id), id=profile_id, name=f"Kept {n}"
+        )
+    try:
+        page.set_viewport_size({"width": 1600, "height": 600})
+        page.get_by_role("button", name="Reload the profile list").click()
+        card = page.locator(f".identity-card[data-profile-id='{ids[-1]}']")
+        card.get_by_role("button", name="Details").click()
+        box = card.get_by_role("region", name="Phota link").get_by_role("textbox", name="Phota profile id")
+        box.press_sequentially("ph0b")
+        expect_loaded(card.locator("img.identity-thumb"), 384)
+        marked = {
+            "card": card,
+            "thumbnail": card.locator("img.identity-thumb"),
+            "details": card.locator(".identity-details"),
+        }
+        for element in marked.values():
+            element.evaluate("(element) => { element.identityMark = 1; }")
+        expect(card.get_by_role("alert")).to_have_count(0)  # the Phota check asked about this profile
+        scroll = panel_scroll(page, down=True)
+        assert scroll > 0, "the panel must overflow for its scroll to be checked"
+
+        status = comfyui.client.request(f"/identity/profiles/{ids[-1]}/rename", {"name": "Kept and renamed"})
+        assert status["profile"]["name"] == "Kept and renamed", status
+        page.evaluate(f"async () => (await import('{module_url(page, 'store.js')}')).refreshProfiles()")
+        expect(card.locator(".identity-card-name")).to_have_text("Kept and renamed")
+
+        replaced = [name for name, element in marked.items() if element.evaluate("(e) => e.identityMark") != 1]
+        assert not replaced, f"redrawn as new elements: {replaced}"
+        assert box.evaluate("(input) => document.activeElement === input && input.value") == "ph0b"
+        assert panel_scroll(page) == scroll
+        assert card.locator(".identity-details dl").is_visible()
+        shot(page, request.config, "card-kept")
+    finally:
+        for profile_id in ids:
+            (folder / f"{profile_id}.safetensors").unlink(missing_ok=True)
 
 
 def test_link_a_profile_to_phota_in_the_panel(page, comfyui, request, tom_profile, fake):

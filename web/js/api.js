@@ -1,9 +1,6 @@
 // The Identity Layer's HTTP routes (nodes/routes.py), as promises. A refusal rejects with the server's sentence.
 import { api } from "../../../scripts/api.js";
 
-export const TRAINING_EVENT = "identity.training";
-export const FINISHED = new Set(["READY", "ERROR"]);
-
 async function call(path, options = {}) {
   let response;
   try {
@@ -15,6 +12,14 @@ async function call(path, options = {}) {
   if (!response.ok) throw new Error(body?.error ?? `the server answered ${response.status} ${response.statusText}`);
   return body;
 }
+
+/** The names the Python defines (GET /identity/constants), never repeated here: the training event, the job
+ * statuses by name in lifecycle order, those that end a job, the profile kinds ({kind, label, note}) and the photo
+ * verdicts. */
+const constants = await call("/identity/constants");
+export const { event: TRAINING_EVENT, statuses: STATUS, kinds: KINDS, verdicts: VERDICT } = constants;
+export const FINISHED = new Set(constants.finished);
+export const kindNote = (kind) => KINDS.find((entry) => entry.kind === kind)?.note ?? kind;
 
 const profilePath = (id) => `/identity/profiles/${encodeURIComponent(id)}`;
 
@@ -36,7 +41,7 @@ export const unlinkPhota = (id) => call(`${profilePath(id)}/phota`, { method: "D
 export const linkPhota = (id, photaId) => postJSON(`${profilePath(id)}/phota`, { phota_id: photaId });
 
 /** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING). */
-export async function createProfile(name, files, overwrite, kind = "person") {
+export async function createProfile(name, files, overwrite, kind) {
   const form = new FormData();
   form.append("name", name);
   form.append("overwrite", overwrite ? "true" : "false");

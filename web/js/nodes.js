@@ -2,7 +2,7 @@
 // after a run, and the profile pickers refresh after any training (panel or Profile Train node).
 import { app } from "../../../scripts/app.js";
 import { imageURL } from "./api.js";
-import { fill, h, loadStyles, plural } from "./dom.js";
+import { h, loadStyles, plural, render } from "./dom.js";
 import { profileByLabel, refreshProfiles, state, subscribe } from "./store.js";
 
 const THUMB_HEIGHT = 150;
@@ -32,6 +32,13 @@ function chain(target, method, after) {
   };
 }
 
+/** The element a node widget's view is drawn in. */
+function viewElement(className) {
+  const element = document.createElement("div");
+  element.className = className;
+  return element;
+}
+
 /** A DOM widget that is only shown: kept out of saved workflows and out of the prompt. */
 function addView(node, name, element, height) {
   const widget = node.addDOMWidget(name, name, element, { serialize: false, hideOnZoom: false, getMinHeight: height,
@@ -50,12 +57,10 @@ function fitNode(node) {
 
 function addThumbnail(nodeType) {
   chain(nodeType.prototype, "onNodeCreated", function () {
-    const image = h("img", { alt: "" });
-    const caption = h("div.identity-node-caption");
-    const view = h("div.identity-node-thumb", {}, image, caption);
+    const view = viewElement("identity-node-thumb");
     addView(this, "identity_thumbnail", view, () => THUMB_HEIGHT);
     const combo = this.widgets.find((widget) => widget.name === "profile");
-    const show = () => showThumbnail(combo?.value, image, caption);
+    const show = () => render(thumbnailView(combo?.value), view);
     if (combo) chain(combo, "callback", show);
     const unsubscribe = subscribe(show);
     chain(this, "onRemoved", unsubscribe);
@@ -69,18 +74,12 @@ function addThumbnail(nodeType) {
   });
 }
 
-function showThumbnail(label, image, caption) {
+function thumbnailView(label) {
   const profile = profileByLabel(label);
-  image.hidden = !profile;
-  if (profile) {
-    const src = imageURL(profile.thumbnail);
-    if (image.getAttribute("src") !== src) image.src = src;
-    image.alt = profile.name;
-    caption.textContent = `${profile.kind} · ${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`;
-  } else {
-    caption.textContent = !state.loaded ? "" : label ? `No profile "${label}": pick another, or train it in the Identity panel.`
+  const caption = profile ? `${profile.kind} · ${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`
+    : !state.loaded ? "" : label ? `No profile "${label}": pick another, or train it in the Identity panel.`
       : "No profiles yet: train one in the Identity panel (sidebar).";
-  }
+  return [profile ? h("img", { src: imageURL(profile.thumbnail), alt: profile.name }) : null, h("div.identity-node-caption", {}, caption)];
 }
 
 /** After a rename, Profile Load nodes that pointed at the old name point at the new one. */
@@ -100,7 +99,8 @@ export function retargetProfileLoads(oldLabel, newLabel) {
 
 function addScoreTable(nodeType) {
   chain(nodeType.prototype, "onNodeCreated", function () {
-    this.identityScores = h("div.identity-node-scores", {}, h("div.identity-node-caption", {}, "Scores appear here after a run."));
+    this.identityScores = viewElement("identity-node-scores");
+    render(h("div.identity-node-caption", {}, "Scores appear here after a run."), this.identityScores);
     this.identityRows = 1;
     addView(this, "identity_scores", this.identityScores, () => 12 + ROW_HEIGHT * this.identityRows);
   });
@@ -109,12 +109,12 @@ function addScoreTable(nodeType) {
     if (!images || !this.identityScores) return;
     const names = [...new Set(images.flatMap((image) => Object.keys(image.subjects)))];
     this.identityRows = images.length + 1;
-    fill(this.identityScores, h("table", {},
+    render(h("table", {},
       h("thead", {}, h("tr", {}, h("th", {}, "image"), names.map((name) => h("th", { title: name }, name)), h("th", {}, "weakest"))),
       h("tbody", {}, images.map((image) => h("tr", {},
         h("td", {}, `#${image.index + 1}`),
         names.map((name) => scoreCell(image.subjects[name])),
-        scoreCell(image.score))))));
+        scoreCell(image.score))))), this.identityScores);
     fitNode(this);
   });
 }

@@ -1,7 +1,7 @@
 // What the panel and the node widgets share: the profile list and the training jobs, with change listeners.
 // Jobs arrive over the websocket and from polling; a job's end is handled once, whichever brings it first.
 import { app } from "../../../scripts/app.js";
-import { FINISHED, listProfiles } from "./api.js";
+import { FINISHED, listProfiles, STATUS } from "./api.js";
 
 export const state = { profiles: [], jobs: new Map(), loaded: false, error: "" };
 const listeners = new Set();
@@ -12,7 +12,8 @@ export function subscribe(listener) {
   return () => listeners.delete(listener);
 }
 
-function notify() {
+/** Tells every view to redraw: after a store change, and after a view's own (a chosen photo, an opened card). */
+export function changed() {
   for (const listener of listeners) listener(state);
 }
 
@@ -26,7 +27,7 @@ export async function refreshProfiles() {
     state.error = error.message;
   }
   state.loaded = true;
-  notify();
+  changed();
 }
 
 function rememberJob(snapshot) {
@@ -39,11 +40,11 @@ function rememberJob(snapshot) {
 /** A job snapshot from the websocket or a poll. When it ends: reload the list, and the node pickers on READY. */
 export async function updateJob(snapshot) {
   if (!rememberJob(snapshot)) return;
-  notify();
+  changed();
   if (!FINISHED.has(snapshot.status) || ended.has(snapshot.job_id)) return;
   ended.add(snapshot.job_id);
   toast(snapshot);
-  if (snapshot.status === "READY") await app.refreshComboInNodes(); // its extension hook reloads the list
+  if (snapshot.status === STATUS.READY) await app.refreshComboInNodes(); // its extension hook reloads the list
   else await refreshProfiles();
 }
 
@@ -51,7 +52,7 @@ export const profileByLabel = (label) => state.profiles.find((p) => p.label === 
 export const runningJobs = () => [...state.jobs.values()].filter((job) => !FINISHED.has(job.status));
 
 function toast(job) {
-  const ready = job.status === "READY";
+  const ready = job.status === STATUS.READY;
   app.extensionManager?.toast?.add({
     severity: ready ? "success" : "error",
     summary: ready ? `Profile "${job.name}" is ready` : `Training "${job.name}" failed`,
