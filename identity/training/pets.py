@@ -103,8 +103,6 @@ def build(job, photos, verdicts: list[PhotoVerdict], animals: dict[int, list], e
         embeddings=embeddings,
         centroid=centroid(embeddings),
         crops=np.stack([a.crop for a in accepted]),
-        landmarks=np.zeros((len(accepted), 5, 2), np.float32),
-        pose=poses,
         quality=quality,
         portraits=np.stack(portraits),
         reference_photos=np.array(references, np.int32),
