@@ -23,6 +23,7 @@ from pets import (
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
+from identity.errors import TrainingError
 from identity.images import load_image
 from identity.pets.animal import APPEARANCE, IDENTITY
 from identity.pets.engine import load_pet_engine
@@ -165,6 +166,14 @@ def test_dog_profile_rejects_the_wrong_species(dog_job):
 def test_asking_for_an_unknown_kind_names_the_kinds(pets, tmp_path):
     with pytest.raises(Exception, match="person, cat, dog, pet"):
         train(saved(tmp_path, {"cat": chelsea()}), "Tom", pets, kind="hamster", registry=JobRegistry())
+
+
+def test_unreadable_photos_of_a_pet_get_advice_about_animals(pets, tmp_path):
+    """Photos refused before analysis get the kind's advice too (it once spoke of the person's face)."""
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(TrainingError, match="not an image.*where the animal is at least 64 px") as refused:
+        train([Photo("notes", tmp_path / "notes.jpg")], "Rex", pets, kind="pet", registry=JobRegistry())
+    assert "face" not in str(refused.value)
 
 
 @needs_faces

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..faces import Face
+from ..faces.face import Boxed
 from ..faces.quality import Quality
-from ..pets.animal import Animal
 from ..profile.calibration import leave_one_out
 
 MIN_IMAGE_SIDE = 32  # px: below this no face can carry identity
@@ -42,7 +42,7 @@ class PhotoVerdict:
     verdict: str = REJECTED
     code: str = ""
     reason: str = ""
-    face: Face | Animal | None = field(default=None, repr=False)  # the subject found: a face, or a cat or dog
+    face: Boxed | None = field(default=None, repr=False)  # the subject found: a face, or a cat or dog
     quality: Quality | None = field(default=None, repr=False)
 
     def reject(self, code: str, reason: str) -> None:
