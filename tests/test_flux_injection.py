@@ -288,7 +288,7 @@ def test_id_tokens_need_the_arcface_the_adapter_was_trained_on(adapter, tom_prof
 
 
 def test_only_antelopev2s_glintr100_feeds_the_encoder_unless_allowed(adapter, tom_profile, embedded):
-    from identity.weights import GLINTR100_SHA256
+    from identity.digests import GLINTR100_SHA256
 
     strict = dataclasses.replace(adapter, any_recognizer=False)
     with pytest.raises(

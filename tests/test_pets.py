@@ -20,7 +20,10 @@ from pets import (
     photo,
     variants,
 )
+from safetensors import safe_open
+from safetensors.numpy import save_file
 
+from identity.errors import TrainingError
 from identity.images import load_image
 from identity.pets.animal import APPEARANCE, IDENTITY
 from identity.pets.engine import load_pet_engine
@@ -125,6 +128,35 @@ def test_kind_is_saved_listed_and_reloaded(cat_job, tmp_path):
     assert store.load(cat_job.profile.id).kind == "cat"
 
 
+def test_a_cat_profile_holds_no_landmarks_or_poses(cat_job, tmp_path):
+    """An animal has no facial landmarks: its profile file says so by leaving them out (format 2)."""
+    profile = cat_job.profile
+    assert profile.landmarks is None and profile.pose is None and profile.faces_512 is None
+    with safe_open(str(ProfileStore(tmp_path).save(profile)), framework="numpy") as handle:
+        assert not {"landmarks", "pose", "faces_512"} & set(handle.keys())
+        assert handle.metadata()["format_version"] == "2"
+
+
+def test_a_cat_profile_saved_by_format_1_still_loads(cat_job, tmp_path):
+    """Format 1 had the person schema only: a cat's file held zero landmarks and poses. It loads as it was, and a
+    save writes it without them."""
+    profile, store = cat_job.profile, ProfileStore(tmp_path)
+    count = len(profile.embeddings)
+    old = {
+        **profile.tensors(),
+        "landmarks": np.zeros((count, 5, 2), np.float32),
+        "pose": np.zeros((count, 3), np.float32),
+    }
+    save_file(old, str(store.path(profile.id)), metadata={**profile.metadata(), "format_version": "1"})
+    loaded = store.load(profile.id)
+    assert loaded.kind == "cat" and loaded.landmarks is None and loaded.pose is None
+    for name, tensor in profile.tensors().items():
+        np.testing.assert_array_equal(loaded.tensors()[name], tensor, err_msg=name)
+    assert loaded.summary() == profile.summary()
+    with safe_open(str(store.save(loaded, overwrite=True)), framework="numpy") as handle:
+        assert not {"landmarks", "pose"} & set(handle.keys()) and handle.metadata()["format_version"] == "2"
+
+
 def test_dog_profile_rejects_the_wrong_species(dog_job):
     verdicts = {p["path"]: p["code"] for p in dog_job.photos}
     assert verdicts.pop("a cat") == "wrong_species"
@@ -134,6 +166,14 @@ def test_dog_profile_rejects_the_wrong_species(dog_job):
 def test_asking_for_an_unknown_kind_names_the_kinds(pets, tmp_path):
     with pytest.raises(Exception, match="person, cat, dog, pet"):
         train(saved(tmp_path, {"cat": chelsea()}), "Tom", pets, kind="hamster", registry=JobRegistry())
+
+
+def test_unreadable_photos_of_a_pet_get_advice_about_animals(pets, tmp_path):
+    """Photos refused before analysis get the kind's advice too (it once spoke of the person's face)."""
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    with pytest.raises(TrainingError, match="not an image.*where the animal is at least 64 px") as refused:
+        train([Photo("notes", tmp_path / "notes.jpg")], "Rex", pets, kind="pet", registry=JobRegistry())
+    assert "face" not in str(refused.value)
 
 
 @needs_faces

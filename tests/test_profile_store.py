@@ -155,6 +155,30 @@ def test_a_safetensors_file_that_is_not_a_profile_is_refused(tmp_path):
         ProfileStore(tmp_path).load("lora-000000")
 
 
+def test_a_person_profile_without_its_face_tensors_is_refused_naming_them(tmp_path, tom_profile):
+    """A person's profile keeps each photo's landmarks and pose (remote references are chosen by pose)."""
+    crafted(tmp_path / f"{tom_profile.id}.safetensors", replace(tom_profile, landmarks=None, pose=None))
+    with pytest.raises(ProfileFormatError, match=r"lacks the tensors \['landmarks', 'pose'\]"):
+        ProfileStore(tmp_path).load(tom_profile.id)
+
+
+def test_a_person_profile_is_still_written_in_format_1(tmp_path, tom_profile):
+    """Format 2 changed only animals' files: a person's keeps format 1's tensors and version, so an older pack
+    still reads it."""
+    assert tom_profile.metadata()["format_version"] == "1"
+    assert set(tom_profile.tensors()) == {
+        "embeddings",
+        "centroid",
+        "crops",
+        "landmarks",
+        "pose",
+        "quality",
+        "portraits",
+        "reference_photos",
+        "faces_512",
+    }
+
+
 def test_a_file_renamed_to_another_id_is_refused(tmp_path, tom_profile):
     store = ProfileStore(tmp_path)
     store.save(tom_profile).rename(tmp_path / "someone-else.safetensors")

@@ -244,13 +244,10 @@ def test_photos_are_decoded_within_a_pixel_budget_not_a_photo_count(embedded, mo
         """The real engine, noting how many pixels each analysis call holds decoded at once."""
 
         def __init__(self, engine):
-            self.engine, self.info, self.name, self.training, self.calls = (
-                engine,
-                engine.info,
-                engine.name,
-                engine.training,
-                [],
-            )
+            self.engine, self.calls = engine, []
+
+        def __getattr__(self, name):
+            return getattr(self.engine, name)
 
         def analyze(self, images):
             self.calls.append(sum(image.shape[0] * image.shape[1] for image in images))
@@ -262,3 +259,17 @@ def test_photos_are_decoded_within_a_pixel_budget_not_a_photo_count(embedded, mo
     job = run([Photo(f"large {i}", large) for i in range(4)] + [Photo("small", load_image(TOM_HANKS))], engine)
     assert job.status == Status.READY
     assert len(engine.calls) >= 3 and max(engine.calls) <= 3_000_000, engine.calls
+
+
+def test_face_and_pet_engines_implement_the_whole_engine_interface():
+    """One pipeline trains every kind through `Engine`: an engine that left a member to the interface's stub
+    would hand the pipeline None where a quality or a portrait belongs."""
+    from identity.faces.engine import Engine, FaceEngine
+    from identity.pets.engine import PetEngine
+
+    members = [name for name in vars(Engine) if not name.startswith("_")]
+    assert {"detect", "embed", "analyze", "quality", "portrait", "name", "measures"} <= set(members), members
+    for engine in (FaceEngine, PetEngine):
+        assert Engine in engine.__mro__
+        stubs = [name for name in members if getattr(engine, name) is getattr(Engine, name)]
+        assert not stubs, f"{engine.__name__} leaves {stubs} to the interface"

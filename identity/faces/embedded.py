@@ -13,8 +13,8 @@ from pathlib import Path
 
 import onnx
 
+from ..digests import sha256
 from ..errors import ModelFilesMissing
-from ..weights import sha256
 from .engine import Models
 from .recognizer import OnnxRecognizer
 from .runtime import per_tensor_dequantize, without_initializer_inputs

@@ -1,4 +1,5 @@
-"""The face engine: detect, align and embed, with one interface whatever the backend."""
+"""The engines' interface (`Engine`: faces and pets alike) and the face engine: detect, align and embed, with one
+interface whatever the backend."""
 
 from __future__ import annotations
 
@@ -6,13 +7,15 @@ import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
 
 from ..cache import BoundedCache
-from .align import align_face
-from .face import Face
+from .align import align_face, portrait
+from .face import Boxed, Face
+from .quality import Quality, measure
 from .runtime import thread_budget
 
 #: Longest side an image is detected at; larger images are shrunk for detection only, and the faces are
@@ -69,18 +72,75 @@ class EngineInfo:
         )
 
 
+class Engine(Protocol):
+    """What training, scoring and re-embedding use of an engine, whatever its subjects are: `FaceEngine` finds
+    faces, `pets.engine.PetEngine` cats and dogs. What differs by kind in a profile (detection, embedding, a
+    subject's quality, its portrait) comes from here; the training pipeline is one for every kind."""
+
+    info: EngineInfo
+    training: threading.Lock  # trainings share the engine: one analyses, the others wait (QUEUING)
+    reembedded: BoundedCache  # profiles from another engine, re-embedded in this one's space
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def measures(self) -> str:
+        """What a similarity from this engine means, in the words reports use."""
+        ...
+
+    def detect(self, image: np.ndarray) -> list[Boxed]:
+        """The subjects in an RGB uint8 image, in its coordinates, without crops or embeddings yet."""
+        ...
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Unit embeddings `[N, D]` for crops as this engine makes them."""
+        ...
+
+    def analyze(self, images: list[np.ndarray]) -> list[list[Boxed]]:
+        """Every subject in every image, each with its crop and embedding."""
+        ...
+
+    def quality(self, subject: Boxed) -> Quality:
+        """How usable an analysed subject's crop is as a reference (the pose only where there are landmarks)."""
+        ...
+
+    def portrait(self, image: np.ndarray, subject: Boxed) -> np.ndarray:
+        """The reference portrait closed models are given: the subject with some surroundings."""
+        ...
+
+
+class Detector(Protocol):
+    def detect(self, image: np.ndarray) -> list[Face]:
+        """Faces in an RGB image, at the size given."""
+        ...
+
+
+class Recognizer(Protocol):
+    @property
+    def dim(self) -> int: ...
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        """Raw vectors `[N, dim]` for N×112×112×3 aligned crops."""
+        ...
+
+
+#: What a face engine's similarities mean (scores and reports say it).
+FACE_MEASURES = "face identity similarity (ArcFace)"
+
+
 @dataclass
 class Models:
     """What a backend loads: its two networks, their files' digests, and its same-person threshold."""
 
-    detector: object  # .detect(RGB image) -> list[Face]
-    recognizer: object  # .embed(N×112×112×3 crops) -> raw [N, D]; .dim
+    detector: Detector
+    recognizer: Recognizer
     digests: dict  # file name -> sha256
     recognizer_file: str
     match_threshold: float
 
 
-class FaceEngine:
+class FaceEngine(Engine):
     """A detector and a recognizer loaded once; callers get faces with aligned crops and unit embeddings.
 
     It owns what lives as long as it does: the detection thread pool, the lock that lets one training analyse
@@ -122,6 +182,10 @@ class FaceEngine:
     def name(self) -> str:
         return self.info.name
 
+    @property
+    def measures(self) -> str:
+        return FACE_MEASURES
+
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in an RGB uint8 image, in its own coordinates, found at a bounded resolution."""
         height, width = image.shape[:2]
@@ -156,6 +220,12 @@ class FaceEngine:
         if faces:
             for face, vector in zip(faces, self.embed(np.stack([f.crop for f in faces]))):
                 face.embedding = vector
+
+    def quality(self, subject: Face) -> Quality:
+        return measure(subject.crop, subject.landmarks)
+
+    def portrait(self, image: np.ndarray, subject: Face) -> np.ndarray:
+        return portrait(image, subject.landmarks)
 
 
 def shrink(image: np.ndarray, scale: float) -> np.ndarray:

@@ -8,9 +8,13 @@ import numpy as np
 
 
 class Boxed:
-    """What faces and animals share: a box (`bbox`, x1, y1, x2, y2) and what it says about the subject."""
+    """What faces and animals share, the subjects engines find: a box (`bbox`, x1, y1, x2, y2) and what it says
+    about the subject, the detector's confidence, and the crop the engine embedded with its unit embedding."""
 
     bbox: np.ndarray
+    score: float
+    crop: np.ndarray | None
+    embedding: np.ndarray | None
 
     @property
     def size(self) -> float:

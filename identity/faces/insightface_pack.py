@@ -13,8 +13,8 @@ import numpy as np
 import onnx
 
 from ..cache import BoundedCache
+from ..digests import sha256
 from ..errors import ModelFilesMissing
-from ..weights import sha256
 from .engine import Models
 from .face import Face
 from .onnx_signature import signature

@@ -1,4 +1,5 @@
 """Photo-quality measurements of one face: pose from its landmarks; sharpness and exposure of its aligned crop.
+An animal's quality (`pets.engine`) has the same exposure measures and no pose.
 
 Cheap, engine-independent signals that say *why* a photo makes a poor reference, so that a rejected photo
 comes with a reason the user can act on.
@@ -20,16 +21,16 @@ _NOSE_DEPTH = 0.45
 
 @dataclass(frozen=True)
 class Quality:
-    yaw: float  # degrees, 0 = facing the camera
-    pitch: float  # degrees, 0 = level
-    roll: float  # degrees, in-plane tilt
+    yaw: float | None  # degrees, 0 = facing the camera; None (as pitch and roll) for an animal: no landmarks
+    pitch: float | None  # degrees, 0 = level
+    roll: float | None  # degrees, in-plane tilt
     sharpness: float  # variance of the Laplacian of the aligned crop
     brightness: float  # mean luminance of the inner face, 0..255
     highlights: float  # fraction of inner-face pixels blown out to white
 
     @property
-    def pose(self) -> np.ndarray:
-        return np.array([self.yaw, self.pitch, self.roll], np.float32)
+    def pose(self) -> np.ndarray | None:
+        return None if self.yaw is None else np.array([self.yaw, self.pitch, self.roll], np.float32)
 
     @property
     def exposure(self) -> np.ndarray:

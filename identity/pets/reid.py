@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import onnx
 
+from ..digests import sha256
 from ..errors import IdentityError, ModelFilesMissing
 from ..faces.recognizer import OnnxRecognizer
 from ..paths import models_dir
-from ..weights import sha256
 
 _MEAN = np.array([0.485, 0.456, 0.406], np.float32) * 255
 _STD = np.array([0.229, 0.224, 0.225], np.float32) * 255

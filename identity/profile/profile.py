@@ -1,13 +1,17 @@
 """A trained identity: what a profile holds, and its `.safetensors` form.
 
-Tensors: per accepted photo `embeddings [N,D]` (unit), `crops [N,112,112,3]` (aligned, for re-embedding with
-another engine), `landmarks [N,5,2]`, `pose [N,3]` (yaw, pitch, roll), `quality [N,3]` (sharpness,
-brightness, highlights); `centroid [D]`; `portraits [K,S,S,3]` head-and-shoulders references and
-`reference_photos [K]` (which accepted photo each came from); optionally `faces_512 [N,512,512,3]`, each
-accepted photo's face aligned in FFHQ geometry (what PuLID-Flux's encoder reads; older profiles lack it). Header
-metadata, as JSON strings: the format marker and version, id, name, kind, created, engine, calibration and the
-training report. A cat or dog profile (`kind`) holds square 224 px crops of the animal, zero landmarks and poses
-(animals have none), 384 px portraits and no `faces_512`; its engine is the pet engine.
+Tensors of every profile, per accepted photo: `embeddings [N,D]` (unit), `crops [N,S,S,3]` (for re-embedding
+with another engine), `quality [N,3]` (sharpness, brightness, highlights); `centroid [D]`; `portraits [K,P,P,3]`
+head-and-shoulders references and `reference_photos [K]` (which accepted photo each came from). A person's also
+hold what a face has and an animal has not: `landmarks [N,5,2]` and `pose [N,3]` (yaw, pitch, roll) of each
+aligned 112 px crop, and optionally `faces_512 [N,512,512,3]`, each accepted photo's face aligned in FFHQ geometry
+(what PuLID-Flux's encoder reads; older profiles lack it). A cat or dog profile (`kind`) holds square 224 px crops
+of the animal and 384 px portraits; its engine is the pet engine. Header metadata, as JSON strings: the format
+marker and version, id, name, kind, created, engine, calibration and the training report.
+
+Format versions: 1 stored zero landmarks and poses in cat and dog profiles (the person schema was the only one);
+2 leaves them out. A file says the oldest version that holds it, so a person's profile is still version 1 (an
+older pack reads it) and an animal's is 2; both versions load.
 
 The file is written here, deterministically (sorted header, fixed layout), so that saving a loaded profile
 reproduces its bytes; it is read with the `safetensors` library. Nothing else is ever deserialised.
@@ -29,10 +33,12 @@ from ..faces.engine import EngineInfo
 from .ids import clean_name, validate_id
 
 FORMAT = "identity-layer.profile"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: cat and dog profiles hold no landmarks and poses (1 stored zeros)
+PERSON = "person"
 
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
-_TENSORS = ("embeddings", "centroid", "crops", "landmarks", "pose", "quality", "portraits", "reference_photos")
+_TENSORS = ("embeddings", "centroid", "crops", "quality", "portraits", "reference_photos")
+_FACE_TENSORS = ("landmarks", "pose")  # a person's profile only: an animal has no facial landmarks to pose
 _OPTIONAL = ("faces_512",)
 
 
@@ -44,15 +50,15 @@ class Profile:
     embeddings: np.ndarray
     centroid: np.ndarray
     crops: np.ndarray
-    landmarks: np.ndarray
-    pose: np.ndarray
     quality: np.ndarray
     portraits: np.ndarray
     reference_photos: np.ndarray
     calibration: dict
     report: dict = field(default_factory=dict)
     created: str = ""
-    kind: str = "person"
+    kind: str = PERSON
+    landmarks: np.ndarray | None = None  # a person's only, as `pose`
+    pose: np.ndarray | None = None
     faces_512: np.ndarray | None = None
 
     @property
@@ -86,7 +92,7 @@ class Profile:
 
         return {
             "format": FORMAT,
-            "format_version": str(FORMAT_VERSION),
+            "format_version": str(1 if self.kind == PERSON else FORMAT_VERSION),
             "id": self.id,
             "name": self.name,
             "kind": self.kind,
@@ -97,16 +103,19 @@ class Profile:
         }
 
     def tensors(self) -> dict[str, np.ndarray]:
+        optional = {"landmarks": self.landmarks, "pose": self.pose, "faces_512": self.faces_512}
         return {
             "embeddings": np.asarray(self.embeddings, np.float32),
             "centroid": np.asarray(self.centroid, np.float32),
             "crops": np.asarray(self.crops, np.uint8),
-            "landmarks": np.asarray(self.landmarks, np.float32),
-            "pose": np.asarray(self.pose, np.float32),
             "quality": np.asarray(self.quality, np.float32),
             "portraits": np.asarray(self.portraits, np.uint8),
             "reference_photos": np.asarray(self.reference_photos, np.int32),
-            **({} if self.faces_512 is None else {"faces_512": np.asarray(self.faces_512, np.uint8)}),
+            **{
+                name: np.asarray(value, np.uint8 if name == "faces_512" else np.float32)
+                for name, value in optional.items()
+                if value is not None
+            },
         }
 
     def write(self, handle) -> None:
@@ -141,11 +150,14 @@ class Profile:
                 version = int(metadata.get("format_version", "0"))
                 if version > FORMAT_VERSION:
                     raise ProfileFormatError(f"uses profile format {version}; update the Identity Layer pack")
-                missing = [name for name in _TENSORS if name not in handle.keys()]
+                fields = header(metadata)
+                # a version-1 cat or dog file holds zero landmarks and poses: they are left where they lie
+                required = _TENSORS + (_FACE_TENSORS if fields["kind"] == PERSON else ())
+                missing = [name for name in required if name not in handle.keys()]
                 if missing:
                     raise ProfileFormatError(f"lacks the tensors {missing}")
-                tensors = {name: handle.get_tensor(name) for name in _TENSORS + _OPTIONAL if name in handle.keys()}
-            fields = header(metadata)
+                optional = _OPTIONAL if fields["kind"] == PERSON else ()
+                tensors = {name: handle.get_tensor(name) for name in required + optional if name in handle.keys()}
             profile = cls(
                 id=fields["id"],
                 name=fields["name"],
@@ -167,14 +179,20 @@ class Profile:
 
     def check(self) -> None:
         count = len(self.embeddings)
+        face = (self.landmarks, self.pose)
         consistent = (
             count >= 1
             and self.embeddings.ndim == 2
             and self.centroid.shape == (self.embeddings.shape[1],)
-            and len(self.crops) == len(self.landmarks) == len(self.pose) == len(self.quality) == count
+            and len(self.crops) == len(self.quality) == count
             and len(self.portraits) == len(self.reference_photos) >= 1
             and "threshold" in self.calibration
             and (self.faces_512 is None or len(self.faces_512) == count)
+            and (
+                all(t is not None and len(t) == count for t in face)
+                if self.kind == PERSON
+                else all(t is None for t in face) and self.faces_512 is None
+            )
         )
         if not consistent:
             raise ProfileFormatError(f"profile {self.id!r} is inconsistent (tensor shapes disagree); retrain it")

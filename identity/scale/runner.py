@@ -19,6 +19,7 @@ from ..faces import FaceEngine
 from ..images import collect_photos
 from ..paths import writable_folder
 from ..profile import Profile, ProfileStore
+from .cluster import require_ray, score_on_ray
 from .results import ResultsFolder
 from .worker import SCORED, UNREADABLE, ImageScorer, file_sha256
 
@@ -76,8 +77,6 @@ def batch_score(
     )
     paths = expand_sources(options.sources)
     if options.ray is not None:
-        from .cluster import require_ray
-
         require_ray()  # before anything is written
     if options.copy_matches is not None:
         writable_folder(options.copy_matches, "matching images")
@@ -127,8 +126,6 @@ def _score(paths: list[str], scorer: dict, options: BatchOptions, log: Callable[
     if not paths:
         return
     if options.ray is not None:
-        from .cluster import score_on_ray
-
         yield from score_on_ray(options.ray, paths, options.chunk, scorer, options.workers, log)
         return
     local = ImageScorer(**scorer)

@@ -15,12 +15,12 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ..digests import sha256
 from ..errors import IdentityError, ImageError
 from ..faces import load_engine
 from ..faces.engine import DETECT_WORKERS
 from ..profile import Profile, ProfileStore
 from ..scoring import Scorer
-from ..weights import sha256
 
 SCORED = "scored"
 UNREADABLE = "unreadable"

@@ -2,8 +2,9 @@
 
 `train()` runs a job to the end in the calling thread (CLI, ComfyUI node); `start_training()` runs it in the
 background and returns the job at once (web routes poll it). Photos are decoded a few at a time and let go
-after analysis, so fifty 24-megapixel photos never sit in memory together (`images.DECODE_BUDGET`). The
-profile's `kind` picks the engine's subject and the build: faces here, animals in `training.pets`.
+after analysis, so fifty 24-megapixel photos never sit in memory together (`images.DECODE_BUDGET`). One pipeline
+trains every kind: the engine (a face engine for a person, the pet engine for a cat or dog) finds, embeds and
+measures the subjects, and the kind's rules (`training.kinds`) judge them.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ from datetime import datetime, timezone
 import numpy as np
 
 from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
-from ..faces import FaceEngine
-from ..faces.align import ffhq_face, portrait
-from ..faces.quality import measure
+from ..faces.align import ffhq_face
+from ..faces.engine import Engine
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
-from ..profile.calibration import CONFIDENT_PHOTOS
-from . import pets
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
+from .kinds import KINDS, Rules, family, rules_for
 from .references import choose_references, photo_quality
 from .subject import find_subject
-from .verdicts import MIN_FACE, MIN_IMAGE_SIDE, PhotoVerdict, drop_outliers, nothing_accepted, quality_problem
+from .verdicts import MIN_IMAGE_SIDE, PhotoVerdict, drop_outliers, nothing_accepted
 
 __all__ = [
     "JOBS",
@@ -44,13 +43,9 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 #: Photos in one training: 5-20 varied ones make a calibrated profile; 50 bounds a job's time and memory.
-#: What a profile can be of; "pet" trains a cat or dog profile with the species detected.
-KINDS = ("person", "cat", "dog", pets.PET)
 MAX_PHOTOS = 50
 #: Photos decoded and analysed together (also bounded by `images.DECODE_BUDGET` pixels).
 PHOTOS_PER_BATCH = 8
-MIN_CANDIDATE = 20  # px: smaller detections are noise for subject discovery
-_ADVICE = f"use clear, well-lit photos where the person's face is at least {MIN_FACE} px"
 
 
 @dataclass
@@ -66,7 +61,7 @@ def photos_from_paths(paths) -> list[Photo]:
 def train(
     photos: list[Photo],
     name: str,
-    engine: FaceEngine,
+    engine: Engine,
     store: ProfileStore | None = None,
     *,
     profile_id: str | None = None,
@@ -78,7 +73,7 @@ def train(
 ) -> TrainingJob:
     """Train to the end; returns the READY job (its `.profile` saved in `store` if given) or raises.
 
-    `engine` is a face engine for a person and the pet engine (`pets.load_pet_engine`) for a cat or dog."""
+    `engine` is a face engine for a person and the pet engine (`pets.engine.load_pet_engine`) for a cat or dog."""
     job = _new_job(photos, name, store, profile_id, overwrite, on_update, registry, kind)
     _run(job, photos, engine, store, overwrite, check, kind)
     return job
@@ -87,7 +82,7 @@ def train(
 def start_training(
     photos: list[Photo],
     name: str,
-    engine: FaceEngine,
+    engine: Engine,
     store: ProfileStore | None = None,
     *,
     profile_id: str | None = None,
@@ -141,7 +136,7 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry, ki
 def _run(
     job: TrainingJob,
     photos: list[Photo],
-    engine,
+    engine: Engine,
     store: ProfileStore | None,
     overwrite: bool,
     check: Callable[[], None] | None,
@@ -151,16 +146,13 @@ def _run(
     verdicts = [PhotoVerdict(photo.label) for photo in photos]
     try:
         job.update(Status.VALIDATING, f"checking {len(photos)} photos")
-        sizes = _validate(job, photos, verdicts, check)
+        sizes = _validate(job, photos, verdicts, check, family(kind).advice)
         job.update(Status.QUEUING, "waiting for the face engine", done=0)
         with engine.training:
-            job.update(Status.IN_PROGRESS, "finding faces" if kind == "person" else "finding cats and dogs")
+            job.update(Status.IN_PROGRESS, family(kind).finding)
             found = _analyse(job, photos, verdicts, sizes, engine, check)
             job.update(message="choosing the subject and the references")
-            if kind == "person":
-                profile = _build(job, photos, verdicts, found, engine, check)
-            else:
-                profile = pets.build(job, photos, verdicts, found, engine, check, kind)
+            profile = _build(job, photos, verdicts, found, engine, rules_for(kind, found), check)
             if store is not None:
                 store.save(profile, overwrite=overwrite)
         job.profile = profile
@@ -179,7 +171,7 @@ def _publish(job: TrainingJob, verdicts: list[PhotoVerdict], done: int) -> None:
     job.update(done=done)
 
 
-def _validate(job, photos, verdicts, check) -> dict[int, tuple[int, int]]:
+def _validate(job, photos, verdicts, check, advice: str) -> dict[int, tuple[int, int]]:
     """Header checks only: not an image, unreadable, far too large, or too small to hold a face. Returns the
     (width, height) of each photo that passed."""
     sizes = {}
@@ -195,7 +187,7 @@ def _validate(job, photos, verdicts, check) -> dict[int, tuple[int, int]]:
             verdict.reject("unreadable", exc.reason)
         _publish(job, verdicts, index + 1)
     if all(v.code for v in verdicts):
-        raise TrainingError(nothing_accepted(verdicts, _ADVICE))
+        raise TrainingError(nothing_accepted(verdicts, advice))
     return sizes
 
 
@@ -220,101 +212,90 @@ def _analyse(job, photos, verdicts, sizes, engine, check) -> dict[int, list]:
     return faces
 
 
-def _build(job, photos, verdicts, faces, engine, check) -> Profile:
+def _build(job, photos, verdicts, found, engine: Engine, rules: Rules, check) -> Profile:
     """The profile from the analysed photos: subject, verdicts, outliers, references, portraits, report."""
-    _judge(verdicts, faces, engine)
+    _judge(verdicts, found, engine, rules)
     drop_outliers([v for v in verdicts if v.accepted], engine.info.match_threshold)
     kept = [i for i, v in enumerate(verdicts) if v.accepted]
     accepted = [verdicts[i] for i in kept]
     if not accepted:
-        raise TrainingError(nothing_accepted(verdicts, _ADVICE))
+        raise TrainingError(nothing_accepted(verdicts, rules.advice))
     check()
     references = _references(accepted)
-    faces_512, portraits = _from_photos(photos, kept, accepted, references, check)
-    job.warnings = _warnings(accepted)
+    faces_512, portraits = _from_photos(photos, kept, accepted, references, engine, rules.faces, check)
+    job.warnings = rules.warnings(engine, len(accepted))
     job.photos = [v.as_dict() for v in verdicts]
     embeddings = np.stack([v.face.embedding for v in accepted])
     return Profile(
         id=job.profile_id,
         name=job.name,
+        kind=rules.kind,
         engine=engine.info,
         embeddings=embeddings,
         centroid=centroid(embeddings),
         crops=np.stack([v.face.crop for v in accepted]),
-        landmarks=np.stack([v.face.landmarks for v in accepted]),
-        pose=np.stack([v.quality.pose for v in accepted]),
+        landmarks=np.stack([v.face.landmarks for v in accepted]) if rules.faces else None,
+        pose=np.stack([v.quality.pose for v in accepted]) if rules.faces else None,
         quality=np.stack([v.quality.exposure for v in accepted]),
         portraits=portraits,
         faces_512=faces_512,
         reference_photos=np.array(references, np.int32),
         calibration=calibrate(embeddings, engine.info.match_threshold),
-        report={"photos": job.photos, "warnings": job.warnings, "engine": engine.name},
+        report={"photos": job.photos, "warnings": job.warnings, "engine": engine.name, **rules.report(engine)},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
 
 
-def _judge(verdicts: list[PhotoVerdict], faces: dict[int, list], engine: FaceEngine) -> None:
-    """Find the subject (the person in most photos) and give each analysed photo its verdict."""
-    order = sorted(faces)
-    candidates = {i: [f for f in faces[i] if f.size >= MIN_CANDIDATE] for i in order}
+def _judge(verdicts: list[PhotoVerdict], found: dict[int, list], engine: Engine, rules: Rules) -> None:
+    """Find the subject (the one in most photos) and give each analysed photo its verdict."""
+    order = sorted(found)
+    candidates = {i: rules.candidates(found[i]) for i in order}
     empty = np.zeros((0, engine.info.dim), np.float32)
     subject = find_subject(
-        [np.stack([f.embedding for f in candidates[i]]) if candidates[i] else empty for i in order],
-        [np.array([f.size for f in candidates[i]]) for i in order],
+        [np.stack([s.embedding for s in candidates[i]]) if candidates[i] else empty for i in order],
+        [np.array([s.size for s in candidates[i]]) for i in order],
         engine.info.match_threshold,
     )
     for index, pick in zip(order, subject):
         verdict = verdicts[index]
-        if not faces[index]:
-            verdict.reject("no_face", "no face found")
-        elif pick is None:
-            largest = max(f.size for f in faces[index])
-            if largest < MIN_FACE:
-                verdict.reject("face_too_small", f"face too small ({largest:.0f} px; needs at least {MIN_FACE} px)")
-            else:
-                verdict.reject(
-                    "not_main_subject", "not the main subject (the person in most of the photos is not here)"
-                )
+        if pick is None:
+            verdict.reject(*rules.missing(found[index], candidates[index]))
+            continue
+        chosen = candidates[index][pick]
+        quality = engine.quality(chosen)
+        problem = rules.problem(chosen, quality)
+        if problem:
+            verdict.reject(*problem)
         else:
-            face = candidates[index][pick]
-            quality = measure(face.crop, face.landmarks)
-            problem = quality_problem(face, quality)
-            if problem:
-                verdict.reject(*problem)
-            else:
-                verdict.face, verdict.quality = face, quality
-                verdict.accept()
+            verdict.face, verdict.quality = chosen, quality
+            verdict.accept(rules.accepted)
 
 
 def _references(accepted: list[PhotoVerdict]) -> list[int]:
-    """Positions (among the accepted) of the reference photos: good ones, varied in pose and look."""
+    """Positions (among the accepted) of the reference photos: good ones, varied in pose and look (by look alone
+    where the subjects have no pose: animals)."""
     weights = photo_quality(
         np.array([v.face.size for v in accepted]),
         np.array([v.face.score for v in accepted]),
         np.array([v.quality.exposure[0] for v in accepted]),
     )
+    poses = [v.quality.pose for v in accepted]
     return choose_references(
-        np.stack([v.face.embedding for v in accepted]), np.stack([v.quality.pose for v in accepted]), weights
+        np.stack([v.face.embedding for v in accepted]),
+        np.zeros((len(accepted), 3), np.float32) if poses[0] is None else np.stack(poses),
+        weights,
     )
 
 
-def _warnings(accepted: list[PhotoVerdict]) -> list[str]:
-    if len(accepted) >= CONFIDENT_PHOTOS:
-        return []
-    return [
-        f"low confidence: only {len(accepted)} photo(s) accepted; the profile uses the engine's default "
-        "threshold. Add photos (ideally 5-20, varied poses) for a calibrated profile"
-    ]
-
-
-def _from_photos(photos, kept, accepted, references, check) -> tuple[np.ndarray, np.ndarray]:
-    """Each accepted photo's FFHQ-aligned 512 face (PuLID-Flux's encoder input) and the reference portraits,
-    decoding each accepted photo once more, one at a time."""
-    faces, portraits = [], {}
-    for position, (index, verdict) in enumerate(zip(kept, accepted)):
+def _from_photos(photos, kept, accepted, references, engine: Engine, faces: bool, check):
+    """The reference portraits and, for faces, each accepted photo's FFHQ-aligned 512 px face (PuLID-Flux's
+    encoder input), decoding the photos they come from once more, one at a time."""
+    aligned, portraits = [], {}
+    for position in range(len(kept)) if faces else references:
         check()
-        image = load_image(photos[index].source)
-        faces.append(ffhq_face(image, verdict.face.landmarks))
+        image = load_image(photos[kept[position]].source)
+        if faces:
+            aligned.append(ffhq_face(image, accepted[position].face.landmarks))
         if position in references:
-            portraits[position] = portrait(image, verdict.face.landmarks)
-    return np.stack(faces), np.stack([portraits[r] for r in references])
+            portraits[position] = engine.portrait(image, accepted[position].face)
+    return np.stack(aligned) if faces else None, np.stack([portraits[r] for r in references])

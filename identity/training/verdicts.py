@@ -8,16 +8,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..faces import Face
+from ..faces.face import Boxed
 from ..faces.quality import Quality
 from ..profile.calibration import leave_one_out
-
-if TYPE_CHECKING:
-    from ..pets.animal import Animal
 
 MIN_IMAGE_SIDE = 32  # px: below this no face can carry identity
 MIN_FACE = 48  # px, shorter side of the face box in the original photo (the aligned crop is 112: ~2x upscaled)
@@ -45,7 +42,7 @@ class PhotoVerdict:
     verdict: str = REJECTED
     code: str = ""
     reason: str = ""
-    face: Face | Animal | None = field(default=None, repr=False)  # the subject found: a face, or a cat or dog
+    face: Boxed | None = field(default=None, repr=False)  # the subject found: a face, or a cat or dog
     quality: Quality | None = field(default=None, repr=False)
 
     def reject(self, code: str, reason: str) -> None:
