@@ -125,6 +125,8 @@ def body(response: httpx.Response, credentials: Credentials) -> dict:
     try:
         data = response.json()
     except ValueError:
+        if response.status_code >= 400:  # an error page (a gateway's HTML): the status says what happened
+            raise fail(response, credentials, f"a body that is not JSON ({excerpt(response.text, 80)!r})") from None
         raise ProviderError(
             f"{provider} answered HTTP {response.status_code} with a body that is not JSON "
             f"({excerpt(response.text, 80)!r})",
