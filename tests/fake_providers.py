@@ -15,7 +15,8 @@ JSON array for a body), "redirect_away" (307 to another origin, `evil`), "redire
 redirects to `evil`), "poll_elsewhere" (BFL's polling URL is on `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
 `InternalError.Algo.DataInspectionFailed`), and the hostile bodies: "gzip_bomb" (1.5 MB inflating to 1.5 GiB),
 "gzip_invalid" (marked gzip, not gzip), "huge" (a 3 GiB body), "trickle" (a byte every 0.2 s), "gateway_html" (a
-504 error page in HTML). `get_faults` gives GETs a hostile body ("download": result files, "status": Phota's
+504 error page in HTML), "echo_key_encoded" (the key less its last character, JSON-escaped and URL-encoded, in
+headers and body). `get_faults` gives GETs a hostile body ("download": result files, "status": Phota's
 profile status). `delay` holds each call that long; `max_in_flight` shows how many overlapped.
 
 The fakes refuse what the real services document refusing, in each provider's own error shape: retired or
@@ -46,7 +47,12 @@ from aiohttp import web
 from openapi_contract import Contract
 from PIL import Image, ImageFilter
 
-KEYS = {p: f"test-key-{p}-0123456789" for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")}
+#: One key per provider, random-looking like a real one (no word of the provider's name in it, so that a test can
+#: look for any 8-character run of it in what the layer shows).
+KEYS = {
+    p: "tk-" + hashlib.sha256(p.encode()).hexdigest()[:32]
+    for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")
+}
 PHOTA = Contract(Path(__file__).parent / "data" / "phota" / "openapi.json")
 GEMINI_MODELS = {"gemini-3.1-flash-image"}  # -preview was shut down on 2026-06-25
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"}
@@ -282,6 +288,22 @@ class Fake:
             head = '{"note": "'
             return web.Response(
                 text=head + "x" * (290 - len(head)) + key + '"}', status=400, content_type="application/json"
+            )
+        if fault == "echo_key_encoded":
+            # A proxy that echoes the key in part and encoded: less its last character in a header and the body,
+            # as JSON \\u escapes and URL-encoded (in a Location header too), in fields no provider reads.
+            key = next(
+                v.removeprefix("Bearer ")
+                for k, v in request.headers.items()
+                if "key" in k.lower() or k.lower() == "authorization"
+            )
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            encoded = "".join(f"%{ord(c):02X}" for c in key)
+            return web.Response(
+                text=f'{{"note": "{key[:-1]} / {escaped} / https://x.test/?k={encoded}"}}',
+                status=400,
+                content_type="application/json",
+                headers={"X-Echo": key[:-1], "Location": f"https://x.test/?k={encoded}"},
             )
         if fault == "json_list":
             return web.json_response(["unexpected", "array"], status=200)

