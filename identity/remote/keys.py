@@ -8,7 +8,6 @@ image. The keys file (JSON, under ComfyUI's user folder) holds `{"OPENAI_API_KEY
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -16,6 +15,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from ..errors import MissingKey
+from .user_files import expect, read_json
 
 KEY_VARIABLES = {
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
@@ -163,13 +163,22 @@ class KeyStore:
         self.environ = os.environ if environ is None else environ
 
     def _file(self) -> dict:
-        if not self.keys_file or not self.keys_file.is_file():
+        """The keys file's contents, every field type-checked (see `user_files.py` for how it is read)."""
+        path = self.keys_file
+        data = read_json(path, MissingKey) if path else None
+        if data is None:
             return {}
-        try:
-            data = json.loads(self.keys_file.read_text())
-        except (OSError, ValueError):
-            raise MissingKey(f"the keys file {self.keys_file} is not valid JSON; fix or remove it") from None
-        return data if isinstance(data, dict) else {}
+        expect(path, "the file", data, dict, 'an object like {"OPENAI_API_KEY": "…", "base_urls": {…}}', MissingKey)
+        for variable in (v for variables in KEY_VARIABLES.values() for v in variables if v in data):
+            expect(path, variable, data[variable], str, "the key as text", MissingKey)
+        base_urls = expect(
+            path, "base_urls", data.get("base_urls", {}), dict, 'an object like {"openai": "https://…"}', MissingKey
+        )
+        for provider, url in base_urls.items():
+            expect(path, f"base_urls.{provider}", url, str, "a URL", MissingKey)
+            if urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname:
+                raise MissingKey(f"{path}: base_urls.{provider} must be an http:// or https:// URL; fix or remove it")
+        return data
 
     def credentials(self, provider: str) -> Credentials:
         stored = self._file()
@@ -182,7 +191,7 @@ class KeyStore:
             raise MissingKey(f"no API key for {provider}: set {' or '.join(variables)} in ComfyUI's environment{where}")
         base_url = (
             self.environ.get(f"IDENTITY_{provider.upper()}_BASE_URL")
-            or (stored.get("base_urls") or {}).get(provider)
+            or stored.get("base_urls", {}).get(provider)
             or DEFAULT_BASE_URLS[provider]
         )
         return Credentials(provider, base_url.rstrip("/"), key)

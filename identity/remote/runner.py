@@ -122,8 +122,8 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
         raise InvalidRequest(f"{request.operation} takes {wanted} input image(s), got {len(request.inputs)}")
     if request.operation in ("generate", "edit") and not request.prompt.strip():
         raise InvalidRequest(f"{request.operation} needs a prompt")
-    if request.rerolls < 0 or request.max_cost < 0:
-        raise InvalidRequest("re-rolls and max cost cannot be negative")
+    if request.rerolls < 0 or not math.isfinite(request.max_cost) or request.max_cost < 0:
+        raise InvalidRequest(f"re-rolls and max cost must be 0 or more (got {request.rerolls}, {request.max_cost})")
     prompt = request.prompt
     if model.provider == "phota":
         local, external, prompt = _phota_subjects(request, links or default_links())
