@@ -6,7 +6,7 @@ the request, grouped by what the prompt says each image shows) — drawn from `S
 the reference shows, never the reference itself, so verification must recognise the person, not the picture — or — with
 `stranger_rate` — from a stranger's photo, so verification and best-of-N meet real face scoring. `faults` is a
 queue of misbehaviours for the next requests: "429" (Retry-After: 1), "429long" (Retry-After: 1 hour), "500",
-"503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" (Gemini), "stranger" (every person
+"503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" and "text_only" (Gemini), "stranger" (every person
 in the image is a stranger), and the hostile ones: "drop" (reads the whole request, then closes the connection
 without answering), "echo_key_text" (a non-JSON error body that echoes every header), "echo_key_late" (a JSON error
 whose text reaches the key at character ~290),
@@ -458,6 +458,18 @@ class Fake:
         if fault == "moderation":
             return web.json_response(
                 {"candidates": [{"finishReason": "IMAGE_SAFETY", "content": {"parts": []}}], "responseId": "r-mod"}
+            )
+        if fault == "text_only":
+            return web.json_response(
+                {
+                    "candidates": [
+                        {
+                            "content": {"role": "model", "parts": [{"text": "I can't create images of real people."}]},
+                            "finishReason": "STOP",
+                        }
+                    ],
+                    "responseId": "r-text",
+                }
             )
         if fault == "no_image":
             return web.json_response({"candidates": [{"finishReason": "NO_IMAGE", "content": {"parts": []}}]})
