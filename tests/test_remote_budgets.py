@@ -108,3 +108,14 @@ def test_a_gateway_504_with_an_html_body_still_says_it_may_have_been_charged(fak
     ):
         run(request(people, "gpt-image-2"), user_keys, embedded, policy=FAST)
     assert len(fake.posts("openai")) == 1
+
+
+def test_the_phota_link_check_refuses_a_gzip_bomb_at_the_poll_budget(fake, user_keys):
+    """The panel's link route awaits this check (ComfyUI went from 608 MB to 5.2 GB on a bomb)."""
+    import asyncio
+
+    from identity.remote.phota_links import phota_status
+
+    fake.get_faults["status"] = "gzip_bomb"
+    with pytest.raises(ProviderError, match=r"phota sent an answer larger than 4 MB, so it was not read"):
+        asyncio.run(phota_status(user_keys.credentials("phota"), "ph0bama"))
