@@ -6,15 +6,18 @@ the request, grouped by what the prompt says each image shows) — drawn from `S
 the reference shows, never the reference itself, so verification must recognise the person, not the picture — or — with
 `stranger_rate` — from a stranger's photo, so verification and best-of-N meet real face scoring. `faults` is a
 queue of misbehaviours for the next requests: "429" (Retry-After: 1), "429long" (Retry-After: 1 hour), "500",
-"503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" (Gemini), "stranger" (every person
+"503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" and "text_only" (Gemini), "stranger" (every person
 in the image is a stranger), and the hostile ones: "drop" (reads the whole request, then closes the connection
 without answering), "echo_key_text" (a non-JSON error body that echoes every header), "echo_key_late" (a JSON error
 whose text reaches the key at character ~290),
 "error_string" (`error` as a string), "inline_no_data" (Gemini `inlineData` without `data`), "json_list" (a
 JSON array for a body), "redirect_away" (307 to another origin, `evil`), "redirect_poll" (BFL's polling URL
 redirects to `evil`), "poll_elsewhere" (BFL's polling URL is on `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
-`InternalError.Algo.DataInspectionFailed`). `delay` holds each call that long; `max_in_flight` shows how many
-overlapped.
+`InternalError.Algo.DataInspectionFailed`), and the hostile bodies: "gzip_bomb" (1.5 MB inflating to 1.5 GiB),
+"gzip_invalid" (marked gzip, not gzip), "huge" (a 3 GiB body), "trickle" (a byte every 0.2 s), "gateway_html" (a
+504 error page in HTML), "echo_key_encoded" (the key less its last character, JSON-escaped and URL-encoded, in
+headers and body). `get_faults` gives GETs a hostile body ("download": result files, "status": Phota's
+profile status). `delay` holds each call that long; `max_in_flight` shows how many overlapped.
 
 The fakes refuse what the real services document refusing, in each provider's own error shape: retired or
 unknown model ids, sizes outside the documented bounds, too many or too large input images, and (Phota) any
@@ -26,13 +29,16 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import io
 import json
 import random
 import re
+import struct
 import threading
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -41,7 +47,12 @@ from aiohttp import web
 from openapi_contract import Contract
 from PIL import Image, ImageFilter
 
-KEYS = {p: f"test-key-{p}-0123456789" for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")}
+#: One key per provider, random-looking like a real one (no word of the provider's name in it, so that a test can
+#: look for any 8-character run of it in what the layer shows).
+KEYS = {
+    p: "tk-" + hashlib.sha256(p.encode()).hexdigest()[:32]
+    for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")
+}
 PHOTA = Contract(Path(__file__).parent / "data" / "phota" / "openapi.json")
 GEMINI_MODELS = {"gemini-3.1-flash-image"}  # -preview was shut down on 2026-06-25
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"}
@@ -94,6 +105,8 @@ class Fake:
         self.faults: list[str] = []
         self.stranger_rate = 0.0
         self.stall_seconds = 3.0  # how long a "timeout" fault keeps the client waiting
+        self.huge_bytes = 3 << 30  # the body of a "huge" fault
+        self.get_faults: dict[str, str] = {}  # a hostile body for every GET of a kind: {"download"|"status": fault}
         self.delay = 0.0
         self.round = 0  # bumped by reset: calls still held from an earlier test do not count as in flight
         self.in_flight = 0
@@ -155,6 +168,7 @@ class Fake:
         self.in_flight = self.max_in_flight = 0
         self.charged = 0
         self.phota_jobs_by_client_id.clear()
+        self.get_faults = {}
 
     def keys_file(self, folder: Path) -> Path:
         """A keys file pointing every provider at this fake."""
@@ -275,11 +289,62 @@ class Fake:
             return web.Response(
                 text=head + "x" * (290 - len(head)) + key + '"}', status=400, content_type="application/json"
             )
+        if fault == "echo_key_encoded":
+            # A proxy that echoes the key in part and encoded: less its last character in a header and the body,
+            # as JSON \\u escapes and URL-encoded (in a Location header too), in fields no provider reads.
+            key = next(
+                v.removeprefix("Bearer ")
+                for k, v in request.headers.items()
+                if "key" in k.lower() or k.lower() == "authorization"
+            )
+            escaped = "".join(f"\\u{ord(c):04x}" for c in key)
+            encoded = "".join(f"%{ord(c):02X}" for c in key)
+            return web.Response(
+                text=f'{{"note": "{key[:-1]} / {escaped} / https://x.test/?k={encoded}"}}',
+                status=400,
+                content_type="application/json",
+                headers={"X-Echo": key[:-1], "Location": f"https://x.test/?k={encoded}"},
+            )
         if fault == "json_list":
             return web.json_response(["unexpected", "array"], status=200)
+        if fault in ("gzip_bomb", "gzip_invalid", "huge", "trickle"):
+            return await self._hostile_body(request, fault)
+        if fault == "gateway_html":  # a load balancer's own error page, no request id in it
+            return web.Response(
+                text="<html><body><h1>504 Gateway Time-out</h1></body></html>", status=504, content_type="text/html"
+            )
         if fault == "redirect_away":
             return web.Response(status=307, headers={"Location": f"{self.urls['evil']}{request.path_qs}"})
         return None
+
+    async def _hostile_body(self, request: web.Request, fault: str) -> web.StreamResponse:
+        """A 200 whose body is the attack: "gzip_bomb" (1.5 MB inflating to 1.5 GiB), "gzip_invalid" (marked
+        gzip, not gzip), "huge" (`huge_bytes` of JSON-looking bytes), "trickle" (a byte every 0.2 s, for ever)."""
+        headers = {"Content-Type": "application/json"}
+        if fault.startswith("gzip"):
+            headers["Content-Encoding"] = "gzip"
+        response = web.StreamResponse(headers=headers)
+        await response.prepare(request)
+        try:
+            if fault == "gzip_bomb":
+                bomb = gzip_bomb()
+                for start in range(0, len(bomb), 65536):
+                    await response.write(bomb[start : start + 65536])
+            elif fault == "gzip_invalid":
+                await response.write(b'{"this is": "not gzip"}')
+            elif fault == "huge":
+                await response.write(b'{"padding": "')
+                piece = b"x" * (1 << 20)
+                for _ in range(self.huge_bytes >> 20):
+                    await response.write(piece)
+            else:
+                for _ in range(600):
+                    await response.write(b" ")
+                    await asyncio.sleep(0.2)
+            await response.write_eof()
+        except (ConnectionError, RuntimeError):  # the client gave up on it: what the test wants
+            pass
+        return response
 
     async def _slowly(self, request: web.Request, payload: dict) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -316,6 +381,8 @@ class Fake:
     async def _file(self, request: web.Request) -> web.Response:
         self._note(next(p for p, url in self.urls.items() if url.endswith(f":{request.url.port}")), request)
         data = self.files.get(request.match_info["name"])
+        if data and "download" in self.get_faults:
+            return await self._hostile_body(request, self.get_faults["download"])
         return web.Response(body=data, content_type="image/png") if data else web.Response(status=404)
 
     # ----- the providers -----------------------------------------------------------------------------------
@@ -391,6 +458,18 @@ class Fake:
         if fault == "moderation":
             return web.json_response(
                 {"candidates": [{"finishReason": "IMAGE_SAFETY", "content": {"parts": []}}], "responseId": "r-mod"}
+            )
+        if fault == "text_only":
+            return web.json_response(
+                {
+                    "candidates": [
+                        {
+                            "content": {"role": "model", "parts": [{"text": "I can't create images of real people."}]},
+                            "finishReason": "STOP",
+                        }
+                    ],
+                    "responseId": "r-text",
+                }
             )
         if fault == "no_image":
             return web.json_response({"candidates": [{"finishReason": "NO_IMAGE", "content": {"parts": []}}]})
@@ -768,6 +847,8 @@ class Fake:
         if denied := self._phota_denied(request):
             return denied
         profile_id = request.match_info["profile_id"]
+        if "status" in self.get_faults:
+            return await self._hostile_body(request, self.get_faults["status"])
         if profile_id not in self.phota_profiles:
             return self._phota_error(request, 404, f"Profile not found: {profile_id}")
         status = self.phota_profiles[profile_id]
@@ -780,6 +861,19 @@ class Fake:
                 "message": "ready to use" if status == "READY" else "training",
             },
         )
+
+
+@functools.lru_cache(maxsize=1)
+def gzip_bomb() -> bytes:
+    """1.5 GiB of zeros as one valid gzip stream (1.6 MB): a full-flushed deflate block of 1 MiB of zeros is
+    the same bytes every time, so it is made once and repeated."""
+    zeros, packer = bytes(1 << 20), zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = packer.compress(zeros) + packer.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(1536):
+        crc = zlib.crc32(zeros, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\xff"
+    return header + block * 1536 + packer.flush() + struct.pack("<II", crc, (1536 << 20) & 0xFFFFFFFF)
 
 
 def _phota_async_problems(body) -> list[dict]:

@@ -125,6 +125,8 @@ def body(response: httpx.Response, credentials: Credentials) -> dict:
     try:
         data = response.json()
     except ValueError:
+        if response.status_code >= 400:  # an error page (a gateway's HTML): the status says what happened
+            raise fail(response, credentials, f"a body that is not JSON ({excerpt(response.text, 80)!r})") from None
         raise ProviderError(
             f"{provider} answered HTTP {response.status_code} with a body that is not JSON "
             f"({excerpt(response.text, 80)!r})",
@@ -189,7 +191,7 @@ def fail(
 ) -> ProviderError:
     """The error for a provider's error answer, phrased for the user and with the key blanked out."""
     provider, status = credentials.provider, response.status_code
-    detail = excerpt(credentials.redact(detail or response.text))
+    detail = excerpt(detail or response.text)  # scrubbed of every key in use, before it is cut
     if moderation:
         return ModerationRefused(
             f"{provider} refused the request on content grounds: {detail}", provider, status, request_id

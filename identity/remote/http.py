@@ -7,6 +7,10 @@ was sent, it is re-sent only where the provider documents an idempotency key (an
 otherwise the error says it may have been charged. Redirects are followed by hand: a GET that leaves the origin
 loses every credential header (httpx itself strips only `Authorization`), and a request with a body (photos) is
 not sent to another origin at all. httpx's own log lines lose any key or URL user-info before they are written.
+
+Every answer is read within a byte budget (counted after decompression, so a gzip bomb is refused as it
+inflates, not after) and within a deadline for the whole request: a read timeout alone lets a server that
+trickles a byte now and then hold a call open for ever.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+import httpcore  # noqa: F401  (imported here so that its loggers exist when they get their filters)
 import httpx
 
 from ..errors import ProviderError
@@ -35,7 +40,13 @@ CREDENTIAL_HEADERS = frozenset(
 )
 #: Failures after which the provider may have received the whole request (and may charge for it).
 AFTER_SEND = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+#: Headers about the encoded body, dropped from an answer once it is read and decoded.
+_BODY_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
 _TICK = 0.2  # seconds between interrupt checks
+_MIB = 1024 * 1024
+#: Largest answer read, per kind of request, after decompression: four 4K PNGs in base64 JSON fit a generate
+#: answer; a poll answer is a few hundred bytes of JSON.
+ANSWER_BYTES = {"generate": 256 * _MIB, "download": 64 * _MIB, "poll": 4 * _MIB}
 
 
 class ScrubbedLog(logging.Filter):
@@ -49,9 +60,17 @@ class ScrubbedLog(logging.Filter):
         return True
 
 
-for _name in ("httpx", "httpcore"):
-    if not any(isinstance(f, ScrubbedLog) for f in logging.getLogger(_name).filters):
-        logging.getLogger(_name).addFilter(ScrubbedLog())
+def scrub_http_logs() -> None:
+    """A `ScrubbedLog` on every logger of the HTTP libraries. Each logger needs its own: a logger's filters see only
+    the records logged to it, not those of its children (`httpcore.http11` logs the headers an answer echoes)."""
+    names = [n for n in logging.root.manager.loggerDict if n.split(".")[0] in ("httpx", "httpcore")]
+    for name in {"httpx", "httpcore", *names}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ScrubbedLog) for f in logger.filters):
+            logger.addFilter(ScrubbedLog())
+
+
+scrub_http_logs()
 
 
 @dataclass(frozen=True)
@@ -63,6 +82,8 @@ class Policy:
     read_timeout: float | None = None  # one read timeout for every operation; None: the provider's own (models.json)
     poll_interval: float = 2.0
     poll_budget: float | None = None  # seconds an asynchronous job may take; None: the provider's own
+    deadline: float | None = None  # seconds one whole request may take; None: the provider's timeout for it
+    max_answer_bytes: int | None = None  # the largest answer read; None: ANSWER_BYTES for the kind of request
 
 
 class MayHaveBeenCharged(ProviderError):
@@ -87,6 +108,11 @@ class Transport:
         read = self.policy.read_timeout or timeouts.get(kind) or timeouts["generate"]
         return httpx.Timeout(read, connect=timeouts["connect"])
 
+    def deadline(self, kind: str) -> float:
+        """Seconds the whole request (connect, send, every read) may take: the provider's documented timeout."""
+        timeouts = self.facts.timeouts
+        return self.policy.deadline or timeouts.get(kind) or timeouts["generate"]
+
     async def request(
         self,
         method: str,
@@ -103,14 +129,19 @@ class Transport:
         `paid`: this request may be charged; `idempotent`: it carries the provider's idempotency key, so a
         re-send returns the original job; `request_id`: ours, named in a "may have been charged" error.
         """
-        timeout = self.timeout(kind)
+        timeout, deadline = self.timeout(kind), self.deadline(kind)
+        budget = self.policy.max_answer_bytes or ANSWER_BYTES.get(kind, ANSWER_BYTES["generate"])
         for attempt in range(1, self.policy.attempts + 1):
             try:
-                response = await self.wait_for(self._follow(method, url, timeout, **kwargs))
-            except httpx.TransportError as exc:
-                sent = isinstance(exc, AFTER_SEND)
+                response = await self.wait_for(
+                    asyncio.wait_for(self._follow(method, url, timeout, budget, paid, request_id, **kwargs), deadline)
+                )
+            except (httpx.TransportError, asyncio.TimeoutError) as exc:
+                sent = isinstance(exc, (*AFTER_SEND, asyncio.TimeoutError))
                 problem = (
-                    f"timed out after {timeout.read:.0f} s"
+                    f"took longer than {deadline:g} s"
+                    if isinstance(exc, asyncio.TimeoutError)
+                    else f"timed out after {timeout.read:.0f} s"
                     if isinstance(exc, httpx.ReadTimeout)
                     else "timed out"
                     if isinstance(exc, httpx.TimeoutException)
@@ -133,10 +164,18 @@ class Transport:
                     ) from None
                 await self._pause({"error": problem}, self._backoff(attempt))
                 continue
-            retry = response.status_code in RETRY_STATUSES and attempt < self.policy.attempts
-            if retry and paid and not idempotent and response.status_code == 504:
-                retry = False  # a gateway timeout: the provider may still finish, and charge, the first one
-            if retry:
+            if response.status_code == 504 and paid and not idempotent:
+                # A gateway timeout: the provider may still finish, and charge, the first one. Said here, where the
+                # request id is known, whatever the body (gateways answer with HTML).
+                raise MayHaveBeenCharged(
+                    f"{self.provider}'s gateway timed out (HTTP 504); the request may still have been charged, so it "
+                    f"was not sent again (request id {request_id or 'none'}): check the provider's dashboard before "
+                    "retrying",
+                    self.provider,
+                    504,
+                    request_id,
+                )
+            if response.status_code in RETRY_STATUSES and attempt < self.policy.attempts:
                 wait = retry_after(response)
                 if wait is not None and wait > self.policy.max_retry_after:
                     return response  # the caller reports the rate limit with the time the provider asked for
@@ -146,18 +185,25 @@ class Transport:
         raise AssertionError("unreachable")
 
     async def _follow(
-        self, method: str, url: str, timeout: httpx.Timeout, headers: dict | None = None, **kwargs
+        self,
+        method: str,
+        url: str,
+        timeout: httpx.Timeout,
+        budget: int,
+        paid: bool,
+        request_id: str | None,
+        headers: dict | None = None,
+        **kwargs,
     ) -> httpx.Response:
         """Send, following redirects by hand: a hop to another origin loses every credential header."""
         headers = dict(headers or {})
         origin = origin_of(url)
         for _ in range(MAX_REDIRECTS + 1):
-            response = await self.client.request(
-                method, url, headers=headers, timeout=timeout, follow_redirects=False, **kwargs
-            )
+            request = self.client.build_request(method, url, headers=headers, timeout=timeout, **kwargs)
+            response = await self.client.send(request, stream=True, follow_redirects=False)
             location = response.headers.get("location")
             if response.status_code not in REDIRECTS or not location:
-                return response
+                return await self._read(response, budget, paid, request_id)
             await response.aclose()
             target = response.url.join(location)
             if response.status_code == 303 or (response.status_code in (301, 302) and method == "POST"):
@@ -175,6 +221,35 @@ class Transport:
                 headers = {k: v for k, v in headers.items() if k.lower() not in CREDENTIAL_HEADERS}
             url = str(target)
         raise ProviderError(f"{self.provider} redirected more than {MAX_REDIRECTS} times", self.provider)
+
+    async def _read(self, response: httpx.Response, budget: int, paid: bool, request_id: str | None) -> httpx.Response:
+        """The answer read whole, within `budget` bytes as decoded (the count stops a compressed bomb early)."""
+        body = bytearray()
+        try:
+            async for chunk in response.aiter_bytes():
+                body += chunk
+                if len(body) > budget or response.num_bytes_downloaded > budget:
+                    raise self._unusable(f"sent an answer larger than {budget / _MIB:.0f} MB", paid, request_id)
+        except httpx.DecodingError:
+            encoding = response.headers.get("content-encoding", "")
+            raise self._unusable(
+                f"sent an answer that cannot be decompressed (Content-Encoding {encoding!r})", paid, request_id
+            ) from None
+        finally:
+            await response.aclose()
+        decoded = [(k, v) for k, v in response.headers.multi_items() if k.lower() not in _BODY_HEADERS]
+        return httpx.Response(response.status_code, headers=decoded, content=bytes(body), request=response.request)
+
+    def _unusable(self, problem: str, paid: bool, request_id: str | None) -> ProviderError:
+        """An answer that came but cannot be used; after a paid request it may still have been charged."""
+        charged = "; it may have been charged, check the provider's dashboard before retrying" if paid else ""
+        kind = MayHaveBeenCharged if paid else ProviderError
+        return kind(
+            f"{self.provider} {problem}, so it was not read (request id {request_id or 'none'}){charged}",
+            self.provider,
+            None,
+            request_id,
+        )
 
     async def poll(self, url: str, check: Callable[[httpx.Response], Awaitable[object] | object], **kwargs):
         """GET `url` until `check(response)` returns something other than None (or raises), within the budget."""

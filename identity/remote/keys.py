@@ -8,14 +8,14 @@ image. The keys file (JSON, under ComfyUI's user folder) holds `{"OPENAI_API_KEY
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import quote, urlparse
+from urllib.parse import urlparse
 
 from ..errors import MissingKey
+from .user_files import expect, read_json
 
 KEY_VARIABLES = {
     "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
@@ -40,19 +40,83 @@ DEFAULT_BASE_URLS = {
 _SECRETS: set[str] = set()
 _USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/?#\s@]+@")
 REDACTED = "[redacted]"
+#: The shortest run of a key's characters that is blanked: a key echoed less one character, or cut by a length
+#: limit, must not show the rest (fewer than 8 characters of a random key leave the rest unguessable).
+MIN_RUN = 8
+#: One character written in JSON (`\u0041`) or URL (`%41`) encoding: text is matched as if decoded.
+_ENCODED = re.compile(r"\\u([0-9a-fA-F]{4})|%([0-9a-fA-F]{2})")
+_patterns: dict = {}
 
 
 def scrub(text: str) -> str:
-    """`text` without any key this process uses (also URL-encoded) and without URL user-info (`user:pass@`)."""
-    for secret in sorted(_SECRETS, key=len, reverse=True):
-        for form in {secret, quote(secret, safe="")}:
-            text = text.replace(form, REDACTED)
+    """`text` without URL user-info (`user:pass@`) and without any run of 8 or more characters of a key this process
+    uses, written plainly, in JSON `\\uXXXX` escapes or URL-encoded (any mix of them)."""
+    if _SECRETS:
+        text = _without_keys(text)
     return _USERINFO.sub(rf"\1{REDACTED}@", text)
 
 
+def _without_keys(text: str) -> str:
+    decoded, spans = _decoded(text)
+    covered = []  # (start, end) in `text` of every run of a key's characters
+    for match in _key_runs().finditer(decoded):
+        first, last = match.start(), match.start() + len(match.group(1)) - 1
+        covered.append((spans[first][0], spans[last][1]) if spans else (first, last + 1))
+    if not covered:
+        return text
+    merged = []
+    for start, end in sorted(covered):
+        if merged and start <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    pieces, at = [], 0
+    for start, end in merged:
+        pieces += [text[at:start], REDACTED]
+        at = end
+    return "".join(pieces) + text[at:]
+
+
+def _decoded(text: str) -> tuple[str, list | None]:
+    """`text` with each `\\uXXXX` and `%XX` decoded, and per decoded character its (start, end) in `text`
+    (None when nothing was encoded: the offsets are the same)."""
+    if "\\u" not in text and "%" not in text:
+        return text, None
+    chars, spans, at = [], [], 0
+    for match in _ENCODED.finditer(text):
+        chars.append(text[at : match.start()])
+        spans += [(i, i + 1) for i in range(at, match.start())]
+        chars.append(chr(int(match.group(1) or match.group(2), 16)))
+        spans.append((match.start(), match.end()))
+        at = match.end()
+    chars.append(text[at:])
+    spans += [(i, i + 1) for i in range(at, len(text))]
+    return "".join(chars), spans
+
+
+def _key_runs() -> re.Pattern:
+    """Finds, overlapping, every MIN_RUN-character piece of every key (a shorter key whole)."""
+    secrets = frozenset(_SECRETS)
+    if secrets not in _patterns:
+        pieces = {
+            secret[i : i + min(MIN_RUN, len(secret))]
+            for secret in secrets
+            for i in range(max(1, len(secret) - MIN_RUN + 1))
+        }
+        alternatives = "|".join(re.escape(p) for p in sorted(pieces, key=len, reverse=True))
+        _patterns.clear()
+        _patterns[secrets] = re.compile(f"(?=({alternatives}))")
+    return _patterns[secrets]
+
+
 def excerpt(text: str, limit: int = 300) -> str:
-    """What of a provider's answer may be shown: scrubbed first, then cut (a cut key would leak in part)."""
-    clean = scrub(text).strip()
+    """What of a provider's answer may be shown: scrubbed first, then cut (a cut key would leak in part). Only the
+    start of a long answer is scrubbed; a piece of key shorter than a run where that start ends is dropped too."""
+    window = text[: limit * 20]
+    clean = scrub(window)
+    if len(window) < len(text):
+        clean = clean[:-MIN_RUN]
+    clean = clean.strip()
     return clean if len(clean) <= limit else clean[:limit] + "…"
 
 
@@ -99,13 +163,22 @@ class KeyStore:
         self.environ = os.environ if environ is None else environ
 
     def _file(self) -> dict:
-        if not self.keys_file or not self.keys_file.is_file():
+        """The keys file's contents, every field type-checked (see `user_files.py` for how it is read)."""
+        path = self.keys_file
+        data = read_json(path, MissingKey) if path else None
+        if data is None:
             return {}
-        try:
-            data = json.loads(self.keys_file.read_text())
-        except (OSError, ValueError):
-            raise MissingKey(f"the keys file {self.keys_file} is not valid JSON; fix or remove it") from None
-        return data if isinstance(data, dict) else {}
+        expect(path, "the file", data, dict, 'an object like {"OPENAI_API_KEY": "…", "base_urls": {…}}', MissingKey)
+        for variable in (v for variables in KEY_VARIABLES.values() for v in variables if v in data):
+            expect(path, variable, data[variable], str, "the key as text", MissingKey)
+        base_urls = expect(
+            path, "base_urls", data.get("base_urls", {}), dict, 'an object like {"openai": "https://…"}', MissingKey
+        )
+        for provider, url in base_urls.items():
+            expect(path, f"base_urls.{provider}", url, str, "a URL", MissingKey)
+            if urlparse(url).scheme not in ("http", "https") or not urlparse(url).hostname:
+                raise MissingKey(f"{path}: base_urls.{provider} must be an http:// or https:// URL; fix or remove it")
+        return data
 
     def credentials(self, provider: str) -> Credentials:
         stored = self._file()
@@ -118,7 +191,7 @@ class KeyStore:
             raise MissingKey(f"no API key for {provider}: set {' or '.join(variables)} in ComfyUI's environment{where}")
         base_url = (
             self.environ.get(f"IDENTITY_{provider.upper()}_BASE_URL")
-            or (stored.get("base_urls") or {}).get(provider)
+            or stored.get("base_urls", {}).get(provider)
             or DEFAULT_BASE_URLS[provider]
         )
         return Credentials(provider, base_url.rstrip("/"), key)

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
+import math
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -17,6 +19,9 @@ from pathlib import Path
 
 from ..errors import InvalidRequest
 from ..paths import PACK_ROOT, comfyui_root
+from .user_files import parse_json, read_text
+
+log = logging.getLogger(__name__)
 
 FACTS_FILE = Path(__file__).with_name("models.json")
 DEFAULT_MODEL = "nb2"
@@ -170,15 +175,11 @@ def _line(text: str, *needles: str) -> int:
 
 def apply_overrides(models: dict[str, BaseModel], path: Path) -> dict[str, BaseModel]:
     """`models` with the user's overrides from `path` applied; raises `InvalidRequest` naming the bad line."""
-    text = path.read_text(encoding="utf-8")
+    text = read_text(path)  # a regular file of UTF-8 text, or one sentence (see user_files.py)
+    if text is None:
+        return dict(models)
     where = f"{path}"
-    try:
-        data = json.loads(text)
-    except ValueError as exc:
-        raise InvalidRequest(
-            f"{where} line {getattr(exc, 'lineno', 1)}: not valid JSON ({getattr(exc, 'msg', exc)}); "
-            "fix or remove the file"
-        ) from None
+    data = parse_json(text, path)
     entries = data.get("models") if isinstance(data, dict) else None
     if not isinstance(entries, dict) or set(data) - {"models"}:
         raise InvalidRequest(f'{where} line 1: expected {{"models": {{"<name>": {{...}}}}}} and nothing else')
@@ -221,7 +222,7 @@ def _prices(model: BaseModel, given, bad) -> dict:
     if not isinstance(given, dict) or set(given) - set(known) or not given:
         raise bad(f"prices takes {', '.join(known)} (USD{' per 1M tokens' if table != 'usd' else ''})")
     for key, value in given.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
             raise bad(f"price {key!r} must be a number of dollars, 0 or more (got {value!r})")
     return {**model.prices, table: {**known, **given}}
 
@@ -254,8 +255,7 @@ def registry() -> dict[str, BaseModel]:
                 _loaded["models"] = apply_overrides(_BUNDLED, path)
             except InvalidRequest as exc:
                 _loaded["error"] = exc
-            except OSError as exc:
-                _loaded["error"] = InvalidRequest(f"{path} cannot be read ({exc.strerror}); fix or remove it")
+                log.warning("identity layer: %s (the shipped models are listed meanwhile)", exc)
     if _loaded["error"] is not None:
         raise _loaded["error"]
     return _loaded["models"]

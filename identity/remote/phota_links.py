@@ -2,18 +2,16 @@
 
 Phota trains its own profiles (`POST /v1/phota/profiles/add`, about 20 minutes) and knows only their ids; a
 local profile id means nothing to it. The links live beside the keys, in `user/identity_layer/phota_links.json`
-(`{"<local profile id>": "<phota profile id>"}`), written atomically. A link is made (in the Identity panel or
-with `python -m identity phota-link`) only after Phota's status endpoint knows the id, and the status
-(`VALIDATING … IN_PROGRESS → READY | ERROR`) is shown then.
+(`{"<local profile id>": "<phota profile id>"}`), read as every user file is (see `user_files.py`) and changed
+under a lock, atomically. A link is made (in the Identity panel or with `python -m identity phota-link`) only
+after Phota's status endpoint knows the id, and the status (`VALIDATING … IN_PROGRESS → READY | ERROR`) is shown
+then.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 
 import httpx
@@ -23,6 +21,7 @@ from .http import Policy, Transport
 from .keys import Credentials
 from .models import user_folder
 from .providers.phota import profile_status
+from .user_files import expect, locked, read_json, write_json
 
 _PHOTA_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,127}")
 
@@ -32,16 +31,16 @@ class PhotaLinks:
         self.path = Path(path)
 
     def all(self) -> dict[str, str]:
-        if not self.path.is_file():
+        data = read_json(self.path)
+        if data is None:
             return {}
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            raise InvalidRequest(
-                f"{self.path} is not valid JSON; fix or remove it, then link the profiles again"
-            ) from None
-        if not isinstance(data, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in data.items()):
-            raise InvalidRequest(f"{self.path} must map local profile ids to Phota profile ids; fix or remove it")
+        expect(self.path, "the file", data, dict, 'an object like {"<local profile id>": "<Phota profile id>"}')
+        for profile_id, phota_id in data.items():
+            expect(self.path, f"the link of {profile_id!r}", phota_id, str, "a Phota profile id")
+            if not _PHOTA_ID.fullmatch(phota_id):
+                raise InvalidRequest(
+                    f"{self.path}: the link of {profile_id!r} is not a Phota profile id; fix or remove it"
+                )
         return data
 
     def get(self, profile_id: str) -> str | None:
@@ -49,7 +48,8 @@ class PhotaLinks:
 
     def link(self, profile_id: str, phota_id: str) -> None:
         check_phota_id(phota_id)
-        self._write({**self.all(), profile_id: phota_id})
+        with locked(self.path):  # read, change, write: another link made meanwhile is kept
+            write_json(self.path, {**self.all(), profile_id: phota_id})
 
     async def link_checked(self, profile_id: str, phota_id: str, credentials: Credentials) -> dict:
         """Links only an id Phota knows on this account; returns Phota's `{profile_id, status, message}`."""
@@ -58,22 +58,12 @@ class PhotaLinks:
         return state
 
     def unlink(self, profile_id: str) -> bool:
-        links = self.all()
-        if links.pop(profile_id, None) is None:
-            return False
-        self._write(links)
-        return True
-
-    def _write(self, links: dict) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=self.path.parent, prefix=".phota_links.", suffix=".tmp")
-        try:
-            with os.fdopen(handle, "w", encoding="utf-8") as stream:
-                json.dump(links, stream, indent=1, sort_keys=True)
-            os.replace(temporary, self.path)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        with locked(self.path):
+            links = self.all()
+            if links.pop(profile_id, None) is None:
+                return False
+            write_json(self.path, links)
+            return True
 
 
 def default_links() -> PhotaLinks:
@@ -81,7 +71,14 @@ def default_links() -> PhotaLinks:
 
 
 async def phota_status(credentials: Credentials, phota_id: str) -> dict:
-    """Phota's `{profile_id, status, message}` for one of its profiles; raises when Phota does not know it."""
+    """Phota's `{profile_id, status, message}` for one of its profiles; raises when Phota does not know it.
+
+    The call runs on a thread with its own event loop: reading and decompressing Phota's answer is work that
+    must not stall ComfyUI's server loop (the panel's link route awaits this)."""
+    return await asyncio.to_thread(asyncio.run, _status(credentials, phota_id))
+
+
+async def _status(credentials: Credentials, phota_id: str) -> dict:
     async with httpx.AsyncClient(follow_redirects=False) as client:
         return await profile_status(Transport("phota", client, Policy()), credentials, phota_id)
 

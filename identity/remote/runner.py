@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-import json
 import math
 import time
 import uuid
@@ -31,7 +30,7 @@ from . import references as refs
 from . import sizes
 from .call import Call, Generated
 from .http import Policy, Transport
-from .keys import Credentials, KeyStore
+from .keys import Credentials, KeyStore, scrub
 from .models import BaseModel, base_model, provider_facts
 from .phota_links import PhotaLinks, check_phota_id, default_links
 from .providers import PROVIDERS
@@ -123,8 +122,8 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
         raise InvalidRequest(f"{request.operation} takes {wanted} input image(s), got {len(request.inputs)}")
     if request.operation in ("generate", "edit") and not request.prompt.strip():
         raise InvalidRequest(f"{request.operation} needs a prompt")
-    if request.rerolls < 0 or request.max_cost < 0:
-        raise InvalidRequest("re-rolls and max cost cannot be negative")
+    if request.rerolls < 0 or not math.isfinite(request.max_cost) or request.max_cost < 0:
+        raise InvalidRequest(f"re-rolls and max cost must be 0 or more (got {request.rerolls}, {request.max_cost})")
     prompt = request.prompt
     if model.provider == "phota":
         local, external, prompt = _phota_subjects(request, links or default_links())
@@ -356,8 +355,7 @@ class Execution:
             await asyncio.sleep(1.0)
 
     def _report(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
-        report = self._fields(ranked, rerolls, stopped)
-        return json.loads(self.plan.credentials.redact(json.dumps(report)))  # nothing in it may carry a key
+        return _scrubbed(self._fields(ranked, rerolls, stopped))  # nothing in it may carry a key
 
     def _fields(self, ranked: list[Output], rerolls: int, stopped: str) -> dict:
         plan, request = self.plan, self.plan.request
@@ -394,6 +392,17 @@ class Execution:
             "provider_cost": self.provider_cost,
             "elapsed_s": round(time.monotonic() - self.started, 2),
         }
+
+
+def _scrubbed(value):
+    """`value` with every string in it scrubbed of keys (each string on its own: JSON syntax is never touched)."""
+    if isinstance(value, str):
+        return scrub(value)
+    if isinstance(value, dict):
+        return {scrub(str(k)): _scrubbed(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_scrubbed(v) for v in value]
+    return value
 
 
 def _failure(error: IdentityError, attempt: int) -> dict:

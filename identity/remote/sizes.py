@@ -19,6 +19,7 @@ from ..errors import InvalidRequest
 from ..images import encode_jpeg, encode_png
 
 AREA = {"1K": 1024 * 1024, "2K": 2048 * 2048, "4K": 3840 * 2160}
+MAX_RATIO = 16  # longest side over shortest: wider than any panorama a face is verified in
 MIN_FACE_SIDE = 512  # an input is never shrunk below this: faces in it must stay large enough to verify
 _JPEG_QUALITIES = (95, 90, 85)
 
@@ -55,17 +56,33 @@ def dimensions(resolution: str, ratio: float, rules: dict) -> tuple[int, int]:
     return w, h
 
 
+def check_shape(width: int, height: int, limits: dict) -> None:
+    """Refuse, from the size alone, a shape the provider's sides cannot hold: fitting it would mean enlarging the
+    short side to `min_side` past `max_side` (a 60000×1 image became 23 million px wide for DashScope)."""
+    low, high = limits.get("min_side"), limits.get("max_side")
+    longest, shortest = max(width, height), max(1, min(width, height))
+    allowed = min(MAX_RATIO, high / low) if low and high else MAX_RATIO
+    if longest / shortest > allowed:
+        raise InvalidRequest(
+            f"an image of {width}x{height} is too narrow to send (its sides may differ at most {allowed:g}:1 here); "
+            "crop it to a photo's shape"
+        )
+
+
 def fit(image: np.ndarray, limits: dict, byte_budget: float = math.inf, lossless: bool = True) -> bytes:
     """The image encoded within the provider's input limits: PNG if it fits (`lossless`), else JPEG, downscaled
     if needed. References pass `lossless=False`: as JPEG they are a fifth of the upload, with no visible loss."""
     height, width = image.shape[:2]
+    check_shape(width, height, limits)
     scale = min(
         1.0,
         limits.get("max_side", math.inf) / max(width, height),
         math.sqrt(limits.get("max_pixels", math.inf) / (width * height)),
     )
     if limits.get("min_side") and min(width, height) * scale < limits["min_side"]:
-        scale = limits["min_side"] / min(width, height)  # too small for the provider: enlarge
+        scale = limits["min_side"] / min(
+            width, height
+        )  # too small for the provider: enlarge (check_shape: not past max_side)
     budget = min(limits.get("max_image_bytes", math.inf), byte_budget)
     while True:
         resized = _resized(image, scale)

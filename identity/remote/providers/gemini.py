@@ -1,7 +1,8 @@
 """Gemini image models (nb2, "Nano Banana 2"): `generateContent`, one image per call.
 
 Refusals come back as HTTP 200: no candidates and a `promptFeedback.blockReason`, or a candidate whose
-`finishReason` is a safety reason and that holds no image.
+`finishReason` is a safety reason and that holds no image, or a candidate that answers only in words
+(`finishReason STOP`: "I can't create images of …").
 """
 
 from __future__ import annotations
@@ -63,6 +64,14 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     ]
     images = [decode_b64(member(i, "data", kind=str), "gemini") for i in inline if member(i, "data", kind=str)]
     if not images:
+        words = [
+            member(part, "text", kind=str)
+            for candidate in candidates
+            for part in member(candidate, "content", "parts", kind=list)
+        ]
+        if not inline and any(w.strip() for w in words):  # a refusal in words, under finishReason STOP
+            said = " ".join(w.strip() for w in words if w.strip())
+            raise fail(response, credentials, f"it answered in words, not an image: {said}", request_id, True)
         reason = member(candidates, 0, "finishReason", kind=str) or "unknown"
         problem = "image parts without data" if inline else f"no image returned (finishReason {reason})"
         raise fail(response, credentials, problem, request_id, moderation=not inline and reason in SAFETY)
