@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from comfyui import Listener
+from comfyui import Listener, api_twin
 from conftest import face, needs_faces
 from PIL import Image
 
@@ -224,6 +224,16 @@ def test_cancel_during_the_second_attempt_stops_at_once_and_leaves_no_job(comfyu
     assert queue["queue_running"] == [] and queue["queue_pending"] == [], "no job is left in ComfyUI's queue"
     assert len(executed(events, PICK)) == 2, "no third attempt started after Cancel"
     assert "9" not in run.outputs, "nothing was saved"
+
+
+def test_the_cpu_template_rerolls_until_the_person_comes_up(comfyui, photos):
+    prompt = api_twin("identity_gate_core_nodes_cpu")  # its photos are staged in input/identity/score/
+    prompt["11"]["inputs"]["profile"] = PROFILE
+    run = comfyui.client.run(prompt)
+    assert run.status == "success", run.error
+    report = json.loads(run.outputs["13"]["text"][0])
+    assert report["passed"] and [a["seed"] for a in report["attempts"]] == [0, 1, 2], report["verdict"]
+    assert len(run.outputs["10"]["images"]) == 1
 
 
 def _expect_error(comfyui, prompt: dict, *words: str) -> dict:
