@@ -119,13 +119,22 @@ def check_wiring(prompt: Mapping[str, dict], start_id: str) -> Loop:
             f"drives, so a re-roll could not change them: connect the generator's IMAGE to the gate's 'images'"
         )
     for other in every:
-        if other.gate != loop.gate and loop.span & other.span:
-            shared = _ids(sorted(loop.span & other.span))
+        if other.gate == loop.gate:
+            continue
+        shared = loop.span & other.span
+        # A loop fed from inside another (not from its gate's outputs) crosses it too.
+        shared |= {n for a, b in ((loop, other), (other, loop)) for n in a.span if _takes_from(prompt[n], b)}
+        if shared:
             raise GateError(
-                f"{GATE_NAME} #{loop.gate} and {GATE_NAME} #{other.gate} are nested or crossing (both loops hold "
-                f"{shared}): give each gate its own generator and run the gates one after the other"
+                f"{GATE_NAME} #{loop.gate} and {GATE_NAME} #{other.gate} are nested or crossing (at "
+                f"{_ids(sorted(shared))}): give each gate its own generator, and feed a second gate from the first "
+                f"gate's outputs, one after the other"
             )
     return loop
+
+
+def _takes_from(node: dict, loop: Loop) -> bool:
+    return any(parent in loop.body or parent == loop.start for _, parent, _ in links(node))
 
 
 def _ids(ids) -> str:

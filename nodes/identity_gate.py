@@ -64,9 +64,9 @@ class LoopState:
 
 @dataclass(frozen=True)
 class GateLink:
-    """What the start hands its gate: which node it is, the loop's seed, the attempt (0-based) and state."""
+    """What the start hands its gate: the loop's seed, the attempt (0-based) and state. Not which node it is: ComfyUI
+    caches a V3 node's outputs by its inputs alone, so two starts with one seed share their output."""
 
-    start: str
     seed: int
     attempt: int
     state: LoopState | None
@@ -106,7 +106,7 @@ class IdentityGateStart(io.ComfyNode):
         if state is None:  # the user's own node: its copies were checked with it
             check_wiring(dynprompt.get_original_prompt(), node_id)
         attempt = 0 if state is None else len(state.attempts)
-        return io.NodeOutput((seed + attempt) % (SEED_MAX + 1), GateLink(node_id, seed, attempt, state))
+        return io.NodeOutput((seed + attempt) % (SEED_MAX + 1), GateLink(seed, attempt, state))
 
 
 class IdentityGate(io.ComfyNode):
@@ -153,8 +153,12 @@ class IdentityGate(io.ComfyNode):
 
     @classmethod
     def check_lazy_status(cls, profiles=None, images=None, **_) -> list[str]:
-        """The profiles are checked before the generator is asked for its images."""
+        """The profiles, and the wiring (again: the start may be served from ComfyUI's cache while the nodes
+        around it changed), are checked before the generator is asked for its images."""
         check_profiles(profiles)
+        prompt = cls.hidden.dynprompt.get_original_prompt()
+        if images is None and cls.hidden.unique_id in prompt:
+            check_wiring(prompt, cls._start())
         return [IMAGES] if images is None else []
 
     @classmethod
@@ -201,7 +205,7 @@ class IdentityGate(io.ComfyNode):
                 bool(summary["passed"]),
             )
         cls._status(f"attempt {number} of {max_attempts} (seed {seed}): nobody passed; re-rolling with seed {seed + 1}")
-        graph, copy = cls._again(gate.start, LoopState(attempts, best, best_images, first_checked))
+        graph, copy = cls._again(cls._start(), LoopState(attempts, best, best_images, first_checked))
         return io.NodeOutput(copy.out(0), copy.out(1), copy.out(2), copy.out(3), expand=graph.finalize())
 
     @classmethod
@@ -221,6 +225,11 @@ class IdentityGate(io.ComfyNode):
             for p in profiles
         ]
         return Attempt(number, seed, results, subjects)
+
+    @classmethod
+    def _start(cls) -> str:
+        """This gate's start (at this level of the loop), from the link into its 'gate' input."""
+        return cls.hidden.dynprompt.get_node(cls.hidden.unique_id)["inputs"]["gate"][0]
 
     @classmethod
     def _status(cls, text: str) -> None:

@@ -6,6 +6,7 @@ ComfyUI's cache when queued again, and refuses bad wiring in one sentence before
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import shutil
@@ -248,11 +249,52 @@ def _expect_error(comfyui, prompt: dict, *words: str) -> dict:
 
 
 def test_a_gate_with_no_generator_between_its_nodes_is_refused_before_anything_runs(comfyui, photos):
+    assert comfyui.client.run(three(photos)).status == "success"  # the start is in ComfyUI's cache now
     prompt = three(photos)
     prompt[PICK]["inputs"]["batch_index"] = 0  # the seed drives nothing
     result = _expect_error(comfyui, prompt, "no generator between Identity Gate (start) #6 and Identity Gate #8")
     assert "connect the start's 'seed' to your generator" in result["message"]
     assert executed(result["events"], PICK) == [], "nothing between the two nodes ran"
+
+
+def second_gate(photos, source: list) -> dict:
+    """The three-photo gate and a second gate whose Image From Batch takes `source`."""
+    prompt = three(photos)
+    prompt["20"] = {"class_type": "IdentityGateStart", "inputs": {"seed": 0}}
+    prompt["21"] = copy.deepcopy(prompt[GATE])
+    prompt["22"] = {"class_type": "ImageFromBatch", "inputs": {"image": source, "batch_index": ["20", 0], "length": 1}}
+    prompt["21"]["inputs"].update(gate=["20", 1], images=["22", 0])
+    prompt["23"] = {"class_type": "PreviewAny", "inputs": {"source": ["21", 2]}}
+    return prompt
+
+
+def test_nested_and_crossing_gates_are_refused_before_anything_runs(comfyui, photos):
+    nested = three(photos)  # an inner gate around the picker, inside the outer gate's loop
+    nested["20"] = {"class_type": "IdentityGateStart", "inputs": {"seed": [START, 0]}}
+    nested[PICK]["inputs"]["batch_index"] = ["20", 0]
+    nested["21"] = copy.deepcopy(nested[GATE])
+    nested["21"]["inputs"].update(gate=["20", 1], images=[PICK, 0])
+    nested[GATE]["inputs"]["images"] = ["21", 0]
+    result = _expect_error(comfyui, nested, "Identity Gate #8 and Identity Gate #21 are nested or crossing")
+    assert executed(result["events"], PICK) == [], "nothing between the nodes ran"
+
+    crossing = second_gate(photos, [PICK, 0])  # the second loop fed from inside the first, not by its gate
+    result = _expect_error(comfyui, crossing, "nested or crossing (at #22)", "from the first gate's outputs")
+    assert executed(result["events"], PICK) == []
+
+
+def test_a_second_gate_fed_by_the_first_gates_output_runs_after_it(comfyui, photos):
+    run = comfyui.client.run(second_gate(photos, [GATE, 0]))
+    assert run.status == "success", run.error
+    assert report_of(run)["returned"]["attempt"] == 3
+    second = json.loads(run.outputs["23"]["text"][0])
+    assert second["passed"] and len(second["attempts"]) == 1, "the first gate's person passes the second at once"
+
+
+def test_a_generator_whose_image_count_changes_between_attempts_is_refused(comfyui, photos):
+    prompt = gate_prompt(photos, (*STRANGERS, STRANGERS[0]), seed=1)
+    prompt[PICK]["inputs"].update(batch_index=0, length=[START, 0])  # attempt n makes seed + n images
+    _expect_error(comfyui, prompt, "gave 2 images on attempt 2 but 1 on attempt 1", "batch size fixed")
 
 
 def test_bad_profiles_an_empty_generator_and_a_changing_count_are_refused_with_the_fix():
