@@ -9,6 +9,7 @@ from .glue import register_folders
 from .identity_condition_flux import IdentityConditionFlux
 from .identity_condition_reference import IdentityConditionReference
 from .identity_condition_remote import IdentityConditionRemote
+from .identity_gate import IdentityGate, IdentityGateStart
 from .identity_prompt_reference import IdentityPromptReference
 from .identity_remote import IdentityEdit, IdentityEnhance, IdentityGenerate, IdentityRemix
 from .profile_load import ProfileLoad
@@ -35,4 +36,6 @@ class IdentityExtension(ComfyExtension):
             IdentityConditionFlux,
             IdentityConditionReference,
             IdentityPromptReference,
+            IdentityGateStart,
+            IdentityGate,
         ]

@@ -32,6 +32,7 @@ class Samples:
     batch_profile: str
     group: str  # one image for score_group_photo_two_profiles
     group_profiles: tuple[str, str]
+    gate: tuple[str, str, str]  # three images for identity_gate_core_nodes_cpu, the profile's person last
 
 
 def stage_samples(input_dir: Path) -> Samples:
@@ -43,6 +44,7 @@ def stage_samples(input_dir: Path) -> Samples:
             "Barack Obama",
             "identity/group/biden_obama_b.jpg",
             ("Barack Obama", "Joe Biden"),
+            ("identity/score/kit1.jpg", "identity/score/rose2.jpg", "identity/score/obama4.jpg"),
         )
     wheel = Path(list(importlib.util.find_spec("insightface").submodule_search_locations)[0]) / "data" / "images"
     for source, target in [
@@ -59,6 +61,7 @@ def stage_samples(input_dir: Path) -> Samples:
         "Tom Hanks",
         "identity/score/t1.jpg",
         ("Tom Hanks", "Person in t1"),
+        ("identity/score/t1.jpg", "identity/score/t1.jpg", "identity/score/tom.png"),
     )
 
 
@@ -89,7 +92,12 @@ def main() -> int:
         info = server.client.object_info()
         workflows = {
             name: ui_to_api(load_workflow(name), info)
-            for name in ("train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles")
+            for name in (
+                "train_profile_from_folder",
+                "score_and_rank_batch",
+                "score_group_photo_two_profiles",
+                "identity_gate_core_nodes_cpu",
+            )
         }
 
         for name, folder in samples.people:
@@ -116,6 +124,17 @@ def main() -> int:
         for face in report["images"][0]["faces"]:
             who = report["profiles"].get(face["profile_id"], "unknown")
             print(f"  face at x={face['bbox'][0]:.0f}: {who} (scores {face['scores']})")
+
+        prompt = json.loads(json.dumps(workflows["identity_gate_core_nodes_cpu"]))
+        for inputs, image in zip(nodes_of(prompt, "LoadImage"), samples.gate):
+            inputs["image"] = image
+        nodes_of(prompt, "IdentityProfileLoad")[0]["profile"] = samples.batch_profile
+        outputs = run(server, prompt, f"identity_gate_core_nodes_cpu: re-roll until {samples.batch_profile!r} comes up")
+        report = json.loads(next(o["text"][0] for o in outputs.values() if "text" in o))
+        for attempt in report["attempts"]:
+            subjects = {s["name"]: s["similarity"] for s in attempt["images"][0]["subjects"].values()}
+            print(f"  attempt {attempt['attempt']} (seed {attempt['seed']}): passed {attempt['passed']} {subjects}")
+        print(f"  {report['verdict']}")
 
     print(f"\nprofiles: {BASE / 'models' / 'identity_profiles'}")
     print(f"images (ranked batch, annotated group photo): {BASE / 'output' / 'identity'}")
