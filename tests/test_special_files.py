@@ -83,3 +83,22 @@ def test_score_refuses_the_same_files_within_the_same_budget(specials, name):
     lines = [line for line in done.stderr.splitlines() if line.startswith("error:")]
     assert done.returncode == 1 and len(lines) == 1 and "Traceback" not in done.stderr, done.stderr
     assert ("not a regular file" if name == "fifo.jpg" else "file too large") in lines[0], lines
+
+
+def test_file_names_with_terminal_escapes_are_printed_and_stored_escaped(tmp_path):
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(TOM_HANKS, photos / HOSTILE)
+    store = tmp_path / "profiles"
+    done = identity("train", photos, "--name", "Escaped Tom", "--engine", "embedded", "--store", store)
+    assert done.returncode == 0, done.stderr
+    for output in (done.stdout, done.stderr):
+        assert "\x1b" not in output and "\x07" not in output and "\r" not in output, output
+    assert not any(line.startswith("✓ forged.jpg") for line in done.stdout.splitlines()), done.stdout
+    assert "\\x1b]0;pwned\\x07" in done.stdout, done.stdout
+    [stored] = [
+        p["path"] for p in ProfileStore(store).load(ProfileStore(store).resolve("Escaped Tom")).report["photos"]
+    ]
+    assert stored.endswith("x\\x1b]0;pwned\\x07\\x1b[2J\\n✓ forged.jpg: good photo of the subject\\r.jpg"), stored
+    scored = identity("score", photos, "--profile", "Escaped Tom", "--engine", "embedded", "--store", store)
+    assert scored.returncode == 0 and "\x1b" not in scored.stdout and "\\x1b" in scored.stdout, scored.stdout

@@ -23,6 +23,7 @@ from ..faces.quality import measure
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
 from ..profile.calibration import CONFIDENT_PHOTOS
+from ..text import printable
 from . import pets
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .references import choose_references, photo_quality
@@ -60,7 +61,7 @@ class Photo:
 
 
 def photos_from_paths(paths) -> list[Photo]:
-    return [Photo(str(path), path) for path in collect_photos(paths)]
+    return [Photo(printable(str(path)), path) for path in collect_photos(paths)]
 
 
 def train(
