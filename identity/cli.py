@@ -22,6 +22,7 @@ from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
 from .remote import cli as remote_cli
 from .scoring import annotate, score_files
+from .text import printable
 from .training import KINDS, photos_from_paths, train
 
 
@@ -30,10 +31,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.run(args)
     except IdentityError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(str(exc))}", file=sys.stderr)
         return 1
     except OSError as exc:  # a file that vanished or cannot be written: still one line, not a traceback
-        print(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}", file=sys.stderr)
+        where = f": {printable(str(exc.filename))}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted; nothing was saved", file=sys.stderr)
@@ -233,7 +235,7 @@ def _score(args) -> int:
         writable_folder(args.annotate, "annotated images")
     engine = _engine(args)
     paths = collect_photos(args.images)
-    results = score_files([(str(path), path) for path in paths], profiles, engine)
+    results = score_files([(printable(str(path)), path) for path in paths], profiles, engine)
     names = {p.id: p.name for p in profiles}
     if args.annotate is not None:
         for path, result in zip(paths, results):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +24,9 @@ from .errors import ImageError
 MAX_PIXELS = 100_000_000
 #: Pixels decoded at once when many photos are analysed (300 MB as RGB): eight 12-MP phone photos, or one of MAX_PIXELS.
 DECODE_BUDGET = MAX_PIXELS
+#: Largest image file read: no image within MAX_PIXELS needs more than 8 bytes a pixel (RGBA at 16 bits a
+#: channel, uncompressed), so a larger file is padding, or sparse, and would only fill memory.
+MAX_FILE_BYTES = MAX_PIXELS * 8
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -85,19 +90,53 @@ def probe_image(source: ImageSource) -> tuple[int, int]:
         return image.size
 
 
+def open_image_file(path: str | Path):
+    """A binary handle on an image file: a regular file of at most MAX_FILE_BYTES, else an `ImageError`. Opened
+    without blocking, so a FIFO (which would wait for a writer for ever) or a device (`/dev/zero` never ends) is
+    refused before anything is read."""
+    label = str(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ImageError("no such file", label) from None
+    except OSError as exc:
+        raise ImageError(f"cannot be opened ({exc.strerror or exc})", label) from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO, device or socket"
+            raise ImageError(f"not a regular file ({kind}); give image files only", label)
+        if info.st_size > MAX_FILE_BYTES:
+            raise ImageError(
+                f"file too large ({info.st_size / 1e9:.1f} GB; an image file is at most "
+                f"{MAX_FILE_BYTES / 1e9:.1f} GB); downscale it first",
+                label,
+            )
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_image_file(path: str | Path) -> bytes:
+    """The bytes of an image file, within the limits of `open_image_file` (a file that grows while it is read
+    is refused too)."""
+    with open_image_file(path) as handle:
+        data = handle.read(MAX_FILE_BYTES + 1)
+    if len(data) > MAX_FILE_BYTES:
+        raise ImageError(f"file too large (over {MAX_FILE_BYTES / 1e9:.1f} GB); downscale it first", str(path))
+    return data
+
+
 @contextlib.contextmanager
 def _opened(source):
     """A lazily opened PIL image with its label, refused early when it is not an image or far too large."""
     if isinstance(source, (bytes, bytearray)):
         handle, label = io.BytesIO(source), "uploaded image"
     else:
-        path = Path(source)
-        if not path.is_file():
-            raise ImageError("no such file", str(path))
-        try:
-            handle, label = path.open("rb"), str(path)
-        except OSError as exc:
-            raise ImageError(f"cannot be opened ({exc.strerror or exc})", str(path)) from None
+        handle, label = open_image_file(source), str(source)
     with handle:
         try:
             image = Image.open(handle)

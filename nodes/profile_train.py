@@ -8,6 +8,7 @@ from ..identity.cache import BoundedCache
 from ..identity.errors import IdentityError, ProfileExists
 from ..identity.profile import name_key
 from ..identity.reference import portrait_grid
+from ..identity.text import printable
 from ..identity.training import KINDS, Photo, train
 from .glue import (
     EngineChoice,
@@ -102,7 +103,7 @@ class ProfileTrain(io.ComfyNode):
         photos = (
             [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
         )
-        photos += [Photo(str(path), path) for path in folder_photos(folder)]
+        photos += [Photo(printable(str(path)), path) for path in folder_photos(folder)]
         if not photos:
             raise IdentityError(
                 "Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder"

@@ -15,8 +15,10 @@ import asyncio
 import functools
 import json
 import logging
+import os
 from urllib.parse import quote
 
+import folder_paths
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from server import PromptServer
@@ -114,12 +116,29 @@ async def list_profiles(request: web.Request) -> web.Response:
     return web.json_response({"profiles": profiles, "jobs": jobs})
 
 
+def shown_path(label):
+    """A training photo's label as a route shows it: relative to ComfyUI's input folder, or the file name alone
+    (a profile trained by the CLI or Profile Train holds server paths, which no client is to learn)."""
+    if not isinstance(label, str) or not os.path.isabs(label):
+        return label
+    root = os.path.realpath(folder_paths.get_input_directory())
+    path = os.path.normpath(label)
+    if os.path.commonpath([root, path]) == root:
+        return os.path.relpath(path, root)
+    return os.path.basename(path)
+
+
 @answers_json
 async def get_profile(request: web.Request) -> web.Response:
     profile_id = validate_id(request.match_info["profile_id"])
     details = (await asyncio.to_thread(profile_store().load, profile_id)).details()
     details["thumbnail"] = thumbnail_url(details)
+    details["report"] = {
+        **details["report"],
+        "photos": [{**p, "path": shown_path(p.get("path"))} for p in details["report"].get("photos", [])],
+    }
     for portrait in details["portraits"]:
+        portrait["photo"] = shown_path(portrait["photo"])
         portrait["url"] = (
             f"/identity/profiles/{profile_id}/references/{portrait['index']}?v={quote(details['created'])}"
         )

@@ -42,7 +42,7 @@ def test_training_keeps_each_accepted_photos_ffhq_face(tom_profile, tmp_path):
     store = ProfileStore(tmp_path)
     store.save(tom_profile)
     np.testing.assert_array_equal(store.load(tom_profile.id).faces_512, tom_profile.faces_512)
-    older = dataclasses.replace(tom_profile, id="older", faces_512=None)  # a profile from before
+    older = dataclasses.replace(tom_profile, id="older", name="Older Tom", faces_512=None)  # a profile from before
     store.save(older)
     assert store.load("older").faces_512 is None
     assert profile_faces(store.load("older")).shape == tom_profile.faces_512.shape, "made from its 112 px crops"

@@ -55,8 +55,10 @@ def clean_name(name) -> str:
 
 
 def name_key(name: str) -> str:
-    """What makes two names the same name: lookup and uniqueness both ignore case ('barack obama' is 'Barack Obama')."""
-    return name.casefold()
+    """What makes two names the same name, for lookup and uniqueness: compatibility-normalised and case-folded
+    (Unicode NFKC_Casefold), so 'barack obama' is 'Barack Obama', a decomposed 'Zoë' (NFD, as macOS file names
+    hold it) is the composed one, and a fullwidth 'Ｚoë' is 'Zoë': names that look alike are one name."""
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", name).casefold())
 
 
 def picker_labels(summaries: list[dict]) -> dict[str, str]:

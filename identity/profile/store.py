@@ -1,16 +1,23 @@
 """ProfileStore: one `.safetensors` per profile in a folder; atomic writes, safe ids, lookup by id or name.
 
 Anyone who can write to the folder can put anything there, so the store reads regular files only (a FIFO would
-block a reader forever), never follows a link out of the folder, and skips a broken file (with one warning per
-file and version) rather than let it hide the others.
+block a reader forever), never follows a link out of the folder, reads no header over `MAX_HEADER_BYTES`, and
+skips a broken file (with one warning per file and version) rather than let it hide the others.
+
+The store owns the name rule: no two profiles share a name (`name_key`: case and Unicode forms aside). Every write
+checks it under a lock file beside the profiles, so trainings and renames in several processes (ComfyUI and CLI
+runs) never save two profiles of one name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
+import struct
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -22,6 +29,11 @@ from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, Profil
 from ..paths import writable_folder
 from .ids import ID_PATTERN, clean_name, name_key, validate_id
 from .profile import FORMAT, Profile, summarize
+
+try:  # POSIX: the name rule holds across processes; elsewhere within this one
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +47,15 @@ LOADED_PROFILES = 32
 SUMMARIES = 4096
 #: Broken file versions remembered as already warned about (each is logged once; beyond this, once more).
 WARNED_FILES = 1024
+#: The lock file beside the profiles that every write holds while it checks the name rule and saves.
+LOCK_FILE = ".profiles.lock"
+#: Largest safetensors header read (a profile's is a few kB to ~100 kB: its report lists at most 50 photos). A
+#: crafted file may declare a header of gigabytes, which the reader would load and parse whole.
+MAX_HEADER_BYTES = 8 * 1024 * 1024
+#: Largest reference portrait side read (the pack writes 384 px squares): a crafted 1×70000 one cannot be encoded.
+MAX_PORTRAIT_SIDE = 4096
+#: Without `fcntl`, writes in this process still take turns.
+_WRITES = threading.Lock()
 
 
 class ProfileStore:
@@ -62,15 +83,13 @@ class ProfileStore:
 
     def ids(self) -> list[str]:
         """Profiles that can be read: regular files (or links to one inside the folder) named `<id>.safetensors`.
-        Temporary files left by a crashed save are removed on the way."""
+        A listing only reads (temporary files left by a crashed save are removed by the next save)."""
         try:
             entries = list(os.scandir(self.folder))
         except (FileNotFoundError, NotADirectoryError):
             return []
         found = []
         for entry in entries:
-            if entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX):
-                self._remove_orphan(entry)
             stem = entry.name[: -len(SUFFIX)]
             if not (entry.name.endswith(SUFFIX) and ID_PATTERN.fullmatch(stem)):
                 continue
@@ -106,13 +125,46 @@ class ProfileStore:
         """Refuses, with a sentence, a folder that profiles cannot be saved to (before a training, not after)."""
         writable_folder(self.folder, "profiles")
 
+    def named(self, name: str, other_than: str | None = None) -> str | None:
+        """The id of a profile (other than `other_than`) that holds this name (`name_key`), if any: the one that a
+        training of this name retrains, and that keeps any other profile from taking the name."""
+        key = name_key(name)
+        return next((s["id"] for s in self.summaries() if name_key(s["name"]) == key and s["id"] != other_than), None)
+
     def save(self, profile: Profile, overwrite: bool = False) -> Path:
-        """Write atomically: a temporary file in the same folder, flushed to disk, then renamed over."""
+        """Write atomically: a temporary file in the same folder, flushed to disk, then renamed over. Refused
+        when another profile holds the name (checked under the folder's lock, so that of two processes saving
+        one name, one wins)."""
         profile.check()
         target = self.path(profile.id)
-        if target.exists() and not overwrite:
-            raise ProfileExists(f"profile {profile.id!r} already exists")
+        with self._writing():
+            if target.exists() and not overwrite:
+                raise ProfileExists(f"profile {profile.id!r} already exists")
+            self._check_name_free(profile.name, profile.id)
+            self._write(profile, target)
+        return target
+
+    def _check_name_free(self, name: str, profile_id: str) -> None:
+        taken = self.named(name, other_than=profile_id)
+        if taken is not None:
+            raise ProfileExists(f"a profile named {name!r} already exists ({taken}); choose another name")
+
+    @contextlib.contextmanager
+    def _writing(self):
+        """Holds the folder's lock file (all processes) while a write checks the name rule and saves; old
+        temporary files from a crashed save are removed meanwhile."""
         self.folder.mkdir(parents=True, exist_ok=True)
+        with _WRITES if fcntl is None else contextlib.nullcontext():
+            fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                if fcntl is not None:
+                    fcntl.flock(fd, fcntl.LOCK_EX)
+                self._remove_orphans()
+                yield
+            finally:
+                os.close(fd)  # closing releases the lock
+
+    def _write(self, profile: Profile, target: Path) -> None:
         handle = tempfile.NamedTemporaryFile(
             dir=self.folder, prefix=f".{profile.id}.", suffix=TEMP_SUFFIX, delete=False
         )
@@ -127,7 +179,6 @@ class ProfileStore:
             raise
         _fsync_folder(self.folder)
         self._loaded.pop(profile.id)
-        return target
 
     def load(self, profile_id: str) -> Profile:
         path, stamp = self.path(profile_id), self.stamp(profile_id)
@@ -136,6 +187,7 @@ class ProfileStore:
         cached = self._loaded.get(profile_id)
         if cached and cached[0] == stamp:
             return cached[1]
+        _check_header(path)
         profile = Profile.read(path)
         if profile.id != profile_id:
             raise ProfileFormatError(
@@ -157,12 +209,19 @@ class ProfileStore:
         if self.stamp(profile_id) is None:
             raise ProfileNotFound(self._not_found(profile_id))
         try:
+            _check_header(path)
             with safe_open(str(path), framework="numpy") as handle:
                 metadata = handle.metadata() or {}
                 portraits = handle.get_slice("portraits")
-                count = portraits.get_shape()[0]
+                shape = portraits.get_shape()
+                count = shape[0]
                 if metadata.get("id") != profile_id or metadata.get("format") != FORMAT:
                     raise ValueError("not this profile's file")
+                if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2] or not 1 <= shape[1] <= MAX_PORTRAIT_SIDE:
+                    raise ValueError(
+                        f"its portraits are {'×'.join(map(str, shape[1:]))}, not square RGB images of at most "
+                        f"{MAX_PORTRAIT_SIDE} px"
+                    )
                 if 0 <= index < count:
                     return portraits[index : index + 1][0]
         except Exception as exc:  # safetensors raises assorted types for damaged files
@@ -191,6 +250,7 @@ class ProfileStore:
         return sorted(found, key=lambda s: (name_key(s["name"]), s["id"]))
 
     def _summary(self, profile_id: str) -> dict:
+        _check_header(self.path(profile_id))
         with safe_open(str(self.path(profile_id)), framework="numpy") as handle:
             metadata = handle.metadata() or {}
             accepted = handle.get_slice("embeddings").get_shape()[0]
@@ -225,12 +285,11 @@ class ProfileStore:
     def rename(self, profile_id: str, new_name: str) -> Profile:
         """Give a profile a new display name; the id (and so its file) stays. Rewritten atomically."""
         name = clean_name(new_name)
-        profile = self.load(profile_id)
-        taken = [s["id"] for s in self.summaries() if name_key(s["name"]) == name_key(name) and s["id"] != profile_id]
-        if taken:
-            raise ProfileExists(f"a profile named {name!r} already exists ({taken[0]}); choose another name")
-        renamed = replace(profile, name=name)
-        self.save(renamed, overwrite=True)
+        with self._writing():  # two renames to one name: the second sees the first's file
+            renamed = replace(self.load(profile_id), name=name)
+            renamed.check()
+            self._check_name_free(name, profile_id)
+            self._write(renamed, self.path(profile_id))
         return renamed
 
     def delete(self, profile_id: str) -> None:
@@ -252,16 +311,35 @@ class ProfileStore:
         self._warned.put((profile_id, stamp), True)
         log.warning("skipping profile file %s%s: %s", profile_id, SUFFIX, reason)
 
-    def _remove_orphan(self, entry: os.DirEntry) -> None:
-        try:
-            if (
-                entry.is_file(follow_symlinks=False)
-                and time.time() - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_SECONDS
-            ):
-                os.unlink(entry.path)
-                log.info("removed %s, left by an interrupted save", entry.name)
-        except OSError:
-            pass  # another process removed or renamed it
+    def _remove_orphans(self) -> None:
+        """Removes temporary files left by a crashed save (a save in progress is younger than ORPHAN_SECONDS)."""
+        for entry in os.scandir(self.folder):
+            if not (entry.name.startswith(".") and entry.name.endswith(TEMP_SUFFIX)):
+                continue
+            try:
+                if (
+                    entry.is_file(follow_symlinks=False)
+                    and time.time() - entry.stat(follow_symlinks=False).st_mtime > ORPHAN_SECONDS
+                ):
+                    os.unlink(entry.path)
+                    log.info("removed %s, left by an interrupted save", entry.name)
+            except OSError:
+                pass  # another process removed or renamed it
+
+
+def _check_header(path: Path) -> None:
+    """Refuses a file whose safetensors header (its first 8 bytes give the length) is over MAX_HEADER_BYTES,
+    before any reader loads it."""
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if len(head) < 8:
+        raise ProfileFormatError(f"{path.name} is not a readable profile file (too short); retrain it")
+    (size,) = struct.unpack("<Q", head)
+    if size > MAX_HEADER_BYTES:
+        raise ProfileFormatError(
+            f"{path.name} is not a readable profile file (it declares a {size / 1e6:,.0f} MB header; a profile's "
+            f"is at most {MAX_HEADER_BYTES // (1024 * 1024)} MiB); remove it, or retrain the profile"
+        )
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import hashlib
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -19,6 +18,7 @@ from ..digests import sha256
 from ..errors import IdentityError, ImageError
 from ..faces import load_engine
 from ..faces.engine import DETECT_WORKERS
+from ..images import open_image_file, read_image_file
 from ..profile import Profile, ProfileStore
 from ..scoring import Scorer
 
@@ -92,7 +92,9 @@ class ImageScorer:
     def score(self, path: str) -> dict:
         """The image's row; one that cannot be read gets a row with the reason."""
         try:
-            data = Path(path).read_bytes()
+            data = read_image_file(path)  # a regular file within the byte budget, as `score` reads it
+        except ImageError as exc:
+            return _failed(path, "", exc.reason)
         except OSError as exc:
             return _failed(path, "", f"cannot read the file ({exc.strerror or exc})")
         sha = hashlib.sha256(data).hexdigest()
@@ -138,8 +140,13 @@ def _failed(path: str, sha: str, reason: str) -> dict:
 
 
 def file_sha256(path: str) -> str:
-    """The content hash a worker records for a file ("" when it cannot be read), computed without loading it whole."""
+    """The content hash a worker records for a file ("" when it cannot be read, or is no image file a worker would
+    read: a FIFO, a device), computed without loading it whole."""
+    digest = hashlib.sha256()
     try:
-        return sha256(Path(path))
-    except OSError:
+        with open_image_file(path) as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    except (ImageError, OSError):
         return ""
+    return digest.hexdigest()

@@ -21,7 +21,8 @@ from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
 from ..faces.align import ffhq_face
 from ..faces.engine import Engine
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
-from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, name_key, new_id, validate_id
+from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
+from ..text import printable
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .kinds import KINDS, Rules, family, rules_for
 from .references import choose_references, photo_quality
@@ -55,7 +56,7 @@ class Photo:
 
 
 def photos_from_paths(paths) -> list[Photo]:
-    return [Photo(str(path), path) for path in collect_photos(paths)]
+    return [Photo(printable(str(path)), path) for path in collect_photos(paths)]
 
 
 def train(
@@ -121,10 +122,10 @@ def _new_job(photos, name, store, profile_id, overwrite, on_update, registry, ki
     if len(photos) > MAX_PHOTOS:
         raise TrainingError(f"{len(photos)} photos given; a profile takes at most {MAX_PHOTOS}")
     if profile_id is None:
-        same_name = [s["id"] for s in store.summaries() if name_key(s["name"]) == name_key(name)] if store else []
+        same_name = store.named(name) if store else None  # checked again, under the store's lock, when saved
         if same_name and not overwrite:
-            raise ProfileExists(f"a profile named {name!r} already exists ({same_name[0]})")
-        profile_id = same_name[0] if same_name else new_id(name)
+            raise ProfileExists(f"a profile named {name!r} already exists ({same_name})")
+        profile_id = same_name or new_id(name)
     validate_id(profile_id)
     if store is not None and store.exists(profile_id) and not overwrite:
         raise ProfileExists(f"profile {profile_id!r} already exists")

@@ -1,0 +1,18 @@
+"""Text from outside (file names) made safe to print and store: control characters shown as escapes."""
+
+from __future__ import annotations
+
+import unicodedata
+
+#: Control, format, surrogate and separator characters: escape sequences, newlines, bidi overrides, and the lone
+#: surrogates that undecodable file names hold.
+CONTROL_CATEGORIES = ("Cc", "Cf", "Cs", "Zl", "Zp")
+
+
+def printable(text: str) -> str:
+    """`text` with each control character written as its Python escape (`\\x1b`, `\\n`, `\\u202e`): a file name
+    can then neither drive a terminal (title, clear screen) nor forge a line of a report."""
+    return "".join(
+        ch.encode("unicode_escape").decode("ascii") if unicodedata.category(ch) in CONTROL_CATEGORIES else ch
+        for ch in text
+    )
