@@ -3,20 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from conftest import face
+from conftest import FAST, face
 
 from identity.images import load_image
-from identity.remote.http import Policy
-from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=5)
-
-
-@pytest.fixture
-def keys(fake, tmp_path):
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def generate(people, embedded, keys, **extra):

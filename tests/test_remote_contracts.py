@@ -11,13 +11,12 @@ import re
 
 import httpx
 import pytest
-from conftest import T1
+from conftest import FAST, T1
 from fake_providers import KEYS, PHOTA
 
 from identity.images import load_image
 from identity.remote.call import Call
-from identity.remote.http import Policy, Transport
-from identity.remote.keys import KeyStore
+from identity.remote.http import Transport
 from identity.remote.models import base_model
 from identity.remote.providers import PROVIDERS
 from identity.remote.sizes import fit, ratio_of
@@ -26,14 +25,6 @@ openai = pytest.importorskip("openai", reason="the OpenAI SDK is a test dependen
 genai = pytest.importorskip("google.genai", reason="google-genai is a test dependency (requirements-test.txt)")
 dashscope = pytest.importorskip("dashscope", reason="dashscope is a test dependency (requirements-test.txt)")
 from google.genai import types as genai_types  # noqa: E402
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=20)
-
-
-@pytest.fixture
-def keys(fake, tmp_path):
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import face
+from conftest import FAST, face
 
 from identity.errors import Cancelled, ModerationRefused, ProviderError
 from identity.images import load_image
@@ -15,19 +15,13 @@ from identity.remote.keys import KeyStore
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
 
-# Read timeouts stay generous here (a loaded machine composes the fake's image slowly); the timeout tests are in
-# test_remote_resend.py and below, each with its own short limit.
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10, attempts=3)
 
-
-@pytest.fixture
-def keys(fake, tmp_path, monkeypatch, people):
-    fake.reset()
+@pytest.fixture(autouse=True)
+def obama_linked_on_phota(fake, keys, people, tmp_path):
+    """Short stalls, and Obama linked to a Phota profile in the test's user folder (the `keys` fixture's)."""
     fake.stall_seconds = 2.0
-    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))  # Phota links live in the user folder
     fake.phota_profiles["ph0bama"] = "READY"
     PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def request(people, model="nb2", operation="generate", **extra) -> RemoteRequest:

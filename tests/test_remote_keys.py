@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from conftest import FAST
 from fake_providers import KEYS
 
 from identity.errors import MissingKey, ProviderError
@@ -84,7 +85,6 @@ MODELS = {
     "reve": "reve",
     "phota": "phota/nb2",
 }
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
 
 
 def fragments(key: str) -> list[str]:

@@ -7,24 +7,14 @@ import io
 import json
 
 import pytest
-from conftest import face
+from conftest import FAST, face
 from fake_providers import KEYS
 from PIL import Image
 
 from identity.images import load_image
-from identity.remote.http import Policy
-from identity.remote.keys import KeyStore
 from identity.remote.models import base_model
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
-
-
-@pytest.fixture
-def keys(fake, tmp_path):
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def generate(people, model, keys, embedded, prompt="A portrait of [[barack-obama]] on a beach", outputs=1, **extra):

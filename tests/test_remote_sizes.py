@@ -11,26 +11,17 @@ import io
 import httpx
 import numpy as np
 import pytest
-from conftest import T1, face, needs_faces
+from conftest import FAST, T1, face, needs_faces
 from PIL import Image
 
 from identity.images import encode_png
 from identity.remote.call import Call
-from identity.remote.http import Policy, Transport
-from identity.remote.keys import KeyStore
+from identity.remote.http import Transport
 from identity.remote.models import base_model
 from identity.remote.providers import PROVIDERS
 from identity.remote.runner import RemoteRequest, run
 from identity.remote.sizes import ratio_of
 from identity.scoring import score_images
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=30)
-
-
-@pytest.fixture
-def keys(fake, tmp_path):
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def send(fake, keys, model: str, resolution: str, aspect_ratio: str, inputs: list[np.ndarray] = ()):
