@@ -185,6 +185,24 @@ def test_dashscope_moderation_is_recognised_under_its_longer_codes(fake, keys, p
     assert len(fake.posts("dashscope")) == 1, "a refusal is not retried"
 
 
+@pytest.mark.parametrize("fault,status", [("bfl_error", "Error"), ("task_not_found", "Task not found")])
+def test_a_bfl_job_that_ends_in_error_names_the_status_and_the_request_id(fake, keys, people, embedded, fault, status):
+    fake.faults = [fault]
+    with pytest.raises(
+        ProviderError, match=rf"job ended with status '{status}' \(request id [0-9a-f]{{32}}\)"
+    ) as error:
+        run(request(people, "flux-2"), keys, embedded, policy=FAST)
+    assert error.value.request_id and len(fake.posts("bfl")) == 1, "ended, not re-sent (that would charge again)"
+    polls = [r for r in fake.received("bfl") if r.path.startswith("/v1/get_result")]
+    assert len(polls) == 4, "Pending, Reasoning, Generating were waited through; the fourth answer ended it"
+
+
+def test_gemini_thought_parts_are_drafts_not_the_answer(fake, keys, people, embedded):
+    fake.faults = ["thought"]  # a draft of a stranger comes first, marked thought: true
+    result = run(request(people), keys, embedded, policy=FAST)
+    assert result.report["outputs"][0]["passed"] and result.report["images_received"] == 1
+
+
 def test_a_bfl_poll_answer_without_status_fails_at_once(fake, keys, people, embedded):
     fake.faults = ["no_status"]
     started = time.monotonic()
