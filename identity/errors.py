@@ -73,6 +73,11 @@ class ProviderError(IdentityError):
         self.request_id = request_id
 
 
+class ModelMoved(ProviderError):
+    """The provider no longer serves the model id under that name (unknown, retired or deprecated): the message
+    names the models.json override that points the model at its new id."""
+
+
 class ModerationRefused(ProviderError):
     """The provider's safety system refused the request or its output (not retried: the same prompt fails again)."""
 

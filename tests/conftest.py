@@ -13,12 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from identity.remote.http import Policy  # noqa: E402  (after the checkout is on sys.path)
+
 SHARED = ROOT.parent / "shared"
 FACES = SHARED / "fixtures" / "faces"
 TESTPACK = SHARED / "models" / "insightface" / "models" / "testpack"
 WHEEL_IMAGES = Path(list(importlib.util.find_spec("insightface").submodule_search_locations)[0]) / "data" / "images"
 T1 = WHEEL_IMAGES / "t1.jpg"  # six people
 TOM_HANKS = WHEEL_IMAGES / "Tom_Hanks_54745.png"
+
+# The remote tests' one policy: short backoff and polls; read timeouts generous, as a loaded machine composes the
+# fakes' images slowly (a test about timeouts derives its own short limit from it with dataclasses.replace).
+FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=30, attempts=3)
 
 ARTIFACTS = ROOT / "output" / "test-artifacts"
 SCREENSHOTS = pytest.StashKey[list]()  # paths of the screenshots the browser tests saved in this run
@@ -157,6 +163,17 @@ def fake(embedded):
     server = Fake(strangers, stand_ins=stand_ins).start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def keys(fake, tmp_path, monkeypatch):
+    """Credentials pointing every provider at the fakes (none from the environment), the fakes reset, and the user
+    folder (Phota links) in the test's own tmp_path."""
+    from identity.remote.keys import KeyStore
+
+    fake.reset()
+    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))
+    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 @pytest.fixture(autouse=True)

@@ -13,11 +13,18 @@ whose text reaches the key at character ~290),
 "error_string" (`error` as a string), "inline_no_data" (Gemini `inlineData` without `data`), "json_list" (a
 JSON array for a body), "redirect_away" (307 to another origin, `evil`), "redirect_poll" (BFL's polling URL
 redirects to `evil`), "poll_elsewhere" (BFL's polling URL is on `evil`), "no_status" (a BFL poll answer without `status`), "moderation_algo" (DashScope's
-`InternalError.Algo.DataInspectionFailed`), and the hostile bodies: "gzip_bomb" (1.5 MB inflating to 1.5 GiB),
+`InternalError.Algo.DataInspectionFailed`), the hostile bodies: "gzip_bomb" (1.5 MB inflating to 1.5 GiB),
 "gzip_invalid" (marked gzip, not gzip), "huge" (a 3 GiB body), "trickle" (a byte every 0.2 s), "gateway_html" (a
 504 error page in HTML), "echo_key_encoded" (the key less its last character, JSON-escaped and URL-encoded, in
 headers and body). `get_faults` gives GETs a hostile body ("download": result files, "status": Phota's
 profile status). `delay` holds each call that long; `max_in_flight` shows how many overlapped.
+Also "thought" (Gemini answers a `thought` draft of a stranger before its
+image), "deprecated" (a success with `Deprecation` and `Sunset` headers), "bfl_error" and "task_not_found" (the
+BFL job ends so). `delay` holds each call that long; `max_in_flight` shows how many overlapped. A BFL job reports
+`Pending`, `Reasoning`, `Generating`, then `Ready`, as BFL's running jobs do.
+
+`listed` holds the ids each vendor's models listing answers (Gemini `GET /v1beta/models`, two pages; OpenAI
+`GET /v1/models`); a test takes one out to play a vendor that moved.
 
 The fakes refuse what the real services document refusing, in each provider's own error shape: retired or
 unknown model ids, sizes outside the documented bounds, too many or too large input images, and (Phota) any
@@ -54,10 +61,31 @@ KEYS = {
     for p in ("gemini", "openai", "dashscope", "bfl", "reve", "phota")
 }
 PHOTA = Contract(Path(__file__).parent / "data" / "phota" / "openapi.json")
-GEMINI_MODELS = {"gemini-3.1-flash-image"}  # -preview was shut down on 2026-06-25
+# gemini-3.1-flash-image was shut down on 2026-10-29 (its -preview on 2026-06-25): both are unknown ids now.
+GEMINI_MODELS = {"gemini-nano-banana-2.1", "gemini-3-pro-image", "gemini-3.1-flash-lite-image"}
 GEMINI_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9", "1:4", "4:1", "1:8", "8:1"}
-QWEN_MODELS = {"qwen-image-2.0-pro", "qwen-image-2.0", "qwen-image-2.0-pro-2026-03-03", "qwen-image-edit-max"}
-BFL_MODELS = {"flux-2-pro", "flux-2-flex", "flux-2-max"}
+GEMINI_SIZES = {"gemini-3.1-flash-lite-image": {"1K"}}  # Nano Banana 2 Lite: 1K only; the others 1K, 2K, 4K
+GEMINI_PRO_RATIOS = {"1:1", "2:3", "3:2", "3:4", "4:3", "4:5", "5:4", "9:16", "16:9", "21:9"}
+OPENAI_MODELS = {"gpt-image-2", "gpt-image-2-2026-04-21"} | {
+    f"gpt-image-2.5-{v}{d}" for v in ("sunburst", "flare") for d in ("", "-2026-09-08")
+}
+OPENAI_QUALITIES = {"auto", "low", "medium", "high"}  # gpt-image-2.5-* add xhigh and max
+QWEN_MODELS = {
+    "qwen-image-2.0-pro",
+    "qwen-image-2.0",
+    "qwen-image-2.0-pro-2026-03-03",
+    "qwen-image-edit-max",
+    "qwen-image-3.0-pro",
+    "qwen-image-3.0",
+}
+BFL_MODELS = {"flux-2-pro", "flux-2-flex", "flux-2-max", "flux-2-pro-preview"}
+BFL_RUNNING = ("Pending", "Reasoning", "Generating")  # a job's statuses before Ready, in order
+REVE_V2_RATIOS = {"4:1", "3:1", "21:9", "2:1", "17:9", "16:9", "3:2", "4:3", "5:4", "1:1", "4:5", "3:4", "2:3"} | {
+    "9:16",
+    "1:2",
+    "1:3",
+    "1:4",
+}
 NUMBERED = re.compile(r"(Images? [\d, and]+?) shows? ")
 SUBJECT_TAGS = re.compile(r"((?:<img>\d+</img>\s*)+)(?!\s*(?:is|are) the)")  # tag groups not introducing an input
 
@@ -118,6 +146,10 @@ class Fake:
         self.phota_jobs_by_client_id: dict[str, str] = {}
         self.charged = 0  # paid submits that created work (an idempotent re-send does not)
         self.breaches: list[str] = []  # answers of a fake outside its provider's published shapes
+        self.listed = {
+            "gemini": set(GEMINI_MODELS) | {"gemini-3.8-flash", "gemini-2.5-flash-image"},
+            "openai": set(OPENAI_MODELS) | {"gpt-5", "dall-e-3"},
+        }
         self._loop = asyncio.new_event_loop()
         self._runners = []
 
@@ -389,8 +421,12 @@ class Fake:
 
     def _routes(self) -> dict[str, list]:
         return {
-            "gemini": [web.post("/v1beta/models/{call}", self.gemini)],
-            "openai": [web.post("/v1/images/generations", self.openai), web.post("/v1/images/edits", self.openai)],
+            "gemini": [web.post("/v1beta/models/{call}", self.gemini), web.get("/v1beta/models", self.gemini_models)],
+            "openai": [
+                web.post("/v1/images/generations", self.openai),
+                web.post("/v1/images/edits", self.openai),
+                web.get("/v1/models", self.openai_models),
+            ],
             "dashscope": [
                 web.post("/api/v1/services/aigc/multimodal-generation/generation", self.dashscope),
                 web.get("/files/{name}", self._file),
@@ -400,7 +436,7 @@ class Fake:
                 web.get("/v1/get_result", self.bfl_poll),
                 web.get("/files/{name}", self._file),
             ],
-            "reve": [web.post("/v1/image/{endpoint}", self.reve)],
+            "reve": [web.post("/v1/image/{endpoint}", self.reve), web.post("/v2/image/create", self.reve_v2)],
             "phota": [
                 web.get("/v1/phota/profiles/{profile_id}/status", self.phota_profile_status),
                 web.post("/v1/phota/{endpoint}", self.phota),
@@ -436,18 +472,21 @@ class Fake:
                 "NOT_FOUND",
                 f"models/{model} is not found for API version v1beta, or is not supported for generateContent.",
             )
-        if request.content_length and request.content_length > 20_000_000:
-            return _google_error(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit: 20971520 bytes.")
+        if request.content_length and request.content_length > 100_000_000:
+            return _google_error(400, "INVALID_ARGUMENT", "Request payload size exceeds the limit: 104857600 bytes.")
         body = entry.json
         parts = body["contents"][0]["parts"]
         config = body["generationConfig"]
         assert action == "generateContent" and config["responseModalities"] == ["IMAGE"], body
         image_config = config.get("imageConfig", {})
+        ratios = GEMINI_PRO_RATIOS if model == "gemini-3-pro-image" else GEMINI_RATIOS
         if (
-            image_config.get("imageSize", "1K") not in ("1K", "2K", "4K")
-            or image_config.get("aspectRatio", "1:1") not in GEMINI_RATIOS
+            image_config.get("imageSize", "1K") not in GEMINI_SIZES.get(model, {"1K", "2K", "4K"})
+            or image_config.get("aspectRatio", "1:1") not in ratios
         ):
-            return _google_error(400, "INVALID_ARGUMENT", f"Invalid image config {image_config}.")
+            return _google_error(400, "INVALID_ARGUMENT", f"Invalid image config {image_config} for {model}.")
+        if model == "gemini-3-pro-image" and "thinkingConfig" in config:
+            return _google_error(400, "INVALID_ARGUMENT", "Thinking level is not supported for this model.")
         inline = [p["inlineData"] for p in parts if "inlineData" in p]
         if len(inline) > 14:
             return _google_error(400, "INVALID_ARGUMENT", "Too many images: at most 14 are supported.")
@@ -485,12 +524,16 @@ class Fake:
                 }
             )
         png = self._image_or_junk(fault, self.compose(images, _numbered_groups(text), fault))
+        answer = [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}]
+        if fault == "thought":  # a draft while thinking, of someone else: never the answer
+            draft = base64.b64encode(self.scene([self.rng.choice(self.strangers)], None)).decode()
+            answer = [{"inlineData": {"mimeType": "image/png", "data": draft}, "thought": True}, *answer]
         payload = {
             "candidates": [
                 {
                     "content": {
                         "role": "model",
-                        "parts": [{"inlineData": {"mimeType": "image/png", "data": base64.b64encode(png).decode()}}],
+                        "parts": answer,
                     },
                     "finishReason": "STOP",
                     "index": 0,
@@ -500,7 +543,31 @@ class Fake:
             "modelVersion": model,
             "usageMetadata": {"promptTokenCount": 1000, "candidatesTokenCount": 1290, "totalTokenCount": 2290},
         }
-        return await self._slowly(request, payload) if fault == "slow" else web.json_response(payload)
+        if fault == "slow":
+            return await self._slowly(request, payload)
+        return web.json_response(payload, headers=_deprecation_headers(fault))
+
+    async def gemini_models(self, request: web.Request) -> web.Response:
+        """`models.list`: every id the key may call, in pages of at most `pageSize` (here: two pages)."""
+        self._note("gemini", request)
+        if denied := self._check_key("gemini", request.headers.get("x-goog-api-key")):
+            return denied
+        names = sorted(self.listed["gemini"])
+        half = len(names) // 2
+        page = names[half:] if request.query.get("pageToken") == "page-2" else names[:half]
+        models = [
+            {"name": f"models/{n}", "displayName": n, "supportedGenerationMethods": ["generateContent"]} for n in page
+        ]
+        return web.json_response(
+            {"models": models, **({} if request.query.get("pageToken") else {"nextPageToken": "page-2"})}
+        )
+
+    async def openai_models(self, request: web.Request) -> web.Response:
+        self._note("openai", request)
+        if denied := self._check_key("openai", (request.headers.get("authorization") or "").removeprefix("Bearer ")):
+            return denied
+        data = [{"id": n, "object": "model", "created": 1, "owned_by": "openai"} for n in sorted(self.listed["openai"])]
+        return web.json_response({"object": "list", "data": data})
 
     async def openai(self, request: web.Request) -> web.Response:
         entry = await self._record("openai", request)
@@ -510,13 +577,14 @@ class Fake:
         if response := await self._misbehave(fault, request, {"error": {"message": "fake", "type": "server_error"}}):
             return response
         fields = entry.form if entry.form is not None else entry.json
-        if fields.get("model") not in ("gpt-image-2", "gpt-image-2-2026-04-21"):
+        if fields.get("model") not in OPENAI_MODELS:
             return _openai_error(404, f"The model `{fields.get('model')}` does not exist.", "model", "model_not_found")
         if not 1 <= int(fields.get("n", 1)) <= 10:
             return _openai_error(400, f"Invalid 'n': {fields['n']}; expected 1 to 10.", "n", "integer_out_of_range")
         if problem := _openai_size_problem(fields.get("size", "auto")):
             return _openai_error(400, f"Invalid size '{fields['size']}': {problem}.", "size", "invalid_value")
-        if fields.get("quality", "auto") not in ("auto", "low", "medium", "high"):
+        qualities = OPENAI_QUALITIES | ({"xhigh", "max"} if fields["model"].startswith("gpt-image-2.5-") else set())
+        if fields.get("quality", "auto") not in qualities:
             return _openai_error(400, f"Invalid quality '{fields['quality']}'.", "quality", "invalid_value")
         images = [f[3] for f in entry.files]
         if (
@@ -551,6 +619,7 @@ class Fake:
             "input_tokens": 1000,
             "input_tokens_details": {"image_tokens": 800, "text_tokens": 200},
             "output_tokens": 4000,
+            "output_tokens_details": {"image_tokens": 3500, "text_tokens": 500},
             "total_tokens": 5000,
         }
         return web.json_response(
@@ -562,7 +631,7 @@ class Fake:
                 "quality": fields.get("quality", "auto"),
                 "size": fields.get("size", "auto"),
             },
-            headers={"x-request-id": uuid.uuid4().hex},
+            headers={"x-request-id": uuid.uuid4().hex, **_deprecation_headers(fault)},
         )
 
     async def dashscope(self, request: web.Request) -> web.Response:
@@ -596,7 +665,13 @@ class Fake:
         size = body["parameters"].get("size")
         if size is not None:
             match = re.fullmatch(r"(\d+)\*(\d+)", size)
-            if not match or not 512 * 512 <= int(match[1]) * int(match[2]) <= 2048 * 2048:
+            largest, ratio = (2560, 8) if body["model"].startswith("qwen-image-3") else (2048, 3)
+            width, height = (int(match[1]), int(match[2])) if match else (0, 1)
+            if (
+                not match
+                or not 512 * 512 <= width * height <= largest**2
+                or max(width, height) > ratio * min(width, height)
+            ):
                 return _dashscope_error(400, "InvalidParameter", f"The size {size} is not supported.")
         if fault == "moderation":
             return _dashscope_error(400, "DataInspectionFailed", "Input data may contain inappropriate content.")
@@ -646,6 +721,11 @@ class Fake:
             for side in ("width", "height")
             if side in body and (not isinstance(body[side], int) or body[side] < 64 or body[side] % 16)
         ]
+        problems += [
+            {"loc": ["body", side], "msg": f"Input should be at most 2048 (got {body[side]})", "type": "value_error"}
+            for side in ("width", "height")
+            if not problems and body.get(side, 0) > 2048
+        ]
         if not problems and "width" in body and "height" in body and body["width"] * body["height"] > 4_000_000:
             problems = [{"loc": ["body"], "msg": "width * height must be at most 4 megapixels", "type": "value_error"}]
         numbers = sorted(
@@ -689,10 +769,14 @@ class Fake:
         job["polls"] += 1
         if job["fault"] == "no_status":
             return web.json_response({"id": request.query["id"], "progress": 0.5})
-        if job["polls"] < 2:
-            return web.json_response({"id": request.query["id"], "status": "Pending", "progress": 0.5})
+        if job["polls"] <= len(BFL_RUNNING):
+            status = BFL_RUNNING[job["polls"] - 1]
+            return web.json_response({"id": request.query["id"], "status": status, "progress": job["polls"] / 4})
         if job["fault"] == "moderation":
             return web.json_response({"id": request.query["id"], "status": "Content Moderated"})
+        if job["fault"] in ("bfl_error", "task_not_found"):
+            status = "Error" if job["fault"] == "bfl_error" else "Task not found"
+            return web.json_response({"id": request.query["id"], "status": status})
         return web.json_response(
             {"id": request.query["id"], "status": "Ready", "result": {"sample": self._store("bfl", job["png"])}}
         )
@@ -704,7 +788,8 @@ class Fake:
         fault = self._fault()
         if response := await self._misbehave(fault, request, {"error_code": "INTERNAL", "message": "fake"}):
             return response
-        assert entry.headers.get("accept") == "application/json"
+        raw = (entry.headers.get("accept") or "").startswith("image/")  # bytes, metadata in X-Reve-* headers
+        assert raw or entry.headers.get("accept") == "application/json"
         endpoint, body = request.match_info["endpoint"], entry.json
         text = body.get("prompt", body.get("edit_instruction", ""))
         if (
@@ -733,24 +818,57 @@ class Fake:
         else:
             images, groups = [], []
         if fault == "moderation":
-            return web.json_response(
-                {
-                    "image": None,
-                    "content_violation": True,
-                    "request_id": "v-mod",
-                    "credits_used": 0,
-                    "credits_remaining": 100,
-                }
-            )
-        png = self._image_or_junk(fault, self.compose(images, groups, fault) if images else self.scene([], None))
-        return web.json_response(
-            {
+            answer = {"image": None, "content_violation": True, "request_id": "v-mod", "credits_used": 0}
+        else:
+            png = self._image_or_junk(fault, self.compose(images, groups, fault) if images else self.scene([], None))
+            answer = {
                 "image": base64.b64encode(png).decode(),
                 "version": "reve-fake",
                 "content_violation": False,
                 "request_id": uuid.uuid4().hex,
                 "credits_used": 12,
                 "credits_remaining": 88,
+            }
+        if raw:
+            headers = {f"X-Reve-{k.replace('_', '-').title()}": str(v) for k, v in answer.items() if k != "image"}
+            return web.Response(body=base64.b64decode(answer["image"] or ""), content_type="image/png", headers=headers)
+        return web.json_response(answer)
+
+    async def reve_v2(self, request: web.Request) -> web.Response:
+        """`/v2/image/create` (Reve's SDK `reve.v2.image.create`): prompt, references [{data}], aspect_ratio."""
+        entry = await self._record("reve", request)
+        if denied := self._check_key("reve", (entry.headers.get("authorization") or "").removeprefix("Bearer ")):
+            return denied
+        fault = self._fault()
+        if response := await self._misbehave(fault, request, {"error_code": "INTERNAL", "message": "fake"}):
+            return response
+        body = entry.json
+        references = body.get("references", [])
+        if (
+            not body.get("prompt")
+            or body.get("aspect_ratio", "auto") not in REVE_V2_RATIOS | {"auto"}
+            or len(references) > 6
+            or any(set(r) != {"data"} for r in references)
+        ):
+            return web.json_response(
+                {"error_code": "INVALID_PARAMETER_VALUE", "message": "invalid request", "request_id": uuid.uuid4().hex},
+                status=400,
+            )
+        images = [base64.b64decode(r["data"]) for r in references]
+        groups = [
+            [int(n) + 1 for n in re.findall(r"<img>(\d+)</img>", g)] for g in SUBJECT_TAGS.findall(body["prompt"])
+        ]
+        if fault == "moderation":
+            return web.json_response({"image": None, "content_violation": True, "request_id": "v-mod"})
+        png = self._image_or_junk(fault, self.compose(images, groups, fault) if images else self.scene([], None))
+        return web.json_response(
+            {
+                "image": base64.b64encode(png).decode(),
+                "version": "reve-v2-fake",
+                "content_violation": False,
+                "request_id": uuid.uuid4().hex,
+                "credits_used": 15,
+                "credits_remaining": 85,
             }
         )
 
@@ -903,6 +1021,11 @@ def _phota_async_problems(body) -> list[dict]:
     return []
 
 
+def _deprecation_headers(fault: str | None) -> dict:
+    """RFC 9745 `Deprecation` and RFC 8594 `Sunset`, as a vendor announces a model going away."""
+    return {"Deprecation": "@1790726400", "Sunset": "Thu, 29 Oct 2026 00:00:00 GMT"} if fault == "deprecated" else {}
+
+
 def _google_error(code: int, status: str, message: str) -> web.Response:
     return web.json_response({"error": {"code": code, "message": message, "status": status}}, status=code)
 
@@ -919,7 +1042,7 @@ def _dashscope_error(status: int, code: str, message: str) -> web.Response:
 
 
 def _openai_size_problem(size: str) -> str | None:
-    """gpt-image-2's documented size rules (auto, or WxH: edges ÷16, ratio ≤ 3:1, 655,360-8,294,400 px, ≤ 3840x2160)."""
+    """gpt-image-2's size rules (auto, or WxH: edges ÷16, ratio ≤ 3:1, 655,360-8,294,400 px, edges ≤ 3840)."""
     if size == "auto":
         return None
     match = re.fullmatch(r"(\d+)x(\d+)", size)
@@ -932,8 +1055,8 @@ def _openai_size_problem(size: str) -> str | None:
         return "the ratio of the long to the short edge must be at most 3:1"
     if not 655_360 <= width * height <= 8_294_400:
         return "the total pixels must be between 655,360 and 8,294,400"
-    if max(width, height) > 3840 or min(width, height) > 2160:
-        return "at most 3840x2160"
+    if max(width, height) > 3840:
+        return "each edge at most 3840"
     return None
 
 

@@ -6,17 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import needs_faces
+from conftest import FAST, needs_faces
 from pets import DOG, chelsea, pet_models, photo, variants  # noqa: F401  (pet_models is a fixture)
 from PIL import Image
 
-from identity.remote.http import Policy
-from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=5)
 
 
 @pytest.fixture(scope="module")
@@ -30,11 +26,9 @@ def cat(pet_models, tmp_path_factory):
     return train(photos_from_paths([folder]), "Chelsea", engine, kind="cat", registry=JobRegistry()).profile
 
 
-@pytest.fixture
-def keys(fake, tmp_path, pet_models, monkeypatch):
+@pytest.fixture(autouse=True)
+def pet_engine_for_verification(pet_models, monkeypatch):
     monkeypatch.setenv("IDENTITY_MODELS_DIR", str(pet_models))  # where verification finds the pet engine
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def sent_images(fake) -> int:

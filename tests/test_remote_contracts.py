@@ -11,13 +11,12 @@ import re
 
 import httpx
 import pytest
-from conftest import T1
+from conftest import FAST, T1
 from fake_providers import KEYS, PHOTA
 
 from identity.images import load_image
 from identity.remote.call import Call
-from identity.remote.http import Policy, Transport
-from identity.remote.keys import KeyStore
+from identity.remote.http import Transport
 from identity.remote.models import base_model
 from identity.remote.providers import PROVIDERS
 from identity.remote.sizes import fit, ratio_of
@@ -25,15 +24,8 @@ from identity.remote.sizes import fit, ratio_of
 openai = pytest.importorskip("openai", reason="the OpenAI SDK is a test dependency (requirements-test.txt)")
 genai = pytest.importorskip("google.genai", reason="google-genai is a test dependency (requirements-test.txt)")
 dashscope = pytest.importorskip("dashscope", reason="dashscope is a test dependency (requirements-test.txt)")
+reve = pytest.importorskip("reve", reason="reve (Reve's own SDK) is a test dependency (requirements-test.txt)")
 from google.genai import types as genai_types  # noqa: E402
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=20)
-
-
-@pytest.fixture
-def keys(fake, tmp_path):
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +63,25 @@ def edit_call(model: str, inputs: list[bytes], resolution="1K", aspect_ratio="3:
     )
 
 
-def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
-    sent = ours(fake, keys, "openai", edit_call("gpt-image-2", [photo, photo], "2K", "16:9", "medium", 2))
+@pytest.mark.parametrize(
+    "model,resolution,ratio,quality",
+    [
+        ("gpt-image-2", "2K", "16:9", "medium"),
+        ("gpt-image-2", "4K", "1:1", "high"),
+        ("gpt-image-2.5-sunburst", "2K", "3:2", "xhigh"),
+        ("gpt-image-2.5-flare", "4K", "16:9", "max"),
+    ],
+)
+def test_openai_edit_matches_the_openai_sdk(fake, keys, photo, model, resolution, ratio, quality):
+    sent = ours(fake, keys, "openai", edit_call(model, [photo, photo], resolution, ratio, quality, 2))
     sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
     fake.reset()
     answer = sdk.images.edit(
-        model="gpt-image-2",
+        model=base_model(model).api_model,
         prompt=sent.form["prompt"],
         n=2,
         size=sent.form["size"],
-        quality="medium",
+        quality=quality,
         output_format="png",
         image=[(f[1], f[3], f[2]) for f in sent.files],
     )
@@ -91,6 +92,16 @@ def test_openai_edit_matches_the_openai_sdk(fake, keys, photo):
     assert [f[:3] for f in sent.files] == [f[:3] for f in oracle.files] and {f[0] for f in sent.files} == {"image[]"}
     assert [f[3] for f in sent.files] == [f[3] for f in oracle.files]
     assert isinstance(answer, openai.types.ImagesResponse) and len(answer.data) == 2 and answer.usage.output_tokens
+    width, height = (int(v) for v in sent.form["size"].split("x"))
+    if (resolution, ratio) == ("4K", "1:1"):
+        assert width * height >= 7_500_000 and (width, height) == (2880, 2880), "4K 1:1 is 8.3 MP, no 2160 cap"
+
+
+def test_the_openai_fake_refuses_xhigh_on_gpt_image_2_as_the_sdk_documents(fake):
+    sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
+    fake.reset()
+    with pytest.raises(openai.BadRequestError, match="quality"):
+        sdk.images.generate(model="gpt-image-2", prompt="a cat", size="1024x1024", quality="xhigh")
 
 
 def test_openai_generation_and_errors_parse_with_the_sdk(fake, keys):
@@ -124,8 +135,9 @@ def test_openai_generation_and_errors_parse_with_the_sdk(fake, keys):
         sdk.images.generate(**{**sent.json, "size": "1024x576"})  # what the old client asked for at 1K 16:9
 
 
-def test_gemini_matches_google_genai(fake, keys, photo):
-    sent = ours(fake, keys, "gemini", edit_call("nb2", [photo], "2K", "16:9"))
+@pytest.mark.parametrize("model,resolution", [("nb2", "2K"), ("nano-banana-pro", "4K"), ("nb2-lite", "1K")])
+def test_gemini_matches_google_genai(fake, keys, photo, model, resolution):
+    sent = ours(fake, keys, "gemini", edit_call(model, [photo], resolution, "16:9"))
     parts = sent.json["contents"][0]["parts"]
     sdk = genai.Client(
         api_key=KEYS["gemini"], http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta")
@@ -138,30 +150,50 @@ def test_gemini_matches_google_genai(fake, keys, photo):
         )
         for p in parts
     ]
+    level = base_model(model).options.get("thinking_level")
     config = genai_types.GenerateContentConfig(
         response_modalities=["IMAGE"],
-        image_config=genai_types.ImageConfig(image_size="2K", aspect_ratio="16:9"),
-        thinking_config=genai_types.ThinkingConfig(thinking_level="MINIMAL"),
+        image_config=genai_types.ImageConfig(image_size=resolution, aspect_ratio="16:9"),
+        thinking_config=genai_types.ThinkingConfig(thinking_level=level) if level else None,
     )
     fake.reset()
     answer = sdk.models.generate_content(
-        model=base_model("nb2").api_model, contents=[genai_types.Content(role="user", parts=sdk_parts)], config=config
+        model=base_model(model).api_model, contents=[genai_types.Content(role="user", parts=sdk_parts)], config=config
     )
     oracle = fake.posts("gemini")[0]
-    assert sent.path == oracle.path == "/v1beta/models/gemini-3.1-flash-image:generateContent"
+    assert sent.path == oracle.path == f"/v1beta/models/{base_model(model).api_model}:generateContent"
     assert sent.headers["x-goog-api-key"] == oracle.headers["x-goog-api-key"] and "authorization" not in sent.headers
     assert _decoded(sent.json) == _decoded(oracle.json), "the same JSON, base64 alphabets aside"
     assert isinstance(answer, genai_types.GenerateContentResponse)
     assert answer.candidates[0].content.parts[0].inline_data.data[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_the_retired_gemini_id_is_refused_as_google_refuses_it(fake, keys):
+@pytest.mark.parametrize("retired", ["gemini-3.1-flash-image-preview", "gemini-3.1-flash-image"])
+def test_the_retired_gemini_ids_are_refused_as_google_refuses_them(fake, keys, retired):
     sdk = genai.Client(
         api_key=KEYS["gemini"], http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta")
     )
     with pytest.raises(genai.errors.ClientError) as refused:
-        sdk.models.generate_content(model="gemini-3.1-flash-image-preview", contents="a cat")
+        sdk.models.generate_content(model=retired, contents="a cat")
     assert refused.value.code == 404 and refused.value.status == "NOT_FOUND"
+    assert retired not in {m.name.removeprefix("models/") for m in sdk.models.list()}, "nor listed"
+
+
+def test_the_models_listings_parse_with_the_sdks_and_match_what_the_check_reads(fake, keys):
+    from identity.remote.providers import gemini as ours_gemini
+    from identity.remote.providers import openai as ours_openai
+
+    async def served(module, provider):
+        async with httpx.AsyncClient() as client:
+            return await module.served(Transport(provider, client, FAST), keys.credentials(provider))
+
+    google = genai.Client(
+        api_key=KEYS["gemini"], http_options=genai_types.HttpOptions(base_url=fake.urls["gemini"], api_version="v1beta")
+    )
+    listed = {m.name.removeprefix("models/") for m in google.models.list(config={"page_size": 1000})}
+    assert asyncio.run(served(ours_gemini, "gemini")) == listed == fake.listed["gemini"], "every page read"
+    sdk = openai.OpenAI(api_key=KEYS["openai"], base_url=fake.urls["openai"] + "/v1", max_retries=0)
+    assert asyncio.run(served(ours_openai, "openai")) == {m.id for m in sdk.models.list()} == fake.listed["openai"]
 
 
 def _decoded(body):
@@ -177,8 +209,9 @@ def _decoded(body):
     return camel
 
 
-def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
-    call = edit_call("qwen-image-2", [photo], "1K", "4:3", outputs=2)
+@pytest.mark.parametrize("model,size", [("qwen-image-2", "1168*880"), ("qwen-image-3", "1168*880")])
+def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch, model, size):
+    call = edit_call(model, [photo], "1K", "4:3", outputs=2)
     call.seed = 7
     sent = ours(fake, keys, "dashscope", call)
     monkeypatch.setattr(dashscope, "base_http_api_url", fake.urls["dashscope"] + "/api/v1")
@@ -191,13 +224,54 @@ def test_dashscope_matches_the_dashscope_sdk(fake, keys, photo, monkeypatch):
     assert sent.path == oracle.path == "/api/v1/services/aigc/multimodal-generation/generation"
     assert sent.headers["authorization"] == oracle.headers["authorization"] == f"Bearer {KEYS['dashscope']}"
     assert sent.json == oracle.json
-    assert body["parameters"]["size"] == "1168*880" and body["parameters"]["n"] == 2
+    assert (
+        body["parameters"]["size"] == size
+        and body["parameters"]["n"] == 2
+        and body["model"] == base_model(model).api_model
+    )
     assert answer.status_code == 200 and len(answer.output.choices[0].message.content) == 2
     fake.reset(faults=["moderation_algo"])
     refused = dashscope.MultiModalConversation.call(
         api_key=KEYS["dashscope"], model=body["model"], messages=body["input"]["messages"], **body["parameters"]
     )
     assert refused.status_code == 400 and refused.code == "InternalError.Algo.DataInspectionFailed"
+
+
+@pytest.mark.parametrize("operation", ["generate", "edit"])
+def test_reve_v2_matches_reves_own_sdk(fake, keys, photo, operation):
+    from reve.v2.image import create
+    from reve.v2.types import ImageInput
+
+    call = edit_call("reve-v2", [photo], aspect_ratio="16:9")
+    if operation == "generate":
+        call.operation, call.inputs = "generate", []
+    sent = ours(fake, keys, "reve", call)
+    fake.reset()
+    client = reve.ReveClient(api_token=KEYS["reve"], api_url=fake.urls["reve"])
+    references = [ImageInput(data=base64.b64decode(r["data"])) for r in sent.json.get("references", [])]
+    answer = create(sent.json["prompt"], references=references or None, aspect_ratio="16:9", client=client)
+    oracle = fake.posts("reve")[0]
+    assert sent.path == oracle.path == "/v2/image/create"
+    assert sent.headers["authorization"] == oracle.headers["authorization"] == f"Bearer {KEYS['reve']}"
+    assert sent.json == oracle.json and answer.image_bytes[:8] == b"\x89PNG\r\n\x1a\n" and answer.request_id
+    assert ("references" in sent.json) == (operation == "edit")
+
+
+def test_reve_remix_matches_reves_own_sdk_and_its_answers_parse_as_images_with_headers(fake, keys, photo):
+    from reve.v1.image import remix
+
+    call = edit_call("reve", [photo, photo], aspect_ratio="3:2")  # two inputs: the remix endpoint
+    sent = ours(fake, keys, "reve", call)
+    fake.reset()
+    client = reve.ReveClient(api_token=KEYS["reve"], api_url=fake.urls["reve"])
+    images = [base64.b64decode(i) for i in sent.json["reference_images"]]
+    answer = remix(sent.json["prompt"], images, aspect_ratio="3:2", client=client)  # asks for image/png bytes
+    oracle = fake.posts("reve")[0]
+    assert sent.path == oracle.path == "/v1/image/remix" and sent.json == oracle.json
+    assert answer.request_id and answer.credits_used
+    fake.reset(faults=["moderation"])
+    with pytest.raises(reve.exceptions.ReveContentViolationError):
+        remix(sent.json["prompt"], images, client=client)
 
 
 @pytest.mark.parametrize(
@@ -303,11 +377,13 @@ def test_the_client_knows_exactly_the_profile_states_phota_documents():
     assert list(PROFILE_STATES) == documented
 
 
-@pytest.mark.parametrize("fault", [None, "moderation", "no_image", "inline_no_data", "error_string", "503"])
+@pytest.mark.parametrize(
+    "fault", [None, "moderation", "no_image", "inline_no_data", "error_string", "503", "thought", "deprecated"]
+)
 def test_every_gemini_answer_of_the_fake_parses_with_google_genai_types(fake, fault):
     fake.reset(faults=[fault] if fault else [])
     answer = httpx.post(
-        f"{fake.urls['gemini']}/v1beta/models/gemini-3.1-flash-image:generateContent",
+        f"{fake.urls['gemini']}/v1beta/models/{base_model('nb2').api_model}:generateContent",
         headers={"x-goog-api-key": KEYS["gemini"]},
         timeout=30,
         json={
@@ -316,7 +392,9 @@ def test_every_gemini_answer_of_the_fake_parses_with_google_genai_types(fake, fa
         },
     )
     if answer.status_code == 200:
-        genai_types.GenerateContentResponse.model_validate(answer.json())
+        parsed = genai_types.GenerateContentResponse.model_validate(answer.json())
+        thoughts = [p for p in parsed.candidates[0].content.parts if p.thought]
+        assert len(thoughts) == (fault == "thought"), "the SDK reads the draft as a thought part"
     elif fault != "error_string":  # a string `error` is the hostile case: the SDK cannot read it either
         with pytest.raises(genai.errors.APIError) as error:
             genai.errors.APIError.raise_for_response(answer)

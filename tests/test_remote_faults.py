@@ -6,7 +6,7 @@ import threading
 import time
 
 import pytest
-from conftest import face
+from conftest import FAST, face
 
 from identity.errors import Cancelled, ModerationRefused, ProviderError
 from identity.images import load_image
@@ -15,19 +15,13 @@ from identity.remote.keys import KeyStore
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, execute, plan, run
 
-# Read timeouts stay generous here (a loaded machine composes the fake's image slowly); the timeout tests are in
-# test_remote_resend.py and below, each with its own short limit.
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10, attempts=3)
 
-
-@pytest.fixture
-def keys(fake, tmp_path, monkeypatch, people):
-    fake.reset()
+@pytest.fixture(autouse=True)
+def obama_linked_on_phota(fake, keys, people, tmp_path):
+    """Short stalls, and Obama linked to a Phota profile in the test's user folder (the `keys` fixture's)."""
     fake.stall_seconds = 2.0
-    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))  # Phota links live in the user folder
     fake.phota_profiles["ph0bama"] = "READY"
     PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def request(people, model="nb2", operation="generate", **extra) -> RemoteRequest:
@@ -189,6 +183,24 @@ def test_dashscope_moderation_is_recognised_under_its_longer_codes(fake, keys, p
     with pytest.raises(ModerationRefused, match="InternalError.Algo.DataInspectionFailed"):
         run(request(people, "qwen-image-2"), keys, embedded, policy=FAST)
     assert len(fake.posts("dashscope")) == 1, "a refusal is not retried"
+
+
+@pytest.mark.parametrize("fault,status", [("bfl_error", "Error"), ("task_not_found", "Task not found")])
+def test_a_bfl_job_that_ends_in_error_names_the_status_and_the_request_id(fake, keys, people, embedded, fault, status):
+    fake.faults = [fault]
+    with pytest.raises(
+        ProviderError, match=rf"job ended with status '{status}' \(request id [0-9a-f]{{32}}\)"
+    ) as error:
+        run(request(people, "flux-2"), keys, embedded, policy=FAST)
+    assert error.value.request_id and len(fake.posts("bfl")) == 1, "ended, not re-sent (that would charge again)"
+    polls = [r for r in fake.received("bfl") if r.path.startswith("/v1/get_result")]
+    assert len(polls) == 4, "Pending, Reasoning, Generating were waited through; the fourth answer ended it"
+
+
+def test_gemini_thought_parts_are_drafts_not_the_answer(fake, keys, people, embedded):
+    fake.faults = ["thought"]  # a draft of a stranger comes first, marked thought: true
+    result = run(request(people), keys, embedded, policy=FAST)
+    assert result.report["outputs"][0]["passed"] and result.report["images_received"] == 1
 
 
 def test_a_bfl_poll_answer_without_status_fails_at_once(fake, keys, people, embedded):

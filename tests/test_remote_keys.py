@@ -6,6 +6,7 @@ import json
 import logging
 
 import pytest
+from conftest import FAST
 from fake_providers import KEYS
 
 from identity.errors import MissingKey, ProviderError
@@ -25,9 +26,21 @@ def test_a_missing_key_names_the_variable_and_the_file_before_any_call(fake, peo
             keys,
             embedded,
         )
-    with pytest.raises(MissingKey, match="GEMINI_API_KEY or GOOGLE_API_KEY"):
+    with pytest.raises(MissingKey, match="GOOGLE_API_KEY or GEMINI_API_KEY"):
         KeyStore(None, environ={}).credentials("gemini")
     assert fake.requests == []
+
+
+def test_google_api_key_wins_over_gemini_api_key_as_in_google_genai(monkeypatch):
+    genai_client = pytest.importorskip("google.genai._api_client", reason="google-genai is a test dependency")
+    both = {"GOOGLE_API_KEY": "google-key-0123456789", "GEMINI_API_KEY": "gemini-key-0123456789"}
+    for name, value in both.items():
+        monkeypatch.setenv(name, value)
+    assert (
+        KeyStore(None, environ=both).credentials("gemini").key
+        == genai_client.get_env_api_key()
+        == both["GOOGLE_API_KEY"]
+    )
 
 
 def test_environment_wins_over_the_file_and_base_urls_can_be_overridden(tmp_path):
@@ -84,7 +97,6 @@ MODELS = {
     "reve": "reve",
     "phota": "phota/nb2",
 }
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
 
 
 def fragments(key: str) -> list[str]:

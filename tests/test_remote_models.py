@@ -122,21 +122,13 @@ def test_phota_remix_and_enhance_are_offered_only_on_nb2_which_phota_pins_them_t
         assert set(base_model(name).operations) == {"generate", "edit"}, name
 
 
-def test_the_readme_table_matches_the_data():
+def test_the_readme_table_is_the_one_the_models_command_prints_from_the_data():
+    from identity.remote.catalog import markdown
+
     text = (ROOT / "README.md").read_text()
-    rows = {
-        m[1]: [c.strip() for c in m[2].split("|")]
-        for m in re.finditer(r"^\| `([^`]+)`[^|]*\|(.*)\|$", text, re.M)
-        for m in [m]
-        if m[1] in BASE_MODELS
-    }
-    for name in ("nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"):
-        model = BASE_MODELS[name]
-        provider, resolutions, images, outputs = rows[name][:4]
-        if model.api_model:
-            assert f"`{model.api_model}`" in provider, (name, provider)
-        assert resolutions == ", ".join(model.resolutions), name
-        assert (int(images), int(outputs)) == (model.max_input_images, model.max_outputs_per_request), name
+    shown = text.split("<!-- models table:", 1)[1].split("\n", 1)[1].split("\n<!-- end of models table -->", 1)[0]
+    assert shown == markdown(BASE_MODELS), "README's table is stale: paste the output of `python -m identity models`"
+    assert "`gemini-nano-banana-2.1`" in shown and "`gemini-3.1-flash-image`" not in shown
 
 
 # ----- user overrides --------------------------------------------------------------------------------------------

@@ -8,21 +8,11 @@ import json
 
 import numpy as np
 import pytest
+from conftest import FAST
 
 from identity.cli import main
 from identity.errors import InvalidRequest
-from identity.remote.http import Policy
-from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=10)
-
-
-@pytest.fixture
-def keys(fake, tmp_path, monkeypatch):
-    fake.reset()
-    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 @pytest.fixture

@@ -4,25 +4,23 @@ connection dropped once the request was sent, no re-send unless the provider doc
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
-from conftest import face, needs_faces
+from conftest import FAST, face, needs_faces
 
 from identity.errors import ProviderError
 from identity.images import load_image
 from identity.remote.http import MayHaveBeenCharged, Policy, Transport
-from identity.remote.keys import KeyStore
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, run
 
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=1.0, attempts=3)
+SHORT = replace(FAST, read_timeout=1.0)  # a stalled answer (2 s) outlasts the read timeout
 
 
-@pytest.fixture
-def keys(fake, tmp_path, monkeypatch):
-    fake.reset()
+@pytest.fixture(autouse=True)
+def stalls_outlast_the_read_timeout(fake, keys):
     fake.stall_seconds = 2.0
-    monkeypatch.setenv("IDENTITY_USER_DIR", str(tmp_path))
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def test_generation_timeouts_follow_each_providers_documented_latency():
@@ -48,7 +46,7 @@ def test_a_paid_call_without_an_answer_is_not_sent_again(fake, keys, people, emb
     with pytest.raises(
         MayHaveBeenCharged, match=r"may have been charged, so it was not sent again \(request id [0-9a-f]{32}\)"
     ):
-        run(request, keys, embedded, policy=FAST)
+        run(request, keys, embedded, policy=SHORT)
     provider = {"nb2": "gemini", "gpt-image-2": "openai", "flux-2": "bfl"}[model]
     assert len(fake.posts(provider)) == 1, "one paid request, whatever happened to its answer"
 
@@ -79,7 +77,7 @@ def test_phota_is_re_sent_with_its_idempotency_key_and_charges_once(fake, keys, 
         prompt="[[barack-obama]] with a hat",
         inputs=[load_image(face("obama/obama1.jpg"))],
     )
-    result = run(request, keys, embedded, policy=FAST)
+    result = run(request, keys, embedded, policy=SHORT)
     submits = fake.posts("phota")
     assert len(submits) == 2 and submits[0].json["client_request_id"] == submits[1].json["client_request_id"]
     assert fake.charged == 1, "the re-send returned the original job"

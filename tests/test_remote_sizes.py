@@ -11,26 +11,17 @@ import io
 import httpx
 import numpy as np
 import pytest
-from conftest import T1, face, needs_faces
+from conftest import FAST, T1, face, needs_faces
 from PIL import Image
 
 from identity.images import encode_png
 from identity.remote.call import Call
-from identity.remote.http import Policy, Transport
-from identity.remote.keys import KeyStore
+from identity.remote.http import Transport
 from identity.remote.models import base_model
 from identity.remote.providers import PROVIDERS
 from identity.remote.runner import RemoteRequest, run
 from identity.remote.sizes import ratio_of
 from identity.scoring import score_images
-
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=30)
-
-
-@pytest.fixture
-def keys(fake, tmp_path):
-    fake.reset()
-    return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
 def send(fake, keys, model: str, resolution: str, aspect_ratio: str, inputs: list[np.ndarray] = ()):
@@ -62,10 +53,14 @@ def send(fake, keys, model: str, resolution: str, aspect_ratio: str, inputs: lis
 
 @pytest.mark.parametrize("resolution", ["1K", "2K"])
 @pytest.mark.parametrize("aspect_ratio", ["auto", "1:1", "16:9", "9:16", "21:9", "4:5"])
-def test_flux_2_sizes_are_within_bfls_bounds(fake, keys, resolution, aspect_ratio):
-    sent = send(fake, keys, "flux-2", resolution, aspect_ratio).json  # the fake answers 422 outside them
+@pytest.mark.parametrize("model", ["flux-2", "flux-2-max"])
+def test_flux_2_sizes_are_within_bfls_bounds(fake, keys, model, resolution, aspect_ratio):
+    sent = send(fake, keys, model, resolution, aspect_ratio).json  # the fake answers 422 outside them
     width, height = sent["width"], sent["height"]
     assert width >= 64 and height >= 64 and width % 16 == 0 and height % 16 == 0 and width * height <= 4_000_000
+    assert max(width, height) <= 2048, "each side at most 2048, as ComfyUI's FLUX.2 nodes take"
+    if resolution == "2K" and aspect_ratio == "16:9":
+        assert (width, height) == (2048, 1152), "as large as the bounds allow (was 2656x1488)"
     if aspect_ratio != "auto":
         w, h = (int(v) for v in aspect_ratio.split(":"))
         assert abs(width / height - w / h) < 0.05
@@ -77,7 +72,17 @@ def test_gpt_image_2_sizes_are_within_openais_bounds(fake, keys, resolution, asp
     size = send(fake, keys, "gpt-image-2", resolution, aspect_ratio).json["size"]  # the fake answers 400 outside
     if size != "auto":
         width, height = (int(v) for v in size.split("x"))
-        assert 655_360 <= width * height <= 8_294_400
+        assert 655_360 <= width * height <= 8_294_400 and max(width, height) <= 3840
+        if resolution == "4K":
+            assert width * height >= 7_500_000, f"4K asks about 8.3 MP, not {width}x{height} (the old 2160 cap)"
+
+
+@pytest.mark.parametrize("resolution", ["1K", "2K"])
+@pytest.mark.parametrize("aspect_ratio", ["1:1", "16:9", "9:16", "3:4"])
+def test_qwen_image_3_sizes_are_within_dashscopes_bounds(fake, keys, resolution, aspect_ratio):
+    size = send(fake, keys, "qwen-image-3", resolution, aspect_ratio).json["parameters"]["size"]  # 400 outside
+    width, height = (int(v) for v in size.split("*"))
+    assert 512 * 512 <= width * height <= 2560 * 2560
 
 
 def test_auto_follows_the_input_photo_at_the_chosen_resolution(fake, keys):
@@ -99,8 +104,10 @@ def test_auto_follows_the_input_photo_at_the_chosen_resolution(fake, keys):
         else:
             width, height = body["width"], body["height"]
         assert abs(width / height - 1.5) < 0.05, f"{model}: {width}x{height} is not the photo's 3:2"
-        if model != "qwen-image-2":
+        if model == "gpt-image-2":
             assert width * height > 3_000_000, f"{model}: 2K asked, {width}x{height} sent"
+        if model == "flux-2":
+            assert max(width, height) == 2048, f"{model}: 2K asked, as large as 2048 per side allows"
 
 
 @needs_faces

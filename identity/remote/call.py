@@ -10,16 +10,17 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 from dataclasses import dataclass, field
 
 import httpx
 
-from ..errors import ModerationRefused, ProviderError
+from ..errors import ModelMoved, ModerationRefused, ProviderError
 from ..profile import Profile
 from ..prompt import compile_prompt, numbered
 from .http import Transport
 from .keys import KEY_VARIABLES, Credentials, excerpt
-from .models import BaseModel
+from .models import BaseModel, overrides_file
 
 _INTROS = {
     "generate": "",
@@ -55,6 +56,7 @@ class Generated:
     request_id: str | None = None
     cost_usd: float | None = None  # what the provider reported, in USD, when it does
     provider_cost: dict | None = None  # what the provider reported in its own units
+    notice: str | None = None  # the provider says this model is deprecated (a sentence naming the fix)
 
 
 @dataclass
@@ -182,19 +184,58 @@ async def download(
     return image.content
 
 
+#: What vendors answer when a model id is unknown or retired (Gemini "models/x is not found", OpenAI "does not
+#: exist" / model_not_found, DashScope "Model not exist", and the words of deprecation notices).
+_GONE = re.compile(
+    r"not.found|does not exist|not exist|no longer|deprecat|retired|shut.?down|decommission|unknown model|sunset",
+    re.IGNORECASE,
+)
+
+
+def moved_fix(model: BaseModel) -> str:
+    """The fix for a model the vendor moved: the override that names its new id."""
+    example = json.dumps({"models": {model.name: {"api_model": "<the new id>"}}})
+    return (
+        f"set the id the vendor serves now in {overrides_file()} ({example}) or pick another base model; "
+        "`python -m identity models --check` lists the ids each vendor still serves"
+    )
+
+
+def deprecation(response: httpx.Response, call: Call) -> str | None:
+    """A sentence for a successful answer that says, in its headers, that the model is deprecated (`Deprecation`,
+    `Sunset`, RFC 9745 / RFC 8594), or None."""
+    when = response.headers.get("sunset") or response.headers.get("deprecation")
+    if not when or not call.model.api_model:
+        return None
+    return (
+        f"{call.model.provider} says model {call.model.api_model!r} "
+        f"({call.model.name}) is deprecated (until {when}); {moved_fix(call.model)}"
+    )
+
+
 def fail(
     response: httpx.Response,
     credentials: Credentials,
     detail: str = "",
     request_id: str | None = None,
     moderation: bool = False,
+    model: BaseModel | None = None,
 ) -> ProviderError:
-    """The error for a provider's error answer, phrased for the user and with the key blanked out."""
+    """The error for a provider's error answer, phrased for the user and with the key blanked out. With `model`
+    (the answer to the paid call itself), an answer that the model is unknown or retired says so, with the fix."""
     provider, status = credentials.provider, response.status_code
     detail = excerpt(detail or response.text)  # scrubbed of every key in use, before it is cut
     if moderation:
         return ModerationRefused(
             f"{provider} refused the request on content grounds: {detail}", provider, status, request_id
+        )
+    if model is not None and model.api_model and _moved(response, detail):
+        return ModelMoved(
+            f"{provider} no longer serves model {model.api_model!r} for {model.name} (HTTP {status}: {detail}); "
+            f"{moved_fix(model)}",
+            provider,
+            status,
+            request_id,
         )
     if status in (401, 403):
         text = f"{provider} rejected the API key (HTTP {status}); check {' / '.join(KEY_VARIABLES[provider])}"
@@ -212,3 +253,14 @@ def fail(
     else:
         text = f"{provider} rejected the request (HTTP {status})"
     return ProviderError(f"{text}: {detail}" if detail else text, provider, status, request_id)
+
+
+def _moved(response: httpx.Response, detail: str) -> bool:
+    """A 404/410 to the model's own call, or a 400 whose text says the model is unknown or retired; or any refusal
+    that carries a deprecation header."""
+    status = response.status_code
+    if status in (404, 410) or (
+        400 <= status < 500 and ("sunset" in response.headers or "deprecation" in response.headers)
+    ):
+        return True
+    return status == 400 and "model" in detail.lower() and bool(_GONE.search(detail))

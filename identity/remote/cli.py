@@ -1,4 +1,4 @@
-"""`python -m identity generate|edit|phota-link`: closed models from scripts and CI, without ComfyUI.
+"""`python -m identity generate|edit|phota-link|models`: closed models from scripts and CI, without ComfyUI.
 
 Keys and base URLs as for the nodes: `…_API_KEY` and `IDENTITY_<PROVIDER>_BASE_URL` in the environment, or the
 keys file (`user/identity_layer/keys.json`, or `--keys-file`). Exit 0 when outputs were saved; otherwise one
@@ -43,6 +43,15 @@ def register(command) -> None:
     sub.add_argument("profile", help="local profile id or name")
     sub.add_argument("phota_id", nargs="?", help="the id POST /v1/phota/profiles/add returned (omit with --unlink)")
     sub.add_argument("--unlink", action="store_true", help="remove the link")
+    sub.add_argument("--keys-file", type=Path, default=None, help=f"default: {user_folder() / 'keys.json'}")
+    sub = command(
+        "models",
+        _models,
+        "Show the closed models (vendor id, limits, price, source); --check asks each vendor that lists its "
+        "models which ids it still serves (no paid call; exit 1 if one is not).",
+        store=False,
+    )
+    sub.add_argument("--check", action="store_true", help="ask the vendors' models listings (needs the keys)")
     sub.add_argument("--keys-file", type=Path, default=None, help=f"default: {user_folder() / 'keys.json'}")
 
 
@@ -110,6 +119,8 @@ def _run(args, operation: str, inputs: list) -> int:
         path = out / f"{operation}_{rank}.png"
         Image.fromarray(image).save(path)
         saved.append(str(path))
+    for notice in result.report["notices"]:
+        print(f"warning: {notice}", file=sys.stderr)
     if args.json:
         print(json.dumps({**result.report, "saved": saved}, indent=2, ensure_ascii=False))
     else:
@@ -142,6 +153,20 @@ def _phota_link(args) -> int:
             file=sys.stderr,
         )
     return 0
+
+
+def _models(args) -> int:
+    from . import catalog
+    from .models import registry  # with the user's overrides: what a request would call
+
+    models = registry()
+    if not args.check:
+        print(catalog.markdown(models))
+        return 0
+    results = catalog.check({n: m for n, m in models.items() if m.provider != "phota"}, _keys(args))
+    for result in results:
+        print(result.line())
+    return 1 if any(r.served is False for r in results) else 0
 
 
 def _keys(args) -> KeyStore:

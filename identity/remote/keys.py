@@ -18,7 +18,7 @@ from ..errors import MissingKey
 from .user_files import expect, read_json
 
 KEY_VARIABLES = {
-    "gemini": ("GEMINI_API_KEY", "GOOGLE_API_KEY"),
+    "gemini": ("GOOGLE_API_KEY", "GEMINI_API_KEY"),  # google-genai's order: GOOGLE_API_KEY wins when both are set
     "openai": ("OPENAI_API_KEY",),
     "dashscope": ("DASHSCOPE_API_KEY",),
     "bfl": ("BFL_API_KEY",),

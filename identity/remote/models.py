@@ -35,6 +35,7 @@ class ProviderFacts:
     timeouts: dict  # seconds: connect, generate (the paid request), poll, download, job (an async job's budget)
     idempotency_key: str | None  # the request field that makes a re-sent submit safe, where documented
     inputs: dict  # max_side, min_side, max_pixels, max_image_bytes, max_request_bytes
+    listing: str | None = None  # the documented path that lists the model ids a key may call, where there is one
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,8 @@ class BaseModel:
     api_model: str = ""  # the provider's own model id, where the request names one
     via: str = ""  # for Phota: the base model Phota routes to
     pixels: dict = field(default_factory=dict)  # output size rules: min/max_pixels, multiple, min_side …
+    options: dict = field(default_factory=dict)  # provider-specific request settings (e.g. Gemini's thinking level)
+    sources: dict = field(default_factory=dict)  # fact -> {url, checked, note}: where each fact was checked, and when
 
     def validate(self, operation: str, resolution: str, aspect_ratio: str, quality: str, outputs: int) -> str:
         """Refuse what this model cannot take; returns the resolution the request will run at."""
@@ -68,8 +71,9 @@ class BaseModel:
         if self.qualities:
             _check(quality, self.qualities, f"{self.name} does not offer quality {quality!r}", "qualities")
         elif quality not in ("", "auto"):
+            offering = ", ".join(m.name for m in _BUNDLED.values() if m.qualities and m.provider != "phota")
             raise InvalidRequest(
-                f"quality applies only to gpt-image-2; {self.name} takes quality 'auto' (got {quality!r})"
+                f"quality applies only to {offering}; {self.name} takes quality 'auto' (got {quality!r})"
             )
         if not 1 <= outputs <= 4:
             raise InvalidRequest(f"num_output_images must be 1 to 4 (got {outputs})")
@@ -78,12 +82,16 @@ class BaseModel:
     def estimated_cost(
         self, resolution: str, images: int, operation: str = "generate", input_pixels: int = 0
     ) -> float | None:
-        """List price of `images` outputs (USD), or None where it is metered (tokens) or not known."""
+        """List price of `images` outputs (USD), or None where it is metered (tokens) or not known. Where the
+        price depends on the endpoint the provider module picks (Reve), the dearest is assumed here and the module
+        reports what its call cost."""
         kind, usd = self.prices.get("kind"), self.prices.get("usd") or {}
         if kind == "per_image" and resolution in usd:
             return round(usd[resolution] * images, 4)
         if kind == "per_operation" and operation in usd:
             return round(usd[operation] * images, 4)
+        if kind == "per_endpoint" and usd:
+            return round(max(usd.values()) * images, 4)
         if kind == "per_megapixel":
             out_mp = min(_SIDE[resolution] ** 2, self.pixels.get("max_pixels", 10**9)) / 1e6
             one = usd["first_mp"] + usd["extra_mp"] * max(0.0, out_mp - 1) + usd["input_mp"] * input_pixels / 1e6
@@ -119,11 +127,14 @@ def _model(name: str, entry: dict) -> BaseModel:
         dict(entry.get("pinned", {})),
         entry.get("api_model", ""),
         pixels=dict(entry.get("pixels", {})),
+        options=dict(entry.get("options", {})),
+        sources=dict(entry.get("sources", {})),
     )
 
 
 def _phota(models: dict[str, BaseModel], phota: dict) -> list[BaseModel]:
-    """Phota routes to a base model itself; its limits are Phota's. Its /enhance and /remix run on nb2 only."""
+    """Phota routes to a base model itself (one of its five names); its limits are Phota's. Its /enhance and
+    /remix run on nb2 only."""
     pinned_to = phota["pinned_base_model"]
     return [
         BaseModel(
@@ -138,14 +149,15 @@ def _phota(models: dict[str, BaseModel], phota: dict) -> list[BaseModel]:
             m.qualities,
             dict(phota["pinned"]),
             via=m.name,
+            sources=dict(phota["sources"]),
         )
-        for m in models.values()
+        for m in (models[name] for name in phota["base_models"])
     ]
 
 
 def provider_facts(provider: str) -> ProviderFacts:
     entry = _facts()["providers"][provider]
-    return ProviderFacts(entry["timeouts_s"], entry["idempotency_key"], entry["inputs"])
+    return ProviderFacts(entry["timeouts_s"], entry["idempotency_key"], entry["inputs"], entry.get("listing"))
 
 
 # ----- user overrides ---------------------------------------------------------------------------------------
@@ -209,7 +221,11 @@ def apply_overrides(models: dict[str, BaseModel], path: Path) -> dict[str, BaseM
                 raise bad(
                     "api_model must be the provider's model id (letters, digits, '.', '_', ':', '-')", "api_model"
                 )
-            base = replace(base, api_model=entry["api_model"])
+            base = replace(
+                base,
+                api_model=entry["api_model"],
+                sources={**base.sources, "api_model": {"note": f"your override in {path}"}},
+            )
         if "prices" in entry:
             base = replace(base, prices=_prices(base, entry["prices"], lambda p: bad(p, "prices")))
         result[name] = base

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import math
 import time
 import uuid
@@ -35,6 +36,8 @@ from .models import BaseModel, base_model, provider_facts
 from .phota_links import PhotaLinks, check_phota_id, default_links
 from .providers import PROVIDERS
 from .verify import Check, check_outputs, input_poses
+
+log = logging.getLogger(__name__)
 
 #: Input images each operation takes (min, max).
 INPUTS = {"generate": (0, 0), "edit": (1, 10), "enhance": (1, 1), "remix": (2, 2)}
@@ -212,6 +215,7 @@ class Execution:
         self.cost = 0.0
         self.cost_estimated = False
         self.provider_cost: list[dict] = []
+        self.notices: list[str] = []  # the provider says the model is deprecated: each once, with the fix
         self.started = time.monotonic()
         self.status = "starting"
         self.stopped: BaseException | None = None  # the one record of a stop: every call checks it
@@ -328,6 +332,9 @@ class Execution:
             ) from None
 
     def _spend(self, item: Generated) -> None:
+        if item.notice and item.notice not in self.notices:
+            self.notices.append(item.notice)
+            log.warning("%s", item.notice)
         if item.provider_cost:
             self.provider_cost.append(item.provider_cost)
         if item.cost_usd is not None:
@@ -390,6 +397,7 @@ class Execution:
             "cost_usd": round(self.cost, 4),
             "cost_estimated": self.cost_estimated,
             "provider_cost": self.provider_cost,
+            "notices": self.notices,
             "elapsed_s": round(time.monotonic() - self.started, 2),
         }
 

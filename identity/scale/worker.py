@@ -14,7 +14,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 
-from ..digests import sha256
 from ..errors import IdentityError, ImageError
 from ..faces import load_engine
 from ..faces.engine import DETECT_WORKERS

@@ -1,21 +1,23 @@
 """Black Forest Labs API (flux-2): submit, then poll the returned `polling_url` until the job is Ready.
 
 Input images are `input_image`, `input_image_2` … `input_image_8` (base64). Width and height are at least
-64, multiples of 16 and at most about 4 MP. Moderation arrives as a job status (`Request Moderated`,
-`Content Moderated`). The result `sample` is a URL valid for minutes, downloaded at once. The key is sent only
+64, multiples of 16, at most 2048 each and about 4 MP in all. A job reports its progress in its status: `Ready`
+ends it, as do moderation (`Request Moderated`, `Content Moderated`) and failure (`Error`, `Task not found`);
+every other status (`Pending`, `Reasoning`, `Generating`, and whatever BFL adds) means it is still running, as
+ComfyUI's own BFL client reads them. The result `sample` is a URL valid for minutes, downloaded at once. The key is sent only
 to the configured host and BFL's own hosts (the polling URL may be regional), and never across a redirect.
 """
 
 from __future__ import annotations
 
-from ..call import Call, Generated, b64, body, download, fail, layout, member, message
+from ..call import Call, Generated, b64, body, deprecation, download, fail, layout, member, message
 from ..http import Transport
 from ..keys import Credentials
 from ..sizes import dimensions
 
+READY = "Ready"
 MODERATED = {"Request Moderated", "Content Moderated"}
 FAILED = {"Error", "Task not found", "Failed"}
-PENDING = {"Pending", "Queued", "Processing"}
 
 
 def _key_for(url: str, credentials: Credentials) -> dict:
@@ -36,7 +38,7 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     )
     data = body(response, credentials)
     if response.status_code != 200:
-        raise fail(response, credentials, message(data.get("detail")))
+        raise fail(response, credentials, message(data.get("detail")), model=call.model)
     job_id = member(data, "id", kind=str) or None
     polling_url = member(data, "polling_url", kind=str)
     if not polling_url:
@@ -47,20 +49,15 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
         status = member(result, "status", kind=str)
         if answer.status_code != 200:
             raise fail(answer, credentials, message(result.get("detail")), job_id)
-        if status == "Ready":
+        if not status:
+            raise fail(answer, credentials, "the job's answer has no status, which BFL does not document", job_id)
+        if status == READY:
             return result
         if status in MODERATED:
-            raise fail(answer, credentials, f"job {status.lower()}", job_id, moderation=True)
+            raise fail(answer, credentials, f"job {status.lower()} (request id {job_id})", job_id, moderation=True)
         if status in FAILED:
-            raise fail(answer, credentials, f"job ended with status {status!r}", job_id)
-        if status in PENDING:
-            return None
-        raise fail(
-            answer,
-            credentials,
-            f"the job's answer has {'status ' + repr(status) if status else 'no status'}, which BFL does not document",
-            job_id,
-        )
+            raise fail(answer, credentials, f"job ended with status {status!r} (request id {job_id})", job_id)
+        return None  # still running: Pending, Reasoning, Generating …
 
     result = await transport.poll(polling_url, check, headers=_key_for(polling_url, credentials))
     sample = member(result, "result", "sample", kind=str)
@@ -68,4 +65,4 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
         raise fail(response, credentials, "the finished job has no result sample", job_id)
     image = await download(transport, sample, credentials, job_id, _key_for(sample, credentials))
     reported = {k: data[k] for k in ("cost", "input_mp", "output_mp") if isinstance(data.get(k), (int, float))}
-    return [Generated(image, job_id, None, reported or None)]
+    return [Generated(image, job_id, None, reported or None, deprecation(response, call))]

@@ -7,7 +7,7 @@ which are downloaded at once. Moderation arrives as `DataInspectionFailed` or a 
 
 from __future__ import annotations
 
-from ..call import Call, Generated, body, data_url, download, fail, layout, member
+from ..call import Call, Generated, body, data_url, deprecation, download, fail, layout, member
 from ..http import Transport
 from ..keys import Credentials
 from ..sizes import dimensions
@@ -57,6 +57,7 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
             f"{code} {member(data, 'message', kind=str)}".strip(),
             request_id,
             moderation=moderated(code),
+            model=call.model,
         )
     urls = [
         member(item, "image", kind=str)
@@ -66,4 +67,7 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     urls = [url for url in urls if url]
     if not urls:
         raise fail(response, credentials, "the answer holds no image URLs", request_id)
-    return [Generated(await download(transport, url, credentials, request_id), request_id) for url in urls]
+    notice = deprecation(response, call)
+    return [
+        Generated(await download(transport, url, credentials, request_id), request_id, notice=notice) for url in urls
+    ]

@@ -6,7 +6,7 @@ from one call (`n`). The charge is token-metered; `usage` gives the tokens.
 
 from __future__ import annotations
 
-from ..call import Call, Generated, body, decode_b64, fail, layout, member, message, mime
+from ..call import Call, Generated, body, decode_b64, deprecation, fail, layout, member, message, mime
 from ..http import Transport
 from ..keys import Credentials
 from ..sizes import dimensions
@@ -21,13 +21,21 @@ def size(call: Call) -> str:
 
 
 def cost(usage: dict, prices: dict) -> float | None:
+    """USD for the tokens `usage` reports: input text and images, output images and (where the answer details
+    them) output text, each at its own rate."""
     if not usage:
         return None
     rates, details = prices["usd_per_million"], member(usage, "input_tokens_details")
     image_in = _count(details, "image_tokens")
     text_in = _count(details, "text_tokens", _count(usage, "input_tokens") - image_in)
+    out = member(usage, "output_tokens_details")
+    text_out = _count(out, "text_tokens")
+    image_out = _count(out, "image_tokens", _count(usage, "output_tokens") - text_out)
     total = (
-        text_in * rates["text_in"] + image_in * rates["image_in"] + _count(usage, "output_tokens") * rates["image_out"]
+        text_in * rates["text_in"]
+        + image_in * rates["image_in"]
+        + image_out * rates["image_out"]
+        + text_out * rates.get("text_out", rates["image_out"])
     )
     return round(total / 1_000_000, 6)
 
@@ -76,6 +84,7 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
             message(data.get("error")),
             request_id,
             moderation=member(data, "error", "code", kind=str) == "moderation_blocked",
+            model=call.model,
         )
     items = [member(item, "b64_json", kind=str) for item in member(data, "data", kind=list)]
     items = [item for item in items if item]
@@ -84,4 +93,16 @@ async def run(call: Call, transport: Transport, credentials: Credentials) -> lis
     usage = member(data, "usage")
     total = cost(usage, call.model.prices)
     share = None if total is None else round(total / len(items), 6)
-    return [Generated(decode_b64(item, "openai"), request_id, share, usage or None) for item in items]
+    notice = deprecation(response, call)
+    return [Generated(decode_b64(item, "openai"), request_id, share, usage or None, notice) for item in items]
+
+
+async def served(transport: Transport, credentials: Credentials) -> set[str]:
+    """The model ids this key may call (`GET /v1/models`); no paid call."""
+    response = await transport.request(
+        "GET", f"{credentials.base_url}/v1/models", kind="poll", headers={"Authorization": f"Bearer {credentials.key}"}
+    )
+    data = body(response, credentials)
+    if response.status_code != 200:
+        raise fail(response, credentials, message(data.get("error")))
+    return {member(m, "id", kind=str) for m in member(data, "data", kind=list)} - {""}
