@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import logging
+import os
+import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -58,8 +64,36 @@ def crafted(path, profile, **metadata) -> None:
     save_file(profile.tensors(), str(path), metadata=header)
 
 
-def one_line_error(result, *words) -> None:
-    """A CLI run that failed as a user error: exit 1, one `error:` line holding `words`, no traceback."""
+def run_cli(*args, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """`python -m identity ARGS` in this process, through `identity.cli.main` (loaded engines stay loaded): its exit
+    status and what it printed, as a subprocess result holds them. `env` is set for the run only (None removes a
+    variable); warnings logged meanwhile reach stderr as Python prints them in a process that configured no logging.
+    """
+    from identity.cli import main
+
+    argv = [str(a) for a in args]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    warnings = logging.StreamHandler(stderr)
+    warnings.setLevel(logging.WARNING)
+    with mock.patch.dict(os.environ), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        for name, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        logging.getLogger().addHandler(warnings)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: 2 for a usage error, 0 for --help
+            code = exc.code
+        finally:
+            logging.getLogger().removeHandler(warnings)
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words) -> None:
+    """A CLI run (`run_cli`, or a process) that failed as a user error: exit 1, one `error:` line holding `words`,
+    no traceback."""
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
