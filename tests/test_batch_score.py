@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 from conftest import FACES, ROOT, SHARED, needs_faces, run_cli
-from pets import pet_models  # noqa: F401  (a fixture)
 
 from identity.scale.cluster import LOOPBACK_ONLY
 

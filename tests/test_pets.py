@@ -18,7 +18,6 @@ from pets import (
     PERSON_WITH_DOG,
     chelsea,
     needs_darknet,
-    pet_models,  # noqa: F401
     photo,
     variants,
 )
