@@ -63,25 +63,64 @@ def start_server(base) -> Server:
 
 
 class Listener:
-    """ComfyUI's websocket messages while the block runs: JSON events, and binary progress texts decoded as
-    `{"type": "binary-<kind>", "node": id, "text": ...}`."""
+    """ComfyUI's websocket messages while the block runs (`events`): JSON events, and binary progress texts
+    decoded as `{"type": "binary-<kind>", "node": id, "text": ...}`. The block ends once the last message of every
+    prompt it saw start has arrived (ComfyUI sends it after writing the prompt's history, which is what
+    `client.run` waits for)."""
 
     def __init__(self, server: Server):
         self.url = server.client.url.replace("http", "ws") + f"/ws?clientId={server.client.client_id}"
         self.events: list[dict] = []
+        self._arrived = threading.Condition()
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=lambda: asyncio.run(self._listen()), daemon=True)
 
-    def __enter__(self) -> list[dict]:
+    def __enter__(self) -> Listener:
         self._thread.start()
         assert self._ready.wait(10), "the websocket did not open"
-        return self.events
+        return self
 
-    def __exit__(self, *exc) -> None:
-        time.sleep(0.5)
-        self._stop.set()
-        self._thread.join(5)
+    def __exit__(self, error_type, *exc) -> None:
+        try:
+            if error_type is None:
+                started = [e["data"]["prompt_id"] for e in list(self.events) if e.get("type") == "execution_start"]
+                for prompt_id in started:
+                    self.wait_for(
+                        lambda e: (
+                            e.get("type") == "executing"
+                            and e["data"].get("node") is None
+                            and e["data"].get("prompt_id") == prompt_id
+                        ),
+                        f"the last message of prompt {prompt_id}",
+                    )
+        finally:
+            self._stop.set()
+            self._thread.join(5)
+
+    def wait_for(self, condition, what: str, timeout: float = 60) -> dict:
+        """The first event, arrived or arriving within `timeout` seconds, for which `condition(event)` holds."""
+        deadline = time.monotonic() + timeout
+        with self._arrived:
+            while True:
+                found = next((e for e in self.events if condition(e)), None)
+                if found is not None:
+                    return found
+                left = deadline - time.monotonic()
+                if left <= 0 or not self._thread.is_alive():
+                    raise TimeoutError(f"{what} did not arrive over the websocket within {timeout:g} s")
+                self._arrived.wait(min(left, 1.0))
+
+    def wait_for_text(self, node: str, words: str, timeout: float = 60) -> dict:
+        """The first progress text shown on `node` that holds `words`."""
+        return self.wait_for(
+            lambda e: e.get("node") == node and words in e.get("text", ""), f"node {node} showing {words!r}", timeout
+        )
+
+    def _heard(self, event: dict) -> None:
+        with self._arrived:
+            self.events.append(event)
+            self._arrived.notify_all()
 
     async def _listen(self) -> None:
         import aiohttp
@@ -95,10 +134,10 @@ class Listener:
                     except asyncio.TimeoutError:
                         continue
                     if message.type == aiohttp.WSMsgType.TEXT:
-                        self.events.append(json.loads(message.data))
+                        self._heard(json.loads(message.data))
                     elif message.type == aiohttp.WSMsgType.BINARY and len(message.data) > 8:
                         kind, length = struct.unpack(">II", message.data[:8])
-                        self.events.append(
+                        self._heard(
                             {
                                 "type": f"binary-{kind}",
                                 "node": message.data[8 : 8 + length].decode(),

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import io
 import json
+import logging
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 
@@ -64,8 +71,36 @@ def crafted(path, profile, **metadata) -> None:
     save_file(profile.tensors(), str(path), metadata=header)
 
 
-def one_line_error(result, *words) -> None:
-    """A CLI run that failed as a user error: exit 1, one `error:` line holding `words`, no traceback."""
+def run_cli(*args, env: dict[str, str | None] | None = None) -> subprocess.CompletedProcess:
+    """`python -m identity ARGS` in this process, through `identity.cli.main` (loaded engines stay loaded): its exit
+    status and what it printed, as a subprocess result holds them. `env` is set for the run only (None removes a
+    variable); warnings logged meanwhile reach stderr as Python prints them in a process that configured no logging.
+    """
+    from identity.cli import main
+
+    argv = [str(a) for a in args]
+    stdout, stderr = io.StringIO(), io.StringIO()
+    warnings = logging.StreamHandler(stderr)
+    warnings.setLevel(logging.WARNING)
+    with mock.patch.dict(os.environ), contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+        for name, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        logging.getLogger().addHandler(warnings)
+        try:
+            code = main(argv)
+        except SystemExit as exc:  # argparse: 2 for a usage error, 0 for --help
+            code = exc.code
+        finally:
+            logging.getLogger().removeHandler(warnings)
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
+
+
+def one_line_error(result: subprocess.CompletedProcess, *words) -> None:
+    """A CLI run (`run_cli`, or a process) that failed as a user error: exit 1, one `error:` line holding `words`,
+    no traceback."""
     assert result.returncode == 1, (result.returncode, result.stdout, result.stderr)
     lines = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(lines) == 1 and "Traceback" not in result.stderr, result.stderr
@@ -77,14 +112,21 @@ def manifest() -> dict:
     return json.loads((FACES / "MANIFEST.json").read_text())
 
 
-def finished(job, timeout: float = 30.0) -> bool:
-    """Waits for a background training job to end; True when it did within `timeout` seconds."""
-    import time
-
+def wait_until(condition, what: str, timeout: float = 60):
+    """What `condition()` returns once it is true, asked every 50 ms; fails naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
-    while not job.status.finished and time.monotonic() < deadline:
+    while True:
+        found = condition()
+        if found:
+            return found
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not happen within {timeout:g} s")
         time.sleep(0.05)
-    return job.status.finished
+
+
+def finished(job, timeout: float = 30.0) -> bool:
+    """Waits for a background training job to end (True), failing after `timeout` seconds."""
+    return wait_until(lambda: job.status.finished, f"training job {job.name!r} ending", timeout)
 
 
 @pytest.fixture(scope="session")
@@ -198,6 +240,82 @@ def people(embedded):
         name: train(photos_from_paths([FACES / folder]), name, embedded, registry=JobRegistry()).profile
         for name, folder in (("Barack Obama", "obama"), ("Joe Biden", "biden"))
     }
+
+
+@pytest.fixture(scope="session")
+def remote(comfyui, fake):
+    """The live ComfyUI's keys file points every provider at the fakes; Obama and Biden are trained there."""
+    from comfyui import api_twin
+
+    folder = comfyui.user / "identity_layer"
+    folder.mkdir(parents=True, exist_ok=True)
+    fake.keys_file(folder)
+    for name, source in (("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")):
+        prompt = api_twin("train_profile_from_folder")
+        next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")["inputs"].update(
+            name=name, folder=source
+        )
+        assert comfyui.client.run(prompt).status == "success"
+    return fake
+
+
+#: The profile that the `tiny` fixture trains in the live ComfyUI.
+TINY_PROFILE = "Flux Tom"
+
+
+@pytest.fixture(scope="session")
+def tiny(comfyui):
+    """Tiny model files in the server's folders (see tiny_models.py) and a profile, TINY_PROFILE, trained through
+    the node; returns the server."""
+    import shutil
+
+    from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_taef1
+
+    models = comfyui.base / "models"
+    write_loadable_flux(models / "diffusion_models" / "tiny_flux.safetensors")
+    write_clip_l(models / "text_encoders" / "tiny_clip_l.safetensors")
+    write_taef1(models / "vae_approx")
+    write_adapter(models / "pulid", models / "clip_vision", flux_dim=3072, cross_attentions=2, arcface_dim=128)
+    shutil.copy(TOM_HANKS, comfyui.base / "input" / "flux_tom.png")
+    run = comfyui.client.run(
+        {
+            "1": {"class_type": "LoadImage", "inputs": {"image": "flux_tom.png"}},
+            "2": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+            "3": {
+                "class_type": "IdentityProfileTrain",
+                "inputs": {"name": TINY_PROFILE, "images": ["1", 0], "overwrite": True, "face_engine": ["2", 0]},
+            },
+        }
+    )
+    assert run.status == "success", run.error
+    return comfyui
+
+
+@pytest.fixture(scope="session")
+def pet_models(tmp_path_factory):
+    """A models folder with the pet appearance model installed, as install.py leaves it."""
+    from identity.pets.engine import install
+
+    folder = tmp_path_factory.mktemp("pet-models")
+    install(folder / "pets")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cat(pet_models, tmp_path_factory):
+    """A cat profile: Chelsea (scikit-image's cat) from four photos of her as a user's set has them."""
+    from pets import chelsea, variants
+    from PIL import Image
+
+    from identity.pets.engine import load_pet_engine
+    from identity.training import photos_from_paths, train
+    from identity.training.jobs import JobRegistry
+
+    folder = tmp_path_factory.mktemp("chelsea")
+    for label, image in variants(chelsea()).items():
+        Image.fromarray(image).save(folder / f"{label}.png")
+    engine = load_pet_engine(pet_models / "pets", pet_models / "pet_reid")
+    return train(photos_from_paths([folder]), "Chelsea", engine, kind="cat", registry=JobRegistry()).profile
 
 
 def pytest_configure(config):

@@ -24,16 +24,6 @@ OTHER_CAT = OPENCV_DOC / "cat_det.jpg"
 needs_darknet = pytest.mark.skipif(not DOG.is_file(), reason=f"{DOG} absent: apt-get install darknet")
 
 
-@pytest.fixture(scope="session")
-def pet_models(tmp_path_factory):
-    """A models folder with the pet appearance model installed, as install.py leaves it."""
-    from identity.pets.engine import install
-
-    folder = tmp_path_factory.mktemp("pet-models")
-    install(folder / "pets")
-    return folder
-
-
 def chelsea() -> np.ndarray:
     from skimage import data
 

@@ -16,8 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import FACES, ROOT, SHARED, needs_faces
-from pets import pet_models  # noqa: F401  (a fixture)
+from conftest import FACES, ROOT, SHARED, needs_faces, run_cli
 
 from identity.scale.cluster import LOOPBACK_ONLY
 
@@ -70,12 +69,7 @@ def batch(store, out, *sources, extra=(), background=False, here=False, as_json=
         *map(str, extra),
     ]
     if here:
-        from identity.cli import main
-
-        stdout, stderr = io.StringIO(), io.StringIO()
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            code = main(argv)
-        return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
+        return run_cli(*argv)
     command = [sys.executable, "-m", "identity", *argv]
     environment = {**os.environ, "IDENTITY_MODELS_DIR": str(SHARED / "models")}
     if background:
@@ -120,7 +114,7 @@ def background():
 def reference(store, dataset, tmp_path_factory):
     """One complete run in this process: what every other run must reproduce."""
     out = tmp_path_factory.mktemp("reference") / "results"
-    return out, summary(batch(store, out, dataset))
+    return out, summary(batch(store, out, dataset, here=True))
 
 
 def test_results_have_a_row_per_face_and_per_image(reference, dataset, people):
@@ -509,12 +503,9 @@ def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(
             env=dict(os.environ),
             timeout=600,
         )
-        assert done.returncode == 0, done.stderr
     else:
-        from identity.cli import main
-
-        with contextlib.redirect_stdout(io.StringIO()):
-            assert main(argv) == 0
+        done = run_cli(*argv)
+    assert done.returncode == 0, done.stderr
     faces = rows(tmp_path / "results", "faces")
     cats = [f for f in faces if f["kind"] == "cat"]
     people_rows = [f for f in faces if f["kind"] == "person"]

@@ -1,4 +1,7 @@
-"""The command line: train, score, list, show, delete; JSON outputs; one clear line for every user error."""
+"""The command line: train, score, list, show, delete; JSON outputs; one clear line for every user error.
+
+The commands run in this process through `identity.cli.main` (what `python -m identity` calls); one test runs
+`python -m identity` itself, for what only a process shows: its exit status and stderr."""
 
 from __future__ import annotations
 
@@ -8,15 +11,26 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, SHARED, TOM_HANKS, face, needs_faces, one_line_error
+from conftest import ROOT, SHARED, TOM_HANKS, face, needs_faces, one_line_error, run_cli
 
 
 def cli(*args, store=None, env=None):
-    command = [sys.executable, "-m", "identity", *map(str, args)]
-    if store is not None:
-        command += ["--store", str(store)]
-    environment = {**os.environ, "IDENTITY_MODELS_DIR": str(SHARED / "models"), **(env or {})}
-    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=environment, timeout=300)
+    store_args = ["--store", store] if store is not None else []
+    return run_cli(*args, *store_args, env={"IDENTITY_MODELS_DIR": str(SHARED / "models"), **(env or {})})
+
+
+def test_python_m_identity_exits_with_the_status_and_stderr_of_each_outcome(tmp_path):
+    """0 for work done, 1 with one `error:` line for a user error, 2 for a usage error."""
+
+    def process(*args):
+        command = [sys.executable, "-m", "identity", *map(str, args), "--store", str(tmp_path)]
+        return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=300)
+
+    listed = process("list", "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [] and listed.stderr == "", listed.stderr
+    one_line_error(process("show", "../../etc/passwd"), "invalid profile id")
+    usage = process("score", TOM_HANKS)
+    assert usage.returncode == 2 and "the following arguments are required: --profile" in usage.stderr, usage.stderr
 
 
 @needs_faces

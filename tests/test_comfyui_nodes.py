@@ -185,9 +185,10 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
 
 @needs_faces
 def test_training_shows_progress_and_status_text(comfyui):
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as heard:
         run = comfyui.client.run(_train_prompt("identity/biden", "Joe Biden (progress)"))
     assert run.status == "success", run.error
+    events = heard.events
     progress = [e["data"]["value"] for e in events if e.get("type") == "progress" and e["data"].get("node") == "2"]
     assert progress and progress[-1] == 100 and progress == sorted(progress), progress
     texts = [e["text"] for e in events if e.get("node") == "2" and "text" in e]

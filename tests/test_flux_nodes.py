@@ -7,21 +7,15 @@ block, fp8); text comes from a random CLIP-L, images go through a random TAEF1. 
 
 from __future__ import annotations
 
-import shutil
-
 import numpy as np
-import pytest
 import torch
 from comfyui import api_twin
-from conftest import TOM_HANKS
-from pets import pet_models  # noqa: F401  (a fixture)
+from conftest import TINY_PROFILE, TOM_HANKS
 from PIL import Image
 from safetensors.torch import load_file
-from tiny_models import write_adapter, write_clip_l, write_loadable_flux, write_taef1
 
 from identity.profile import ProfileStore
 
-PROFILE = "Flux Tom"
 NODES = {
     "IdentityPuLIDLoader": (
         "PuLID-Flux Load",
@@ -42,32 +36,9 @@ NODES = {
 }
 
 
-@pytest.fixture(scope="module")
-def tiny(comfyui):
-    """Tiny model files in the server's folders and a profile trained through the node; returns its id."""
-    models = comfyui.base / "models"
-    write_loadable_flux(models / "diffusion_models" / "tiny_flux.safetensors")
-    write_clip_l(models / "text_encoders" / "tiny_clip_l.safetensors")
-    write_taef1(models / "vae_approx")
-    write_adapter(models / "pulid", models / "clip_vision", flux_dim=3072, cross_attentions=2, arcface_dim=128)
-    shutil.copy(TOM_HANKS, comfyui.base / "input" / "flux_tom.png")
-    run = comfyui.client.run(
-        {
-            "1": {"class_type": "LoadImage", "inputs": {"image": "flux_tom.png"}},
-            "2": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-            "3": {
-                "class_type": "IdentityProfileTrain",
-                "inputs": {"name": PROFILE, "images": ["1", 0], "overwrite": True, "face_engine": ["2", 0]},
-            },
-        }
-    )
-    assert run.status == "success", run.error
-    return comfyui
-
-
 def saved_profile(comfyui):
     store = ProfileStore(comfyui.base / "models" / "identity_profiles")
-    return store.load(store.resolve(PROFILE))
+    return store.load(store.resolve(TINY_PROFILE))
 
 
 def sampling_graph(prefix: str, model: list, positive: list) -> dict:
@@ -105,7 +76,7 @@ def sampling_graph(prefix: str, model: list, positive: list) -> dict:
 def identity_nodes(weight: float, start_at: float = 0.0, end_at: float = 1.0) -> dict:
     """The identity part of a Flux graph; the embedded engine (SFace) stands in for glintr100, so it is allowed."""
     return {
-        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
+        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": TINY_PROFILE}},
         "21": {
             "class_type": "IdentityPuLIDLoader",
             "inputs": {
@@ -179,7 +150,7 @@ def test_the_report_says_which_face_input_the_encoder_read(tiny):
     (report,) = run.outputs["30"]["text"]
     folder = tiny.base / "models" / "facexlib"
     assert report.startswith(
-        f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed face ellipse whitened"
+        f"{TINY_PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, outside a fixed face ellipse whitened"
     )
     assert f"parsing_bisenet.pth (facexlib release v0.2.0) was not found in {folder}" in report
     from test_flux_weights import manifest, write_layout
@@ -190,7 +161,7 @@ def test_the_report_says_which_face_input_the_encoder_read(tiny):
         run = tiny.client.run(prompt)
         assert run.status == "success", run.error
         assert run.outputs["30"]["text"] == [
-            f"{PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, "
+            f"{TINY_PROFILE}: EVA-CLIP input: FFHQ-aligned 512 px faces from the photos, "
             "background, neck, clothes and ears whitened by face parsing as in PuLID"
         ]
     finally:
@@ -213,7 +184,7 @@ def test_several_profiles_without_regions_are_refused(tiny):
         "class_type": "IdentityProfileTrain",
         "inputs": {"name": "Flux Tom Twin", "images": ["24", 0], "overwrite": True},
     }
-    prompt["26"] = {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE, "profiles": ["25", 0]}}
+    prompt["26"] = {"class_type": "IdentityProfileLoad", "inputs": {"profile": TINY_PROFILE, "profiles": ["25", 0]}}
     prompt["23"]["inputs"]["profiles"] = ["26", 0]
     run = tiny.client.run(prompt)
     assert run.status == "error" and "need a place each" in run.error["exception_message"]
@@ -246,7 +217,7 @@ def test_an_image_to_edit_places_the_person(tiny):
 
 def test_reference_conditioning_reaches_the_model(tiny):
     references = {
-        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
+        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": TINY_PROFILE}},
         "30": {"class_type": "VAELoader", "inputs": {"vae_name": "taef1"}},
         "31": {
             "class_type": "IdentityConditionReference",
@@ -258,14 +229,14 @@ def test_reference_conditioning_reaches_the_model(tiny):
     assert run.status == "success", run.error
     portraits = min(2, len(saved_profile(tiny).portraits))
     assert run.outputs["31"]["text"] == [
-        f"reference image 1: {PROFILE}, {256 * portraits}x256 px, latent [1, 16, 32, {32 * portraits}]"
+        f"reference image 1: {TINY_PROFILE}, {256 * portraits}x256 px, latent [1, 16, 32, {32 * portraits}]"
     ]
     assert not torch.equal(saved_latent(tiny, run), plain), "the reference latents are attended to"
 
 
 def test_reference_prompt_names_each_profile_by_its_reference_image(tiny):
     nodes = {
-        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
+        "20": {"class_type": "IdentityProfileLoad", "inputs": {"profile": TINY_PROFILE}},
         "40": {"class_type": "IdentityPromptReference", "inputs": {"prompt": "", "profiles": ["20", 0]}},
         "41": {"class_type": "PreviewAny", "inputs": {"source": ["40", 0]}},
     }
@@ -273,7 +244,7 @@ def test_reference_prompt_names_each_profile_by_its_reference_image(tiny):
     nodes["40"]["inputs"]["prompt"] = f"[[{profile_id}]] waves"
     run = tiny.client.run(nodes)
     assert run.status == "success", run.error
-    assert run.outputs["41"]["text"] == [f"the person in reference image 1 ({PROFILE}) waves"]
+    assert run.outputs["41"]["text"] == [f"the person in reference image 1 ({TINY_PROFILE}) waves"]
     nodes["40"]["inputs"]["prompt"] = "[[someone-else]] waves"
     run = tiny.client.run(nodes)
     assert run.status == "error" and "[[someone-else]]" in run.error["exception_message"]
@@ -309,7 +280,7 @@ def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
             "eva_clip": "tiny_EVA02_CLIP.safetensors",
             "allow_other_recognizer": True,
         },
-        "IdentityProfileLoad": {"profile": PROFILE},
+        "IdentityProfileLoad": {"profile": TINY_PROFILE},
         "EmptySD3LatentImage": {"width": 64, "height": 64},
         "KSampler": {"steps": 2},
     }
@@ -329,7 +300,7 @@ def test_the_generate_then_rank_example_runs_with_tiny_stand_ins(tiny):
     scores = next(o["identity_scores"] for o in run.outputs.values() if "identity_scores" in o)
     assert [s["index"] for s in scores] == [0, 1, 2, 3], "all four candidates were scored"
     # The tiny random models draw noise: no face, so nobody is found and every candidate scores 0 for the person.
-    assert all(s["score"] == 0.0 and s["subjects"] == {PROFILE: 0.0} for s in scores), scores
+    assert all(s["score"] == 0.0 and s["subjects"] == {TINY_PROFILE: 0.0} for s in scores), scores
 
 
 def test_a_pet_profile_is_refused_by_pulid_flux_naming_the_node_for_pets(tiny, pet_models):

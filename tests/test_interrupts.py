@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import io
-import threading
 import time
 
 import numpy as np
 import pytest
 from comfyui import Listener, api_twin
-from conftest import face, needs_faces
+from conftest import face, needs_faces, wait_until
 from PIL import Image
-from test_flux_nodes import identity_nodes, sampling_graph, tiny  # noqa: F401 (the tiny models, as a fixture)
-from test_remote_nodes import remote  # noqa: F401 (fixture: the fake providers and two trained profiles)
+from test_flux_nodes import identity_nodes, sampling_graph
 from test_web_routes import call, upload, wait_for
 
+from identity.remote.http import Policy
 from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, execute, plan
 
@@ -47,16 +46,6 @@ def train_prompt(folder: str, name: str) -> dict:
             "inputs": {"name": name, "folder": folder, "overwrite": True, "face_engine": ["1", 0]},
         },
     }
-
-
-def wait_until(condition, what: str, timeout: float = 60):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.05)
-    raise TimeoutError(f"{what} did not happen within {timeout} s")
 
 
 def running_jobs(comfyui, name: str) -> list[dict]:
@@ -160,11 +149,10 @@ def test_an_interrupt_raised_by_the_progress_hook_stops_the_calls(fake, people, 
         keys,
         embedded,
     )
-    pressed, raised = threading.Event(), []
-    threading.Timer(0.5, pressed.set).start()
+    raised = []
 
     def progress(fraction: float, text: str) -> None:
-        if pressed.is_set() and not raised:
+        if fake.requests and not raised:  # Cancel once the call waits at the provider
             raised.append(True)
             raise HostInterrupt()
 
@@ -179,23 +167,24 @@ def test_cancel_stops_each_closed_model_node_and_no_call_follows(comfyui, remote
     prompt, node = remote_prompt(node_type)
     prompt[node]["inputs"]["seed"] = 4242  # not a cached result of another test
     remote.reset(delay=30)  # each call would take 30 s: stopping within 10 s means Cancel ended it
-    prompt_id = comfyui.client.queue(prompt)
-    wait_until(lambda: remote.requests, "the first call reached the provider")
-    time.sleep(1.5)  # the node's progress ticks once a second: Cancel is seen there and by the request loop
-    pressed = interrupt(comfyui)
-    assert_interrupted(comfyui, prompt_id, pressed)
+    with Listener(comfyui) as heard:
+        prompt_id = comfyui.client.queue(prompt)
+        wait_until(lambda: remote.requests, "the first call reached the provider")
+        heard.wait_for_text(node, "waiting for")  # the node's progress ticks: Cancel is seen there and by the calls
+        pressed = interrupt(comfyui)
+        assert_interrupted(comfyui, prompt_id, pressed)
     calls = len(remote.requests)
-    time.sleep(1.5)
+    time.sleep(Policy().base_delay * 1.5)  # a retry would follow within its first backoff: none may come
     assert len(remote.requests) == calls, "no call is sent after Cancel"
 
 
-def test_cancel_stops_flux_sampling_with_identity_and_the_graph_runs_again(tiny):  # noqa: F811
+def test_cancel_stops_flux_sampling_with_identity_and_the_graph_runs_again(tiny):
     prompt = {**sampling_graph("cancelled", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
     prompt["14"]["inputs"].update(steps=400, seed=11)
-    with Listener(tiny) as events:
+    with Listener(tiny) as heard:
         prompt_id = tiny.client.queue(prompt)
-        wait_until(
-            lambda: any(e.get("type") == "progress" and e["data"].get("node") == "14" for e in events),
+        heard.wait_for(
+            lambda e: e.get("type") == "progress" and e["data"].get("node") == "14",
             "sampling with the patched model",
             120,
         )

@@ -7,23 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from conftest import FAST, needs_faces
-from pets import DOG, chelsea, pet_models, photo, variants  # noqa: F401  (pet_models is a fixture)
+from pets import DOG, photo, variants
 from PIL import Image
 
 from identity.remote.runner import RemoteRequest, run
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
-
-
-@pytest.fixture(scope="module")
-def cat(pet_models, tmp_path_factory):
-    from identity.pets.engine import load_pet_engine
-
-    folder = tmp_path_factory.mktemp("chelsea")
-    for label, image in variants(chelsea()).items():
-        Image.fromarray(image).save(folder / f"{label}.png")
-    engine = load_pet_engine(pet_models / "pets", pet_models / "pet_reid")
-    return train(photos_from_paths([folder]), "Chelsea", engine, kind="cat", registry=JobRegistry()).profile
 
 
 @pytest.fixture(autouse=True)

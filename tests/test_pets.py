@@ -3,11 +3,13 @@ kept, a user's re-identification model takes over, and a family photo scores peo
 
 from __future__ import annotations
 
+import json
+
 import cv2
 import numpy as np
 import onnx
 import pytest
-from conftest import FACES, face, needs_faces
+from conftest import FACES, face, needs_faces, run_cli
 from onnx import TensorProto, helper
 from pets import (
     DOG,
@@ -16,7 +18,6 @@ from pets import (
     PERSON_WITH_DOG,
     chelsea,
     needs_darknet,
-    pet_models,  # noqa: F401
     photo,
     variants,
 )
@@ -274,24 +275,9 @@ def test_missing_conversion_names_the_install_step(tmp_path):
 
 def test_command_line_installs_trains_lists_and_scores_a_cat(tmp_path):
     """The install step and a cat profile from a terminal; the score line says what it measured."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    from conftest import ROOT
-
-    env = {**os.environ, "IDENTITY_MODELS_DIR": str(tmp_path / "models")}
 
     def cli(*args):
-        result = subprocess.run(
-            [sys.executable, "-m", "identity", *map(str, args)],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            env=env,
-            timeout=300,
-        )
+        result = run_cli(*args, env={"IDENTITY_MODELS_DIR": str(tmp_path / "models")})
         assert result.returncode == 0, result.stderr
         return result.stdout
 

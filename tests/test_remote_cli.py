@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 
 import pytest
-from conftest import ROOT, face, needs_faces, one_line_error
+from conftest import face, needs_faces, one_line_error, run_cli
 from fake_providers import KEYS
 
 
@@ -31,15 +29,8 @@ def setup(fake, tmp_path, people):
 
 
 def cli(*args, env):
-    environment = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | env
-    return subprocess.run(
-        [sys.executable, "-m", "identity", *map(str, args)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env=environment,
-        timeout=300,
-    )
+    """The command in this process, with no API key but those in `env`."""
+    return run_cli(*args, env={**dict.fromkeys(k for k in os.environ if k.endswith("_API_KEY")), **env})
 
 
 @needs_faces

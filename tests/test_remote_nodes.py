@@ -31,21 +31,6 @@ def test_remote_nodes_are_listed_and_no_widget_takes_a_key(comfyui):
     assert models[:5] == ["nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"]
 
 
-@pytest.fixture(scope="module")
-def remote(comfyui, fake):
-    """The live ComfyUI's keys file points every provider at the fakes; Obama and Biden are trained there."""
-    folder = comfyui.user / "identity_layer"
-    folder.mkdir(parents=True, exist_ok=True)
-    fake.keys_file(folder)
-    for name, source in (("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")):
-        prompt = api_twin("train_profile_from_folder")
-        next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")["inputs"].update(
-            name=name, folder=source
-        )
-        assert comfyui.client.run(prompt).status == "success"
-    return fake
-
-
 def _run(comfyui, prompt):
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error
@@ -142,20 +127,21 @@ def test_progress_text_shows_status_time_and_cost_and_cancel_interrupts(comfyui,
     remote.reset(delay=1.5)
     prompt = api_twin("remote_generate_portrait_nb2")
     node = next(k for k, n in prompt.items() if n["class_type"] == "IdentityGenerate")
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as heard:
         run = comfyui.client.run(prompt)
     assert run.status == "success", run.error
-    texts = [e["text"] for e in events if e.get("node") == node and "text" in e]
+    texts = [e["text"] for e in heard.events if e.get("node") == node and "text" in e]
     assert any("Time elapsed:" in t and "Cost so far: $" in t for t in texts), texts
 
     remote.reset(delay=20)
-    prompt_id = comfyui.client.queue(
-        prompt | {node: {**prompt[node], "inputs": {**prompt[node]["inputs"], "seed": 99}}}
-    )
-    time.sleep(2.0)
-    started = time.monotonic()
-    comfyui.client.request("/interrupt", {})
-    run = comfyui.client.wait(prompt_id)
+    with Listener(comfyui) as heard:
+        prompt_id = comfyui.client.queue(
+            prompt | {node: {**prompt[node], "inputs": {**prompt[node]["inputs"], "seed": 99}}}
+        )
+        heard.wait_for_text(node, "waiting for")
+        started = time.monotonic()
+        comfyui.client.request("/interrupt", {})
+        run = comfyui.client.wait(prompt_id)
     assert time.monotonic() - started < 5, "the waiting request was cancelled, not waited out"
     assert any(event == "execution_interrupted" for event, _ in run.messages), run.messages
 

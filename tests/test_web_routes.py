@@ -95,12 +95,20 @@ def obama(comfyui):
         pytest.skip(f"fixture photos absent: {face(OBAMA[0])}")
     photos = [(path.split("/")[1], face(path).read_bytes()) for path in OBAMA]
     photos += [("biden1.jpg", face("biden/biden1.jpg").read_bytes()), ("blank.png", png())]
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as heard:
         status, answer = upload(comfyui, "Obama (web)", photos)
         assert status == 202, answer
         job = wait_for(comfyui, answer["job"])
+        heard.wait_for(
+            lambda e: (
+                e.get("type") == "identity.training"
+                and e["data"]["job_id"] == job["job_id"]
+                and e["data"]["status"] == job["status"]
+            ),
+            f"the {job['status']} event of the training",
+        )
     assert job["status"] == "READY", job
-    return {"first": answer["job"], "job": job, "events": training_events(events)}
+    return {"first": answer["job"], "job": job, "events": training_events(heard.events)}
 
 
 @needs_faces
