@@ -130,7 +130,8 @@ def test_the_gate_nodes_are_listed_with_their_sockets(comfyui):
 
 
 def test_the_gate_rerolls_until_the_persons_photo_comes_up(comfyui, photos):
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as listener:
+        events = listener.events
         run = comfyui.client.run(three(photos))
     assert run.status == "success", run.error
     report = report_of(run)
@@ -185,7 +186,8 @@ def test_the_gate_rerolls_until_the_persons_photo_comes_up(comfyui, photos):
 def test_a_second_identical_queue_runs_nothing(comfyui, photos):
     first = comfyui.client.run(three(photos))
     assert first.status == "success", first.error
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as listener:
+        events = listener.events
         again = comfyui.client.run(three(photos))
     assert again.status == "success", again.error
     cached = next(data["nodes"] for event, data in again.messages if event == "execution_cached")
@@ -211,7 +213,8 @@ def test_with_only_strangers_it_stops_at_the_limit_and_returns_the_best(comfyui,
 def test_cancel_during_the_second_attempt_stops_at_once_and_leaves_no_job(comfyui, photos):
     # Strangers only, from seed 100 (Image From Batch clamps the index): every attempt runs, none passes.
     prompt = gate_prompt(photos, (*STRANGERS, STRANGERS[0]), max_attempts=8, seed=100)
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as listener:
+        events = listener.events
         prompt_id = comfyui.client.queue(prompt)
         deadline = time.monotonic() + 120
         while len(executed(events, PICK)) < 2 and time.monotonic() < deadline:
@@ -238,7 +241,8 @@ def test_the_cpu_template_rerolls_until_the_person_comes_up(comfyui, photos):
 
 
 def _expect_error(comfyui, prompt: dict, *words: str) -> dict:
-    with Listener(comfyui) as events:
+    with Listener(comfyui) as listener:
+        events = listener.events
         run = comfyui.client.run(prompt)
     assert run.status == "error", run.outputs
     message = run.error["exception_message"].strip()

@@ -35,18 +35,35 @@ def request(people, model: str) -> RemoteRequest:
     )
 
 
+#: Runs `python -m identity` and writes the process's own peak RSS (VmHWM, kB) to the file named first. Not
+#: wait4's ru_maxrss: Linux folds the forking parent's high-water mark into it at exec, so a large pytest process
+#: (in-process CLI tests load engines) would be measured instead of the child.
+_PEAK_RSS_LAUNCHER = """import atexit, runpy, sys
+target = sys.argv.pop(1)
+def record():
+    with open('/proc/self/status') as status, open(target, 'w') as out:
+        out.write(next(line for line in status if line.startswith('VmHWM:')).split()[1])
+atexit.register(record)
+sys.argv[0] = 'identity'
+runpy.run_module('identity', run_name='__main__', alter_sys=True)
+"""
+
+
 def cli_peak_rss(args: list[str], env: dict, folder) -> tuple[subprocess.CompletedProcess, int]:
-    """Runs `python -m identity ARGS`; its result and its own peak RSS in bytes (wait4 reports that child's)."""
+    """Runs `python -m identity ARGS`; its result and its own peak RSS in bytes."""
     environment = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")} | env
-    out, err = folder / "stdout.txt", folder / "stderr.txt"
-    with out.open("w") as stdout, err.open("w") as stderr:
-        child = subprocess.Popen(
-            [sys.executable, "-m", "identity", *args], cwd=ROOT, env=environment, stdout=stdout, stderr=stderr
-        )
-        _, status, usage = os.wait4(child.pid, 0)
-    child.returncode = os.waitstatus_to_exitcode(status)
-    result = subprocess.CompletedProcess(args, child.returncode, out.read_text(), err.read_text())
-    return result, usage.ru_maxrss * 1024  # kilobytes on Linux
+    peak = folder / "peak_rss_kb.txt"
+    result = subprocess.run(
+        [sys.executable, "-c", _PEAK_RSS_LAUNCHER, str(peak), *args],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+    )
+    assert peak.is_file(), (
+        f"the CLI died before it could report its memory (exit {result.returncode}): {result.stderr[-2000:]}"
+    )
+    return result, int(peak.read_text()) * 1024
 
 
 @needs_faces
