@@ -6,7 +6,7 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..identity.errors import IdentityError
-from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
+from ..identity.flux import Injection, Subject, attach, check_flux1, placements, profile_tokens
 from ..identity.flux.faces import describe
 from ..identity.flux.regions import subject_regions
 from ..identity.flux.tokens import check_people, no_identity_tokens
@@ -98,6 +98,7 @@ class IdentityConditionFlux(io.ComfyNode):
         if start_at > end_at:
             raise IdentityError(f"start_at ({start_at}) is after end_at ({end_at})")
         check_people(profiles)
+        check_flux1(model.model)
         flux = model.get_model_object("diffusion_model")
         where = placements(
             adapter.adapter.config,

@@ -11,7 +11,16 @@ import torch
 from tiny_models import load_comfy, toy_flux, write_adapter
 
 from identity.errors import WeightsMismatch
-from identity.flux import PULID_FLUX_V09, Injection, Subject, attach, load_adapter, placements, profile_tokens
+from identity.flux import (
+    PULID_FLUX_V09,
+    Injection,
+    Subject,
+    attach,
+    check_flux1,
+    load_adapter,
+    placements,
+    profile_tokens,
+)
 from identity.flux.injection import STATE_KEY, Step
 from identity.flux.tokens import check_engine, encode, uncond_tokens
 
@@ -337,3 +346,33 @@ def test_every_subject_needs_a_place_of_its_own(tom_profile):
         subject_regions([tom_profile, twin])
     with pytest.raises(IdentityError, match="2 profiles need 2 masks .* got 1"):
         subject_regions([tom_profile, twin], masks=[half])
+
+
+@pytest.mark.parametrize("scheduler,steps", [("simple", 20), ("simple", 28), ("normal", 20), ("beta", 25)])
+def test_start_and_end_act_on_the_steps_pulid_acts_on(flux, adapter, scheduler, steps):
+    """PuLID-Flux's own rule (balazik/ComfyUI-PuLID-Flux, forward_orig): a step runs the identity when
+    `(sigma_start >= timesteps) & (timesteps >= sigma_end)`, its bounds from `percent_to_sigma` (Python floats)
+    and `timesteps` the float32 sigma ComfyUI's sampler passes; torch compares such a pair in float32."""
+    load_comfy()
+    import comfy.samplers
+
+    sampling = flux.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps)[:-1].float()
+    for percent in np.round(np.arange(0.0, 1.0001, 0.01), 2):
+        start, end = sampling.percent_to_sigma(float(percent)), sampling.percent_to_sigma(1.0)
+        theirs = [bool((start >= s) & (s >= end)) for s in sigmas]
+        ours = [injection(flux, adapter, [], 1.0, float(percent), 1.0).active(float(s)) for s in sigmas]
+        assert ours == theirs, (percent, theirs.index(True) if True in theirs else None)
+
+
+@pytest.mark.parametrize("name", ["HunyuanVideo", "Flux2", "Chroma"])
+def test_a_model_that_is_not_flux1_is_refused_by_its_class(flux, name):
+    """HunyuanVideo has Flux's block layout (it passes a shape check, then fails at the first step); FLUX.2 and
+    Chroma subclass ComfyUI's Flux. The check reads only the class: an instance of ComfyUI's own is enough."""
+    load_comfy()
+    import comfy.model_base
+
+    check_flux1(flux.model)
+    other = getattr(comfy.model_base, name)
+    with pytest.raises(WeightsMismatch, match=rf"FLUX\.1 models .* this MODEL is ComfyUI's {name}:"):
+        check_flux1(other.__new__(other))

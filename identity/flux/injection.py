@@ -41,6 +41,22 @@ class Placement:
     cross_attention: int
 
 
+#: ComfyUI's model classes (`comfy/model_base.py`) that PuLID-Flux was trained for: FLUX.1 dev, schnell, Fill and
+#: Kontext all load as `Flux`; its subclasses (Flux2, Chroma, LongCatImage) and look-alikes such as HunyuanVideo
+#: (width 3072, 20 double and 40 single blocks: it passes the shape check, then fails at the first step) do not.
+FLUX1_CLASSES = ("Flux",)
+
+
+def check_flux1(model: object) -> None:
+    """Refuses a MODEL that is not FLUX.1 by its class, before any block is patched."""
+    name = type(model).__name__
+    if name not in FLUX1_CLASSES:
+        raise WeightsMismatch(
+            f"PuLID-Flux works on FLUX.1 models (dev, schnell, Fill, Kontext); this MODEL is ComfyUI's {name}: "
+            "connect a FLUX.1 model, or use Identity Condition (Reference) for FLUX.2 and Qwen-Image-Edit"
+        )
+
+
 def placements(config: AdapterConfig, hidden_size: int, double_blocks: int, single_blocks: int) -> list[Placement]:
     """Where each of the adapter's cross-attentions goes in a Flux with these sizes; an error if it does not fit."""
     doubles = range(0, double_blocks, DOUBLE_INTERVAL)
@@ -105,8 +121,11 @@ class Injection:
         self.cross_attentions = cross_attentions
         self.subjects = subjects
         self.weight = float(weight)
-        self.sigma_start = float(sigma_start)
-        self.sigma_end = float(sigma_end)
+        # The sampler's sigmas are float32; PuLID compares them with its bounds in float32 (`sigma_start >=
+        # timesteps`, a Python float against a float32 tensor). Rounded here, a bound equal to a step's sigma
+        # in float32 includes that step, as there (the float64 bound can sit just below it: one step late).
+        self.sigma_start = float(torch.tensor(sigma_start, dtype=torch.float32))
+        self.sigma_end = float(torch.tensor(sigma_end, dtype=torch.float32))
         self.id = uuid.uuid4().hex
         self._tokens: dict[tuple, list[tuple[torch.Tensor, torch.Tensor | None]]] = {}
 
