@@ -60,14 +60,17 @@ def injection(flux, adapter, subjects, weight=1.0, start_at=0.0, end_at=1.0):
     )
 
 
-def sample(model, cfg: float = 1.0) -> torch.Tensor:
+def sample(model, cfg: float = 1.0, area: tuple | None = None) -> torch.Tensor:
     """A full ComfyUI sampling run (`comfy.sample.sample`: wrappers, patches, model management); at `cfg` > 1 the
-    negative prompt (another random text) runs in the same batch, as ComfyUI batches CFG."""
+    negative prompt (another random text) runs in the same batch, as ComfyUI batches CFG; with `area` (latent
+    `(height, width, y, x)`, as ConditioningSetArea leaves it) the prompt acts on that crop of the latent only."""
     load_comfy()
     import comfy.sample
 
     generator = torch.Generator().manual_seed(0)
     context = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
+    if area is not None:
+        context[0][1] |= {"area": area, "strength": 1.0}
     noise = torch.randn(1, 16, 8, 8, generator=generator)
     negative = [
         [torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]
@@ -261,6 +264,18 @@ def test_masks_follow_the_latent_size(flux, adapter, tokens):
     mask = step.masks[0].reshape(8, 16)
     assert step.image_tokens == 128 and step.text_tokens == 6
     assert torch.equal(mask[:, :4], torch.ones(8, 4)) and torch.equal(mask[:, 4:], torch.zeros(8, 12))
+
+
+def test_a_subjects_region_is_cut_to_the_area_its_cond_covers(flux, adapter, tokens):
+    """Under area conditioning ComfyUI runs the model on a crop of the latent: the region is cut the same way."""
+    left = torch.zeros(64, 64)
+    left[:, :32] = 1.0
+    person_on_the_left = attach(flux, injection(flux, adapter, [Subject(tokens, left)]), where(flux, adapter))
+    right_half, left_half = (8, 4, 0, 4), (8, 4, 0, 0)
+    assert torch.equal(sample(person_on_the_left, area=right_half), sample(flux, area=right_half)), (
+        "the cond covers the right half, where this person is not"
+    )
+    assert not torch.equal(sample(person_on_the_left, area=left_half), sample(flux, area=left_half))
 
 
 def test_wrong_model_sizes_are_refused_with_what_fits(adapter):
