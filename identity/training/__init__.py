@@ -155,7 +155,7 @@ def _run(
     try:
         job.update(Status.VALIDATING, f"checking {len(photos)} photos")
         sizes = _validate(job, photos, verdicts, check, family(kind).advice)
-        job.update(Status.QUEUING, "waiting for the face engine", done=0)
+        job.update(Status.QUEUING, family(kind).waiting, done=0)
         with engine.training:
             job.update(Status.IN_PROGRESS, family(kind).finding)
             found = _analyse(job, photos, verdicts, sizes, engine, check)
