@@ -42,6 +42,11 @@ FaceEngineSocket = io.Custom("IDENTITY_FACE_ENGINE")  # an EngineChoice
 FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # an AdapterHandle
 
 
+def face_engine_input(tooltip: str = "from Face Engine; unconnected, the embedded engine (no download) is used"):
+    """The optional face engine every scoring node takes."""
+    return FaceEngineSocket.Input("face_engine", optional=True, tooltip=tooltip)
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     pack: str  # "embedded" or an insightface pack name
