@@ -23,7 +23,8 @@ from browser import (
     shot,
     sync_playwright,
 )
-from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces
+from comfyui import load_workflow, on_fixtures
+from conftest import TOM_HANKS, crafted, face, needs_faces
 from PIL import Image
 
 LOAD_MS = 120_000
@@ -165,7 +166,7 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
 
 @needs_faces
 def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
-    workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+    workflow = on_fixtures(load_workflow("score_and_rank_batch"))
     page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
     page.locator(".identity-node-thumb").wait_for()  # Profile Load's thumbnail view, before the profile exists
 
@@ -307,7 +308,7 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
         name="Plain Person",
     )
     try:
-        workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+        workflow = on_fixtures(load_workflow("score_and_rank_batch"))
         page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
         page.evaluate("() => app.refreshComboInNodes()")
         page.locator(".identity-card[data-profile-id='plain-000000']").wait_for()
