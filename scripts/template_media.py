@@ -2,8 +2,7 @@
 
 ComfyUI's template browser asks for `/api/workflow_templates/<pack>/<template name>.jpg` for every card of a
 custom-node pack (see TEMPLATES in comfyui_client.py). The photos are the insightface wheel's `t1.jpg` (six people;
-insightface is MIT-licensed, see example_workflows/input/identity/examples/NOTICE.md) and crops of three of its
-faces; the pack copies them into ComfyUI's input folder at start-up (nodes/glue.py, place_template_photos), where
+insightface is MIT-licensed, see example_workflows/input/NOTICE.md) and crops of its six faces; the pack copies them into ComfyUI's input folder at start-up (nodes/glue.py, place_template_photos), where
 Load Image finds them. Thumbnails show those photos as the workflows use them, the group photo as the group
 template annotates it. Run again after changing a template's title: `.venv/bin/python scripts/template_media.py`.
 """
@@ -27,9 +26,12 @@ from identity.faces import load_engine  # noqa: E402
 from identity.images import load_image  # noqa: E402
 from identity.scoring import annotate, score_images  # noqa: E402
 
-SAMPLES = ROOT / "example_workflows" / "input" / "identity" / "examples"
-GROUP = SAMPLES / "group.jpg"
-FACES = [SAMPLES / "faces" / f"face_{i}.jpg" for i in (1, 2, 3)]
+SAMPLES = ROOT / "example_workflows" / "input"
+GROUP = SAMPLES / "identity_example_group.jpg"
+#: t1.jpg's six faces, left to right: the first three at the top of the input folder (Load Image lists only the
+#: files there, and the frontend calls any other name missing), the other three a folder to score.
+FACES = [SAMPLES / f"identity_example_face_{i}.jpg" for i in (1, 2, 3)]
+FOLDER = [SAMPLES / "identity_examples" / f"face_{i}.jpg" for i in (4, 5, 6)]
 THUMBNAIL = (512, 384)
 #: What each thumbnail shows: the group photo as scored, or the face crops.
 SHOWS = {
@@ -48,14 +50,14 @@ SHOWS = {
 
 
 def write_samples(t1: Path) -> None:
-    """group.jpg is t1.jpg as the wheel has it; each face crop is a square around one of its three leftmost
-    faces, half a face wide on each side."""
+    """The group photo is t1.jpg as the wheel has it; each face crop is a square around one of its faces, half a
+    face wide on each side."""
     SAMPLES.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(t1, GROUP)
     image = load_image(GROUP)
     faces = sorted(score_images([("t1", image)], [], load_engine("embedded"))[0].faces, key=lambda f: f.bbox[0])
-    FACES[0].parent.mkdir(parents=True, exist_ok=True)
-    for face, target in zip(faces, FACES):
+    FOLDER[0].parent.mkdir(parents=True, exist_ok=True)
+    for face, target in zip(faces, FACES + FOLDER, strict=True):
         x1, y1, x2, y2 = face.bbox
         side = 2 * max(x2 - x1, y2 - y1)
         cx, cy = (x1 + x2) / 2, (y1 + y2) / 2

@@ -47,11 +47,11 @@ EXAMPLES = sorted(TEMPLATES)
 #: The fixture photos that stand in for the templates' sample photos where a test needs people it knows (the
 #: samples show six strangers); stage_example_inputs puts them in the input folder.
 ON_FIXTURES = {
-    "identity/examples/group.jpg": "identity/group/biden_obama_b.jpg",
-    "identity/examples/faces/face_1.jpg": "identity/score/kit1.jpg",
-    "identity/examples/faces/face_2.jpg": "identity/score/rose2.jpg",
-    "identity/examples/faces/face_3.jpg": "identity/score/obama4.jpg",
-    "identity/examples/faces": "identity/score",
+    "identity_example_group.jpg": "identity/group/biden_obama_b.jpg",
+    "identity_example_face_1.jpg": "identity/score/kit1.jpg",
+    "identity_example_face_2.jpg": "identity/score/rose2.jpg",
+    "identity_example_face_3.jpg": "identity/score/obama4.jpg",
+    "identity_examples": "identity/score",
 }
 
 
