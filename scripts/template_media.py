@@ -33,11 +33,12 @@ GROUP = SAMPLES / "identity_example_group.jpg"
 FACES = [SAMPLES / f"identity_example_face_{i}.jpg" for i in (1, 2, 3)]
 FOLDER = [SAMPLES / "identity_examples" / f"face_{i}.jpg" for i in (4, 5, 6)]
 THUMBNAIL = (512, 384)
-#: What each thumbnail shows: the group photo as scored, or the face crops.
+#: What each thumbnail shows: the group photo as scored, one face, the three faces Load Image reads, or the folder's
+#: three as scored.
 SHOWS = {
     "train_profile_from_folder": "faces",
     "score_group_photo_two_profiles": "group",
-    "score_and_rank_batch": "faces",
+    "score_and_rank_batch": "folder",
     "identity_gate_core_nodes_cpu": "faces",
     "flux_dev_identity_injection": "face",
     "flux_identity_then_arcface_rank": "faces",
@@ -83,8 +84,11 @@ def _picture(shows: str) -> Image.Image:
         return _fit(Image.open(FACES[2]).convert("RGB"), THUMBNAIL)
     canvas = Image.new("RGB", THUMBNAIL, (24, 24, 28))
     width = THUMBNAIL[0] // 3
-    for i, path in enumerate(FACES):
-        canvas.paste(_fit(Image.open(path).convert("RGB"), (width - 4, THUMBNAIL[1])), (i * width + 2, 0))
+    for i, path in enumerate(FACES if shows == "faces" else FOLDER):
+        image = load_image(path)
+        if shows == "folder":
+            image = annotate(image, score_images([(path.name, image)], [], load_engine("embedded"))[0], {})
+        canvas.paste(_fit(Image.fromarray(image), (width - 4, THUMBNAIL[1])), (i * width + 2, 0))
     return canvas
 
 
