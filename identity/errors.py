@@ -6,9 +6,23 @@ without a traceback and ComfyUI shows it in its error dialog. Anything else esca
 
 from __future__ import annotations
 
+#: The module every error class reports (see IdentityError).
+TITLE_MODULE = "identity"
+
 
 class IdentityError(Exception):
-    """A problem with the user's input, files or set-up (not a bug)."""
+    """A problem with the user's input, files or set-up (not a bug).
+
+    ComfyUI titles an error with its class's module and name (`execution.full_type_name`), and loads the pack under
+    its folder's absolute path, so each error class names the library's package instead: "identity.MissingKey",
+    not "/home/…/custom_nodes/identity-layer.identity.errors.MissingKey"."""
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.__module__ = TITLE_MODULE
+
+
+IdentityError.__module__ = TITLE_MODULE
 
 
 class ImageError(IdentityError):

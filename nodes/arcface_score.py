@@ -13,17 +13,21 @@ from ..identity.images import load_image
 from ..identity.scoring import annotate, badges, batch_report, rank, score_images
 from .glue import (
     EngineChoice,
-    FaceEngineSocket,
     Profiles,
     Progress,
     check_interrupt,
     engine,
+    face_engine_input,
     folder_photos,
     folder_state,
     pet_engine,
     to_arrays,
     to_images,
 )
+
+#: The default cut for the ranked output: above what two different people score with ArcFace (about 0.2), below
+#: what photos of one person score (0.5 and up); the example workflows use the same value.
+MIN_SIMILARITY = 0.4
 
 
 class ArcFaceScore(io.ComfyNode):
@@ -39,10 +43,10 @@ class ArcFaceScore(io.ComfyNode):
             "re-identification model is in models/pet_reid/.",
             inputs=[
                 io.Image.Input("images", optional=True, tooltip="an IMAGE batch (a sampler's output, Load Image)"),
-                Profiles.Input("profiles"),
+                Profiles.Input("profiles", tooltip="from Profile Load: the people (or pets) to find in each image"),
                 io.Float.Input(
                     "min_similarity",
-                    default=0.0,
+                    default=MIN_SIMILARITY,
                     min=-1.0,
                     max=1.0,
                     step=0.01,
@@ -56,7 +60,7 @@ class ArcFaceScore(io.ComfyNode):
                     tooltip="also score the images in this folder inside ComfyUI's input folder, "
                     "e.g. 'renders/alice' (resized to the first image's size in the outputs)",
                 ),
-                FaceEngineSocket.Input("face_engine", optional=True),
+                face_engine_input(),
             ],
             outputs=[
                 io.Image.Output(display_name="annotated"),

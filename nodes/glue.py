@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,7 +33,11 @@ from ..identity.remote.models import user_folder
 from ..identity.text import printable
 from ..identity.training import check_kind
 
+log = logging.getLogger(__name__)
+
 PROFILES_FOLDER = "identity_profiles"
+#: The sample photos the example workflows load, laid out as in ComfyUI's input folder.
+TEMPLATE_PHOTOS = Path(__file__).resolve().parents[1] / "example_workflows" / "input"
 PULID_FOLDER = "pulid"  # PuLID-Flux adapters, models/pulid/ (the folder other PuLID packs use)
 EVA_CLIP_FOLDER = "identity_eva_clip"  # EVA-CLIP files: models/clip_vision/, clip/, text_encoders/ or pulid/
 PARSING_FOLDER = "identity_face_parsing"  # parsing_bisenet.pth: models/facexlib/, facedetection/ or pulid/
@@ -46,6 +51,11 @@ FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # an AdapterHandle
 log = logging.getLogger(__name__)
 
 
+def face_engine_input(tooltip: str = "from Face Engine; unconnected, the embedded engine (no download) is used"):
+    """The optional face engine every scoring node takes."""
+    return FaceEngineSocket.Input("face_engine", optional=True, tooltip=tooltip)
+
+
 @dataclass(frozen=True)
 class EngineChoice:
     pack: str  # "embedded" or an insightface pack name
@@ -55,7 +65,7 @@ class EngineChoice:
 def register_folders() -> None:
     """The model folders, and the pack's user folder: `identity_layer/` in ComfyUI's user folder (which follows
     `--user-directory`) holds keys, Phota links and model overrides; `identity/` finds it through
-    `IDENTITY_USER_DIR`, which a user who set it keeps."""
+    `IDENTITY_USER_DIR`, which a user who set it keeps. Also places the example workflows' photos."""
     os.environ.setdefault("IDENTITY_USER_DIR", os.path.join(folder_paths.get_user_directory(), "identity_layer"))
     folder_paths.add_model_folder_path(
         PROFILES_FOLDER, os.path.join(folder_paths.models_dir, PROFILES_FOLDER), is_default=True
@@ -70,6 +80,22 @@ def register_folders() -> None:
         for subfolder in subfolders:
             folder_paths.add_model_folder_path(name, os.path.join(folder_paths.models_dir, subfolder))
         folder_paths.folder_names_and_paths[name][1].update(WEIGHT_EXTENSIONS)
+    place_template_photos()
+
+
+def place_template_photos() -> None:
+    """Copy the example workflows' photos into ComfyUI's input folder where missing (Load Image reads only from
+    there), so that a template opens without 'Media input missing'; a file the user put there is kept."""
+    root = Path(folder_paths.get_input_directory())
+    for source in sorted(p for p in TEMPLATE_PHOTOS.rglob("*") if p.suffix in (".jpg", ".png")):
+        target = root / source.relative_to(TEMPLATE_PHOTOS)
+        if target.exists():
+            continue
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, target)
+        except OSError as error:
+            log.warning("Identity Layer: the example workflows' photo %s was not copied: %s", target.name, error)
 
 
 #: One store per profile folder for the process, so that its loaded profiles serve every node run (ComfyUI

@@ -12,7 +12,7 @@ from ..identity.flux.regions import subject_regions
 from ..identity.flux.tokens import check_people, no_identity_tokens
 from ..identity.scoring import score_images
 from ..identity.training import unsaved_profile
-from .glue import AdapterHandle, EngineChoice, FaceEngineSocket, FluxAdapterSocket, Profiles, engine, to_arrays
+from .glue import AdapterHandle, EngineChoice, FluxAdapterSocket, Profiles, engine, face_engine_input, to_arrays
 
 
 def regions(profiles: list, masks: torch.Tensor | None, image: torch.Tensor | None, chosen) -> list:
@@ -35,8 +35,12 @@ class IdentityConditionFlux(io.ComfyNode):
             "patches on a copy of the model). Several people need a mask each, or an image to edit "
             "whose faces show where each one is.",
             inputs=[
-                io.Model.Input("model"),
-                Profiles.Input("profiles", optional=True, tooltip="from Profile Load; or connect photos"),
+                io.Model.Input("model", tooltip="the Flux.1 model (a patched copy is returned)"),
+                Profiles.Input(
+                    "profiles",
+                    optional=True,
+                    tooltip="from Profile Load: the people to draw (one mask each for several); or connect photos",
+                ),
                 FluxAdapterSocket.Input("adapter", tooltip="from PuLID-Flux Load"),
                 io.Float.Input("weight", default=1.0, min=-1.0, max=5.0, step=0.05, tooltip="strength of the identity"),
                 io.Float.Input(
@@ -60,11 +64,7 @@ class IdentityConditionFlux(io.ComfyNode):
                 io.Image.Input(
                     "image", optional=True, tooltip="for edits: the image whose faces show where each person is"
                 ),
-                FaceEngineSocket.Input(
-                    "face_engine",
-                    optional=True,
-                    tooltip="ArcFace for the adapter: antelopev2 (the default when installed)",
-                ),
+                face_engine_input("ArcFace for the adapter: antelopev2 (the default when installed)"),
                 io.Boolean.Input(
                     "true_cfg",
                     default=False,

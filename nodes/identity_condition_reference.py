@@ -19,9 +19,11 @@ class IdentityConditionReference(io.ComfyNode):
             "portraits as a reference image. Profile N is reference image N, before any other "
             "references; Identity Prompt (Reference) writes [[profile_id]] that way.",
             inputs=[
-                io.Conditioning.Input("conditioning"),
-                io.Vae.Input("vae"),
-                Profiles.Input("profiles"),
+                io.Conditioning.Input("conditioning", tooltip="the prompt's conditioning (CLIP Text Encode)"),
+                io.Vae.Input("vae", tooltip="the model's VAE: it encodes the reference portraits"),
+                Profiles.Input(
+                    "profiles", tooltip="from Profile Load: each profile's best portrait becomes a reference"
+                ),
                 io.Int.Input(
                     "portraits",
                     default=1,

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from comfy_api.v0_0_2 import io
 
 from ..identity.errors import IdentityError
-from .base_model_select import BaseModelChoice, BaseModelSocket
+from .base_model_select import PAID_CATEGORY, BaseModelChoice, BaseModelSocket
 from .glue import Profiles
 
 RemoteIdentity = io.Custom("IDENTITY_REMOTE")
@@ -25,10 +25,13 @@ class IdentityConditionRemote(io.ComfyNode):
         return io.Schema(
             node_id="IdentityConditionRemote",
             display_name="Identity Condition (remote)",
-            category="identity/remote",
+            category=PAID_CATEGORY,
             description="Carry these people into a closed model: their reference portraits go with each request, "
             "and every output is checked to look like them.",
-            inputs=[BaseModelSocket.Input("base_model"), Profiles.Input("profiles")],
+            inputs=[
+                BaseModelSocket.Input("base_model", tooltip="from Base Model Select: where the requests go"),
+                Profiles.Input("profiles", tooltip="from Profile Load: the people (or pets) to carry into the images"),
+            ],
             outputs=[RemoteIdentity.Output(display_name="identity")],
         )
 

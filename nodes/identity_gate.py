@@ -37,11 +37,11 @@ from ..identity.gate import (
 from ..identity.scoring import Scorer
 from .glue import (
     EngineChoice,
-    FaceEngineSocket,
     Profiles,
     Progress,
     check_interrupt,
     engine,
+    face_engine_input,
     pet_engine,
     to_arrays,
 )
@@ -134,7 +134,7 @@ class IdentityGate(io.ComfyNode):
                     tooltip="start no re-roll once this many seconds have passed since the first attempt was "
                     "checked (0: no limit)",
                 ),
-                FaceEngineSocket.Input("face_engine", optional=True),
+                face_engine_input(),
             ],
             outputs=[
                 io.Image.Output(

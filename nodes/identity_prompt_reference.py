@@ -25,7 +25,7 @@ class IdentityPromptReference(io.ComfyNode):
                     default="",
                     tooltip="name people as [[profile_id]] or [[their-name]], e.g. [[barack-obama]] waves",
                 ),
-                Profiles.Input("profiles"),
+                Profiles.Input("profiles", tooltip="from Profile Load, in the order of the reference images"),
             ],
             outputs=[io.String.Output(display_name="prompt")],
         )

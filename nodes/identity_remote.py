@@ -7,25 +7,32 @@ import json
 
 from comfy_api.v0_0_2 import io, ui
 
+from ..identity.remote.models import list_prices
 from ..identity.remote.runner import RemoteRequest, execute, plan
 from ..identity.scoring import badges
 from .glue import (
     EngineChoice,
-    FaceEngineSocket,
     Progress,
     check_interrupt,
     engine,
+    face_engine_input,
     key_store,
     pet_engine,
     to_arrays,
     to_images,
 )
-from .identity_condition_remote import Conditioned, RemoteIdentity
+from .identity_condition_remote import PAID_CATEGORY, Conditioned, RemoteIdentity
 
 
 def common_inputs() -> list:
     return [
-        io.Int.Input("num_output_images", default=1, min=1, max=4),
+        io.Int.Input(
+            "num_output_images",
+            default=1,
+            min=1,
+            max=4,
+            tooltip="images to return; each one is a paid image (and re-rolls may add more)",
+        ),
         io.Int.Input(
             "rerolls",
             default=0,
@@ -41,9 +48,28 @@ def common_inputs() -> list:
             step=0.01,
             tooltip="stop re-rolling when the next round would pass this (0: no limit)",
         ),
-        io.Int.Input("seed", default=0, min=0, max=2**31 - 1, control_after_generate=True),
-        FaceEngineSocket.Input("face_engine", optional=True),
+        io.Int.Input(
+            "seed",
+            default=0,
+            min=0,
+            max=2**31 - 1,
+            control_after_generate=True,
+            tooltip="sent to models that take a seed; a new seed is a new (paid) request, not a cached result",
+        ),
+        face_engine_input("from Face Engine: checks each output's faces; unconnected, the embedded engine"),
     ]
+
+
+def prompt_input(example: str, optional: bool = False):
+    """The prompt: empty by default (a profile a new user has not trained is never named), with an example."""
+    return io.String.Input(
+        "prompt",
+        multiline=True,
+        default="",
+        placeholder=f"e.g. {example}",
+        optional=optional,
+        tooltip="what to make; name people as [[profile name]] written like [[barack-obama]], or by [[profile id]]",
+    )
 
 
 def common_outputs() -> list:
@@ -105,13 +131,38 @@ async def run(
     )
 
 
-def schema(node_id: str, display: str, description: str, inputs: list) -> io.Schema:
+def _usd(span: tuple[float, float] | None) -> str:
+    if span is None:
+        return "metered (tokens) or priced by its base model"
+    low, high = span
+    return f"${low:.3f}" if low == high else f"${low:.3f}–{high:.3f}"
+
+
+def paid(display: str, operation: str, description: str) -> tuple[str, str]:
+    """The display name and description of a paid node: its price per image, cheapest to dearest model, in the name
+    and each model's in the description (list prices from identity/remote/models.json and the user's overrides)."""
+    prices = list_prices(operation)
+    listed = [span for span in prices.values() if span]
+    name = f"{display} (paid API, ${min(s[0] for s in listed):.2f}–{max(s[1] for s in listed):.2f}/image)"
+    each = "; ".join(f"{model} {_usd(span)}" for model, span in prices.items())
+    return name, (
+        f"{description} Paid: every image is billed to your own provider account (keys from the environment or "
+        f"ComfyUI/user/identity_layer/keys.json). List price per image: {each}."
+    )
+
+
+def schema(node_id: str, display: str, description: str, operation: str, inputs: list) -> io.Schema:
+    name, described = paid(display, operation, description)
     return io.Schema(
         node_id=node_id,
-        display_name=display,
-        category="identity/remote",
-        description=description,
-        inputs=[RemoteIdentity.Input("identity"), *inputs, *common_inputs()],
+        display_name=name,
+        category=PAID_CATEGORY,
+        description=described,
+        inputs=[
+            RemoteIdentity.Input("identity", tooltip="from Identity Condition (remote): the base model and the people"),
+            *inputs,
+            *common_inputs(),
+        ],
         outputs=common_outputs(),
         hidden=[io.Hidden.unique_id],
         is_output_node=True,
@@ -125,7 +176,8 @@ class IdentityGenerate(io.ComfyNode):
             "IdentityGenerate",
             "Identity Generate",
             "A new image of the people named in the prompt as [[profile_id]] (or [[their-name]]).",
-            [io.String.Input("prompt", multiline=True, default="A portrait of [[alice]]")],
+            "generate",
+            [prompt_input("A portrait of [[barack-obama]] in a navy suit")],
         )
 
     @classmethod
@@ -143,9 +195,10 @@ class IdentityEdit(io.ComfyNode):
             "Identity Edit",
             "Edit photos; the people in them keep their identity. Candidates are the [[ids]] in the prompt "
             "and the comma-separated profile_ids.",
+            "edit",
             [
-                io.Image.Input("images"),
-                io.String.Input("prompt", multiline=True, default=""),
+                io.Image.Input("images", tooltip="the photos to edit (all go with the request)"),
+                prompt_input("Give [[barack-obama]] a party hat"),
                 io.String.Input("profile_ids", default="", tooltip="comma-separated profile ids or names-as-ids"),
             ],
         )
@@ -177,7 +230,8 @@ class IdentityEnhance(io.ComfyNode):
             "IdentityEnhance",
             "Identity Enhance",
             "Restore the faces in one photo so that everyone looks like themselves (nb2, at 2K).",
-            [io.Image.Input("image")],
+            "enhance",
+            [io.Image.Input("image", tooltip="the photo to enhance (the first of a batch)")],
         )
 
     @classmethod
@@ -204,10 +258,11 @@ class IdentityRemix(io.ComfyNode):
             "IdentityRemix",
             "Identity Remix",
             "Restyle an image after a style reference; the people keep their identity.",
+            "remix",
             [
-                io.Image.Input("image"),
-                io.Image.Input("style_reference"),
-                io.String.Input("prompt", multiline=True, default="", optional=True),
+                io.Image.Input("image", tooltip="the photo to restyle (the first of a batch)"),
+                io.Image.Input("style_reference", tooltip="the image whose style is taken (the first of a batch)"),
+                prompt_input("in the style of the reference, [[barack-obama]] smiling", optional=True),
             ],
         )
 

@@ -12,10 +12,10 @@ from ..identity.text import printable
 from ..identity.training import KINDS, Photo, train
 from .glue import (
     EngineChoice,
-    FaceEngineSocket,
     Profiles,
     Progress,
     check_interrupt,
+    face_engine_input,
     folder_photos,
     folder_state,
     profile_store,
@@ -74,7 +74,7 @@ class ProfileTrain(io.ComfyNode):
                 io.Boolean.Input(
                     "overwrite", default=False, tooltip="retrain an existing profile of that name (keeps its id)"
                 ),
-                FaceEngineSocket.Input("face_engine", optional=True),
+                face_engine_input(),
             ],
             outputs=[
                 Profiles.Output(display_name="profiles"),

@@ -236,8 +236,34 @@ def _link(source: Path, target: Path) -> None:
 # ----- workflows -------------------------------------------------------------------------------------------
 
 
+#: The example workflows: a short name for code, and the file name, which is the title (and description) ComfyUI's
+#: template browser shows. A custom-node pack's templates are listed by file name alone (ComfyUI
+#: app/custom_node_manager.py, GET /workflow_templates), and the frontend (comfyui-frontend-package 1.32 and 1.58,
+#: the workflow templates store) makes each card {title: name, description: name with - and _ as spaces} and
+#: asks for `/api/workflow_templates/<pack>/<name>.jpg` as its thumbnail. Cards come in the order the server
+#: lists the files (the file system's), so each title starts with its place: local first, paid remote last, and
+#: the browser's "Alphabetical" sort (numeric-aware) shows them in that order.
+TEMPLATES = {
+    "train_profile_from_folder": "1. Train a profile from a folder of photos",
+    "score_group_photo_two_profiles": "2. Find two people in a group photo",
+    "score_and_rank_batch": "3. Score and rank a folder of photos",
+    "identity_gate_core_nodes_cpu": "4. Identity gate, re-roll until the person comes up",
+    "flux_dev_identity_injection": "5. Flux.1 Dev drawing a profile (PuLID)",
+    "flux_identity_then_arcface_rank": "6. Flux.1 Dev, four candidates ranked by ArcFace",
+    "flux2_reference_identity": "7. FLUX.2 Dev with a profile as reference image",
+    "kontext_reference_identity": "8. Flux.1 Kontext with a profile as reference image",
+    "remote_generate_portrait_nb2": "9. Paid API, a portrait of a profile (Nano Banana 2)",
+    "remote_edit_group_photo_gpt_image_2": "10. Paid API, edit a group photo (gpt-image-2)",
+    "remote_enhance_nb2": "11. Paid API, enhance a photo (Nano Banana 2)",
+}
+
+
+def template_file(name: str) -> Path:
+    return ROOT / "example_workflows" / f"{TEMPLATES[name]}.json"
+
+
 def load_workflow(name: str) -> dict:
-    return json.loads((ROOT / "example_workflows" / f"{name}.json").read_text())
+    return json.loads(template_file(name).read_text())
 
 
 FRONTEND_ONLY = ("Note", "MarkdownNote")

@@ -16,6 +16,7 @@ sys.path.insert(0, str(ROOT / "scripts"))
 
 from comfyui_client import (
     COMFYUI,
+    TEMPLATES,
     PromptRejected,
     Server,
     comfyui_version,
@@ -34,18 +35,41 @@ __all__ = [
     "comfyui_version",
     "frontend_version",
     "load_workflow",
+    "on_fixtures",
     "start_server",
     "ui_to_api",
 ]
 
 #: The example workflows that run end to end here (the others need real model weights).
 WORKFLOWS = ["train_profile_from_folder", "score_and_rank_batch", "score_group_photo_two_profiles"]
-#: Every example workflow.
-EXAMPLES = sorted(path.stem for path in (ROOT / "example_workflows").glob("*.json"))
+#: Every example workflow, by its short name (TEMPLATES gives its file's name, the title ComfyUI shows).
+EXAMPLES = sorted(TEMPLATES)
+#: The fixture photos that stand in for the templates' sample photos where a test needs people it knows (the
+#: samples show six strangers); stage_example_inputs puts them in the input folder.
+ON_FIXTURES = {
+    "identity_example_group.jpg": "identity/group/biden_obama_b.jpg",
+    "identity_example_face_1.jpg": "identity/score/kit1.jpg",
+    "identity_example_face_2.jpg": "identity/score/rose2.jpg",
+    "identity_example_face_3.jpg": "identity/score/obama4.jpg",
+    "identity_examples": "identity/score",
+}
 
 
 def api_twin(name: str) -> dict:
     return json.loads((ROOT / "tests" / "workflows" / f"{name}.api.json").read_text())
+
+
+def on_fixtures(graph: dict) -> dict:
+    """An API prompt or a UI-format workflow with the templates' sample photos (and their folder) replaced by the
+    fixture photos (ON_FIXTURES)."""
+    swap = lambda value: ON_FIXTURES.get(value, value) if isinstance(value, str) else value  # noqa: E731
+    if "nodes" in graph:
+        for node in graph["nodes"]:
+            node["widgets_values"] = [swap(v) for v in node.get("widgets_values") or []]
+    else:
+        for node in graph.values():
+            node["inputs"] = {name: swap(value) for name, value in node["inputs"].items()}
+    return graph
 
 
 def start_server(base) -> Server:

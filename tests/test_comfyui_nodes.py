@@ -30,6 +30,37 @@ NODES = {
 }
 
 
+def test_every_input_of_every_node_has_a_tooltip(comfyui):
+    ours = {
+        k: v for k, v in comfyui.client.object_info().items() if v["python_module"] == "custom_nodes.identity-layer"
+    }
+    assert len(ours) >= 16, sorted(ours)
+    missing = [
+        (node_id, name)
+        for node_id, node in ours.items()
+        for group in ("required", "optional")
+        for name, spec in node["input"].get(group, {}).items()
+        if not (len(spec) > 1 and spec[1].get("tooltip"))
+    ]
+    assert missing == []
+
+
+def test_an_error_is_titled_with_the_librarys_name_not_the_packs_folder(comfyui):
+    """ComfyUI titles an error `module.Class`, and loads the pack under its folder's absolute path."""
+    from identity import errors
+
+    run = comfyui.client.run(
+        {
+            "1": {"class_type": "IdentityProfileLoad", "inputs": {"profile": "Nobody Trained This"}},
+            "2": {"class_type": "PreviewAny", "inputs": {"source": ["1", 0]}},
+        }
+    )
+    assert run.status == "error"
+    module, name = run.error["exception_type"].rsplit(".", 1)
+    assert module == "identity" and issubclass(getattr(errors, name), errors.IdentityError), run.error
+    assert "Nobody Trained This" in run.error["exception_message"]
+
+
 def test_object_info_lists_every_node_with_its_sockets(comfyui):
     info = comfyui.client.object_info()
     for node_id, (display, inputs, outputs) in NODES.items():

@@ -1,21 +1,147 @@
-"""The example workflows: listed as templates, in step with their API twins, and run end to end in ComfyUI."""
+"""The example workflows: listed as templates with a title, a thumbnail and what they load, in step with their API
+twins and the nodes' defaults, and run end to end in ComfyUI."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import urllib.parse
 
 import pytest
-from comfyui import EXAMPLES, WORKFLOWS, api_twin, load_workflow, ui_to_api
-from conftest import needs_faces
+from comfyui import EXAMPLES, TEMPLATES, WORKFLOWS, api_twin, load_workflow, on_fixtures, ui_to_api
+from conftest import ROOT, needs_faces
+from PIL import Image
+
+SAMPLES = ROOT / "example_workflows" / "input"
+PAID = {"IdentityGenerate", "IdentityEdit", "IdentityEnhance", "IdentityRemix"}
+MODEL_FILE = re.compile(r".+\.(safetensors|sft|pt|pth|ckpt)$")
+PROFILE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*-[0-9a-f]{6}")  # identity.profile ids: a slug and 6 hex digits
+#: Settings a template sets on purpose away from the node's default (anything else must agree with the node).
+TAUGHT = {
+    ("IdentityConditionFlux", "start_at"): "0.2 for photos, as the PuLID authors advise (the note says so)",
+    ("IdentityArcFaceScore", "top_k"): "the generate-then-rank template keeps the best two of four",
+    ("IdentityGenerate", "num_output_images"): "the portrait template asks for two",
+    ("IdentityGenerate", "rerolls"): "and shows re-rolls within a budget",
+    ("IdentityGenerate", "max_cost_usd"): "(the budget)",
+    ("IdentityEdit", "rerolls"): "the edit template re-rolls once",
+    ("IdentityProfileTrain", "overwrite"): "the training template can be queued again after adding photos",
+}
+#: LiteGraph draws a node's title bar (30 px) above its `pos`; Profile Load's view is web/js/nodes.js's thumbnail.
+TITLE_HEIGHT = 30
+PROFILE_LOAD_ROWS = 80  # its combo, its chain input and the caption under the thumbnail
 
 
-def test_templates_endpoint_lists_the_packs_workflows(comfyui):
+def _number(name: str) -> int:
+    return int(TEMPLATES[name].split(".", 1)[0])
+
+
+def _nodes(name: str) -> list[dict]:
+    return load_workflow(name)["nodes"]
+
+
+def test_template_titles_number_the_local_ones_first_and_the_paid_ones_last():
+    """ComfyUI titles (and describes) a pack's template card with its file name, in the order the server lists
+    them (see TEMPLATES): each title is a sentence that starts with its place, and the paid ones come last."""
+    files = sorted(p.stem for p in (ROOT / "example_workflows").glob("*.json"))
+    assert files == sorted(TEMPLATES.values())
+    assert sorted(_number(n) for n in EXAMPLES) == list(range(1, len(EXAMPLES) + 1))
+    for title in TEMPLATES.values():
+        assert re.fullmatch(r"\d+\. [A-Z][^_/\\:*?\"<>|#%]+", title), (
+            f"{title!r}: no '_' (shown as a space) or path characters"
+        )
+    paid = [_number(n) for n in EXAMPLES if PAID & {node["type"] for node in _nodes(n)}]
+    local = [_number(n) for n in EXAMPLES if not PAID & {node["type"] for node in _nodes(n)}]
+    assert paid and local and max(local) < min(paid)
+    assert all("Paid API" in TEMPLATES[n] for n in EXAMPLES if _number(n) in paid)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_template_has_a_note_a_jpeg_thumbnail_and_ships_what_it_loads(name):
+    nodes = _nodes(name)
+    note = next(n for n in nodes if n["type"] == "Note")
+    assert len(note["widgets_values"][0]) > 80, "the note says what the template does and what it needs"
+    thumbnail = (ROOT / "example_workflows" / f"{TEMPLATES[name]}.json").with_suffix(".jpg")
+    assert thumbnail.read_bytes()[:3] == b"\xff\xd8\xff", f"{thumbnail.name} is not a JPEG file"
+    with Image.open(thumbnail) as image:
+        assert image.format == "JPEG" and image.width >= 256 and image.height >= 192
+    for node in nodes:
+        if node["type"] == "LoadImage":  # it lists only the input folder's top files; others show as missing
+            photo = node["widgets_values"][0]
+            assert "/" not in photo and (SAMPLES / photo).is_file(), f"{photo} is not shipped at the top"
+        if node["type"] == "IdentityArcFaceScore" and len(node["widgets_values"]) > 2 and node["widgets_values"][2]:
+            folder = SAMPLES / node["widgets_values"][2]
+            assert folder.is_dir() and any(folder.glob("*.jpg")), f"{folder} is not shipped"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_model_file_a_template_loads_has_a_download_entry(name):
+    """ComfyUI's Missing Models dialog reads `properties.models` of the node whose widget names the file
+    ({name, url, directory}; the frontend offers a download only for huggingface.co or civitai URLs)."""
+    for node in _nodes(name):
+        files = [v for v in node.get("widgets_values") or [] if isinstance(v, str) and MODEL_FILE.fullmatch(v)]
+        entries = {m["name"]: m for m in node.get("properties", {}).get("models", [])}
+        assert sorted(entries) == sorted(files), (node["type"], files, entries)
+        for file, entry in entries.items():
+            assert entry["url"].startswith("https://huggingface.co/") and entry["url"].endswith("/" + file), entry
+            assert re.fullmatch(r"[a-z_]+", entry["directory"]), entry
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_templates_name_profiles_never_by_a_machines_profile_id(name):
+    for node in _nodes(name):
+        for value in node.get("widgets_values") or []:
+            if isinstance(value, str):
+                named = re.findall(r"\[\[([^\]]+)\]\]", value)
+                assert not [n for n in named if PROFILE_ID.fullmatch(n)], (node["type"], value)
+                if node["type"] == "IdentityProfileLoad":
+                    assert not PROFILE_ID.fullmatch(value), value
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_no_node_covers_another_profile_load_included(name):
+    thumb = int(re.search(r"THUMB_HEIGHT = (\d+)", (ROOT / "web" / "js" / "nodes.js").read_text()).group(1))
+    boxes = []
+    for node in _nodes(name):
+        if node["type"] == "IdentityProfileLoad":
+            assert node["size"][1] >= thumb + PROFILE_LOAD_ROWS, "Profile Load grows to hold its thumbnail"
+        x, y = node["pos"]
+        boxes.append((node["id"], x, y - TITLE_HEIGHT, x + node["size"][0], y + node["size"][1]))
+    for i, (a, ax1, ay1, ax2, ay2) in enumerate(boxes):
+        for b, bx1, by1, bx2, by2 in boxes[i + 1 :]:
+            assert ax2 <= bx1 or bx2 <= ax1 or ay2 <= by1 or by2 <= ay1, f"nodes {a} and {b} overlap"
+
+
+def test_templates_endpoint_lists_the_packs_workflows_with_their_thumbnails(comfyui):
     listed = comfyui.client.request("/api/workflow_templates")
-    assert sorted(listed.get("identity-layer", [])) == EXAMPLES and set(WORKFLOWS) <= set(EXAMPLES)
+    assert sorted(listed.get("identity-layer", [])) == sorted(TEMPLATES.values()) and set(WORKFLOWS) <= set(EXAMPLES)
     for name in EXAMPLES:
-        served = comfyui.client.request(f"/api/workflow_templates/identity-layer/{name}.json")
-        assert served == load_workflow(name)
+        url = "/api/workflow_templates/identity-layer/" + urllib.parse.quote(TEMPLATES[name])
+        assert comfyui.client.request(url + ".json") == load_workflow(name)
+        with Image.open(io.BytesIO(comfyui.client.request(url + ".jpg", raw=True))) as thumbnail:
+            assert thumbnail.format == "JPEG"
+
+
+def test_the_templates_photos_are_in_comfyuis_input_folder(comfyui):
+    """The pack copies them there at start-up (Load Image reads only from the input folder)."""
+    shipped = sorted(p.relative_to(SAMPLES) for p in SAMPLES.rglob("*.jpg"))
+    assert shipped and all((comfyui.base / "input" / p).read_bytes() == (SAMPLES / p).read_bytes() for p in shipped)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_templates_settings_agree_with_the_nodes_defaults(comfyui, name):
+    info = comfyui.client.object_info()
+    for node in api_twin(name).values():
+        definition = info[node["class_type"]]
+        if definition["python_module"] != "custom_nodes.identity-layer":
+            continue
+        for group in ("required", "optional"):
+            for input_name, spec in definition["input"].get(group, {}).items():
+                value, options = node["inputs"].get(input_name), spec[1] if len(spec) > 1 else {}
+                if spec[0] not in ("INT", "FLOAT", "BOOLEAN") or options.get("control_after_generate"):
+                    continue  # files, names, prompts and seeds are what a template is about
+                if value is not None and (node["class_type"], input_name) not in TAUGHT:
+                    assert value == options["default"], (node["class_type"], input_name, value, options["default"])
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -64,7 +190,7 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
 
     # Score and rank the folder (kit1, obama4, rose2 in name order): only the photo of Obama passes
     # min_similarity 0.4; Kit Harington and Rose Leslie do not.
-    run = comfyui.client.run(api_twin("score_and_rank_batch"))
+    run = comfyui.client.run(on_fixtures(api_twin("score_and_rank_batch")))
     assert run.status == "success", run.error
     scores = next(o["identity_scores"] for o in run.outputs.values() if "identity_scores" in o)
     assert [s["index"] for s in scores] == [0, 1, 2]
@@ -78,7 +204,7 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     assert (comfyui.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]).is_file()
 
     # Group photo: Biden left, Obama right, the child unknown.
-    run = comfyui.client.run(api_twin("score_group_photo_two_profiles"))
+    run = comfyui.client.run(on_fixtures(api_twin("score_group_photo_two_profiles")))
     assert run.status == "success", run.error
     text = next(o["text"][0] for o in run.outputs.values() if "text" in o)
     report = json.loads(text)
@@ -86,3 +212,9 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     assigned = [names.get(f["profile_id"]) for f in report["images"][0]["faces"]]
     assert assigned == ["Joe Biden", "Barack Obama", None], report
     assert report["images"][0]["subjects"] and report["images"][0]["score"] > 0.5
+
+    # As shipped, the group template scores the sample photo: six people, none of them a trained profile.
+    run = comfyui.client.run(api_twin("score_group_photo_two_profiles"))
+    assert run.status == "success", run.error
+    faces = json.loads(next(o["text"][0] for o in run.outputs.values() if "text" in o))["images"][0]["faces"]
+    assert len(faces) == 6 and [f["profile_id"] for f in faces] == [None] * 6, faces

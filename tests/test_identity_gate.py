@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 import pytest
-from comfyui import Listener, api_twin
+from comfyui import Listener, api_twin, on_fixtures
 from conftest import face, needs_faces
 from PIL import Image
 
@@ -233,7 +233,7 @@ def test_cancel_during_the_second_attempt_stops_at_once_and_leaves_no_job(comfyu
 
 
 def test_the_cpu_template_rerolls_until_the_person_comes_up(comfyui, photos):
-    prompt = api_twin("identity_gate_core_nodes_cpu")  # its photos are staged in input/identity/score/
+    prompt = on_fixtures(api_twin("identity_gate_core_nodes_cpu"))  # Kit Harington, Rose Leslie, then Obama
     prompt["11"]["inputs"]["profile"] = PROFILE
     run = comfyui.client.run(prompt)
     assert run.status == "success", run.error

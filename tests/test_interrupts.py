@@ -13,7 +13,7 @@ import time
 
 import numpy as np
 import pytest
-from comfyui import Listener, api_twin
+from comfyui import Listener, api_twin, on_fixtures
 from conftest import face, needs_faces, wait_until
 from PIL import Image
 from test_flux_nodes import identity_nodes, sampling_graph
@@ -120,7 +120,7 @@ def test_cancel_stops_a_training_started_from_the_panel(comfyui):
 def remote_prompt(node_type: str) -> tuple[dict, str]:
     """An API prompt for each closed-model node (the example workflows, and Remix built from Enhance's)."""
     if node_type == "IdentityRemix":
-        prompt = api_twin("remote_enhance_nb2")
+        prompt = on_fixtures(api_twin("remote_enhance_nb2"))
         node = next(k for k, n in prompt.items() if n["class_type"] == "IdentityEnhance")
         inputs = {**prompt[node]["inputs"], "style_reference": prompt[node]["inputs"]["image"], "prompt": "in oils"}
         prompt[node] = {"class_type": "IdentityRemix", "inputs": inputs}
@@ -130,7 +130,7 @@ def remote_prompt(node_type: str) -> tuple[dict, str]:
         "IdentityEdit": "remote_edit_group_photo_gpt_image_2",
         "IdentityEnhance": "remote_enhance_nb2",
     }[node_type]
-    prompt = api_twin(name)
+    prompt = on_fixtures(api_twin(name))
     return prompt, next(k for k, n in prompt.items() if n["class_type"] == node_type)
 
 

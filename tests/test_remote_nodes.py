@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 
 import pytest
-from comfyui import Listener, api_twin
+from comfyui import Listener, PromptRejected, api_twin, on_fixtures
 from conftest import needs_faces
+
+from identity.remote.keys import KEY_VARIABLES
+from identity.remote.models import FACTS_FILE, list_prices
 
 REMOTE_NODES = {
     "IdentityBaseModelSelect": ("Base Model Select", ["IDENTITY_BASE_MODEL"]),
@@ -19,16 +23,58 @@ REMOTE_NODES = {
 }
 
 
+#: The paid nodes and the operation each sends.
+PAID = {"IdentityGenerate": "generate", "IdentityEdit": "edit", "IdentityEnhance": "enhance", "IdentityRemix": "remix"}
+
+
 def test_remote_nodes_are_listed_and_no_widget_takes_a_key(comfyui):
     info = comfyui.client.object_info()
     for node_id, (display, outputs) in REMOTE_NODES.items():
-        assert info[node_id]["display_name"] == display and info[node_id]["output"] == outputs
+        assert info[node_id]["display_name"].startswith(display) and info[node_id]["output"] == outputs
     for node in info.values():
         if node["python_module"] == "custom_nodes.identity-layer":
             names = [n for group in node["input"].values() for n in group]
             assert not [n for n in names if "key" in n.lower() or "token" in n.lower()], (node["name"], names)
     models = info["IdentityBaseModelSelect"]["input"]["required"]["model"][1]["options"]
     assert models[:5] == ["nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"]
+
+
+def test_paid_nodes_show_the_price_per_image_from_models_json_in_a_menu_of_their_own(comfyui):
+    info = comfyui.client.object_info()
+    nb2 = json.loads(FACTS_FILE.read_text())["models"]["nb2"]["prices"]["usd"]
+    for node_id, operation in PAID.items():
+        spans = [span for span in list_prices(operation).values() if span]
+        price = f"${min(s[0] for s in spans):.2f}–{max(s[1] for s in spans):.2f}/image"
+        assert info[node_id]["display_name"] == f"{REMOTE_NODES[node_id][0]} (paid API, {price})"
+        if operation != "enhance":  # enhance runs at 2K only
+            assert f"nb2 ${min(nb2.values()):.3f}–{max(nb2.values()):.3f};" in info[node_id]["description"]
+    for node_id in REMOTE_NODES:
+        assert info[node_id]["category"] == "identity/paid API (your keys)" and not info[node_id]["api_node"]
+    prompt = info["IdentityGenerate"]["input"]["required"]["prompt"][1]
+    assert prompt["default"] == "" and "[[barack-obama]]" in prompt["placeholder"], "no untrained [[alice]]"
+
+
+@needs_faces
+def test_a_missing_key_is_named_when_the_prompt_is_queued_before_any_call(comfyui, remote):
+    """Base Model Select checks its provider's key at queue time: ComfyUI refuses the prompt, naming the
+    environment variables and the keys file, and nothing is sent."""
+    if any(os.environ.get(v) for v in KEY_VARIABLES["gemini"]):
+        pytest.skip("a Gemini key is set in this environment")
+    remote.reset()
+    keys = comfyui.user / "identity_layer" / "keys.json"
+    saved = keys.read_text()
+    keys.write_text(json.dumps({k: v for k, v in json.loads(saved).items() if k not in KEY_VARIABLES["gemini"]}))
+    try:
+        with pytest.raises(PromptRejected) as rejected:
+            comfyui.client.queue(api_twin("remote_generate_portrait_nb2"))
+    finally:
+        keys.write_text(saved)
+    errors = rejected.value.body["node_errors"]
+    [(node, error)] = errors.items()
+    assert error["class_type"] == "IdentityBaseModelSelect", errors
+    details = error["errors"][0]["details"]
+    assert "no API key for gemini: set GOOGLE_API_KEY or GEMINI_API_KEY" in details and "keys.json" in details
+    assert remote.requests == [], "a provider was called"
 
 
 def _run(comfyui, prompt):
@@ -55,7 +101,7 @@ def test_generate_a_portrait_on_nb2(comfyui, remote):
 @needs_faces
 def test_edit_a_group_photo_with_two_profiles_on_gpt_image_2(comfyui, remote):
     remote.reset()
-    badges, report, saved = _run(comfyui, api_twin("remote_edit_group_photo_gpt_image_2"))
+    badges, report, saved = _run(comfyui, on_fixtures(api_twin("remote_edit_group_photo_gpt_image_2")))
     assert report["model"] == "gpt-image-2" and report["quality"] == "medium"
     assert sorted(report["subjects"].values()) == ["Barack Obama", "Joe Biden"]
     assert report["outputs"][0]["passed"] and len(saved) == 1
@@ -66,14 +112,14 @@ def test_edit_a_group_photo_with_two_profiles_on_gpt_image_2(comfyui, remote):
 @needs_faces
 def test_enhance_on_nb2(comfyui, remote):
     remote.reset()
-    badges, report, saved = _run(comfyui, api_twin("remote_enhance_nb2"))
+    badges, report, saved = _run(comfyui, on_fixtures(api_twin("remote_enhance_nb2")))
     assert report["operation"] == "enhance" and report["resolution"] == "2K" and report["outputs"][0]["passed"]
 
 
 @needs_faces
 def test_remix_node(comfyui, remote):
     remote.reset()
-    prompt = api_twin("remote_enhance_nb2")
+    prompt = on_fixtures(api_twin("remote_enhance_nb2"))
     enhance_id = next(k for k, n in prompt.items() if n["class_type"] == "IdentityEnhance")
     node = prompt[enhance_id]
     image = node["inputs"].pop("image")

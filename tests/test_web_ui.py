@@ -23,7 +23,8 @@ from browser import (
     shot,
     sync_playwright,
 )
-from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces
+from comfyui import EXAMPLES, load_workflow, on_fixtures
+from conftest import TOM_HANKS, crafted, face, needs_faces
 from PIL import Image
 
 LOAD_MS = 120_000
@@ -165,7 +166,7 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
 
 @needs_faces
 def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
-    workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+    workflow = on_fixtures(load_workflow("score_and_rank_batch"))
     page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
     page.locator(".identity-node-thumb").wait_for()  # Profile Load's thumbnail view, before the profile exists
 
@@ -307,7 +308,7 @@ def test_a_name_with_markup_is_refused_and_a_planted_one_never_runs(page, comfyu
         name="Plain Person",
     )
     try:
-        workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+        workflow = on_fixtures(load_workflow("score_and_rank_batch"))
         page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
         page.evaluate("() => app.refreshComboInNodes()")
         page.locator(".identity-card[data-profile-id='plain-000000']").wait_for()
@@ -428,3 +429,21 @@ def test_link_a_profile_to_phota_in_the_panel(page, comfyui, request, tom_profil
         assert json.loads((user / "phota_links.json").read_text()) == {}
     finally:
         path.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_each_template_opens_with_every_node_fitting_its_size_and_its_photos_found(page, name):
+    """As ComfyUI's template browser opens it: no node (Profile Load with its thumbnail included) grows past the
+    size the template gives it, so none covers another, and each Load Image finds its photo in the input folder."""
+    page.evaluate("(workflow) => app.loadGraphData(workflow)", load_workflow(name))
+    page.wait_for_function("() => app.graph.nodes.length > 0")
+    sizes = page.evaluate(
+        """() => app.graph.nodes.map((node) => ({id: node.id, type: node.type, size: [...node.size],
+            fits: node.computeSize(), missing: (node.widgets ?? []).filter((w) => w.name === "image"
+              && !(w.options?.values ?? []).includes(w.value)).map((w) => w.value)}))"""
+    )
+    declared = {node["id"]: node["size"] for node in load_workflow(name)["nodes"]}
+    for node in sizes:
+        grown = [a > b + 0.5 for a, b in zip(node["size"], declared[node["id"]])]
+        assert not any(grown), f"{node['type']} {node['id']}: {declared[node['id']]} grew to {node['size']}"
+        assert node["missing"] == [], f"{node['type']} {node['id']} misses {node['missing']}"

@@ -308,6 +308,20 @@ def base_model(name: str) -> BaseModel:
     return models[name]
 
 
+def list_prices(operation: str) -> dict[str, tuple[float, float] | None]:
+    """Per model that can do `operation`: its list price for one output image at its cheapest and dearest
+    resolution (an edit's input pixels not counted), or None where it is metered (tokens) or not listed: what the
+    paid nodes show before anything is queued."""
+    prices = {}
+    for model in registry().values():
+        if operation not in model.operations:
+            continue
+        resolutions = [model.pinned[operation]] if operation in model.pinned else model.resolutions
+        costs = [c for c in (model.estimated_cost(r, 1, operation) for r in resolutions) if c is not None]
+        prices[model.name] = (min(costs), max(costs)) if costs else None
+    return prices
+
+
 def all_values(attribute: str) -> list[str]:
     """Every value any model offers (for the node's pickers), in first-seen order."""
     return list(dict.fromkeys(v for m in _BUNDLED.values() for v in getattr(m, attribute)))
