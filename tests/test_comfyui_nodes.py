@@ -224,6 +224,27 @@ def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyu
     _expect_error(comfyui, by_id, f"no profile {profile_id!r}")
 
 
+def test_a_workflow_saved_with_a_name_runs_after_the_profile_is_renamed(comfyui, tom):
+    """Older workflows saved Profile Load's display name: after renames they load the profile that had the name."""
+    assert comfyui.client.run(_image_train_prompt("Joe Renamed")).status == "success"
+    store = _profiles(comfyui)
+    profile_id = store.resolve("Joe Renamed")
+    saved = _score_prompt("tom.png", "Joe Renamed")  # as a workflow saved before the rename holds it
+    store.rename(profile_id, "Joseph Renamed")
+    store.rename(profile_id, "Joseph R. Renamed")
+    for name in ("Joe Renamed", "joseph renamed", profile_id):
+        run = comfyui.client.run(_score_prompt("tom.png", name) if name != "Joe Renamed" else saved)
+        assert run.status == "success", (name, run.error)
+        assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Joseph R. Renamed"], name
+    options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
+    assert profile_id in options and "Joseph R. Renamed" not in options, "the picker saves ids, not names"
+    assert comfyui.client.run(_image_train_prompt("Joe Renamed")).status == "success"
+    run = comfyui.client.run(saved)
+    assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Joe Renamed"], (
+        "a profile that holds the name now comes before one that held it once"
+    )
+
+
 def test_profile_train_saves_again_when_its_profile_was_deleted_and_not_otherwise(comfyui, tom):
     prompt = _image_train_prompt("Trained Twice")
     assert comfyui.client.run(prompt).status == "success"

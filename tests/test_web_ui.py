@@ -224,7 +224,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     page.locator(".identity-job").wait_for(state="hidden")
 
     # 2. Without reloading the page, Profile Load's list has the new profile; pick it from the list.
-    assert "Obama (browser)" in profile_load(page, "combo.options.values")
+    assert profile_id in profile_load(page, "combo.options.values"), "the picker's values are ids"
     entry = open_profile_picker(page, "Obama (browser)")
     shot(page, request.config, "3-profile-load-list")
     entry.click()
@@ -246,7 +246,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     wait_until_idle(comfyui)
     shot(page, request.config, "4-scored")
 
-    # 4. Rename: the card and the Profile Load node follow; the id stays.
+    # 4. Rename: the card and the Profile Load node follow; the node keeps the id and shows the new name.
     identity_tab(page).click()
     card = page.locator(f".identity-card[data-profile-id='{profile_id}']")
     card.get_by_role("button", name="Details").click()
@@ -255,8 +255,14 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     card.get_by_role("textbox", name="New name").fill("Barack Obama (browser)")
     card.get_by_role("button", name="Save").click()
     card.locator(".identity-card-name", has_text="Barack Obama (browser)").wait_for()
-    page.wait_for_function("""() => app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
-        .widgets.find((w) => w.name === "profile").value === "Barack Obama (browser)" """)
+    page.wait_for_function(
+        """(id) => {
+        const combo = app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+            .widgets.find((w) => w.name === "profile");
+        return combo.value === id && combo.options.getOptionLabel(combo.value) === "Barack Obama (browser)";
+    }""",
+        arg=profile_id,
+    )
     card.scroll_into_view_if_needed()
     shot(page, request.config, "5-renamed")
 
@@ -268,8 +274,11 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     shot(page, request.config, "6-confirm-delete")
     confirm.get_by_role("button", name="Delete").click()
     card.wait_for(state="detached")
-    page.wait_for_function("""() => !app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
-        .widgets.find((w) => w.name === "profile").options.values.includes("Barack Obama (browser)")""")
+    page.wait_for_function(
+        """(id) => !app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+        .widgets.find((w) => w.name === "profile").options.values.includes(id)""",
+        arg=profile_id,
+    )
     assert not (comfyui.base / "models" / "identity_profiles" / f"{profile_id}.safetensors").exists()
     shot(page, request.config, "7-deleted")
 
