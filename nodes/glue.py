@@ -213,9 +213,9 @@ def input_folder(folder: str) -> Path:
     root = Path(folder_paths.get_input_directory()).resolve()
     target = (root / folder.strip()).resolve()
     if os.path.commonpath([root, target]) != str(root):
-        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside {root}")
+        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside it")
     if not target.is_dir():
-        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
+        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder")
     return target
 
 

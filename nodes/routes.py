@@ -165,7 +165,7 @@ async def get_reference(request: web.Request) -> web.Response:
 @answers_json
 async def create_profile(request: web.Request) -> web.Response:
     """Multipart `name`, `overwrite`, `kind` (optional: person, cat, dog or pet) and `photos` (repeated) → 202 with
-    the training job, which runs on."""
+    the training job, which runs on, and the files refused (`refused`: index, name and reason of each)."""
     if not request.content_type.startswith("multipart/"):
         raise UploadRefused("send the photos as multipart/form-data with the fields name, overwrite and photos")
     if (request.content_length or 0) > MAX_UPLOAD_BYTES + 1024 * 1024:
@@ -207,7 +207,7 @@ async def create_profile(request: web.Request) -> web.Response:
         )
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
-    return web.json_response({"job": job.snapshot()}, status=202)
+    return web.json_response({"job": job.snapshot(), "refused": batch.refused}, status=202)
 
 
 async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]]:

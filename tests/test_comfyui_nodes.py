@@ -4,12 +4,13 @@ test_interrupts.py)."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 
 import numpy as np
 import pytest
 from comfyui import Listener
-from conftest import T1, TOM_HANKS, face, needs_faces
+from conftest import ROOT, T1, TESTPACK, TOM_HANKS, face, needs_faces
 from PIL import Image
 
 NODES = {
@@ -43,6 +44,15 @@ def test_object_info_lists_every_node_with_its_sockets(comfyui):
     )
     assert info["IdentityArcFaceScore"]["output_is_list"] == [False, True, False, False]
     assert info["IdentityProfileTrain"]["output_node"] is True
+
+
+def test_the_pack_logs_one_line_at_start_up_saying_what_it_found(comfyui):
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    lines = [line for line in comfyui.log_tail(100_000).splitlines() if f"Identity Layer {version}:" in line]
+    assert len(lines) == 1, lines
+    packs = "testpack" if TESTPACK.is_dir() else "none"
+    engine = "insightface:testpack" if TESTPACK.is_dir() else "embedded"
+    assert f"face engine {engine}, insightface packs: {packs}, API keys set for: " in lines[0], lines[0]
 
 
 def _write(comfyui, relative: str, image: np.ndarray) -> str:

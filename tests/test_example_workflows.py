@@ -108,7 +108,7 @@ def test_no_artefact_of_the_example_workflows_holds_a_path_of_this_machine(comfy
     assert [run.status for run in runs] == ["success"] * len(runs), [run.error for run in runs]
     profiles = comfyui.client.request("/identity/profiles")["profiles"]
     artefacts = {
-        "history": json.dumps(comfyui.client.request("/history")),
+        "history": json.dumps([comfyui.client.request(f"/history/{run.prompt_id}") for run in runs]),
         "outputs": json.dumps([run.outputs for run in runs]),
         "profile list": json.dumps(profiles),
         **{
@@ -126,6 +126,7 @@ def test_no_artefact_of_the_example_workflows_holds_a_path_of_this_machine(comfy
     header = (comfyui.base / "models" / "identity_profiles" / f"{trained}.safetensors").read_bytes()[:200_000]
     artefacts["the trained profile's header"] = header.decode("utf-8", "replace")
     assert "identity/obama/" in artefacts["the trained profile's header"], "its report names the photos"
+    comfyui.client.request(f"/identity/profiles/{trained}", method="DELETE")  # other tests list the profiles
     for what, text in artefacts.items():
         found = sorted(path for path in _private_paths(comfyui) if path in text)
         assert not found, f"{what} holds {found}"

@@ -324,11 +324,11 @@ def raw_upload(comfyui, body: bytes, content_type: str):
 def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfyui, case):
     before = profile_files(comfyui)
     if case == "text renamed .jpg":
-        status, answer = upload(comfyui, "X", [tom(), ("notes.jpg", b"Meeting notes, not a photo")])
+        status, answer = upload(comfyui, "X", [("notes.jpg", b"Meeting notes, not a photo")])
         expected = (400, "'notes.jpg' is not an image")
     elif case == "oversized":
         status, answer = upload(comfyui, "X", [("huge.jpg", b"\xff\xd8\xff\xe0" + bytes(33 * 1024 * 1024))])
-        expected = (413, "'huge.jpg' is over 32 MiB")
+        expected = (400, "'huge.jpg' is over 32 MiB")
     elif case == "path-like name":
         status, answer = upload(comfyui, "X", [("../../models/evil.jpg", TOM_HANKS.read_bytes())])
         expected = (400, "looks like a path")
@@ -351,7 +351,7 @@ def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfy
         status, answer = upload(comfyui, '<img src=x onerror="alert(1)">', [tom()])
         expected = (400, "contains '<' or '>'")
     elif case == "text-chunk bomb":
-        status, answer = upload(comfyui, "X", [tom(), ("bomb.png", text_bomb_png())])
+        status, answer = upload(comfyui, "X", [("bomb.png", text_bomb_png())])
         expected = (400, "'bomb.png': unreadable")
     elif case == "no boundary":
         status, answer = raw_upload(comfyui, multipart({"name": "X"}, [tom()])[0], "multipart/form-data")
@@ -385,6 +385,19 @@ def test_bad_uploads_are_refused_with_one_clear_sentence_and_write_nothing(comfy
     assert "Traceback" not in answer["error"] and "\n" not in answer["error"]
     assert profile_files(comfyui) == before
     assert call(comfyui, "GET", "/identity/profiles")[0] == 200, "the server keeps serving"
+
+
+def test_an_upload_keeps_the_good_photos_and_lists_each_refused_file_with_its_reason(comfyui):
+    files = [("notes.jpg", b"Meeting notes, not a photo"), tom(), ("bomb.png", text_bomb_png())]
+    status, answer = upload(comfyui, "Kept Photos", files)
+    assert status == 202, answer
+    refused = {r["index"]: (r["name"], r["reason"]) for r in answer["refused"]}
+    assert sorted(refused) == [0, 2], answer["refused"]
+    assert refused[0][0] == "notes.jpg" and "'notes.jpg' is not an image" in refused[0][1]
+    assert refused[2][0] == "bomb.png" and "unreadable" in refused[2][1]
+    job = wait_for(comfyui, answer["job"])
+    assert job["status"] == "READY" and [p["path"] for p in job["photos"]] == ["tom.png"], job
+    call(comfyui, "DELETE", f"/identity/profiles/{job['profile_id']}")
 
 
 def test_a_second_training_of_one_profile_is_refused_while_the_first_runs(comfyui):

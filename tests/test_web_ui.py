@@ -54,6 +54,10 @@ def page(browser, comfyui, request):
             message.type == "error" and OURS in str(message.location.get("url")) and problems.append(message.text)
         ),
     )
+    unnamed = []  # a route asked about a profile whose id the panel did not have
+    page.on(
+        "request", lambda asked: "/identity/" in asked.url and "undefined" in asked.url and unnamed.append(asked.url)
+    )
     page.goto(comfyui.client.url)
     page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
     identity_tab(page).click(timeout=LOAD_MS)
@@ -65,6 +69,7 @@ def page(browser, comfyui, request):
     context.close()
     ours = [p for p in problems if OURS in p]
     assert not ours, f"errors from the pack's web extension: {ours}"
+    assert not unnamed, f"requests for an undefined profile: {unnamed}"
 
 
 def png(size=(300, 300), value=180) -> bytes:
@@ -161,6 +166,29 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
     assert not any("Unable to find workflow" in t for t in toasts), (
         "dropped photos must not reach ComfyUI's workflow loader"
     )
+
+
+def test_an_upload_with_a_file_that_is_no_photo_trains_on_the_others_and_lists_it(page, comfyui, request):
+    form = page.locator(".identity-new")
+    form.get_by_role("textbox", name="Name").fill("Partly Refused")
+    photos = [
+        {"name": "notes.jpg", "data": b"Meeting notes, not a photo"},
+        {"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"},
+    ]
+    drop_files(form.locator(".identity-dropzone"), photos)
+    form.get_by_role("button", name="Train profile").click()
+    form.locator(".identity-job-status[data-status=READY]").wait_for(timeout=TRAIN_MS)
+    rows = {
+        row.locator("strong").inner_text(): (row.get_attribute("data-code"), row.inner_text())
+        for row in form.locator(".identity-verdict").all()
+    }
+    assert set(rows) == {"tom.png", "notes.jpg"}, rows
+    assert rows["notes.jpg"][0] == "refused" and "'notes.jpg' is not an image" in rows["notes.jpg"][1], rows
+    assert rows["tom.png"][0] != "refused", rows
+    expect(form.locator(".identity-message.error")).to_have_count(0)
+    shot(page, request.config, "partly-refused")
+    profile_id = form.locator(".identity-job-title small").inner_text()
+    assert comfyui.client.request(f"/identity/profiles/{profile_id}", method="DELETE")["deleted"] == profile_id
 
 
 @needs_faces

@@ -90,7 +90,7 @@ function addThumbnail(nodeType) {
 function thumbnailView(value) {
   const profile = profileFor(value);
   const caption = profile ? `${profile.kind} · ${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`
-    : !state.loaded ? "" : label ? `No profile "${label}": pick another, or train it in the Identity panel.`
+    : !state.loaded ? "" : value ? `No profile "${value}": pick another, or train it in the Identity panel.`
       : "No profiles yet: train one in the Identity panel (sidebar).";
   return [profile ? h("img", { src: imageURL(profile.thumbnail), alt: profile.name }) : null, h("div.identity-node-caption", {}, caption)];
 }
