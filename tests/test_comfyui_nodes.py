@@ -250,6 +250,9 @@ def test_a_workflow_saved_with_a_name_runs_after_the_profile_is_renamed(comfyui,
     assert profile_id in options and "Joseph R. Renamed" not in options, "the picker saves ids, not names"
     assert comfyui.client.run(_image_train_prompt("Joe Renamed")).status == "success"
     run = comfyui.client.run(saved)
+    newer = store.resolve("Joe Renamed")
+    store.delete(profile_id)
+    store.delete(newer)  # other tests list the profiles
     assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Joe Renamed"], (
         "a profile that holds the name now comes before one that held it once"
     )
