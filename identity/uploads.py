@@ -4,6 +4,8 @@ An upload comes from anyone who can reach the server, so nothing about it is tru
 from the first bytes (never from the file name or the declared content type), sizes are checked per chunk
 so an oversized file is refused before it is held in memory, and file names are only labels for reports:
 a name that looks like a path is refused outright, and no name is ever used to build a path.
+A file that is no usable photo (empty, not an image, unreadable, over the size limit) is refused alone, with its
+reason, and the others are kept; only an upload with no usable photo is refused whole.
 Photos stay in memory; nothing is written to disk.
 """
 
@@ -66,36 +68,56 @@ class UploadBatch:
         self.max_photo_bytes = max_photo_bytes
         self.max_upload_bytes = max_upload_bytes
         self.photos: list[Photo] = []
+        #: Files refused alone: `{"index": position among the uploaded files, "name": label, "reason": sentence}`.
+        self.refused: list[dict] = []
         self.total = 0
         self._label: str | None = None
         self._chunks: list[bytes] = []
         self._size = 0
+        self._oversized = False
 
     def begin(self, filename: str | None) -> str:
         if len(self.photos) >= self.max_photos:
             raise UploadRefused(f"more than {self.max_photos} photos uploaded; a profile takes 1 to {self.max_photos}")
-        self._label = photo_label(filename, len(self.photos) + 1)
-        self._chunks, self._size = [], 0
+        self._label = photo_label(filename, len(self.photos) + len(self.refused) + 1)
+        self._chunks, self._size, self._oversized = [], 0, False
         return self._label
 
     def feed(self, chunk: bytes) -> None:
+        """Holds a chunk; an oversized photo's chunks are let go as they arrive (the file is refused at its end)."""
         self._size += len(chunk)
         self.total += len(chunk)
-        if self._size > self.max_photo_bytes:
-            raise UploadTooLarge(
-                f"photo {self._label!r} is over {_mib(self.max_photo_bytes)} MiB; "
-                "upload a smaller copy (a few megapixels is plenty for a face)"
-            )
         if self.total > self.max_upload_bytes:
             raise UploadTooLarge(
                 f"the photos add up to over {_mib(self.max_upload_bytes)} MiB; upload fewer or smaller photos"
             )
-        self._chunks.append(chunk)
+        self._oversized = self._oversized or self._size > self.max_photo_bytes
+        if self._oversized:
+            self._chunks = []
+        else:
+            self._chunks.append(chunk)
 
-    def end(self) -> Photo:
+    def end(self) -> Photo | None:
+        """The photo, or None when the file is refused (`refused` says why)."""
         data = b"".join(self._chunks)
         self._chunks = []
+        try:
+            photo = Photo(self._label, self._checked(data))
+        except UploadRefused as exc:
+            self.refused.append(
+                {"index": len(self.photos) + len(self.refused), "name": self._label, "reason": str(exc)}
+            )
+            return None
+        self.photos.append(photo)
+        return photo
+
+    def _checked(self, data: bytes) -> bytes:
         label = self._label
+        if self._oversized:
+            raise UploadRefused(
+                f"photo {label!r} is over {_mib(self.max_photo_bytes)} MiB; "
+                "upload a smaller copy (a few megapixels is plenty for a face)"
+            )
         if not data:
             raise UploadRefused(f"photo {label!r} is empty; choose the file again")
         if image_type(data[:16]) is None:
@@ -107,11 +129,11 @@ class UploadBatch:
             probe_image(data)
         except ImageError as exc:
             raise UploadRefused(f"photo {label!r}: {exc.reason}") from None
-        photo = Photo(label, data)
-        self.photos.append(photo)
-        return photo
+        return data
 
     def finish(self) -> list[Photo]:
+        if self.refused and not self.photos:
+            raise UploadRefused(f"no photo could be used: {'; '.join(r['reason'] for r in self.refused)}")
         if not self.photos:
             raise UploadRefused(f"no photos uploaded; add 1 to {self.max_photos} photos of the person")
         return self.photos

@@ -21,6 +21,7 @@ from .glue import (
     folder_photos,
     folder_state,
     pet_engine,
+    shown_path,
     to_arrays,
     to_images,
 )
@@ -77,10 +78,10 @@ class ArcFaceScore(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, folder: str = "", **_) -> tuple:
-        """The folder's photos (name, time, size): an image added to or replaced in it is scored, not served from
-        ComfyUI's cache."""
-        return (folder_state(folder),)
+    def fingerprint_inputs(cls, folder: str = "", **_) -> str:
+        """The folder's photos (hashed path, time, size): an image added to or replaced in it is scored, not served
+        from ComfyUI's cache."""
+        return folder_state(folder)
 
     @classmethod
     def execute(
@@ -95,7 +96,7 @@ class ArcFaceScore(io.ComfyNode):
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
         named = [(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
-        named += [(path.name, load_image(path)) for path in folder_photos(folder)]
+        named += [(shown_path(str(path)), load_image(path)) for path in folder_photos(folder)]
         if not named:
             raise IdentityError(
                 "ArcFace Score needs images: connect an IMAGE batch or name a folder in ComfyUI's input folder"

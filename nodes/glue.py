@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import shutil
@@ -246,9 +247,9 @@ def input_folder(folder: str) -> Path:
     root = Path(folder_paths.get_input_directory()).resolve()
     target = (root / folder.strip()).resolve()
     if not _inside(root, target):
-        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside {root}")
+        raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside it")
     if not target.is_dir():
-        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
+        raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder")
     return target
 
 
@@ -265,14 +266,32 @@ def folder_photos(folder: str) -> list[Path]:
     return [photo for photo in photos if _inside(root, photo)]
 
 
-def folder_state(folder: str):
-    """The photos of a folder as (name, mtime, size), so that adding or replacing one is a change (None when it
-    cannot be read: the run then says why)."""
+def shown_path(label):
+    """A photo's path as nodes report it and routes answer it: relative to ComfyUI's input folder, or the file name
+    alone (a profile trained by the CLI holds server paths, which no report or client is to learn)."""
+    if not isinstance(label, (str, os.PathLike)) or not os.path.isabs(label):
+        return label
+    root = os.path.realpath(folder_paths.get_input_directory())
+    path = os.path.normpath(label)
+    if os.path.commonpath([root, path]) == root:
+        return os.path.relpath(path, root)
+    return os.path.basename(path)
+
+
+def hashed(state) -> str:
+    """A cache fingerprint as ComfyUI stores it: ComfyUI writes each node's fingerprint into the prompt, which
+    SaveImage saves in every PNG, so it carries a digest, never the paths, times and sizes it is made of."""
+    return hashlib.sha256(repr(state).encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def folder_state(folder: str) -> str:
+    """The photos of a folder (path, mtime, size), hashed: adding or replacing one is a change (the digest of None
+    when it cannot be read: the run then says why)."""
     try:
         state = []
         for photo in folder_photos(folder):
             info = photo.stat()
             state.append((str(photo), info.st_mtime_ns, info.st_size))
-        return state
     except (IdentityError, OSError):
-        return None
+        state = None
+    return hashed(state)

@@ -1,6 +1,8 @@
-"""Profile Load: saved profiles by name, chained into one list.
+"""Profile Load: saved profiles, chained into one list.
 
-The chosen profile's thumbnail is shown on the node by the web extension (web/js/nodes.js) as soon as it is
+The picker's values are profile ids (what a workflow saves, so a rename keeps it valid); the web extension shows
+each as its name (web/js/nodes.js). A workflow saved with a name (older versions saved names) still runs: the
+name is looked up among current names, then among former ones (`ProfileStore.resolve`). The chosen profile's thumbnail is shown on the node by the web extension (web/js/nodes.js) as soon as it is
 picked, so the node sends no preview of its own (it would show the same picture twice after a run).
 """
 
@@ -9,13 +11,12 @@ from __future__ import annotations
 from comfy_api.v0_0_2 import io
 
 from ..identity.errors import IdentityError
-from ..identity.profile import picker_labels
-from .glue import Profiles, profile_store
+from .glue import Profiles, hashed, profile_store
 
 
-def profile_names() -> list[str]:
-    """Labels as the picker shows them (the web panel labels profiles the same way)."""
-    return list(picker_labels(profile_store().summaries()).values())
+def profile_ids() -> list[str]:
+    """The picker's values, in the order of the names the picker shows for them."""
+    return [summary["id"] for summary in profile_store().summaries()]
 
 
 class ProfileLoad(io.ComfyNode):
@@ -28,7 +29,11 @@ class ProfileLoad(io.ComfyNode):
             description="Load a saved identity profile. Chain several Profile Load nodes through 'profiles' to pass "
             "several people on.",
             inputs=[
-                io.Combo.Input("profile", options=profile_names(), tooltip="a profile in models/identity_profiles/"),
+                io.Combo.Input(
+                    "profile",
+                    options=profile_ids(),
+                    tooltip="a profile in models/identity_profiles/ (saved by its id: renaming it keeps workflows valid)",
+                ),
                 Profiles.Input("profiles", optional=True, tooltip="profiles loaded before this one (to chain several)"),
             ],
             outputs=[Profiles.Output(display_name="profiles")],
@@ -36,10 +41,10 @@ class ProfileLoad(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, profile: str) -> bool:
-        return True  # names are checked when the node runs, so an unknown one gets a message listing the profiles
+        return True  # ids, names and former names are resolved when the node runs, so an unknown one gets a message listing the profiles
 
     @classmethod
-    def fingerprint_inputs(cls, profile: str, **_) -> tuple | None:
+    def fingerprint_inputs(cls, profile: str, **_) -> str | None:
         """The profile's id and file stamp: a deleted, replaced or renamed profile is loaded afresh, never served
         from ComfyUI's cache (nodes downstream take this node's fingerprint into their own cache keys)."""
         store = profile_store()
@@ -47,7 +52,7 @@ class ProfileLoad(io.ComfyNode):
             profile_id = store.resolve(profile)
         except IdentityError:
             return None  # execute says what is wrong
-        return profile_id, store.stamp(profile_id)
+        return hashed((profile_id, store.stamp(profile_id)))
 
     @classmethod
     def execute(cls, profile: str, profiles: list | None = None) -> io.NodeOutput:

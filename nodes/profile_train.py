@@ -18,7 +18,9 @@ from .glue import (
     face_engine_input,
     folder_photos,
     folder_state,
+    hashed,
     profile_store,
+    shown_path,
     to_arrays,
     to_images,
     training_engine,
@@ -86,8 +88,8 @@ class ProfileTrain(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, name: str = "", folder: str = "", **_) -> tuple:
-        return profile_state(name), folder_state(folder)
+    def fingerprint_inputs(cls, name: str = "", folder: str = "", **_) -> str:
+        return hashed((profile_state(name), folder_state(folder)))
 
     @classmethod
     def execute(
@@ -103,7 +105,7 @@ class ProfileTrain(io.ComfyNode):
         photos = (
             [Photo(f"image {i + 1}", array) for i, array in enumerate(to_arrays(images))] if images is not None else []
         )
-        photos += [Photo(printable(str(path)), path) for path in folder_photos(folder)]
+        photos += [Photo(printable(shown_path(str(path))), path) for path in folder_photos(folder)]
         if not photos:
             raise IdentityError(
                 "Profile Train needs photos: connect an IMAGE batch or name a folder in ComfyUI's input folder"

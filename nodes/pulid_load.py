@@ -19,7 +19,7 @@ from ..identity.flux.weights import (
     load_parsing,
     missing_weights,
 )
-from .glue import EVA_CLIP_FOLDER, PARSING_FOLDER, PULID_FOLDER, AdapterHandle, FluxAdapterSocket
+from .glue import EVA_CLIP_FOLDER, PARSING_FOLDER, PULID_FOLDER, AdapterHandle, FluxAdapterSocket, hashed
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class PuLIDLoad(io.ComfyNode):
     def fingerprint_inputs(cls, **kwargs) -> str:
         """A parsing file put in place (or removed) after a run counts as a change: the next run picks it up."""
         found = folder_paths.get_full_path(PARSING_FOLDER, PARSING_FILE)
-        return f"{found}:{Path(found).stat().st_mtime_ns}" if found else ""
+        return hashed(f"{found}:{Path(found).stat().st_mtime_ns}" if found else "")
 
     @classmethod
     def validate_inputs(cls, pulid: str, eva_clip: str, allow_other_recognizer: bool = False) -> bool:

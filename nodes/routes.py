@@ -15,10 +15,8 @@ import asyncio
 import functools
 import json
 import logging
-import os
 from urllib.parse import quote
 
-import folder_paths
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from server import PromptServer
@@ -39,7 +37,7 @@ from ..identity.remote.phota_links import default_links, phota_status
 from ..identity.training import JOBS, KINDS, Status, start_training
 from ..identity.training.verdicts import ACCEPTED, PENDING, REJECTED
 from ..identity.uploads import MAX_UPLOAD_BYTES, UploadBatch
-from .glue import cancel_check, key_store, profile_store, training_engine
+from .glue import cancel_check, key_store, profile_store, shown_path, training_engine
 
 log = logging.getLogger(__name__)
 
@@ -109,23 +107,22 @@ def thumbnail_url(summary: dict) -> str:
 
 @answers_json
 async def list_profiles(request: web.Request) -> web.Response:
-    summaries = await asyncio.to_thread(profile_store().summaries)
+    """Each profile with its picker label and its former names (the nodes map a workflow saved with one onto the
+    id)."""
+    store = profile_store()
+    summaries, former = await asyncio.to_thread(lambda: (store.summaries(), store.former_names()))
     labels = picker_labels(summaries)
-    profiles = [{**s, "label": labels[s["id"]], "thumbnail": thumbnail_url(s)} for s in summaries]
+    profiles = [
+        {
+            **s,
+            "label": labels[s["id"]],
+            "thumbnail": thumbnail_url(s),
+            "former_names": [key for key, profile_id in former.items() if profile_id == s["id"]],
+        }
+        for s in summaries
+    ]
     jobs = [job.snapshot() for job in JOBS.all() if not job.status.finished]
     return web.json_response({"profiles": profiles, "jobs": jobs})
-
-
-def shown_path(label):
-    """A training photo's label as a route shows it: relative to ComfyUI's input folder, or the file name alone
-    (a profile trained by the CLI or Profile Train holds server paths, which no client is to learn)."""
-    if not isinstance(label, str) or not os.path.isabs(label):
-        return label
-    root = os.path.realpath(folder_paths.get_input_directory())
-    path = os.path.normpath(label)
-    if os.path.commonpath([root, path]) == root:
-        return os.path.relpath(path, root)
-    return os.path.basename(path)
 
 
 @answers_json
@@ -168,7 +165,7 @@ async def get_reference(request: web.Request) -> web.Response:
 @answers_json
 async def create_profile(request: web.Request) -> web.Response:
     """Multipart `name`, `overwrite`, `kind` (optional: person, cat, dog or pet) and `photos` (repeated) → 202 with
-    the training job, which runs on."""
+    the training job, which runs on, and the files refused (`refused`: index, name and reason of each)."""
     if not request.content_type.startswith("multipart/"):
         raise UploadRefused("send the photos as multipart/form-data with the fields name, overwrite and photos")
     if (request.content_length or 0) > MAX_UPLOAD_BYTES + 1024 * 1024:
@@ -210,7 +207,7 @@ async def create_profile(request: web.Request) -> web.Response:
         )
     except ProfileExists as exc:
         raise ProfileExists(f"{exc}; to retrain it, send overwrite=true (the panel's 'Retrain' box)") from None
-    return web.json_response({"job": job.snapshot()}, status=202)
+    return web.json_response({"job": job.snapshot(), "refused": batch.refused}, status=202)
 
 
 async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]]:

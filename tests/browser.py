@@ -98,3 +98,20 @@ def drop_files(target, files: list[dict]) -> None:
         for f in files
     ]
     target.evaluate(_DROP, encoded)
+
+
+def train_in_panel(page, photos: list[dict], timeout: float) -> dict[str, tuple[str | None, str | None, str]]:
+    """Drops `photos` (as `drop_files` takes them) on the panel's form, trains, and waits for READY: each listed
+    file's name → (its verdict, its code, the row's text)."""
+    form = page.locator(".identity-new")
+    drop_files(form.locator(".identity-dropzone"), photos)
+    form.get_by_role("button", name="Train profile").click()
+    form.locator(".identity-job-status[data-status=READY]").wait_for(timeout=timeout)
+    return {
+        row.locator("strong").inner_text(): (
+            row.get_attribute("data-verdict"),
+            row.get_attribute("data-code"),
+            row.inner_text(),
+        )
+        for row in form.locator(".identity-verdict").all()
+    }

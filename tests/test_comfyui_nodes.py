@@ -4,12 +4,13 @@ test_interrupts.py)."""
 from __future__ import annotations
 
 import io
+import re
 import shutil
 
 import numpy as np
 import pytest
 from comfyui import Listener
-from conftest import T1, TOM_HANKS, face, needs_faces
+from conftest import ROOT, T1, TESTPACK, TOM_HANKS, face, needs_faces
 from PIL import Image
 
 from identity.profile import ProfileStore
@@ -76,6 +77,15 @@ def test_object_info_lists_every_node_with_its_sockets(comfyui):
     )
     assert info["IdentityArcFaceScore"]["output_is_list"] == [False, True, False, False]
     assert info["IdentityProfileTrain"]["output_node"] is True
+
+
+def test_the_pack_logs_one_line_at_start_up_saying_what_it_found(comfyui):
+    version = re.search(r'^version = "([^"]+)"', (ROOT / "pyproject.toml").read_text(), re.M).group(1)
+    lines = [line for line in comfyui.log_tail(100_000).splitlines() if f"Identity Layer {version}:" in line]
+    assert len(lines) == 1, lines
+    packs = "testpack" if TESTPACK.is_dir() else "none"
+    engine = "insightface:testpack" if TESTPACK.is_dir() else "embedded"
+    assert f"face engine {engine}, insightface packs: {packs}, API keys set for: " in lines[0], lines[0]
 
 
 def _write(comfyui, relative: str, image: np.ndarray) -> str:
@@ -272,6 +282,30 @@ def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyu
     )
     store.delete(profile_id)
     _expect_error(comfyui, by_id, f"no profile {profile_id!r}")
+
+
+def test_a_workflow_saved_with_a_name_runs_after_the_profile_is_renamed(comfyui, tom):
+    """Older workflows saved Profile Load's display name: after renames they load the profile that had the name."""
+    assert comfyui.client.run(_image_train_prompt("Joe Renamed")).status == "success"
+    store = _profiles(comfyui)
+    profile_id = store.resolve("Joe Renamed")
+    saved = _score_prompt("tom.png", "Joe Renamed")  # as a workflow saved before the rename holds it
+    store.rename(profile_id, "Joseph Renamed")
+    store.rename(profile_id, "Joseph R. Renamed")
+    for name in ("Joe Renamed", "joseph renamed", profile_id):
+        run = comfyui.client.run(_score_prompt("tom.png", name) if name != "Joe Renamed" else saved)
+        assert run.status == "success", (name, run.error)
+        assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Joseph R. Renamed"], name
+    options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
+    assert profile_id in options and "Joseph R. Renamed" not in options, "the picker saves ids, not names"
+    assert comfyui.client.run(_image_train_prompt("Joe Renamed")).status == "success"
+    run = comfyui.client.run(saved)
+    newer = store.resolve("Joe Renamed")
+    store.delete(profile_id)
+    store.delete(newer)  # other tests list the profiles
+    assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Joe Renamed"], (
+        "a profile that holds the name now comes before one that held it once"
+    )
 
 
 def test_profile_train_saves_again_when_its_profile_was_deleted_and_not_otherwise(comfyui, tom):

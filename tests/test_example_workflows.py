@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
+import tempfile
 import urllib.parse
 
 import pytest
 from comfyui import EXAMPLES, TEMPLATES, WORKFLOWS, api_twin, load_workflow, on_fixtures, ui_to_api
-from conftest import ROOT, needs_faces
+from conftest import FACES, ROOT, needs_faces
 from PIL import Image
 
 SAMPLES = ROOT / "example_workflows" / "input"
@@ -197,8 +199,10 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     assert scores[1]["subjects"]["Barack Obama"] > 0.6
     assert scores[0]["score"] < 0.4 and scores[2]["score"] < 0.4
     report = json.loads(next(o["text"][0] for o in run.outputs.values() if "text" in o))
-    by_image = {entry["image"]: entry["score"] for entry in report["images"]}  # the folder's files, by name
-    assert set(by_image) == {"kit1.jpg", "obama4.jpg", "rose2.jpg"} and by_image["obama4.jpg"] > 0.6, by_image
+    by_image = {entry["image"]: entry["score"] for entry in report["images"]}  # relative to the input folder
+    folder = "identity/score/"
+    assert set(by_image) == {folder + n for n in ("kit1.jpg", "obama4.jpg", "rose2.jpg")}, by_image
+    assert by_image[folder + "obama4.jpg"] > 0.6, by_image
     saved = [i for o in run.outputs.values() for i in o.get("images", []) if i["type"] == "output"]
     assert len(saved) == 1 and saved[0]["subfolder"] == "identity", "one image survives the filter"
     assert (comfyui.base / "output" / saved[0]["subfolder"] / saved[0]["filename"]).is_file()
@@ -218,3 +222,42 @@ def test_the_three_example_workflows_find_the_right_people(comfyui):
     assert run.status == "success", run.error
     faces = json.loads(next(o["text"][0] for o in run.outputs.values() if "text" in o))["images"][0]["faces"]
     assert len(faces) == 6 and [f["profile_id"] for f in faces] == [None] * 6, faces
+
+
+def _private_paths(comfyui) -> set[str]:
+    """Where this machine keeps things: ComfyUI's folders, the temporary folder, the pack and the fixtures."""
+    places = {comfyui.base, comfyui.user, tempfile.gettempdir(), ROOT, FACES}
+    return {form for place in places for form in (str(place), os.path.realpath(place))}
+
+
+@needs_faces
+def test_no_artefact_of_the_example_workflows_holds_a_path_of_this_machine(comfyui):
+    """Saved PNGs (their prompt chunk holds each node's cache fingerprint), node reports, history and route answers
+    name files relative to ComfyUI's input folder at most."""
+    runs = [_train(comfyui, "Private Paths", "identity/obama")]
+    runs += [comfyui.client.run(api_twin(name)) for name in WORKFLOWS if name != "train_profile_from_folder"]
+    assert [run.status for run in runs] == ["success"] * len(runs), [run.error for run in runs]
+    profiles = comfyui.client.request("/identity/profiles")["profiles"]
+    artefacts = {
+        "history": json.dumps([comfyui.client.request(f"/history/{run.prompt_id}") for run in runs]),
+        "outputs": json.dumps([run.outputs for run in runs]),
+        "profile list": json.dumps(profiles),
+        **{
+            f"details of {p['id']}": json.dumps(comfyui.client.request(f"/identity/profiles/{p['id']}"))
+            for p in profiles
+        },
+    }
+    pngs = sorted((comfyui.base / "output").rglob("*.png"))
+    assert pngs, "the workflows save images"
+    for png in pngs:
+        with Image.open(png) as image:
+            artefacts[f"metadata of {png.name}"] = json.dumps(image.text)
+            assert "prompt" in image.text, "ComfyUI saves the prompt in the PNG"
+    trained = next(p["id"] for p in profiles if p["name"] == "Private Paths")
+    header = (comfyui.base / "models" / "identity_profiles" / f"{trained}.safetensors").read_bytes()[:200_000]
+    artefacts["the trained profile's header"] = header.decode("utf-8", "replace")
+    assert "identity/obama/" in artefacts["the trained profile's header"], "its report names the photos"
+    comfyui.client.request(f"/identity/profiles/{trained}", method="DELETE")  # other tests list the profiles
+    for what, text in artefacts.items():
+        found = sorted(path for path in _private_paths(comfyui) if path in text)
+        assert not found, f"{what} holds {found}"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import io
 
-from browser import drop_files, shot
+from browser import shot, train_in_panel
 from pets import DOG, chelsea, variants
 from PIL import Image
 from test_web_ui import TRAIN_MS, browser, page  # noqa: F401  (fixtures)
@@ -30,13 +30,7 @@ def test_a_cat_trained_in_the_panel_is_shown_as_a_cat(page, comfyui, request):
     ]
     if DOG.is_file():
         photos.append({"name": "dog.jpg", "data": DOG.read_bytes()})
-    drop_files(form.locator(".identity-dropzone"), photos)
-    form.get_by_role("button", name="Train profile").click()
-    page.locator(".identity-job-status[data-status=READY]").wait_for(timeout=TRAIN_MS)
-    verdicts = {
-        row.locator("strong").inner_text(): (row.get_attribute("data-verdict"), row.inner_text())
-        for row in page.locator(".identity-new .identity-verdict").all()
-    }
+    verdicts = {name: (verdict, text) for name, (verdict, _, text) in train_in_panel(page, photos, TRAIN_MS).items()}
     assert [v for v, _ in verdicts.values()].count("accepted") == 4
     if DOG.is_file():
         assert verdicts["dog.jpg"][0] == "rejected" and "wrong species" in verdicts["dog.jpg"][1]

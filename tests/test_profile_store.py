@@ -302,3 +302,23 @@ def test_temporary_files_left_by_a_crashed_save_are_removed_by_the_next_save_not
     store.rename(tom_profile.id, "Thomas Hanks")
     assert not old.exists(), "an orphan from a crash is removed by the next save"
     assert fresh.exists(), "a save in progress (in another process) is left alone"
+
+
+def test_a_rename_is_recorded_so_a_former_name_finds_the_profile(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    store.rename(tom_profile.id, "Thomas Hanks")
+    store.rename(tom_profile.id, "T. Hanks")
+    assert store.resolve(tom_profile.name.upper()) == tom_profile.id, "a former name, in any case"
+    assert store.resolve("THOMAS HANKS") == tom_profile.id
+    assert store.former_names() == {"tom hanks": tom_profile.id, "thomas hanks": tom_profile.id}
+    assert ProfileStore(tmp_path).resolve("Thomas Hanks") == tom_profile.id, "the record is a file, read afresh"
+    assert not list(tmp_path.glob("*.tmp")), "written through a temporary file, renamed over"
+    other = replace(tom_profile, id=new_id("Thomas Hanks"), name="Thomas Hanks")
+    store.save(other)
+    assert store.resolve("Thomas Hanks") == other.id, "a current name comes before a former one"
+    store.delete(tom_profile.id)
+    with pytest.raises(ProfileNotFound, match="no profile 'Tom Hanks'"):
+        store.resolve("Tom Hanks")  # the profile that had it is gone
+    (tmp_path / ".renames.json").write_text("{not json")
+    assert store.resolve("Thomas Hanks") == other.id, "a broken record hides no current name"

@@ -182,3 +182,13 @@ def test_credentials_in_a_base_url_are_never_logged(fake, people, embedded, tmp_
     )
     assert result.images and "HTTP Request: POST" in caplog.text, "httpx logged the call"
     assert secret not in caplog.text and KEYS["gemini"] not in caplog.text
+
+
+def test_the_providers_with_keys_are_named_without_their_keys(tmp_path):
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps({"BFL_API_KEY": "bfl-secret-in-file"}))
+    store = KeyStore(keys_file, environ={"OPENAI_API_KEY": "sk-secret-in-env", "GEMINI_API_KEY": ""})
+    assert store.providers_with_keys() == ["openai", "bfl"], "an empty variable is no key"
+    keys_file.write_text("{broken")
+    with pytest.raises(MissingKey):
+        store.providers_with_keys()

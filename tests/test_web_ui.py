@@ -22,6 +22,7 @@ from browser import (
     launch,
     shot,
     sync_playwright,
+    train_in_panel,
 )
 from comfyui import EXAMPLES, load_workflow, on_fixtures
 from conftest import TOM_HANKS, crafted, face, needs_faces
@@ -55,6 +56,10 @@ def page(browser, comfyui, request):
             message.type == "error" and OURS in str(message.location.get("url")) and problems.append(message.text)
         ),
     )
+    unnamed = []  # a route asked about a profile whose id the panel did not have
+    page.on(
+        "request", lambda asked: "/identity/" in asked.url and "undefined" in asked.url and unnamed.append(asked.url)
+    )
     page.goto(comfyui.client.url)
     page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
     identity_tab(page).click(timeout=LOAD_MS)
@@ -66,6 +71,7 @@ def page(browser, comfyui, request):
     context.close()
     ours = [p for p in problems if OURS in p]
     assert not ours, f"errors from the pack's web extension: {ours}"
+    assert not unnamed, f"requests for an undefined profile: {unnamed}"
 
 
 def png(size=(300, 300), value=180) -> bytes:
@@ -164,6 +170,23 @@ def test_bad_uploads_are_refused_with_a_visible_message(page, comfyui, request):
     )
 
 
+def test_an_upload_with_a_file_that_is_no_photo_trains_on_the_others_and_lists_it(page, comfyui, request):
+    form = page.locator(".identity-new")
+    form.get_by_role("textbox", name="Name").fill("Partly Refused")
+    photos = [
+        {"name": "notes.jpg", "data": b"Meeting notes, not a photo"},
+        {"name": "tom.png", "data": TOM_HANKS.read_bytes(), "type": "image/png"},
+    ]
+    rows = train_in_panel(page, photos, TRAIN_MS)
+    assert set(rows) == {"tom.png", "notes.jpg"}, rows
+    assert rows["notes.jpg"][1] == "refused" and "'notes.jpg' is not an image" in rows["notes.jpg"][2], rows
+    assert rows["tom.png"][0] == "accepted", rows
+    expect(form.locator(".identity-message.error")).to_have_count(0)
+    shot(page, request.config, "partly-refused")
+    profile_id = form.locator(".identity-job-title small").inner_text()
+    assert comfyui.client.request(f"/identity/profiles/{profile_id}", method="DELETE")["deleted"] == profile_id
+
+
 @needs_faces
 def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     workflow = on_fixtures(load_workflow("score_and_rank_batch"))
@@ -225,7 +248,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     page.locator(".identity-job").wait_for(state="hidden")
 
     # 2. Without reloading the page, Profile Load's list has the new profile; pick it from the list.
-    assert "Obama (browser)" in profile_load(page, "combo.options.values")
+    assert profile_id in profile_load(page, "combo.options.values"), "the picker's values are ids"
     entry = open_profile_picker(page, "Obama (browser)")
     shot(page, request.config, "3-profile-load-list")
     entry.click()
@@ -247,7 +270,7 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     wait_until_idle(comfyui)
     shot(page, request.config, "4-scored")
 
-    # 4. Rename: the card and the Profile Load node follow; the id stays.
+    # 4. Rename: the card and the Profile Load node follow; the node keeps the id and shows the new name.
     identity_tab(page).click()
     card = page.locator(f".identity-card[data-profile-id='{profile_id}']")
     card.get_by_role("button", name="Details").click()
@@ -256,8 +279,14 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     card.get_by_role("textbox", name="New name").fill("Barack Obama (browser)")
     card.get_by_role("button", name="Save").click()
     card.locator(".identity-card-name", has_text="Barack Obama (browser)").wait_for()
-    page.wait_for_function("""() => app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
-        .widgets.find((w) => w.name === "profile").value === "Barack Obama (browser)" """)
+    page.wait_for_function(
+        """(id) => {
+        const combo = app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+            .widgets.find((w) => w.name === "profile");
+        return combo.value === id && combo.options.getOptionLabel(combo.value) === "Barack Obama (browser)";
+    }""",
+        arg=profile_id,
+    )
     card.scroll_into_view_if_needed()
     shot(page, request.config, "5-renamed")
 
@@ -269,8 +298,11 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     shot(page, request.config, "6-confirm-delete")
     confirm.get_by_role("button", name="Delete").click()
     card.wait_for(state="detached")
-    page.wait_for_function("""() => !app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
-        .widgets.find((w) => w.name === "profile").options.values.includes("Barack Obama (browser)")""")
+    page.wait_for_function(
+        """(id) => !app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+        .widgets.find((w) => w.name === "profile").options.values.includes(id)""",
+        arg=profile_id,
+    )
     assert not (comfyui.base / "models" / "identity_profiles" / f"{profile_id}.safetensors").exists()
     shot(page, request.config, "7-deleted")
 

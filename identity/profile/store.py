@@ -6,12 +6,14 @@ skips a broken file (with one warning per file and version) rather than let it h
 
 The store owns the name rule: no two profiles share a name (`name_key`: case and Unicode forms aside). Every write
 checks it under a lock file beside the profiles, so trainings and renames in several processes (ComfyUI and CLI
-runs) never save two profiles of one name.
+runs) never save two profiles of one name. A rename is recorded (`RENAMES_FILE`: former name → id), so a workflow
+saved with a former name still finds the profile that had it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import stat
@@ -44,6 +46,8 @@ SUMMARIES = 4096
 WARNED_FILES = 1024
 #: The lock file beside the profiles that every write holds while it checks the name rule and saves.
 LOCK_FILE = ".profiles.lock"
+#: Former names → the id of the profile that had each (`{"renames": [{"name": ..., "id": ...}]}`), newest last.
+RENAMES_FILE = ".renames.json"
 #: Largest safetensors header read (a profile's is a few kB to ~100 kB: its report lists at most 50 photos). A
 #: crafted file may declare a header of gigabytes, which the reader would load and parse whole.
 MAX_HEADER_BYTES = 8 * 1024 * 1024
@@ -264,20 +268,66 @@ class ProfileStore:
             return matches[0]
         if len(matches) > 1:
             raise ProfileNotFound(f"several profiles are named {value!r} ({', '.join(matches)}); use the id")
+        former = self.former_names().get(name_key(value))
+        if former is not None:
+            return former
         if any(mark in value for mark in ("/", "\\", "..", "\0")):
             raise InvalidProfileId(f"invalid profile id {value[:80]!r}: ids and names never contain paths")
         known = ", ".join(f"{s['name']} ({s['id']})" for s in summaries[:10]) or "none yet"
         raise ProfileNotFound(f"no profile {value[:80]!r} (profiles: {known})")
 
     def rename(self, profile_id: str, new_name: str) -> Profile:
-        """Give a profile a new display name; the id (and so its file) stays. Rewritten atomically."""
+        """Give a profile a new display name; the id (and so its file) stays. Rewritten atomically, and the former
+        name recorded (before the file is rewritten: a crash in between leaves a record that resolves to the id)."""
         name = clean_name(new_name)
         with self._writing():  # two renames to one name: the second sees the first's file
-            renamed = replace(self.load(profile_id), name=name)
+            current = self.load(profile_id)
+            renamed = replace(current, name=name)
             renamed.check()
             self._check_name_free(name, profile_id)
+            if name_key(current.name) != name_key(name):
+                self._record_rename(current.name, profile_id)
             self._write(renamed, self.path(profile_id))
         return renamed
+
+    def former_names(self) -> dict[str, str]:
+        """`name_key` of each former name → the id of the existing profile that last had it (a name a profile holds
+        now is looked up among current names first)."""
+        return {name_key(entry["name"]): entry["id"] for entry in self._renames() if self.exists(entry["id"])}
+
+    def _renames(self) -> list[dict]:
+        try:
+            with open(self.folder / RENAMES_FILE, encoding="utf-8") as handle:
+                entries = json.load(handle).get("renames", [])
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError, AttributeError) as exc:
+            self._warn("renames", None, f"{RENAMES_FILE} is not readable ({exc}); former names are not looked up")
+            return []
+        return [
+            e
+            for e in entries
+            if isinstance(e, dict) and isinstance(e.get("name"), str) and ID_PATTERN.fullmatch(str(e.get("id")))
+        ]
+
+    def _record_rename(self, former: str, profile_id: str) -> None:
+        """Adds `former → profile_id` (held under the write lock; written to a temporary file, then renamed over).
+        Entries of deleted profiles, and earlier ones of the same name, are dropped."""
+        key = name_key(former)
+        entries = [e for e in self._renames() if name_key(e["name"]) != key and self.exists(e["id"])]
+        entries.append({"name": former, "id": profile_id})
+        handle = tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=self.folder, prefix=".renames.", suffix=TEMP_SUFFIX, delete=False
+        )
+        try:
+            with handle:
+                json.dump({"renames": entries}, handle, ensure_ascii=False, indent=1)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(handle.name, self.folder / RENAMES_FILE)
+        except BaseException:
+            Path(handle.name).unlink(missing_ok=True)
+            raise
 
     def delete(self, profile_id: str) -> None:
         path = self.path(profile_id)

@@ -180,6 +180,19 @@ class KeyStore:
                 raise MissingKey(f"{path}: base_urls.{provider} must be an http:// or https:// URL; fix or remove it")
         return data
 
+    def providers_with_keys(self) -> list[str]:
+        """The providers that have a key, by name only (ComfyUI's start-up line lists them; never a key). A broken
+        keys file raises `MissingKey`, as it does for a call."""
+        self._file()
+        found = []
+        for provider in KEY_VARIABLES:
+            try:
+                self.credentials(provider)
+            except MissingKey:
+                continue
+            found.append(provider)
+        return found
+
     def credentials(self, provider: str) -> Credentials:
         stored = self._file()
         variables = KEY_VARIABLES[provider]

@@ -40,14 +40,15 @@ export const unlinkPhota = (id) => call(`${profilePath(id)}/phota`, { method: "D
 /** Links once Phota knows the id on this account; resolves with its status. */
 export const linkPhota = (id, photaId) => postJSON(`${profilePath(id)}/phota`, { phota_id: photaId });
 
-/** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING). */
+/** Starts training from File objects; resolves with the job's first snapshot (status VALIDATING) and the files the
+ * server refused ({index, name, reason}: the others are trained on). */
 export async function createProfile(name, files, overwrite, kind) {
   const form = new FormData();
   form.append("name", name);
   form.append("overwrite", overwrite ? "true" : "false");
   form.append("kind", kind);
   for (const file of files) form.append("photos", file, file.name);
-  return (await call("/identity/profiles", { method: "POST", body: form })).job;
+  return call("/identity/profiles", { method: "POST", body: form });
 }
 
 /** A route path (as the server lists them) as a URL the browser can load. */

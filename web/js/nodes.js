@@ -3,7 +3,7 @@
 import { app } from "../../../scripts/app.js";
 import { imageURL } from "./api.js";
 import { h, loadStyles, plural, render } from "./dom.js";
-import { profileByLabel, refreshProfiles, state, subscribe } from "./store.js";
+import { profileFor, refreshProfiles, state, subscribe } from "./store.js";
 
 const THUMB_HEIGHT = 150;
 const ROW_HEIGHT = 22;
@@ -53,14 +53,27 @@ function fitNode(node) {
   node.setDirtyCanvas(true, true);
 }
 
-// ----- Profile Load: the thumbnail of the chosen profile ---------------------------------------------------
+// ----- Profile Load: the picker shows names for the ids it saves, and the chosen profile's thumbnail ---------
+
+/** The picker's values are ids; it shows each as its label. A value saved as a name (older workflows) becomes the
+ * id of the profile that has, or had, that name, so that the workflow is saved with the id next time. */
+function showNames(combo) {
+  if (!combo) return;
+  combo.options.getOptionLabel = (value) => profileFor(value)?.label ?? value ?? "";
+  const profile = profileFor(combo.value);
+  if (profile && combo.value !== profile.id) combo.value = profile.id;
+}
 
 function addThumbnail(nodeType) {
   chain(nodeType.prototype, "onNodeCreated", function () {
     const view = viewElement("identity-node-thumb");
     addView(this, "identity_thumbnail", view, () => THUMB_HEIGHT);
     const combo = this.widgets.find((widget) => widget.name === "profile");
-    const show = () => render(thumbnailView(combo?.value), view);
+    const show = () => {
+      showNames(combo);
+      render(thumbnailView(combo?.value), view);
+      this.setDirtyCanvas(true, true); // the picker draws the (maybe new) name
+    };
     if (combo) chain(combo, "callback", show);
     const unsubscribe = subscribe(show);
     chain(this, "onRemoved", unsubscribe);
@@ -74,25 +87,12 @@ function addThumbnail(nodeType) {
   });
 }
 
-function thumbnailView(label) {
-  const profile = profileByLabel(label);
+function thumbnailView(value) {
+  const profile = profileFor(value);
   const caption = profile ? `${profile.kind} · ${plural(profile.photos_accepted, "photo")} · threshold ${profile.threshold?.toFixed(2)} · ${profile.engine}`
-    : !state.loaded ? "" : label ? `No profile "${label}": pick another, or train it in the Identity panel.`
+    : !state.loaded ? "" : value ? `No profile "${value}": pick another, or train it in the Identity panel.`
       : "No profiles yet: train one in the Identity panel (sidebar).";
   return [profile ? h("img", { src: imageURL(profile.thumbnail), alt: profile.name }) : null, h("div.identity-node-caption", {}, caption)];
-}
-
-/** After a rename, Profile Load nodes that pointed at the old name point at the new one. */
-export function retargetProfileLoads(oldLabel, newLabel) {
-  if (!newLabel || oldLabel === newLabel) return;
-  for (const node of app.graph?.nodes ?? []) {
-    if (node.comfyClass !== "IdentityProfileLoad") continue;
-    const combo = node.widgets?.find((widget) => widget.name === "profile");
-    if (combo?.value !== oldLabel) continue;
-    combo.value = newLabel;
-    node.identityShowThumbnail?.();
-  }
-  app.graph?.setDirtyCanvas(true, true);
 }
 
 // ----- ArcFace Score: per image, each subject's similarity (0 means not found) -----------------------------

@@ -4,7 +4,6 @@ import { app } from "../../../scripts/app.js";
 import { deleteProfile, getPhotaLink, getProfile, imageURL, kindNote, linkPhota, onTrainingEvent, renameProfile, STATUS,
   unlinkPhota } from "./api.js";
 import { formatDate, h, loadStyles, plural, render } from "./dom.js";
-import { retargetProfileLoads } from "./nodes.js";
 import { changed, refreshProfiles, runningJobs, state, subscribe, updateJob } from "./store.js";
 import { uploadForm, verdictMark } from "./upload.js";
 
@@ -118,12 +117,10 @@ function setMode(id, mode) {
 
 function renameEditor(profile, mode) {
   const save = async () => {
-    const oldLabel = profile.label;
     try {
       await renameProfile(profile.id, modes.get(profile.id).draft);
       modes.delete(profile.id);
-      await app.refreshComboInNodes(); // the pickers' lists, and (through its hook) this gallery
-      retargetProfileLoads(oldLabel, state.profiles.find((p) => p.id === profile.id)?.label);
+      await app.refreshComboInNodes(); // the pickers (they save ids and show the new name), and this gallery
     } catch (error) {
       modes.set(profile.id, { ...modes.get(profile.id), error: error.message });
     }

@@ -48,7 +48,16 @@ export async function updateJob(snapshot) {
   else await refreshProfiles();
 }
 
-export const profileByLabel = (label) => state.profiles.find((p) => p.label === label);
+/** The name form the server compares (NFKC, case-folded; near enough in the browser). */
+const nameKey = (name) => String(name).normalize("NFKC").toLowerCase().normalize("NFKC");
+
+/** The profile a saved picker value means: its id, or (workflows saved before ids) its label, name or a former name. */
+export function profileFor(value) {
+  if (value == null) return undefined;
+  const key = nameKey(value);
+  return state.profiles.find((p) => p.id === value) ?? state.profiles.find((p) => p.label === value)
+    ?? state.profiles.find((p) => nameKey(p.name) === key) ?? state.profiles.find((p) => p.former_names?.includes(key));
+}
 export const runningJobs = () => [...state.jobs.values()].filter((job) => !FINISHED.has(job.status));
 
 function toast(job) {

@@ -1,5 +1,6 @@
 // The "new profile" flow: name, photos by drag-and-drop (or a file picker), then the training job live:
-// its status (VALIDATING → QUEUING → IN_PROGRESS → READY | ERROR), progress, and every photo's verdict and reason.
+// its status (VALIDATING → QUEUING → IN_PROGRESS → READY | ERROR), progress, and every photo's verdict and reason
+// (files the server refused, such as one that is not an image, are listed with theirs; the others are trained on).
 // The server decides what is acceptable; a refused upload shows its sentence here.
 import { createProfile, FINISHED, getJob, KINDS, STATUS, VERDICT } from "./api.js";
 import { createRef, formatBytes, h } from "./dom.js";
@@ -13,8 +14,8 @@ const MARKS = { [VERDICT.accepted]: "✓", [VERDICT.rejected]: "✗", [VERDICT.p
 export const verdictMark = (verdict) => MARKS[verdict] ?? "?";
 
 // Kept here, not in the elements, so that a running job, the name and the chosen photos survive closing the panel.
-const form = { name: "", kind: KINDS[0].kind, overwrite: false, files: [], sent: [], jobId: null, message: "", sending: false,
-  over: false };
+const form = { name: "", kind: KINDS[0].kind, overwrite: false, files: [], sent: [], refused: [], jobId: null, message: "",
+  sending: false, over: false };
 const previews = new Map(); // File → object URL
 const chooser = createRef(); // the hidden file input that the drop zone opens
 const nameBox = createRef();
@@ -76,7 +77,7 @@ function addFiles(list) {
 /** Frees the previews of files that are neither chosen nor shown with a job's verdicts. */
 function release(files) {
   for (const file of files) {
-    if (form.files.includes(file) || form.sent.includes(file)) continue;
+    if (form.files.includes(file) || form.sent.includes(file) || form.refused.some((r) => r.file === file)) continue;
     URL.revokeObjectURL(previews.get(file));
     previews.delete(file);
   }
@@ -114,9 +115,11 @@ async function submit() {
   changed();
   const files = [...form.files];
   try {
-    const job = await createProfile(name, files, form.overwrite, form.kind);
-    const previous = form.sent;
-    form.sent = files;
+    const { job, refused } = await createProfile(name, files, form.overwrite, form.kind);
+    const previous = [...form.sent, ...form.refused.map((r) => r.file)];
+    const skipped = new Set(refused.map((r) => r.index));
+    form.sent = files.filter((_, index) => !skipped.has(index)); // in the order of the job's photos
+    form.refused = refused.map((r) => ({ ...r, file: files[r.index] }));
     form.files = [];
     release(previous);
     form.jobId = job.job_id;
@@ -158,13 +161,14 @@ function jobView() {
     h("progress.identity-progress", { max: 1, value: job.progress }),
     h(`div.identity-job-status.${job.status.toLowerCase()}`, { "data-status": job.status }, `${job.status}: ${job.message}`),
     job.warnings.map((warning) => h("div.identity-warning", {}, warning)),
-    h("ul.identity-verdicts", {}, job.photos.map((photo, index) => verdictRow(photo, form.sent[index]))),
+    h("ul.identity-verdicts", {}, job.photos.map((photo, index) => verdictRow(photo, form.sent[index])),
+      form.refused.map(({ name, reason, file }) => verdictRow({ verdict: VERDICT.rejected, code: "refused", path: name, reason }, file))),
   ];
 }
 
 function dismiss() {
   form.jobId = null;
-  release(form.sent.splice(0));
+  release([...form.sent.splice(0), ...form.refused.splice(0).map((r) => r.file)]);
   changed();
 }
 
