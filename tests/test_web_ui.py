@@ -25,7 +25,7 @@ from browser import (
     train_in_panel,
 )
 from comfyui import EXAMPLES, load_workflow, on_fixtures
-from conftest import TOM_HANKS, crafted, face, needs_faces
+from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, wait_until
 from PIL import Image
 
 LOAD_MS = 120_000
@@ -479,3 +479,74 @@ def test_each_template_opens_with_every_node_fitting_its_size_and_its_photos_fou
         grown = [a > b + 0.5 for a, b in zip(node["size"], declared[node["id"]])]
         assert not any(grown), f"{node['type']} {node['id']}: {declared[node['id']]} grew to {node['size']}"
         assert node["missing"] == [], f"{node['type']} {node['id']} misses {node['missing']}"
+
+
+@needs_faces
+def test_a_newcomers_first_hour(page, comfyui):
+    """Templates listed with their thumbnails, the group template opened from ComfyUI's template browser and run,
+    a profile renamed, the workflow saved before the rename loaded again and run again, and the saved PNG read:
+    it names the profile by its id and holds no path of this machine."""
+    from comfyui import api_twin
+
+    for name, folder in (("Barack Obama", "identity/obama"), ("Joe Biden", "identity/biden")):
+        prompt = api_twin("train_profile_from_folder")
+        next(n for n in prompt.values() if n["class_type"] == "IdentityProfileTrain")["inputs"].update(
+            name=name, folder=folder, overwrite=True
+        )
+        assert comfyui.client.run(prompt).status == "success"
+    profiles = {p["name"]: p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]}
+    obama = profiles["Barack Obama"]
+
+    page.evaluate("() => app.extensionManager.command.execute('Comfy.BrowseTemplates')")
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text("identity-layer", exact=True).first.click()
+    cards = dialog.locator("[data-testid^='template-workflow-']")
+    expect(cards).to_have_count(len(EXAMPLES), timeout=LOAD_MS)
+    for card in cards.all():  # thumbnails load as their card scrolls into view
+        card.scroll_into_view_if_needed()
+        thumbnail = card.locator("img").first
+        expect(thumbnail).to_have_js_property("complete", True, timeout=60_000)
+        assert thumbnail.evaluate("(img) => img.naturalWidth") >= 256, card.get_attribute("data-testid")
+    dialog.locator("[data-testid='template-workflow-2. Find two people in a group photo']").click()
+    page.wait_for_function("() => app.graph.nodes.some((node) => node.type === 'IdentityArcFaceScore')")
+    page.evaluate(
+        """() => { const load = app.graph.nodes.find((node) => node.type === 'LoadImage');
+                   load.widgets.find((w) => w.name === 'image').value = 'identity/group/biden_obama_b.jpg'; }"""
+    )
+
+    def run_in_the_browser() -> dict:
+        before = set(comfyui.client.request("/history"))
+        page.evaluate("() => app.queuePrompt(0, 1)")
+        prompt_id = wait_until(lambda: set(comfyui.client.request("/history")) - before, "the run's history", 120)
+        (entry,) = (comfyui.client.request("/history")[i] for i in prompt_id)
+        assert entry["status"]["status_str"] == "success", entry["status"]
+        return entry
+
+    first = run_in_the_browser()
+    saved = page.evaluate("() => app.graph.serialize()")
+    loads = [n for n in saved["nodes"] if n["type"] == "IdentityProfileLoad"]
+    assert [n["widgets_values"][0] for n in loads] == [obama, profiles["Joe Biden"]], "ids are saved, not names"
+
+    comfyui.client.request(f"/identity/profiles/{obama}/rename", {"name": "Barack H. Obama"})
+    try:
+        page.evaluate("(workflow) => app.loadGraphData(workflow)", saved)
+        shown = page.evaluate(
+            """() => app.graph.nodes.filter((node) => node.type === 'IdentityProfileLoad').map((node) => {
+                 const combo = node.widgets.find((w) => w.name === 'profile');
+                 return combo.options.getOptionLabel ? combo.options.getOptionLabel(combo.value) : combo.value; })"""
+        )
+        assert shown[0].startswith("Barack H. Obama"), shown
+        second = run_in_the_browser()
+        report = next(o["text"][0] for o in second["outputs"].values() if "text" in o)
+        assert "Barack H. Obama" in report and "Barack Obama" not in report.replace("Barack H. Obama", "")
+
+        (image,) = next(o["images"] for o in second["outputs"].values() if "images" in o)
+        with Image.open(comfyui.base / "output" / image["subfolder"] / image["filename"]) as png:
+            metadata = dict(png.text)
+        prompt = json.loads(metadata["prompt"])
+        assert obama in [n["inputs"].get("profile") for n in prompt.values()], "the PNG names the profile's id"
+        for private in (str(comfyui.base), str(comfyui.user), str(ROOT)):
+            assert private not in json.dumps(metadata), f"the saved PNG holds {private}"
+        assert first["outputs"].keys() == second["outputs"].keys()
+    finally:
+        comfyui.client.request(f"/identity/profiles/{obama}/rename", {"name": "Barack Obama"})
