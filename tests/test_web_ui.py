@@ -24,7 +24,7 @@ from browser import (
     sync_playwright,
     train_in_panel,
 )
-from comfyui import EXAMPLES, load_workflow, on_fixtures
+from comfyui import EXAMPLES, frontend_version, load_workflow, on_fixtures
 from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, wait_until
 from PIL import Image
 
@@ -305,6 +305,60 @@ def test_train_pick_score_rename_and_delete_in_the_ui(page, comfyui, request):
     )
     assert not (comfyui.base / "models" / "identity_profiles" / f"{profile_id}.safetensors").exists()
     shot(page, request.config, "7-deleted")
+
+
+#: The first frontend checked whose Nodes 2.0 select shows a combo's labels (`getOptionLabel`); 1.32.9's beta Nodes
+#: 2.0 shows the values (ids), while its classic canvas shows the names.
+NODES_2_LABELS = (1, 58)
+
+
+def _version(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in re.findall(r"\d+", text)[:2])
+
+
+@pytest.mark.parametrize("mode", ["classic", "nodes-2"])
+def test_a_workflow_saved_with_a_former_name_shows_the_new_name_and_saves_the_id(
+    page, comfyui, request, tom_profile, mode
+):
+    """Older workflows saved Profile Load's name: loaded after a rename, the node picks the profile that had the
+    name, shows its new name (classic canvas and Nodes 2.0) and saves, and queues, its id."""
+    from dataclasses import replace
+
+    from identity.profile import ProfileStore
+
+    store = ProfileStore(comfyui.base / "models" / "identity_profiles")
+    profile_id = f"former-{mode}-000000"
+    store.save(replace(tom_profile, id=profile_id, name=f"Saved Before ({mode})"))
+    store.rename(profile_id, f"Shown Now ({mode})")
+    workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+    loader = next(node for node in workflow["nodes"] if node["type"] == "IdentityProfileLoad")
+    loader["widgets_values"][0] = f"Saved Before ({mode})"
+    comfyui.client.request("/settings/Comfy.VueNodes.Enabled", mode == "nodes-2")
+    try:
+        page.reload()
+        page.wait_for_function("window.app?.graph && window.app.extensionManager", timeout=LOAD_MS)
+        page.evaluate("(workflow) => app.loadGraphData(workflow)", workflow)
+        page.wait_for_function(
+            """([id, name]) => {
+                const combo = app.graph.nodes.find((n) => n.comfyClass === "IdentityProfileLoad")
+                    ?.widgets.find((w) => w.name === "profile");
+                return combo?.value === id && combo.options.getOptionLabel(combo.value) === name;
+            }""",
+            arg=[profile_id, f"Shown Now ({mode})"],
+        )
+        if mode == "nodes-2" and _version(frontend_version()) >= NODES_2_LABELS:
+            expect(page.locator(f"[data-node-id='{loader['id']}']").get_by_text(f"Shown Now ({mode})")).to_be_visible()
+        saved = page.evaluate("() => app.graph.serialize()")
+        assert next(n for n in saved["nodes"] if n["type"] == "IdentityProfileLoad")["widgets_values"][0] == profile_id
+        queued = page.evaluate("async () => (await app.graphToPrompt()).output")
+        assert (
+            next(n for n in queued.values() if n["class_type"] == "IdentityProfileLoad")["inputs"]["profile"]
+            == profile_id
+        )
+        shot(page, request.config, f"former-name-{mode}")
+    finally:
+        comfyui.client.request("/settings/Comfy.VueNodes.Enabled", False)
+        store.delete(profile_id)
 
 
 MARKUP = '<img src=x onerror="window.identityPwned = 1">'

@@ -58,10 +58,13 @@ function fitNode(node) {
 /** The picker's values are ids; it shows each as its label. A value saved as a name (older workflows) becomes the
  * id of the profile that has, or had, that name, so that the workflow is saved with the id next time. */
 function showNames(combo) {
-  if (!combo) return;
-  combo.options.getOptionLabel = (value) => profileFor(value)?.label ?? value ?? "";
-  const profile = profileFor(combo.value);
-  if (profile && combo.value !== profile.id) combo.value = profile.id;
+  combo.options.getOptionLabel = (value) => profileFor(value)?.label ?? value ?? ""; // before Nodes 2.0 copies options
+}
+
+function saveIds(node, combo) {
+  const profile = profileFor(combo?.value);
+  // setValue, not an assignment: Nodes 2.0 redraws the widget on its change events
+  if (profile && combo.value !== profile.id) combo.setValue(profile.id, { node, canvas: app.canvas });
 }
 
 function addThumbnail(nodeType) {
@@ -69,8 +72,9 @@ function addThumbnail(nodeType) {
     const view = viewElement("identity-node-thumb");
     addView(this, "identity_thumbnail", view, () => THUMB_HEIGHT);
     const combo = this.widgets.find((widget) => widget.name === "profile");
+    if (combo) showNames(combo);
     const show = () => {
-      showNames(combo);
+      saveIds(this, combo);
       render(thumbnailView(combo?.value), view);
       this.setDirtyCanvas(true, true); // the picker draws the (maybe new) name
     };
