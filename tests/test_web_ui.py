@@ -550,6 +550,8 @@ def test_a_newcomers_first_hour(page, comfyui):
         assert comfyui.client.run(prompt).status == "success"
     profiles = {p["name"]: p["id"] for p in comfyui.client.request("/identity/profiles")["profiles"]}
     obama = profiles["Barack Obama"]
+    page.get_by_role("button", name="Reload the profile list").click()  # they were trained outside the panel
+    page.locator(f".identity-card[data-profile-id='{obama}']").wait_for()
 
     page.evaluate("() => app.extensionManager.command.execute('Comfy.BrowseTemplates')")
     dialog = page.get_by_role("dialog")
@@ -583,6 +585,8 @@ def test_a_newcomers_first_hour(page, comfyui):
 
     comfyui.client.request(f"/identity/profiles/{obama}/rename", {"name": "Barack H. Obama"})
     try:
+        page.get_by_role("button", name="Reload the profile list").click()
+        expect(page.locator(f".identity-card[data-profile-id='{obama}']")).to_contain_text("Barack H. Obama")
         page.evaluate("(workflow) => app.loadGraphData(workflow)", saved)
         shown = page.evaluate(
             """() => app.graph.nodes.filter((node) => node.type === 'IdentityProfileLoad').map((node) => {
@@ -594,7 +598,7 @@ def test_a_newcomers_first_hour(page, comfyui):
         report = next(o["text"][0] for o in second["outputs"].values() if "text" in o)
         assert "Barack H. Obama" in report and "Barack Obama" not in report.replace("Barack H. Obama", "")
 
-        (image,) = next(o["images"] for o in second["outputs"].values() if "images" in o)
+        (image,) = [i for o in second["outputs"].values() for i in o.get("images", []) if i["type"] == "output"]
         with Image.open(comfyui.base / "output" / image["subfolder"] / image["filename"]) as png:
             metadata = dict(png.text)
         prompt = json.loads(metadata["prompt"])
