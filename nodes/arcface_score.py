@@ -20,6 +20,9 @@ from .glue import (
     engine,
     folder_photos,
     folder_state,
+    known_people_input,
+    known_profiles,
+    known_state,
     pet_engine,
     to_arrays,
     to_images,
@@ -57,6 +60,7 @@ class ArcFaceScore(io.ComfyNode):
                     "e.g. 'renders/alice' (resized to the first image's size in the outputs)",
                 ),
                 FaceEngineSocket.Input("face_engine", optional=True),
+                known_people_input(),
             ],
             outputs=[
                 io.Image.Output(display_name="annotated"),
@@ -73,10 +77,10 @@ class ArcFaceScore(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, folder: str = "", **_) -> tuple:
-        """The folder's photos (name, time, size): an image added to or replaced in it is scored, not served from
-        ComfyUI's cache."""
-        return (folder_state(folder),)
+    def fingerprint_inputs(cls, folder: str = "", known_people: bool = True, **_) -> tuple:
+        """The folder's photos (name, time, size) and, with `known_people`, the store's profiles: an image added to
+        the folder, or a person to the store, is scored anew, not served from ComfyUI's cache."""
+        return (folder_state(folder), known_state() if known_people else None)
 
     @classmethod
     def execute(
@@ -87,6 +91,7 @@ class ArcFaceScore(io.ComfyNode):
         images=None,
         folder: str = "",
         face_engine: EngineChoice | None = None,
+        known_people: bool = True,
     ) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
@@ -105,6 +110,7 @@ class ArcFaceScore(io.ComfyNode):
             pet_engine=pet_engine,
             check=check_interrupt,
             progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"),
+            cohort=known_profiles(profiles, known_people),
         )
         order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
@@ -121,6 +127,6 @@ class ArcFaceScore(io.ComfyNode):
             ranked,
             ui={
                 **ui.PreviewImage(annotated, cls=cls).as_dict(),
-                "identity_scores": badges([(i["score"], i["subjects"]) for i in summary["images"]], names),
+                "identity_scores": badges([(i["score"], i["subjects"]) for i in summary["images"]], names, results),
             },
         )

@@ -16,6 +16,7 @@ from .glue import (
     check_interrupt,
     engine,
     key_store,
+    known_profiles,
     pet_engine,
     to_arrays,
     to_images,
@@ -86,6 +87,7 @@ async def run(
         rerolls=rerolls,
         max_cost=max_cost_usd,
         seed=seed,
+        cohort=known_profiles(identity.profiles),
     )
     chosen = engine(face_engine)
     planned = await asyncio.to_thread(plan, request, key_store(), chosen)  # every refusal happens here, offline

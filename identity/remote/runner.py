@@ -58,6 +58,7 @@ class RemoteRequest:
     rerolls: int = 0  # extra images that may be requested for outputs that fail verification
     max_cost: float = 0.0  # USD; 0 = no cost limit for re-rolls
     seed: int | None = None
+    cohort: list[Profile] | None = None  # the other known profiles outputs are told apart from (None: not)
 
 
 @dataclass
@@ -306,7 +307,12 @@ class Execution:
                     }
                 )
         checks = await asyncio.to_thread(
-            check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine, self.pet_engine
+            check_outputs,
+            [d[0] for d in decoded],
+            self.plan.subjects,
+            self.engine,
+            self.pet_engine,
+            self.plan.request.cohort,
         )
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
@@ -386,6 +392,7 @@ class Execution:
                     "faces": o.check.faces,
                     "scores": {k: round(v, 4) for k, v in o.check.scores.items()},
                     "checked": o.check.checked,
+                    "next": o.check.nearest,
                 }
                 for rank, o in enumerate(ranked, 1)
             ],
