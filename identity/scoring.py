@@ -15,7 +15,7 @@ from .faces import FaceEngine
 from .faces.align import CROP_SIZE
 from .faces.engine import DETECT_SIZE, FACE_MEASURES
 from .images import ImageSource, load_image, load_reduced
-from .matching import Candidate, against, allowed, assign, candidate, rivals, similarities
+from .matching import Candidate, against, allowed, assign, candidate, others, rivals, similarities
 from .pets.animal import KINDS
 from .profile import Profile
 
@@ -192,6 +192,7 @@ class Scorer:
         self.cohort = cohort is not None
         #: per kind, the other known profiles in the same engine's space: whom a face must be farther from
         self.known: dict[str, list[Candidate]] = {kind: [] for kind in self.per_kind}
+        self.different: dict[str, np.ndarray] = {}  # per kind, `matching.others`
         for kind in self.per_kind:
             space = engine if kind == "person" else self.pets
             self.known[kind] = [
@@ -201,6 +202,7 @@ class Scorer:
             ]
             if self.cohort:
                 self.per_kind[kind] = against(self.per_kind[kind], self.known[kind], space.info.match_threshold)
+            self.different[kind] = others(self.per_kind[kind], self.known[kind], space.info.match_threshold)
         self.measures = {
             kind: self.engine.measures if kind == "person" else self.pets.measures for kind in self.per_kind
         }
@@ -256,7 +258,9 @@ class Scorer:
         result = ImageScore(label, int(size[0]), int(size[1]), measures=self.measures)
         for kind, candidates in self.per_kind.items():
             items = faces if kind == "person" else [a for a in animals if a.kind == kind]
-            result.faces += _assigned(items, candidates, self.known[kind], kind, self.measures[kind], self.cohort)
+            result.faces += _assigned(
+                items, candidates, self.known[kind], self.different[kind], kind, self.measures[kind], self.cohort
+            )
         result.faces.sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
         return result
 
@@ -303,16 +307,23 @@ def _rescaled(face, factor: float):
 
 
 def _assigned(
-    found: list, people: list[Candidate], known: list[Candidate], kind: str, measures: str, cohort: bool
+    found: list,
+    people: list[Candidate],
+    known: list[Candidate],
+    different: np.ndarray,
+    kind: str,
+    measures: str,
+    cohort: bool,
 ) -> list[FaceScore]:
     """Faces (or animals of one species) assigned one-to-one to candidates of that kind; with `cohort`, only to a
-    candidate they are nearer to than to every other known profile (`known` and the other candidates)."""
+    candidate they are nearer to than to every other known person (`known` and the other candidates, as
+    `different` tells them apart)."""
     everyone = people + known
     thresholds = np.array([c.threshold for c in people], np.float32)
     margins = np.array([c.margin or 0.0 for c in people], np.float32)
     full = similarities(np.stack([f.embedding for f in found]) if found else np.zeros((0, 1)), everyone)
     matrix = full[:, : len(people)]
-    column, rival = rivals(full, len(people))
+    column, rival = rivals(full, different)
     enforced = (margins, rival) if cohort else (None, None)
     clears = allowed(matrix, thresholds, None, None)
     picks = assign(matrix, thresholds, *enforced)
