@@ -33,7 +33,8 @@ class FaceScore:
     landmarks: np.ndarray | None = field(default=None, repr=False)
     kind: str = "person"  # "cat" and "dog" entries are animals, not faces
     measures: str = FACE_MEASURES
-    # the nearest other known profile to the assigned one (or to the closest candidate): id, name, similarity
+    focus: str | None = None  # the assigned profile, else the closest candidate: whom `nearest` is next to
+    # the nearest other known profile to `focus`: id, name, similarity
     nearest: tuple[str, str, float] | None = None
     margin: float | None = None  # the lead of that profile's similarity over `nearest`'s
     refused: str | None = None  # why a face that cleared a threshold was not given to that profile
@@ -153,13 +154,10 @@ def nearest_people(result: ImageScore) -> dict[str, str]:
     or why its closest face was refused (a look-alike)."""
     found = {}
     for face in result.faces:
-        if face.nearest is None:
-            continue
-        focus = face.profile_id or max(face.scores, key=face.scores.get, default=None)
-        if focus is None or (face.profile_id is None and face.refused is None):
+        if face.nearest is None or (face.profile_id is None and face.refused is None):
             continue
         words = face.refused if face.profile_id is None else f"next: {face.nearest[1]} {face.nearest[2]:.2f}"
-        found.setdefault(focus, words)
+        found.setdefault(face.focus, words)
     return found
 
 
@@ -346,6 +344,7 @@ def _assigned(
                 landmarks=item.landmarks if kind == "person" else None,
                 kind=kind,
                 measures=measures,
+                focus=None if focus is None else people[focus].profile_id,
                 nearest=nearest,
                 margin=margin,
                 refused=refused,

@@ -8,7 +8,7 @@ import shutil
 
 import numpy as np
 import pytest
-from comfyui import Listener
+from comfyui import Listener, score_prompt
 from conftest import T1, TOM_HANKS, face, needs_faces
 from PIL import Image
 
@@ -22,7 +22,7 @@ NODES = {
     "IdentityProfileLoad": ("Profile Load", ["profile", "profiles"], ["IDENTITY_PROFILES"]),
     "IdentityArcFaceScore": (
         "ArcFace Score",
-        ["images", "profiles", "min_similarity", "top_k", "folder", "face_engine"],
+        ["images", "profiles", "min_similarity", "top_k", "folder", "face_engine", "known_people"],
         ["IMAGE", "FLOAT", "STRING", "IMAGE"],
     ),
 }
@@ -62,24 +62,6 @@ def _train_prompt(folder: str, name: str, **extra) -> dict:
     }
 
 
-def _score_prompt(image: str, profile: str) -> dict:
-    return {
-        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-        "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
-        "3": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "4": {
-            "class_type": "IdentityArcFaceScore",
-            "inputs": {
-                "images": ["3", 0],
-                "profiles": ["2", 0],
-                "min_similarity": 0.0,
-                "top_k": 0,
-                "face_engine": ["1", 0],
-            },
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 def tom(comfyui):
     """A 'Tom Hanks' profile trained through the node, from an IMAGE batch (LoadImage)."""
@@ -106,7 +88,7 @@ def test_training_from_an_image_batch_reports_and_previews(comfyui, tom):
 
 def test_an_image_without_a_face_scores_zero_and_says_so(comfyui, tom):
     _write(comfyui, "blank.png", np.full((256, 256, 3), 128, np.uint8))
-    run = comfyui.client.run(_score_prompt("blank.png", "Tom Hanks"))
+    run = comfyui.client.run(score_prompt("blank.png", "Tom Hanks"))
     assert run.status == "success", run.error
     assert run.outputs["4"]["identity_scores"] == [{"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}}]
 
@@ -123,7 +105,7 @@ def test_the_person_is_found_in_a_photo_it_was_not_trained_on_and_strangers_are_
         ("alex_lacamoire/alex1.jpg", False),
     ):
         shutil.copy(face(photo), comfyui.base / "input" / "held_out.jpg")
-        run = comfyui.client.run(_score_prompt("held_out.jpg", "Obama Held Out"))
+        run = comfyui.client.run(score_prompt("held_out.jpg", "Obama Held Out"))
         assert run.status == "success", run.error
         score = run.outputs["4"]["identity_scores"][0]["score"]
         assert (score > 0.0) == found, (photo, score)
@@ -131,7 +113,7 @@ def test_the_person_is_found_in_a_photo_it_was_not_trained_on_and_strangers_are_
 
 def test_strangers_are_unknown(comfyui, tom):
     shutil.copy(T1, comfyui.base / "input" / "six_people.jpg")
-    run = comfyui.client.run(_score_prompt("six_people.jpg", "Tom Hanks"))
+    run = comfyui.client.run(score_prompt("six_people.jpg", "Tom Hanks"))
     assert run.status == "success"
     assert run.outputs["4"]["identity_scores"][0]["score"] == 0.0
 
@@ -161,9 +143,9 @@ def _expect_error(comfyui, prompt: dict, *words: str) -> None:
 )
 def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(comfyui, tom, case):
     if case == "unknown profile":
-        _expect_error(comfyui, _score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
+        _expect_error(comfyui, score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
     elif case == "malformed id":
-        _expect_error(comfyui, _score_prompt("tom.png", "../../etc/passwd"), "invalid profile id")
+        _expect_error(comfyui, score_prompt("tom.png", "../../etc/passwd"), "invalid profile id")
     elif case == "no face":
         _write(comfyui, "faceless/blank.png", np.full((300, 300, 3), 200, np.uint8))
         _expect_error(comfyui, _train_prompt("faceless", "Nobody"), "no photo accepted", "no face found")
@@ -176,10 +158,10 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
     elif case == "no photos":
         _expect_error(comfyui, _train_prompt("", "X"), "needs photos")
     else:
-        prompt = _score_prompt("tom.png", "Tom Hanks")
+        prompt = score_prompt("tom.png", "Tom Hanks")
         del prompt["4"]["inputs"]["images"]
         _expect_error(comfyui, prompt, "needs images", "folder")
-    run = comfyui.client.run(_score_prompt("tom.png", "Tom Hanks"))
+    run = comfyui.client.run(score_prompt("tom.png", "Tom Hanks"))
     assert run.status == "success", "a good prompt still runs after the error"
 
 
@@ -212,7 +194,7 @@ def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyu
     assert comfyui.client.run(_image_train_prompt("Cached Person")).status == "success"
     store = _profiles(comfyui)
     profile_id = store.resolve("Cached Person")
-    by_id = _score_prompt("tom.png", profile_id)
+    by_id = score_prompt("tom.png", profile_id)
     assert list(comfyui.client.run(by_id).outputs["4"]["identity_scores"][0]["subjects"]) == ["Cached Person"]
     store.rename(profile_id, "Cached Person Renamed")  # the file changes under the same id
     run = comfyui.client.run(by_id)
@@ -243,7 +225,7 @@ def test_profile_train_saves_again_when_its_profile_was_deleted_and_not_otherwis
 def test_arcface_score_scores_an_image_added_to_its_folder_not_the_cached_result(comfyui, tom):
     photo = np.asarray(Image.open(TOM_HANKS).convert("RGB"))
     _write(comfyui, "renders/one.png", photo)
-    prompt = _score_prompt("tom.png", "Tom Hanks")
+    prompt = score_prompt("tom.png", "Tom Hanks")
     del prompt["4"]["inputs"]["images"]
     prompt["4"]["inputs"]["folder"] = "renders"
     first = comfyui.client.run(prompt)

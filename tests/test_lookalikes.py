@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+from comfyui import score_prompt
 from conftest import face, manifest, needs_faces
 
 from identity.faces.face import Face
@@ -81,6 +82,20 @@ def test_a_look_alike_between_two_profiles_is_refused_and_says_why(six, embedded
     assert "refused as obama" in report["refused"] and "look-alike" in report["refused"], report
     assert "biden" in report["refused"]
     assert refused.label({obama.id: "obama"}).endswith("refused: a look-alike")
+
+
+def test_the_gate_says_a_look_alike_was_refused(six, embedded):
+    from identity.gate import Attempt, Subject
+
+    store, profiles = six
+    obama = profiles["obama"]
+    scorer = Scorer([obama], embedded, None, cohort(store, [obama]))
+    result = scorer.scored("attempt 1", (100, 100), [_between(obama, profiles["biden"])], [])
+    [seen] = scorer.per_kind["person"]
+    subject = Subject(obama.id, "obama", "person", seen.threshold, scorer.measures["person"])
+    entry = Attempt(1, 0, [result], [subject]).images[0]["subjects"][obama.id]
+    assert not entry["passed"] and entry["similarity"] >= seen.threshold, entry
+    assert "look-alike" in entry["why"] and entry["next"]["name"] == "biden", entry
 
 
 def test_a_store_with_one_profile_scores_as_before(tmp_path, embedded):
@@ -156,24 +171,9 @@ def test_two_profiles_of_one_person_do_not_refuse_each_other(six, embedded, tmp_
     assert result.faces[0].nearest[1] != "obama again"
 
 
-def _score_prompt(image: str, profile: str, known_people: bool) -> dict:
-    return {
-        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "cpu"}},
-        "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
-        "3": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "4": {
-            "class_type": "IdentityArcFaceScore",
-            "inputs": {
-                "images": ["3", 0],
-                "profiles": ["2", 0],
-                "min_similarity": 0.0,
-                "top_k": 0,
-                "face_engine": ["1", 0],
-                "known_people": known_people,
-            },
-        },
-        "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 2]}},
-    }
+def _with_report(prompt: dict) -> dict:
+    """ArcFace Score's report_json shown by PreviewAny (node "5")."""
+    return {**prompt, "5": {"class_type": "PreviewAny", "inputs": {"source": ["4", 2]}}}
 
 
 def test_arcface_scores_table_shows_the_nearest_other_known_person(comfyui, six, embedded):
@@ -194,14 +194,14 @@ def test_arcface_scores_table_shows_the_nearest_other_known_person(comfyui, six,
         (expected,) = score_images(
             [("held out", load_image(face("obama/obama6_small.jpg")))], [obama], embedded, cohort=cohort(live, [obama])
         )
-        run = comfyui.client.run(_score_prompt("lookalike_held_out.jpg", "obama", True))
+        run = comfyui.client.run(_with_report(score_prompt("lookalike_held_out.jpg", "obama")))
         assert run.status == "success", run.error
         [table] = run.outputs["4"]["identity_scores"]
         nearest = expected.faces[0].nearest[1]
         assert table["subjects"]["obama"] > 0 and table["next"]["obama"].startswith(f"next: {nearest} 0."), table
         [report] = json.loads(run.outputs["5"]["text"][0])["images"]
         assert report["faces"][0]["next"]["name"] == nearest and report["faces"][0]["margin"] > 0.03
-        off = comfyui.client.run(_score_prompt("lookalike_held_out.jpg", "obama", False))
+        off = comfyui.client.run(score_prompt("lookalike_held_out.jpg", "obama", known_people=False))
         assert off.status == "success", off.error
         assert off.outputs["4"]["identity_scores"][0]["next"] == {}
     finally:
