@@ -26,10 +26,10 @@ from .profile import Profile, ProfileStore, calibrate, centroid
 
 log = logging.getLogger(__name__)
 
-#: Centroid similarity, above the engine's same-person threshold, from which two profiles are one person: held-out
-#: photos of the fixtures' people score 0.63 to 0.94 on their own profile, two photos of different people at most
-#: 0.28 (embedded engine), so two profiles this alike are not told apart.
-SAME_PERSON = 0.30
+#: How far from the engine's same-person threshold towards 1 two profiles' centroids must be alike to be one person
+#: (or pet): 0.68 for SFace, 0.85 for the pets' appearance. Held-out photos of the fixtures' people score 0.63 to
+#: 0.94 on their own profile, two photos of different people at most 0.28 (embedded engine).
+SAME_PERSON = 0.5
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def others(candidates: list[Candidate], known: list[Candidate], engine_threshold
     if not candidates or not everyone:
         return np.zeros((len(candidates), len(everyone)), bool)
     alike = np.stack([c.centroid for c in candidates]) @ np.stack([c.centroid for c in everyone]).T
-    different = alike < engine_threshold + SAME_PERSON
+    different = alike < engine_threshold + SAME_PERSON * (1.0 - engine_threshold)
     different[np.arange(len(candidates)), np.arange(len(candidates))] = False
     return different
 

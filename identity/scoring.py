@@ -189,7 +189,7 @@ class Scorer:
             self.per_kind |= {kind: [candidate(p, self.pets) for p in animals if p.kind == kind] for kind in KINDS}
         self.cohort = cohort is not None
         #: per kind, the other known profiles in the same engine's space: whom a face must be farther from
-        self.known: dict[str, list[Candidate]] = {kind: [] for kind in self.per_kind}
+        self.known: dict[str, list[Candidate]] = {}
         self.different: dict[str, np.ndarray] = {}  # per kind, `matching.others`
         for kind in self.per_kind:
             space = engine if kind == "person" else self.pets

@@ -90,7 +90,9 @@ def test_an_image_without_a_face_scores_zero_and_says_so(comfyui, tom):
     _write(comfyui, "blank.png", np.full((256, 256, 3), 128, np.uint8))
     run = comfyui.client.run(score_prompt("blank.png", "Tom Hanks"))
     assert run.status == "success", run.error
-    assert run.outputs["4"]["identity_scores"] == [{"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}}]
+    assert run.outputs["4"]["identity_scores"] == [
+        {"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}, "next": {}}
+    ]
 
 
 @needs_faces
