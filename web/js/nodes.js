@@ -123,5 +123,5 @@ function scoreCell(score, next) {
   const found = typeof score === "number" && score > 0;
   const title = found ? "similarity to the profile" : "not found in this image";
   return h(`td.identity-score.${found ? "found" : "missing"}`, { title: next ? `${title}; ${next}` : title },
-    found ? score.toFixed(2) : "—", next ? h("span.identity-score-next", {}, next) : null);
+    found ? score.toFixed(2) : "—", next ? h("span.identity-score-next", {}, ` · ${next}`) : null);
 }
