@@ -75,6 +75,13 @@ class Plan:
     ratio: float | None
     input_pixels: int = 0  # of every image sent (BFL charges for them)
 
+    def known(self) -> list[Profile] | None:
+        """Whom outputs are told apart from: the cohort and the request's profiles that are not its subjects (the
+        scorer leaves the subjects out); None when the look-alike rule is off."""
+        if self.request.cohort is None:
+            return None
+        return self.request.cohort + self.request.profiles
+
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request
         seed = None if r.seed is None else r.seed + attempt
@@ -312,7 +319,7 @@ class Execution:
             self.plan.subjects,
             self.engine,
             self.pet_engine,
-            self.plan.request.cohort,
+            self.plan.known(),
         )
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
