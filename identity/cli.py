@@ -18,6 +18,7 @@ from PIL import Image
 from .errors import IdentityError, ProfileExists
 from .faces import PROVIDER_CHOICES, find_packs, load_engine, resolve_engine_spec
 from .images import collect_photos, load_image
+from .matching import cohort
 from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
 from .remote import cli as remote_cli
@@ -98,6 +99,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="OUT_DIR",
         help="write annotated copies (boxes, names, scores) into this folder",
     )
+    _cohort_option(sub)
     sub.add_argument("--json", action="store_true", help="print one JSON object")
 
     sub = command(
@@ -142,6 +144,7 @@ def _parser() -> argparse.ArgumentParser:
     sub.add_argument("--copy-matches", type=Path, default=None, metavar="DIR", help="copy the matching images here")
     sub.add_argument("--chunk", type=_positive, default=16, help="images per worker call (default 16)")
     sub.add_argument("--part-size", type=_positive, default=1000, help="images per Parquet file (default 1000)")
+    _cohort_option(sub)
     sub.add_argument("--json", action="store_true", help="print the summary as one JSON object")
 
     sub = command("list", _list, "List saved profiles.")
@@ -228,6 +231,16 @@ def _train_report(job, engine, profile, kind: str) -> dict:
     }
 
 
+def _cohort_option(sub) -> None:
+    sub.add_argument(
+        "--no-cohort",
+        dest="cohort",
+        action="store_false",
+        help="a single-profile check: each profile's own threshold alone, without telling faces apart from the "
+        "other profiles in the store (look-alikes are then not refused)",
+    )
+
+
 def _score(args) -> int:
     store = _store(args)
     profiles = [store.load(store.resolve(value)) for value in args.profiles]
@@ -235,7 +248,8 @@ def _score(args) -> int:
         writable_folder(args.annotate, "annotated images")
     engine = _engine(args)
     paths = collect_photos(args.images)
-    results = score_files([(printable(str(path)), path) for path in paths], profiles, engine)
+    known = cohort(store, profiles) if args.cohort else None
+    results = score_files([(printable(str(path)), path) for path in paths], profiles, engine, cohort=known)
     names = {p.id: p.name for p in profiles}
     if args.annotate is not None:
         for path, result in zip(paths, results):
@@ -257,7 +271,10 @@ def _score(args) -> int:
                 best = max(face.scores.items(), key=lambda kv: kv[1], default=None)
                 who = "unknown" if best is None else f"unknown (closest: {names[best[0]]} {best[1]:.3f})"
             what = "face" if face.kind == "person" else face.kind
-            print(f"  {what} {number} [{box}]: {who}{'' if face.kind == 'person' else f'; {face.measures}'}")
+            measures = "" if face.kind == "person" else f"; {face.measures}"
+            print(f"  {what} {number} [{box}]: {who}{face.aside()}{measures}")
+            if face.refused is not None:
+                print(f"    {face.refused}")
     return 0
 
 
@@ -287,6 +304,7 @@ def _batch_score(args) -> int:
         args.part_size,
         args.min_similarity,
         args.copy_matches,
+        args.cohort,
     )
     try:
         summary = batch_score(options, engine, spec, args.provider, profiles, store)

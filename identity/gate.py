@@ -231,10 +231,16 @@ class Attempt:
             "passed": mine is not None,
             "measures": subject.measures,
         }
+        shown = mine if mine is not None else closest
+        if shown is not None and shown.nearest is not None and shown.focus == subject.id:
+            entry["next"] = {"name": shown.nearest[1], "similarity": round(shown.nearest[2], 4)}
+            entry["margin"] = round(shown.margin, 4)
         if mine is not None:
             entry["similarity"] = round(mine.similarity, 4)
         elif closest is None:
             entry["why"] = "no face found" if subject.kind == "person" else f"no {subject.kind} found"
+        elif closest.refused is not None and closest.focus == subject.id:
+            entry["why"] = closest.refused  # a look-alike: another known person is as near
         elif closest.profile_id is not None:
             entry["why"] = (
                 f"the closest {_item(subject.kind)} ({similarity:.2f}) was assigned to another profile (one "

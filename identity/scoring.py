@@ -1,6 +1,7 @@
 """Scoring images against profiles: every face (and, for cat and dog profiles, every cat and dog), whom it was
-assigned to, and how alike it is to each candidate. People are found by face and pets by the animal detector;
-each kind is assigned one-to-one among the profiles of that kind."""
+assigned to, how alike it is to each candidate, and the nearest other known profile with the margin to it.
+People are found by face and pets by the animal detector; each kind is assigned one-to-one among the profiles of
+that kind, told apart from the cohort (every other profile of that kind and engine in the store; `matching`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from .faces import FaceEngine
 from .faces.align import CROP_SIZE
 from .faces.engine import DETECT_SIZE, FACE_MEASURES
 from .images import ImageSource, load_image, load_reduced
-from .matching import Candidate, assign, candidate, similarities
+from .matching import Candidate, against, allowed, assign, candidate, others, rivals, similarities
 from .pets.animal import KINDS
 from .profile import Profile
 
@@ -32,16 +33,46 @@ class FaceScore:
     landmarks: np.ndarray | None = field(default=None, repr=False)
     kind: str = "person"  # "cat" and "dog" entries are animals, not faces
     measures: str = FACE_MEASURES
+    focus: str | None = None  # the assigned profile, else the closest candidate: whom `nearest` is next to
+    # the nearest other known profile to `focus`: id, name, similarity
+    nearest: tuple[str, str, float] | None = None
+    margin: float | None = None  # the lead of that profile's similarity over `nearest`'s
+    refused: str | None = None  # why a face that cleared a threshold was not given to that profile
 
     def as_dict(self) -> dict:
-        return {
+        entry = {
             "kind": self.kind,
             "measures": self.measures,
             "bbox": [round(float(v), 1) for v in self.bbox],
             "profile_id": self.profile_id,
             "similarity": None if self.similarity is None else round(self.similarity, 4),
             "scores": {k: round(v, 4) for k, v in self.scores.items()},
+            "next": None,
+            "margin": None if self.margin is None else round(self.margin, 4),
         }
+        if self.nearest is not None:
+            entry["next"] = {
+                "profile_id": self.nearest[0],
+                "name": self.nearest[1],
+                "similarity": round(self.nearest[2], 4),
+            }
+        if self.refused is not None:
+            entry["refused"] = self.refused
+        return entry
+
+    def label(self, names: dict[str, str]) -> str:
+        """The face in a few words, as an annotated image shows it: who (or the closest candidate) and the score,
+        then `aside()`; e.g. 'Barack Obama 0.83; next: Joe Biden 0.19'."""
+        if self.profile_id is not None:
+            return f"{names.get(self.profile_id, self.profile_id)} {self.similarity:.2f}{self.aside()}"
+        best = max(self.scores.items(), key=lambda kv: kv[1], default=None)
+        unknown = "unknown" if self.kind == "person" else f"unknown {self.kind}"
+        return (unknown if best is None else f"{unknown} ({names.get(best[0], best[0])} {best[1]:.2f})") + self.aside()
+
+    def aside(self) -> str:
+        """The nearest other known person and a look-alike refusal, after a face's name and score."""
+        text = "" if self.nearest is None else f"; next: {self.nearest[1]} {self.nearest[2]:.2f}"
+        return text + ("; refused: a look-alike" if self.refused is not None else "")
 
 
 def weakest(subject_scores: dict[str, float]) -> float:
@@ -103,13 +134,31 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
     }
 
 
-def badges(scores: list[tuple[float, dict[str, float]]], names: dict[str, str]) -> list[dict]:
+def badges(
+    scores: list[tuple[float, dict[str, float]]], names: dict[str, str], results: list[ImageScore] | None = None
+) -> list[dict]:
     """Per image, what a node shows over it (web/js): its score and each person's, by name; `scores` holds
-    (image score, {profile id: score}) in image order."""
-    return [
-        {"index": index, "score": score, "subjects": {names[k]: v for k, v in subjects.items()}}
-        for index, (score, subjects) in enumerate(scores)
-    ]
+    (image score, {profile id: score}) in image order. With the images' `results`, each person's face also says
+    the nearest other known person and why a face was refused ({name: 'next: Joe Biden 0.19'})."""
+    shown = []
+    for index, (score, subjects) in enumerate(scores):
+        entry = {"index": index, "score": score, "subjects": {names[k]: v for k, v in subjects.items()}}
+        if results is not None:
+            entry["next"] = {names[k]: v for k, v in nearest_people(results[index]).items() if k in names}
+        shown.append(entry)
+    return shown
+
+
+def nearest_people(result: ImageScore) -> dict[str, str]:
+    """Per requested profile id, in words: the nearest other known person to its face ('next: Joe Biden 0.19'),
+    or why its closest face was refused (a look-alike)."""
+    found = {}
+    for face in result.faces:
+        if face.nearest is None or (face.profile_id is None and face.refused is None):
+            continue
+        words = face.refused if face.profile_id is None else f"next: {face.nearest[1]} {face.nearest[2]:.2f}"
+        found.setdefault(face.focus, words)
+    return found
 
 
 class Scorer:
@@ -117,10 +166,19 @@ class Scorer:
     dog by the pet engine, each species assigned among the profiles of its kind. Made once, it scores any number
     of batches (a batch-score worker keeps one)."""
 
-    def __init__(self, profiles: list[Profile], engine: FaceEngine, pet_engine: Callable | None):
+    def __init__(
+        self,
+        profiles: list[Profile],
+        engine: FaceEngine,
+        pet_engine: Callable | None,
+        cohort: list[Profile] | None = None,
+    ):
+        """`cohort`: the other known profiles (`matching.cohort`) each face must be told apart from; None turns
+        the look-alike rule off (a single-profile check: each profile's own threshold alone)."""
         people = [p for p in profiles if p.kind == "person"]
         animals = [p for p in profiles if p.kind != "person"]
         self.engine, self.pets = engine, None
+        asked = {p.id for p in profiles}
         self.faces_needed = bool(people) or not animals
         if animals:
             if pet_engine is None:
@@ -129,6 +187,20 @@ class Scorer:
         self.per_kind: dict[str, list[Candidate]] = {"person": [candidate(p, engine) for p in people]}
         if self.pets is not None:
             self.per_kind |= {kind: [candidate(p, self.pets) for p in animals if p.kind == kind] for kind in KINDS}
+        self.cohort = cohort is not None
+        #: per kind, the other known profiles in the same engine's space: whom a face must be farther from
+        self.known: dict[str, list[Candidate]] = {}
+        self.different: dict[str, np.ndarray] = {}  # per kind, `matching.others`
+        for kind in self.per_kind:
+            space = engine if kind == "person" else self.pets
+            self.known[kind] = [
+                candidate(p, space)
+                for p in cohort or []
+                if p.kind == kind and p.engine.key == space.info.key and p.id not in asked
+            ]
+            if self.cohort:
+                self.per_kind[kind] = against(self.per_kind[kind], self.known[kind], space.info.match_threshold)
+            self.different[kind] = others(self.per_kind[kind], self.known[kind], space.info.match_threshold)
         self.measures = {
             kind: self.engine.measures if kind == "person" else self.pets.measures for kind in self.per_kind
         }
@@ -187,7 +259,9 @@ class Scorer:
         result = ImageScore(label, int(size[0]), int(size[1]), measures=self.measures)
         for kind, candidates in self.per_kind.items():
             items = faces if kind == "person" else [a for a in animals if a.kind == kind]
-            result.faces += _assigned(items, candidates, kind, self.measures[kind])
+            result.faces += _assigned(
+                items, candidates, self.known[kind], self.different[kind], kind, self.measures[kind], self.cohort
+            )
         result.faces.sort(key=lambda f: (f.bbox[0] + f.bbox[2]) / 2)
         return result
 
@@ -200,14 +274,16 @@ def score_images(
     pet_engine: Callable | None = None,
     check: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    cohort: list[Profile] | None = None,
 ) -> list[ImageScore]:
     """Faces of each image (and its cats and dogs when a pet profile is asked for), sorted left to right and
-    assigned to the given profiles: one face or animal per profile per image. `pet_engine()` gives the pet
-    engine, called only when a pet profile needs it (default: the one installed in the models folder).
+    assigned to the given profiles: one face or animal per profile per image, and only one nearer to that profile
+    than to any `cohort` profile by its margin (see `Scorer`). `pet_engine()` gives the pet engine, called only
+    when a pet profile needs it (default: the one installed in the models folder).
 
     Images are analysed SCORE_BATCH at a time; before each batch `check()` may raise to stop, and after it
     `progress(done, total)` is told how far it got."""
-    return Scorer(profiles, engine, pet_engine).score(images, check, progress)
+    return Scorer(profiles, engine, pet_engine, cohort).score(images, check, progress)
 
 
 def score_files(
@@ -216,11 +292,12 @@ def score_files(
     engine: FaceEngine,
     *,
     pet_engine: Callable | None = None,
+    cohort: list[Profile] | None = None,
 ) -> list[ImageScore]:
     """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
     at full size only when one of its faces is too small there for a full-quality aligned crop, or when pets are
     asked for (the pet engine reads the full image). Coordinates are the full image's."""
-    return Scorer(profiles, engine, pet_engine).score_files(sources)
+    return Scorer(profiles, engine, pet_engine, cohort).score_files(sources)
 
 
 def _rescaled(face, factor: float):
@@ -230,22 +307,63 @@ def _rescaled(face, factor: float):
     return moved
 
 
-def _assigned(found: list, people: list[Candidate], kind: str, measures: str) -> list[FaceScore]:
-    """Faces (or animals of one species) assigned one-to-one to candidates of that kind."""
+def _assigned(
+    found: list,
+    people: list[Candidate],
+    known: list[Candidate],
+    different: np.ndarray,
+    kind: str,
+    measures: str,
+    cohort: bool,
+) -> list[FaceScore]:
+    """Faces (or animals of one species) assigned one-to-one to candidates of that kind; with `cohort`, only to a
+    candidate they are nearer to than to every other known person (`known` and the other candidates, as
+    `different` tells them apart)."""
+    everyone = people + known
     thresholds = np.array([c.threshold for c in people], np.float32)
-    matrix = similarities(np.stack([f.embedding for f in found]) if found else np.zeros((0, 1)), people)
-    return [
-        FaceScore(
-            bbox=tuple(float(v) for v in item.bbox),
-            profile_id=None if pick is None else people[pick].profile_id,
-            similarity=None if pick is None else float(row[pick]),
-            scores={c.profile_id: float(s) for c, s in zip(people, row)},
-            landmarks=item.landmarks if kind == "person" else None,
-            kind=kind,
-            measures=measures,
+    margins = np.array([c.margin or 0.0 for c in people], np.float32)
+    full = similarities(np.stack([f.embedding for f in found]) if found else np.zeros((0, 1)), everyone)
+    matrix = full[:, : len(people)]
+    column, rival = rivals(full, different)
+    enforced = (margins, rival) if cohort else (None, None)
+    clears = allowed(matrix, thresholds, None, None)
+    picks = assign(matrix, thresholds, *enforced)
+    scored = []
+    for row, (item, pick) in enumerate(zip(found, picks)):
+        focus = pick if pick is not None else (int(matrix[row].argmax()) if people else None)
+        nearest = margin = refused = None
+        if focus is not None and column[row, focus] >= 0:
+            other = everyone[column[row, focus]]
+            nearest = (other.profile_id, other.name, float(rival[row, focus]))
+            margin = float(matrix[row, focus] - rival[row, focus])
+            if pick is None and cohort and clears[row, focus] and margin < margins[focus]:
+                refused = _refusal(people[focus], float(matrix[row, focus]), other.name, margin, float(margins[focus]))
+        scored.append(
+            FaceScore(
+                bbox=tuple(float(v) for v in item.bbox),
+                profile_id=None if pick is None else people[pick].profile_id,
+                similarity=None if pick is None else float(matrix[row, pick]),
+                scores={c.profile_id: float(s) for c, s in zip(people, matrix[row])},
+                landmarks=item.landmarks if kind == "person" else None,
+                kind=kind,
+                measures=measures,
+                focus=None if focus is None else people[focus].profile_id,
+                nearest=nearest,
+                margin=margin,
+                refused=refused,
+            )
         )
-        for item, row, pick in zip(found, matrix, assign(matrix, thresholds))
-    ]
+    return scored
+
+
+def _refusal(profile: Candidate, similarity: float, other: str, margin: float, needed: float) -> str:
+    """Why a face that cleared a profile's threshold was not taken as that profile: someone else known is as near."""
+    if margin < 0:
+        return f"refused as {profile.name} ({similarity:.2f}): nearer to {other} (a look-alike of {other})"
+    return (
+        f"refused as {profile.name} ({similarity:.2f}): a look-alike, only {margin:.2f} nearer than to {other} "
+        f"({needed:.2f} needed)"
+    )
 
 
 # ----- annotated previews --------------------------------------------------------------------------------
@@ -255,7 +373,8 @@ _UNKNOWN = (231, 76, 60)  # red: nobody asked for
 
 
 def annotate(image: np.ndarray, result: ImageScore, names: dict[str, str]) -> np.ndarray:
-    """The image with each face boxed and labelled: the person's name and score, or 'unknown' and the best guess."""
+    """The image with each face boxed and labelled (`FaceScore.label`): the person's name and score, or 'unknown'
+    and the best guess, with the next known person and any look-alike refusal."""
     canvas = Image.fromarray(image).convert("RGB")
     draw = ImageDraw.Draw(canvas)
     side = max(canvas.size)
@@ -263,13 +382,7 @@ def annotate(image: np.ndarray, result: ImageScore, names: dict[str, str]) -> np
     font = _font(max(12, side // 45))
     for face in result.faces:
         x1, y1, x2, y2 = face.bbox
-        if face.profile_id is not None:
-            colour, text = _KNOWN, f"{names.get(face.profile_id, face.profile_id)} {face.similarity:.2f}"
-        else:
-            best = max(face.scores.items(), key=lambda kv: kv[1], default=None)
-            colour = _UNKNOWN
-            unknown = "unknown" if face.kind == "person" else f"unknown {face.kind}"
-            text = unknown if best is None else f"{unknown} ({names.get(best[0], best[0])} {best[1]:.2f})"
+        colour, text = _KNOWN if face.profile_id is not None else _UNKNOWN, face.label(names)
         draw.rectangle([x1, y1, x2, y2], outline=colour, width=line)
         left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
         width, height = right - left + 2 * line, bottom - top + 2 * line

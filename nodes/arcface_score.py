@@ -20,6 +20,10 @@ from .glue import (
     face_engine_input,
     folder_photos,
     folder_state,
+    hashed,
+    known_people_input,
+    known_profiles,
+    known_state,
     pet_engine,
     shown_path,
     to_arrays,
@@ -62,6 +66,7 @@ class ArcFaceScore(io.ComfyNode):
                     "e.g. 'renders/alice' (resized to the first image's size in the outputs)",
                 ),
                 face_engine_input(),
+                known_people_input(),
             ],
             outputs=[
                 io.Image.Output(display_name="annotated"),
@@ -78,10 +83,10 @@ class ArcFaceScore(io.ComfyNode):
         )
 
     @classmethod
-    def fingerprint_inputs(cls, folder: str = "", **_) -> str:
-        """The folder's photos (hashed path, time, size): an image added to or replaced in it is scored, not served
-        from ComfyUI's cache."""
-        return folder_state(folder)
+    def fingerprint_inputs(cls, folder: str = "", known_people: bool = True, **_) -> str:
+        """The folder's photos (path, time, size) and, with `known_people`, the store's profiles, hashed: an image
+        added to the folder, or a person to the store, is scored anew, not served from ComfyUI's cache."""
+        return hashed((folder_state(folder), known_state() if known_people else None))
 
     @classmethod
     def execute(
@@ -92,6 +97,7 @@ class ArcFaceScore(io.ComfyNode):
         images=None,
         folder: str = "",
         face_engine: EngineChoice | None = None,
+        known_people: bool = True,
     ) -> io.NodeOutput:
         if not profiles:
             raise IdentityError("ArcFace Score needs at least one profile: connect Profile Load")
@@ -110,6 +116,7 @@ class ArcFaceScore(io.ComfyNode):
             pet_engine=pet_engine,
             check=check_interrupt,
             progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"),
+            cohort=known_profiles(profiles, known_people),
         )
         order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
@@ -126,6 +133,6 @@ class ArcFaceScore(io.ComfyNode):
             ranked,
             ui={
                 **ui.PreviewImage(annotated, cls=cls).as_dict(),
-                "identity_scores": badges([(i["score"], i["subjects"]) for i in summary["images"]], names),
+                "identity_scores": badges([(i["score"], i["subjects"]) for i in summary["images"]], names, results),
             },
         )

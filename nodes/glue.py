@@ -28,7 +28,8 @@ from ..identity.faces import FaceEngine, load_engine
 from ..identity.flux import FluxAdapter
 from ..identity.flux.injection import STATE_KEY
 from ..identity.images import collect_photos
-from ..identity.profile import ProfileStore
+from ..identity.matching import cohort
+from ..identity.profile import Profile, ProfileStore
 from ..identity.remote.keys import KeyStore
 from ..identity.remote.models import user_folder
 from ..identity.text import printable
@@ -295,3 +296,32 @@ def folder_state(folder: str) -> str:
     except (IdentityError, OSError):
         state = None
     return hashed(state)
+
+
+# ----- the people a user knows: every verification tells faces apart from them ---------------------------------
+
+KNOWN_PEOPLE = "known_people"
+
+
+def known_people_input() -> io.Boolean.Input:
+    """The switch of the look-alike rule, the same on every verifying node."""
+    return io.Boolean.Input(
+        KNOWN_PEOPLE,
+        default=True,
+        optional=True,
+        tooltip="also compare each face with every other profile in the store: a face counts as a profile only "
+        "when it is nearer to it than to anyone else known, so a look-alike is refused (off: a single-profile "
+        "check, each profile's own threshold alone)",
+    )
+
+
+def known_profiles(profiles, use: bool = True) -> list[Profile] | None:
+    """The cohort of a verification (`matching.cohort`: the store's other profiles), None when switched off."""
+    return cohort(profile_store(), list(profiles)) if use else None
+
+
+def known_state() -> tuple:
+    """The store's profile files (id, version): a node whose verdicts depend on everyone known re-runs when a
+    profile is trained, retrained or deleted."""
+    store = profile_store()
+    return tuple((profile_id, store.stamp(profile_id)) for profile_id in store.ids())

@@ -42,6 +42,8 @@ from .glue import (
     check_interrupt,
     engine,
     face_engine_input,
+    known_people_input,
+    known_profiles,
     pet_engine,
     to_arrays,
 )
@@ -135,6 +137,7 @@ class IdentityGate(io.ComfyNode):
                     "checked (0: no limit)",
                 ),
                 face_engine_input(),
+                known_people_input(),
             ],
             outputs=[
                 io.Image.Output(
@@ -170,12 +173,13 @@ class IdentityGate(io.ComfyNode):
         time_budget_s: float = 0.0,
         images: torch.Tensor | None = None,
         face_engine: EngineChoice | None = None,
+        known_people: bool = True,
     ) -> io.NodeOutput:
         check_profiles(profiles)
         state, number, seed = gate.state, gate.attempt + 1, (gate.seed + gate.attempt) % (SEED_MAX + 1)
         first = None if state is None else len(state.attempts[0].results)
         check_count(number, 0 if images is None else int(images.shape[0]), first)
-        attempt = cls._verdict(number, seed, images, profiles, face_engine)
+        attempt = cls._verdict(number, seed, images, profiles, face_engine, known_people)
         check_interrupt()
         now = time.monotonic()
         attempts = (*state.attempts, attempt) if state else (attempt,)
@@ -209,10 +213,10 @@ class IdentityGate(io.ComfyNode):
         return io.NodeOutput(copy.out(0), copy.out(1), copy.out(2), copy.out(3), expand=graph.finalize())
 
     @classmethod
-    def _verdict(cls, number: int, seed: int, images, profiles, face_engine) -> Attempt:
+    def _verdict(cls, number: int, seed: int, images, profiles, face_engine, known_people: bool) -> Attempt:
         """This attempt's images scored as ArcFace Score scores them (identity.scoring)."""
         progress = Progress(cls.hidden.dynprompt.get_display_node_id(cls.hidden.unique_id))
-        scorer = Scorer(profiles, engine(face_engine), pet_engine)
+        scorer = Scorer(profiles, engine(face_engine), pet_engine, known_profiles(profiles, known_people))
         named = [(f"attempt {number}, image {i + 1}", array) for i, array in enumerate(to_arrays(images))]
         results = scorer.score(
             named,

@@ -17,6 +17,7 @@ from .glue import (
     engine,
     face_engine_input,
     key_store,
+    known_profiles,
     pet_engine,
     to_arrays,
     to_images,
@@ -112,6 +113,7 @@ async def run(
         rerolls=rerolls,
         max_cost=max_cost_usd,
         seed=seed,
+        cohort=known_profiles(identity.profiles),
     )
     chosen = engine(face_engine)
     planned = await asyncio.to_thread(plan, request, key_store(), chosen)  # every refusal happens here, offline

@@ -72,6 +72,26 @@ def on_fixtures(graph: dict) -> dict:
     return graph
 
 
+def score_prompt(image: str, profile: str, **arcface: object) -> dict:
+    """Face Engine, Profile Load and LoadImage into ArcFace Score (node "4"); `arcface` adds or changes its inputs."""
+    return {
+        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
+        "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
+        "3": {"class_type": "LoadImage", "inputs": {"image": image}},
+        "4": {
+            "class_type": "IdentityArcFaceScore",
+            "inputs": {
+                "images": ["3", 0],
+                "profiles": ["2", 0],
+                "min_similarity": 0.0,
+                "top_k": 0,
+                "face_engine": ["1", 0],
+                **arcface,
+            },
+        },
+    }
+
+
 def start_server(base) -> Server:
     if not (COMFYUI / "main.py").is_file():
         pytest.skip(

@@ -75,7 +75,7 @@ def test_train_and_score_as_json(tmp_path):
     assert [f["bbox"][0] for f in group] == sorted(f["bbox"][0] for f in group)
     assert [f["profile_id"] for f in group] == [None, report["profile_id"], None]
     assert (
-        set(group[1]) == {"kind", "measures", "bbox", "profile_id", "similarity", "scores"}
+        set(group[1]) == {"kind", "measures", "bbox", "profile_id", "similarity", "scores", "next", "margin"}
         and len(group[1]["bbox"]) == 4
     )
     assert group[1]["kind"] == "person" and "ArcFace" in group[1]["measures"]

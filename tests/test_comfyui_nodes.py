@@ -9,7 +9,7 @@ import shutil
 
 import numpy as np
 import pytest
-from comfyui import Listener
+from comfyui import Listener, score_prompt
 from conftest import ROOT, T1, TESTPACK, TOM_HANKS, face, needs_faces
 from PIL import Image
 
@@ -25,7 +25,7 @@ NODES = {
     "IdentityProfileLoad": ("Profile Load", ["profile", "profiles"], ["IDENTITY_PROFILES"]),
     "IdentityArcFaceScore": (
         "ArcFace Score",
-        ["images", "profiles", "min_similarity", "top_k", "folder", "face_engine"],
+        ["images", "profiles", "min_similarity", "top_k", "folder", "face_engine", "known_people"],
         ["IMAGE", "FLOAT", "STRING", "IMAGE"],
     ),
 }
@@ -105,24 +105,6 @@ def _train_prompt(folder: str, name: str, **extra) -> dict:
     }
 
 
-def _score_prompt(image: str, profile: str) -> dict:
-    return {
-        "1": {"class_type": "IdentityFaceEngine", "inputs": {"pack": "embedded", "provider": "auto"}},
-        "2": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
-        "3": {"class_type": "LoadImage", "inputs": {"image": image}},
-        "4": {
-            "class_type": "IdentityArcFaceScore",
-            "inputs": {
-                "images": ["3", 0],
-                "profiles": ["2", 0],
-                "min_similarity": 0.0,
-                "top_k": 0,
-                "face_engine": ["1", 0],
-            },
-        },
-    }
-
-
 @pytest.fixture(scope="module")
 def tom(comfyui):
     """A 'Tom Hanks' profile trained through the node, from an IMAGE batch (LoadImage)."""
@@ -149,9 +131,11 @@ def test_training_from_an_image_batch_reports_and_previews(comfyui, tom):
 
 def test_an_image_without_a_face_scores_zero_and_says_so(comfyui, tom):
     _write(comfyui, "blank.png", np.full((256, 256, 3), 128, np.uint8))
-    run = comfyui.client.run(_score_prompt("blank.png", "Tom Hanks"))
+    run = comfyui.client.run(score_prompt("blank.png", "Tom Hanks"))
     assert run.status == "success", run.error
-    assert run.outputs["4"]["identity_scores"] == [{"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}}]
+    assert run.outputs["4"]["identity_scores"] == [
+        {"index": 0, "score": 0.0, "subjects": {"Tom Hanks": 0.0}, "next": {}}
+    ]
 
 
 @needs_faces
@@ -166,7 +150,7 @@ def test_the_person_is_found_in_a_photo_it_was_not_trained_on_and_strangers_are_
         ("alex_lacamoire/alex1.jpg", False),
     ):
         shutil.copy(face(photo), comfyui.base / "input" / "held_out.jpg")
-        run = comfyui.client.run(_score_prompt("held_out.jpg", "Obama Held Out"))
+        run = comfyui.client.run(score_prompt("held_out.jpg", "Obama Held Out"))
         assert run.status == "success", run.error
         score = run.outputs["4"]["identity_scores"][0]["score"]
         assert (score > 0.0) == found, (photo, score)
@@ -174,7 +158,7 @@ def test_the_person_is_found_in_a_photo_it_was_not_trained_on_and_strangers_are_
 
 def test_strangers_are_unknown(comfyui, tom):
     shutil.copy(T1, comfyui.base / "input" / "six_people.jpg")
-    run = comfyui.client.run(_score_prompt("six_people.jpg", "Tom Hanks"))
+    run = comfyui.client.run(score_prompt("six_people.jpg", "Tom Hanks"))
     assert run.status == "success"
     assert run.outputs["4"]["identity_scores"][0]["score"] == 0.0
 
@@ -204,9 +188,9 @@ def _expect_error(comfyui, prompt: dict, *words: str) -> None:
 )
 def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(comfyui, tom, case):
     if case == "unknown profile":
-        _expect_error(comfyui, _score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
+        _expect_error(comfyui, score_prompt("tom.png", "Nobody Known"), "no profile 'Nobody Known'", "Tom Hanks")
     elif case == "malformed id":
-        _expect_error(comfyui, _score_prompt("tom.png", "../../etc/passwd"), "invalid profile id")
+        _expect_error(comfyui, score_prompt("tom.png", "../../etc/passwd"), "invalid profile id")
     elif case == "no face":
         _write(comfyui, "faceless/blank.png", np.full((300, 300, 3), 200, np.uint8))
         _expect_error(comfyui, _train_prompt("faceless", "Nobody"), "no photo accepted", "no face found")
@@ -219,10 +203,10 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
     elif case == "no photos":
         _expect_error(comfyui, _train_prompt("", "X"), "needs photos")
     else:
-        prompt = _score_prompt("tom.png", "Tom Hanks")
+        prompt = score_prompt("tom.png", "Tom Hanks")
         del prompt["4"]["inputs"]["images"]
         _expect_error(comfyui, prompt, "needs images", "folder")
-    run = comfyui.client.run(_score_prompt("tom.png", "Tom Hanks"))
+    run = comfyui.client.run(score_prompt("tom.png", "Tom Hanks"))
     assert run.status == "success", "a good prompt still runs after the error"
 
 
@@ -272,7 +256,7 @@ def test_a_deleted_or_changed_profile_is_never_served_from_comfyuis_cache(comfyu
     assert comfyui.client.run(_image_train_prompt("Cached Person")).status == "success"
     store = _profiles(comfyui)
     profile_id = store.resolve("Cached Person")
-    by_id = _score_prompt("tom.png", profile_id)
+    by_id = score_prompt("tom.png", profile_id)
     assert list(comfyui.client.run(by_id).outputs["4"]["identity_scores"][0]["subjects"]) == ["Cached Person"]
     store.rename(profile_id, "Cached Person Renamed")  # the file changes under the same id
     run = comfyui.client.run(by_id)
@@ -289,11 +273,11 @@ def test_a_workflow_saved_with_a_name_runs_after_the_profile_is_renamed(comfyui,
     assert comfyui.client.run(_image_train_prompt("Joe Renamed")).status == "success"
     store = _profiles(comfyui)
     profile_id = store.resolve("Joe Renamed")
-    saved = _score_prompt("tom.png", "Joe Renamed")  # as a workflow saved before the rename holds it
+    saved = score_prompt("tom.png", "Joe Renamed")  # as a workflow saved before the rename holds it
     store.rename(profile_id, "Joseph Renamed")
     store.rename(profile_id, "Joseph R. Renamed")
     for name in ("Joe Renamed", "joseph renamed", profile_id):
-        run = comfyui.client.run(_score_prompt("tom.png", name) if name != "Joe Renamed" else saved)
+        run = comfyui.client.run(score_prompt("tom.png", name) if name != "Joe Renamed" else saved)
         assert run.status == "success", (name, run.error)
         assert list(run.outputs["4"]["identity_scores"][0]["subjects"]) == ["Joseph R. Renamed"], name
     options = comfyui.client.object_info()["IdentityProfileLoad"]["input"]["required"]["profile"][1]["options"]
@@ -327,7 +311,7 @@ def test_profile_train_saves_again_when_its_profile_was_deleted_and_not_otherwis
 def test_arcface_score_scores_an_image_added_to_its_folder_not_the_cached_result(comfyui, tom):
     photo = np.asarray(Image.open(TOM_HANKS).convert("RGB"))
     _write(comfyui, "renders/one.png", photo)
-    prompt = _score_prompt("tom.png", "Tom Hanks")
+    prompt = score_prompt("tom.png", "Tom Hanks")
     del prompt["4"]["inputs"]["images"]
     prompt["4"]["inputs"]["folder"] = "renders"
     first = comfyui.client.run(prompt)

@@ -108,7 +108,7 @@ def test_identity_generate_sends_the_cat_and_reports_what_it_checked(comfyui, ca
     assert run.status == "success", run.error.get("exception_message")
     report = json.loads(run.outputs["8"]["text"][0])
     (output,) = report["outputs"]
-    assert output["passed"] and output["checked"][cat_id].startswith("cat present: yes")
+    assert output["passed"] and output["checked"][cat_id].startswith("cat present: yes"), output
     assert "appearance similarity (not identity)" in output["checked"][cat_id]
     assert "Chelsea (the cat in image" in fake.posts("gemini")[0].json["contents"][0]["parts"][-1]["text"]
 

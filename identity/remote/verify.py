@@ -1,7 +1,8 @@
 """Verification of every output: are the requested people (and pets) there, and do they look like themselves?
 
 Faces in the output are matched to the subjects one-to-one (the same assignment as ArcFace Score) and each
-subject must clear its own profile's threshold. Outputs rank by their weakest subject, so an image where one
+subject must clear its own profile's threshold, nearer to it than to every other known profile (the cohort) by its
+margin: a look-alike of someone else in the store does not pass. Outputs rank by their weakest subject, so an image where one
 person is perfect and another is a stranger ranks low. A cat or dog is checked for what can be measured: that an
 animal of its species is there, and how alike it looks (appearance, not identity, unless a re-identification
 model is installed); `Check.checked` says so per subject.
@@ -17,7 +18,7 @@ import numpy as np
 from ..faces import FaceEngine
 from ..faces.quality import pose
 from ..profile import Profile
-from ..scoring import score_images, weakest
+from ..scoring import nearest_people, score_images, weakest
 
 
 @dataclass
@@ -25,6 +26,7 @@ class Check:
     scores: dict[str, float]  # subject id -> similarity of the face (or animal) assigned to them (0 when absent)
     faces: int
     checked: dict[str, str] = field(default_factory=dict)  # subject id -> what was checked, in words
+    nearest: dict[str, str] = field(default_factory=dict)  # subject id -> the next known person, or a refusal
 
     @property
     def weakest(self) -> float:
@@ -37,16 +39,30 @@ class Check:
 
 
 def check_outputs(
-    images: list[np.ndarray], subjects: list[Profile], engine: FaceEngine, pet_engine: Callable | None = None
+    images: list[np.ndarray],
+    subjects: list[Profile],
+    engine: FaceEngine,
+    pet_engine: Callable | None = None,
+    cohort: list[Profile] | None = None,
 ) -> list[Check]:
+    """`cohort`: the other known profiles (`matching.cohort`); None checks each subject's threshold alone."""
     if not subjects:
         return [Check({}, 0) for _ in images]
     results = score_images(
-        [(f"output {i + 1}", image) for i, image in enumerate(images)], subjects, engine, pet_engine=pet_engine
+        [(f"output {i + 1}", image) for i, image in enumerate(images)],
+        subjects,
+        engine,
+        pet_engine=pet_engine,
+        cohort=cohort,
     )
     ids = [p.id for p in subjects]
     return [
-        Check(result.subject_scores(ids), len(result.faces), {p.id: _checked(p, result) for p in subjects})
+        Check(
+            result.subject_scores(ids),
+            len(result.faces),
+            {p.id: _checked(p, result) for p in subjects},
+            nearest_people(result),
+        )
         for result in results
     ]
 

@@ -26,7 +26,7 @@ from ..locks import holding
 from ..paths import writable_folder
 
 FORMAT = "identity-layer.batch-results"
-FORMAT_VERSION = 2  # 2: faces carry kind and measures (pets)
+FORMAT_VERSION = 3  # 2: faces carry kind and measures (pets); 3: the next known person, margin, refusal
 MANIFEST = "batch.json"
 
 #: A part is written at the latest this many seconds after its first row, bounding the work a crash loses.
@@ -62,6 +62,10 @@ def face_schema(ids: list[str]) -> pa.Schema:
             ("scores", pa.struct([(i, pa.float64()) for i in ids])),
             ("kind", pa.string()),
             ("measures", pa.string()),
+            ("next_name", pa.string()),
+            ("next_similarity", pa.float64()),
+            ("margin", pa.float64()),
+            ("refused", pa.string()),
             ("engine", pa.string()),
         ]
     )
@@ -70,9 +74,19 @@ def face_schema(ids: list[str]) -> pa.Schema:
 class ResultsFolder:
     """Opens (or creates) RESULTS for one engine and set of profiles, and commits worker rows exactly once."""
 
-    def __init__(self, folder: Path, engine: dict, profiles: list[dict], part_size: int = 1000):
+    def __init__(
+        self, folder: Path, engine: dict, profiles: list[dict], part_size: int = 1000, cohort: list[dict] | None = None
+    ):
+        """`cohort`: the other known profiles the faces were told apart from (None: the look-alike rule off);
+        results of one folder all hold the same."""
         self.folder = Path(folder)
-        self.manifest = {"format": FORMAT, "format_version": FORMAT_VERSION, "engine": engine, "profiles": profiles}
+        self.manifest = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "engine": engine,
+            "profiles": profiles,
+            "cohort": cohort,
+        }
         self.ids = [p["id"] for p in profiles]
         self.engine = engine["name"]
         self.part_size = part_size
@@ -120,8 +134,10 @@ class ResultsFolder:
             if found != self.manifest:
                 raise IdentityError(
                     f"{self.folder} holds results for engine {found.get('engine', {}).get('name')!r} and profiles "
-                    f"{[p.get('id') for p in found.get('profiles', [])]}; resume it with the same --engine and "
-                    "--profile options, or choose a new --out folder"
+                    f"{[p.get('id') for p in found.get('profiles', [])]}, told apart from "
+                    f"{[p.get('id') for p in found.get('cohort') or []]}; resume it with the same --engine and "
+                    "--profile options and the same other profiles in the store (and --no-cohort if it was given), "
+                    "or choose a new --out folder"
                 )
             return
         if any(self._parts("images")):
@@ -212,6 +228,7 @@ class ResultsFolder:
                     "scores": dict(zip(self.ids, face["scores"])),
                     "kind": face["kind"],
                     "measures": face["measures"],
+                    **{key: face[key] for key in ("next_name", "next_similarity", "margin", "refused")},
                     "engine": self.engine,
                 }
                 for r in rows

@@ -17,6 +17,7 @@ import pyarrow.compute as pc
 from ..errors import IdentityError
 from ..faces import FaceEngine
 from ..images import collect_photos
+from ..matching import cohort
 from ..paths import writable_folder
 from ..profile import Profile, ProfileStore
 from .cluster import require_ray, score_on_ray
@@ -37,6 +38,7 @@ class BatchOptions:
     part_size: int = 1000  # images per Parquet part
     min_similarity: float = 0.0
     copy_matches: Path | None = None
+    cohort: bool = True  # tell faces apart from every other known profile in the store (False: a single-profile check)
 
 
 def expand_sources(sources: Iterable[str]) -> list[str]:
@@ -69,11 +71,15 @@ def batch_score(
 
     `engine` is loaded here (it names the results' embedding space); workers load `engine_spec` themselves and
     refuse to run when theirs differs."""
+    known = None  # people of another engine are not compared (the scorer's rule); pets are the pet engine's
+    if options.cohort:
+        known = [p for p in cohort(store, profiles) if p.kind != "person" or p.engine.key == engine.info.key]
     results = ResultsFolder(
         options.out,
         {"name": engine.name, "key": engine.info.key},
         [{"id": p.id, "name": p.name, "created": p.created} for p in profiles],
         options.part_size,
+        None if known is None else [{"id": p.id, "created": p.created} for p in known],
     )
     paths = expand_sources(options.sources)
     if options.ray is not None:
@@ -88,6 +94,7 @@ def batch_score(
             "provider": provider,
             "engine_key": engine.info.key,
             "profiles": {p.id: store.path(p.id).read_bytes() for p in profiles},
+            "cohort": None if known is None else {p.id: store.path(p.id).read_bytes() for p in known},
         }
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
         log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {options.out}")

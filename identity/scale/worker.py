@@ -52,6 +52,10 @@ ROW_SCHEMA = pa.schema(
                             "measures",
                             pa.string(),
                         ),  # what the similarities measure: identity for faces, appearance for pets
+                        ("next_name", pa.string()),  # the nearest other known profile (the cohort included)
+                        ("next_similarity", pa.float64()),
+                        ("margin", pa.float64()),  # the lead over it
+                        ("refused", pa.string()),  # why a face clearing a threshold was refused (a look-alike)
                     ]
                 )
             ),
@@ -70,9 +74,17 @@ def profiles_from_bytes(files: dict[str, bytes]) -> list[Profile]:
 
 
 class ImageScorer:
-    """Holds the face engine and the profiles; called with a batch of image paths (a `path` column)."""
+    """Holds the face engine and the profiles; called with a batch of image paths (a `path` column). `cohort`: the
+    other known profiles' files, whom faces are told apart from (None: the look-alike rule off)."""
 
-    def __init__(self, engine: str, provider: str, engine_key: str, profiles: dict[str, bytes]):
+    def __init__(
+        self,
+        engine: str,
+        provider: str,
+        engine_key: str,
+        profiles: dict[str, bytes],
+        cohort: dict[str, bytes] | None = None,
+    ):
         self.engine = load_engine(engine, provider)
         if self.engine.info.key != engine_key:
             raise IdentityError(
@@ -81,7 +93,8 @@ class ImageScorer:
             )
         self.profiles = profiles_from_bytes(profiles)
         self.ids = [p.id for p in self.profiles]
-        self.scorer = Scorer(self.profiles, self.engine, None)  # the candidates (and any pet engine), once
+        known = None if cohort is None else profiles_from_bytes(cohort)
+        self.scorer = Scorer(self.profiles, self.engine, None, known)  # the candidates (and any pet engine), once
         self._pool = ThreadPoolExecutor(DETECT_WORKERS, thread_name_prefix="batch-score")
 
     def __call__(self, batch: pa.Table) -> pa.Table:
@@ -118,6 +131,10 @@ class ImageScorer:
                     "scores": [face.scores.get(i) for i in self.ids],
                     "kind": face.kind,
                     "measures": face.measures,
+                    "next_name": None if face.nearest is None else face.nearest[1],
+                    "next_similarity": None if face.nearest is None else face.nearest[2],
+                    "margin": face.margin,
+                    "refused": face.refused,
                 }
                 for face in result.faces
             ],

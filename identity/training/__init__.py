@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 
 import numpy as np
@@ -21,6 +21,7 @@ from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
 from ..faces.align import ffhq_face
 from ..faces.engine import Engine
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
+from ..matching import against, candidate, cohort
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
 from ..text import printable
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
@@ -162,6 +163,7 @@ def _run(
             job.update(message="choosing the subject and the references")
             profile = _build(job, photos, verdicts, found, engine, rules_for(kind, found), check)
             if store is not None:
+                profile = _told_apart(profile, store, engine)
                 store.save(profile, overwrite=overwrite)
         job.profile = profile
         job.update(Status.READY, f"{len(profile.embeddings)} of {len(photos)} photos accepted", done=len(photos))
@@ -234,6 +236,7 @@ def _build(job, photos, verdicts, found, engine: Engine, rules: Rules, check) ->
     job.warnings = rules.warnings(engine, len(accepted))
     job.photos = [v.as_dict() for v in verdicts]
     embeddings = np.stack([v.face.embedding for v in accepted])
+    impostors = _impostors(found, kept, accepted, rules)
     return Profile(
         id=job.profile_id,
         name=job.name,
@@ -248,10 +251,33 @@ def _build(job, photos, verdicts, found, engine: Engine, rules: Rules, check) ->
         portraits=portraits,
         faces_512=faces_512,
         reference_photos=np.array(references, np.int32),
-        calibration=calibrate(embeddings, engine.info.match_threshold),
+        impostors=impostors,
+        calibration=calibrate(embeddings, engine.info.match_threshold, impostors),
         report={"photos": job.photos, "warnings": job.warnings, "engine": engine.name, **rules.report(engine)},
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
     )
+
+
+def _told_apart(profile: Profile, store: ProfileStore, engine: Engine) -> Profile:
+    """The profile calibrated against the others of its kind and engine in the store too (`matching.against`):
+    their embeddings are impostors, their centroids the people a face must be nearer to this one than to."""
+    known = [candidate(p, engine) for p in cohort(store, [profile]) if p.engine.key == engine.info.key]
+    if not known:
+        return profile
+    [mine] = against([candidate(profile, engine)], known, engine.info.match_threshold)
+    return replace(profile, calibration=mine.calibration)
+
+
+def _impostors(found: dict[int, list], kept: list[int], accepted: list[PhotoVerdict], rules: Rules):
+    """The others in the accepted photos (a group shot's other people): faces known not to be the subject, which
+    calibrate the profile from the impostor side. None when every photo held the subject alone."""
+    others = [
+        item.embedding
+        for index, verdict in zip(kept, accepted)
+        for item in rules.candidates(found[index])
+        if item is not verdict.face and item.embedding is not None
+    ]
+    return np.stack(others).astype(np.float32) if others else None
 
 
 def _judge(verdicts: list[PhotoVerdict], found: dict[int, list], engine: Engine, rules: Rules) -> None:

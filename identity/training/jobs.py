@@ -85,6 +85,11 @@ class TrainingJob:
         if self.profile is not None:
             calibration = self.profile.calibration
             outcome += f"; threshold {calibration['threshold']:.3f}, confidence {calibration['confidence']}"
+            if "impostors" in calibration:  # profiles trained before the look-alike rule lack it
+                outcome += (
+                    f"; calibrated against {calibration['impostors']} impostor faces and "
+                    f"{calibration['known_others']} other known profiles (margin {calibration['margin']:.3f})"
+                )
         return "\n".join(lines + [outcome])
 
     def snapshot(self) -> dict:

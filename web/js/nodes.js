@@ -99,7 +99,7 @@ function thumbnailView(value) {
   return [profile ? h("img", { src: imageURL(profile.thumbnail), alt: profile.name }) : null, h("div.identity-node-caption", {}, caption)];
 }
 
-// ----- ArcFace Score: per image, each subject's similarity (0 means not found) -----------------------------
+// ----- ArcFace Score: per image, each subject's similarity (0 means not found) and the next known person -----
 
 function addScoreTable(nodeType) {
   chain(nodeType.prototype, "onNodeCreated", function () {
@@ -117,14 +117,15 @@ function addScoreTable(nodeType) {
       h("thead", {}, h("tr", {}, h("th", {}, "image"), names.map((name) => h("th", { title: name }, name)), h("th", {}, "weakest"))),
       h("tbody", {}, images.map((image) => h("tr", {},
         h("td", {}, `#${image.index + 1}`),
-        names.map((name) => scoreCell(image.subjects[name])),
+        names.map((name) => scoreCell(image.subjects[name], image.next?.[name])),
         scoreCell(image.score))))), this.identityScores);
     fitNode(this);
   });
 }
 
-function scoreCell(score) {
+function scoreCell(score, next) {
   const found = typeof score === "number" && score > 0;
-  return h(`td.identity-score.${found ? "found" : "missing"}`, { title: found ? "similarity to the profile" : "not found in this image" },
-    found ? score.toFixed(2) : "—");
+  const title = found ? "similarity to the profile" : "not found in this image";
+  return h(`td.identity-score.${found ? "found" : "missing"}`, { title: next ? `${title}; ${next}` : title },
+    found ? score.toFixed(2) : "—", next ? h("span.identity-score-next", {}, ` · ${next}`) : null);
 }
