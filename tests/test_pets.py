@@ -336,3 +336,14 @@ def test_with_a_reid_model_a_profile_trained_without_it_is_re_embedded_and_score
     (cat,) = result.faces
     assert cat.profile_id == cat_job.profile.id and cat.measures == IDENTITY
     assert set(cat.scores) == {cat_job.profile.id} and cat.similarity > 0.9  # in the model's own 3-d space
+
+
+def test_a_missing_pet_model_is_named_without_the_machines_folders(tmp_path):
+    """The panel answers a pet upload with this sentence: the file and its models subfolder, never a server path."""
+    from identity.errors import ModelFilesMissing
+
+    with pytest.raises(ModelFilesMissing) as missing:
+        load_pet_engine(tmp_path / "pets", tmp_path / "pet_reid")
+    message = str(missing.value)
+    assert "efficientnet-lite0.safetensors is missing from the models folder's pets/" in message, message
+    assert str(tmp_path) not in message and "install.py" in message
