@@ -330,7 +330,7 @@ def test_a_workflow_saved_with_a_former_name_shows_the_new_name_and_saves_the_id
     profile_id = f"former-{mode}-000000"
     store.save(replace(tom_profile, id=profile_id, name=f"Saved Before ({mode})"))
     store.rename(profile_id, f"Shown Now ({mode})")
-    workflow = json.loads((ROOT / "example_workflows" / "score_and_rank_batch.json").read_text())
+    workflow = load_workflow("score_and_rank_batch")
     loader = next(node for node in workflow["nodes"] if node["type"] == "IdentityProfileLoad")
     loader["widgets_values"][0] = f"Saved Before ({mode})"
     comfyui.client.request("/settings/Comfy.VueNodes.Enabled", mode == "nodes-2")
