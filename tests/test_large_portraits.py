@@ -7,8 +7,10 @@ import dataclasses
 
 import cv2
 import numpy as np
+import pytest
 from conftest import FACES
 
+from identity.errors import ProfileFormatError
 from identity.profile import ProfileStore
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
@@ -41,3 +43,10 @@ def test_large_portraits_are_saved_and_older_profiles_load(people, tmp_path):
     older = dataclasses.replace(obama, id="older-000000", name="Older", large_portraits=None, large_references=None)
     store.save(older)
     assert store.load("older-000000").large_portraits is None
+
+
+def test_large_portraits_must_name_the_portraits_they_enlarge(people, tmp_path):
+    obama = people["Barack Obama"]
+    wrong = dataclasses.replace(obama, large_references=np.full(len(obama.large_portraits), 99, np.int32))
+    with pytest.raises(ProfileFormatError, match="inconsistent"):
+        wrong.check()
