@@ -122,6 +122,10 @@ class StandIns:
         return reference if chosen is None else chosen
 
 
+STALL_SECONDS = 3.0
+HUGE_BYTES = 3 << 30
+
+
 class Fake:
     """All six providers, each on its own port, served from one background event loop."""
 
@@ -132,8 +136,8 @@ class Fake:
         self.requests: list[Recorded] = []
         self.faults: list[str] = []
         self.stranger_rate = 0.0
-        self.stall_seconds = 3.0  # how long a "timeout" fault keeps the client waiting
-        self.huge_bytes = 3 << 30  # the body of a "huge" fault
+        self.stall_seconds = STALL_SECONDS  # how long a "timeout" fault keeps the client waiting
+        self.huge_bytes = HUGE_BYTES  # the body of a "huge" fault
         self.get_faults: dict[str, str] = {}  # a hostile body for every GET of a kind: {"download"|"status": fault}
         self.delay = 0.0
         self.round = 0  # bumped by reset: calls still held from an earlier test do not count as in flight
@@ -201,6 +205,7 @@ class Fake:
         self.charged = 0
         self.phota_jobs_by_client_id.clear()
         self.get_faults = {}
+        self.stall_seconds, self.huge_bytes = STALL_SECONDS, HUGE_BYTES
 
     def keys_file(self, folder: Path) -> Path:
         """A keys file pointing every provider at this fake."""

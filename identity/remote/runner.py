@@ -132,7 +132,7 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
         local, external, prompt = _phota_subjects(request, links or default_links())
     else:
         if not request.profiles:
-            raise InvalidRequest("no profiles attached: connect Identity Condition with at least one profile")
+            raise InvalidRequest("no profile given: a closed-model request carries at least one person's profile")
         local, external = request_subjects(request.prompt, request.profiles, request.candidates), []
     limits = provider_facts(model.provider).inputs
     references: list[list[np.ndarray]] = []
