@@ -146,15 +146,14 @@ def references_for(
     kinds = sorted({p.kind for p in profiles})
     if len(kinds) > 1:
         raise IdentityError(f"the profiles mix kinds ({', '.join(kinds)}): connect profiles of one kind")
-    held = min(len(best_portraits(p)) for p in profiles)
-    count = len(profiles) * min(portraits, held) + own_images
+    chosen = [best_portraits(p)[:portraits] for p in profiles]
+    count = sum(len(c) for c in chosen) + own_images
     if count > t.max_images:
         raise IdentityError(
-            f"{t.label} takes at most {t.max_images} images ({t.source}); {len(profiles)} profile(s) × "
-            f"{min(portraits, held)} portrait(s) + {own_images} image(s) of your own make {count}: "
+            f"{t.label} takes at most {t.max_images} images ({t.source}); {len(profiles)} profile(s) give "
+            f"{count - own_images} reference(s) and {own_images} image(s) are your own, {count} in all: "
             f"connect fewer profiles or lower 'portraits'"
         )
-    chosen = [best_portraits(p)[:portraits] for p in profiles]
     side = min(t.max_side, *(len(c[0]) for c in chosen))
     images, numbers = [], {}
     report = [f"{t.word}{n}: your own image" for n in range(1, own_images + 1)]

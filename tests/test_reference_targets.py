@@ -49,6 +49,10 @@ def test_several_portraits_of_a_profile_are_named_together(tom_profile):
     found = references_for([person(tom_profile, 1, 512)], "gpt-image", "[[p-1]] waves", portraits=2)
     assert found.prompt == "the person in image 1 and image 2 (Person 1) waves"
     assert [image[0, 0, 0] for image in found.images] == [10, 11], "best portraits first"
+    fewer = [person(tom_profile, 1, 512, portraits=2), person(tom_profile, 2, 512, portraits=1)]
+    with pytest.raises(IdentityError, match="give 3 reference"):
+        references_for(fewer, "qwen-image-edit", "", portraits=2, own_images=1)
+    assert len(references_for(fewer, "qwen-image-edit", "", portraits=2).images) == 3, "each gives what it holds"
 
 
 def test_sizes_are_fitted_down_to_the_smallest_never_up(tom_profile):
