@@ -11,11 +11,13 @@ from .arcface_score import ArcFaceScore
 from .base_model_select import BaseModelSelect
 from .face_engine import FaceEngine
 from .glue import insightface_roots, key_store, register_folders
+from .identity_condition_edit import IdentityConditionQwenEdit, IdentityConditionReferenceLatents
 from .identity_condition_flux import IdentityConditionFlux
 from .identity_condition_reference import IdentityConditionReference
 from .identity_condition_remote import IdentityConditionRemote
 from .identity_gate import IdentityGate, IdentityGateStart
 from .identity_prompt_reference import IdentityPromptReference
+from .identity_references import IdentityReferences
 from .identity_remote import IdentityEdit, IdentityEnhance, IdentityGenerate, IdentityRemix
 from .profile_load import ProfileLoad
 from .profile_train import ProfileTrain
@@ -57,6 +59,9 @@ class IdentityExtension(ComfyExtension):
             IdentityConditionFlux,
             IdentityConditionReference,
             IdentityPromptReference,
+            IdentityReferences,
+            IdentityConditionQwenEdit,
+            IdentityConditionReferenceLatents,
             IdentityGateStart,
             IdentityGate,
         ]

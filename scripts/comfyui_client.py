@@ -295,14 +295,16 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 spec = info["input"][group][name]
                 if not _is_widget(spec):
                     continue
+                controlled = len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("control_after_generate")
                 if name in linked:
                     if any(s.get("name") == name and s.get("widget") for s in node.get("inputs", [])):
-                        values.pop(0) if values else None  # a widget converted to an input keeps its slot
+                        # a widget converted to an input keeps its slot (and a seed its control value)
+                        del values[: 2 if controlled else 1]
                     continue
                 if not values:
                     break
                 inputs[name] = values.pop(0)
-                if len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("control_after_generate") and values:
+                if controlled and values:
                     values.pop(0)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt

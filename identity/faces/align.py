@@ -84,9 +84,12 @@ def portrait_box(landmarks: np.ndarray, width: int, height: int) -> tuple[int, i
     return x1, y1, x1 + side, y1 + side
 
 
-def portrait(image: np.ndarray, landmarks: np.ndarray, size: int = PORTRAIT_SIZE) -> np.ndarray:
-    """The head-and-shoulders portrait (RGB uint8, `size`×`size`) used as a reference and thumbnail."""
+def portrait(image: np.ndarray, landmarks: np.ndarray, size: int | None = PORTRAIT_SIZE) -> np.ndarray:
+    """The head-and-shoulders portrait (RGB uint8, `size`×`size`, or at the photo's own resolution with None)
+    used as a reference and thumbnail."""
     x1, y1, x2, y2 = portrait_box(landmarks, image.shape[1], image.shape[0])
     region = image[y1:y2, x1:x2]
+    if size is None:
+        return np.ascontiguousarray(region)
     interpolation = cv2.INTER_AREA if region.shape[0] > size else cv2.INTER_CUBIC
     return cv2.resize(region, (size, size), interpolation=interpolation)

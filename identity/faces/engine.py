@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from ..cache import BoundedCache
-from .align import align_face, portrait
+from .align import PORTRAIT_SIZE, align_face, portrait
 from .face import Boxed, Face
 from .quality import Quality, measure
 from .runtime import thread_budget
@@ -105,8 +105,9 @@ class Engine(Protocol):
         """How usable an analysed subject's crop is as a reference (the pose only where there are landmarks)."""
         ...
 
-    def portrait(self, image: np.ndarray, subject: Boxed) -> np.ndarray:
-        """The reference portrait closed models are given: the subject with some surroundings."""
+    def portrait(self, image: np.ndarray, subject: Boxed, size: int | None = PORTRAIT_SIZE) -> np.ndarray:
+        """The reference portrait closed models are given: the subject with some surroundings, `size` px square
+        (None: at the photo's own resolution)."""
         ...
 
 
@@ -228,8 +229,8 @@ class FaceEngine(Engine):
     def quality(self, subject: Face) -> Quality:
         return measure(subject.crop, subject.landmarks)
 
-    def portrait(self, image: np.ndarray, subject: Face) -> np.ndarray:
-        return portrait(image, subject.landmarks)
+    def portrait(self, image: np.ndarray, subject: Face, size: int | None = PORTRAIT_SIZE) -> np.ndarray:
+        return portrait(image, subject.landmarks, size)
 
 
 def shrink(image: np.ndarray, scale: float) -> np.ndarray:

@@ -30,22 +30,25 @@ class Animal(Boxed):
     embedding: np.ndarray | None = field(default=None, repr=False)
 
 
-def square(image: np.ndarray, bbox, margin: float, size: int) -> np.ndarray:
+def square(image: np.ndarray, bbox, margin: float, size: int | None) -> np.ndarray:
     """A square around the box (grown by `margin`), kept inside the image (shifted, then shrunk), as a person's
-    portrait is: padding would smear edge pixels into references that closed models copy."""
+    portrait is: padding would smear edge pixels into references that closed models copy. `size` None keeps
+    the photo's own resolution."""
     x1, y1, x2, y2 = (float(v) for v in bbox)
     height, width = image.shape[:2]
     side = int(min(max(x2 - x1, y2 - y1) * (1 + 2 * margin), width, height))
     left = int(round(min(max((x1 + x2 - side) / 2, 0), width - side)))
     top = int(round(min(max((y1 + y2 - side) / 2, 0), height - side)))
     region = image[top : top + side, left : left + side]
+    if size is None:
+        return np.ascontiguousarray(region)
     interpolation = cv2.INTER_AREA if side > size else cv2.INTER_CUBIC
     return cv2.resize(np.ascontiguousarray(region), (size, size), interpolation=interpolation)
 
 
-def portrait(image: np.ndarray, animal: Animal) -> np.ndarray:
+def portrait(image: np.ndarray, animal: Animal, size: int | None = PORTRAIT_SIZE) -> np.ndarray:
     """The reference portrait: the animal with some surroundings, like a person's head-and-shoulders."""
-    return square(image, animal.bbox, _PORTRAIT_MARGIN, PORTRAIT_SIZE)
+    return square(image, animal.bbox, _PORTRAIT_MARGIN, size)
 
 
 def sharpness(crop: np.ndarray) -> float:

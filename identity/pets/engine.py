@@ -20,7 +20,7 @@ from ..errors import ModelFilesMissing
 from ..faces.engine import REEMBEDDED_PROFILES, Engine, EngineInfo
 from ..faces.quality import Quality
 from ..paths import models_dir
-from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, SIZE, Animal, exposure, portrait, square
+from .animal import APPEARANCE, CROP_MARGIN, IDENTITY, PORTRAIT_SIZE, SIZE, Animal, exposure, portrait, square
 from .darknet import AnimalDetector
 from .lite0 import Lite0, convert, species
 from .reid import ReidModel, find_reid
@@ -101,8 +101,8 @@ class PetEngine(Engine):
         sharpness, brightness, highlights = (float(v) for v in exposure(subject.crop))
         return Quality(None, None, None, sharpness, brightness, highlights)
 
-    def portrait(self, image: np.ndarray, subject: Animal) -> np.ndarray:
-        return portrait(image, subject)
+    def portrait(self, image: np.ndarray, subject: Animal, size: int | None = PORTRAIT_SIZE) -> np.ndarray:
+        return portrait(image, subject, size)
 
 
 def wheel_file(package: str, relative: str, requirement: str) -> Path:

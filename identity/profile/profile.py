@@ -2,7 +2,10 @@
 
 Tensors of every profile, per accepted photo: `embeddings [N,D]` (unit), `crops [N,S,S,3]` (for re-embedding
 with another engine), `quality [N,3]` (sharpness, brightness, highlights); `centroid [D]`; `portraits [K,P,P,3]`
-head-and-shoulders references and `reference_photos [K]` (which accepted photo each came from). A person's also
+head-and-shoulders references and `reference_photos [K]` (which accepted photo each came from); optionally
+`large_portraits [M,L,L,3]`, references at up to 1024 px where their photos have the pixels (what
+reference-image models are given), with `large_references [M]` (which portrait each one is); older profiles and
+low-resolution photos lack them. A person's also
 hold what a face has and an animal has not: `landmarks [N,5,2]` and `pose [N,3]` (yaw, pitch, roll) of each
 aligned 112 px crop, and optionally `faces_512 [N,512,512,3]`, each accepted photo's face aligned in FFHQ geometry
 (what PuLID-Flux's encoder reads; older profiles lack it). Optionally `impostors [M,D]`: the other faces (or
@@ -41,8 +44,9 @@ PERSON = "person"
 _DTYPES = {np.dtype(np.float32): "F32", np.dtype(np.uint8): "U8", np.dtype(np.int32): "I32"}
 _TENSORS = ("embeddings", "centroid", "crops", "quality", "portraits", "reference_photos")
 _FACE_TENSORS = ("landmarks", "pose")  # a person's profile only: an animal has no facial landmarks to pose
-_OPTIONAL = ("faces_512",)  # a person's only
-_ANY_KIND = ("impostors",)  # optional in every profile
+_OPTIONAL = ("impostors", "large_portraits", "large_references")  # any kind
+_FACE_OPTIONAL = ("faces_512",)
+_OPTIONAL_DTYPES = {"landmarks": np.float32, "pose": np.float32, "impostors": np.float32, "large_references": np.int32}
 
 
 @dataclass
@@ -64,6 +68,8 @@ class Profile:
     pose: np.ndarray | None = None
     faces_512: np.ndarray | None = None
     impostors: np.ndarray | None = None  # [M, D] unit embeddings; None when the photos held nobody else
+    large_portraits: np.ndarray | None = None
+    large_references: np.ndarray | None = None
 
     @property
     def threshold(self) -> float:
@@ -112,6 +118,8 @@ class Profile:
             "pose": self.pose,
             "faces_512": self.faces_512,
             "impostors": self.impostors,
+            "large_portraits": self.large_portraits,
+            "large_references": self.large_references,
         }
         return {
             "embeddings": np.asarray(self.embeddings, np.float32),
@@ -121,7 +129,7 @@ class Profile:
             "portraits": np.asarray(self.portraits, np.uint8),
             "reference_photos": np.asarray(self.reference_photos, np.int32),
             **{
-                name: np.asarray(value, np.uint8 if name == "faces_512" else np.float32)
+                name: np.asarray(value, _OPTIONAL_DTYPES.get(name, np.uint8))
                 for name, value in optional.items()
                 if value is not None
             },
@@ -165,7 +173,7 @@ class Profile:
                 missing = [name for name in required if name not in handle.keys()]
                 if missing:
                     raise ProfileFormatError(f"lacks the tensors {missing}")
-                optional = (_OPTIONAL if fields["kind"] == PERSON else ()) + _ANY_KIND
+                optional = _OPTIONAL + (_FACE_OPTIONAL if fields["kind"] == PERSON else ())
                 tensors = {name: handle.get_tensor(name) for name in required + optional if name in handle.keys()}
             profile = cls(
                 id=fields["id"],
@@ -198,6 +206,7 @@ class Profile:
             and "threshold" in self.calibration
             and (self.faces_512 is None or len(self.faces_512) == count)
             and (self.impostors is None or self.impostors.shape[1:] == self.embeddings.shape[1:])
+            and large_consistent(self.large_portraits, self.large_references, len(self.portraits))
             and (
                 all(t is not None and len(t) == count for t in face)
                 if self.kind == PERSON
@@ -206,6 +215,19 @@ class Profile:
         )
         if not consistent:
             raise ProfileFormatError(f"profile {self.id!r} is inconsistent (tensor shapes disagree); retrain it")
+
+
+def large_consistent(large: np.ndarray | None, references: np.ndarray | None, portraits: int) -> bool:
+    """Large portraits come with the indices of the portraits they enlarge, each a different one."""
+    if large is None or references is None:
+        return large is None and references is None
+    indices = np.asarray(references).tolist()
+    return (
+        large.ndim == 4
+        and large.shape[3] == 3
+        and len(large) == len(indices) == len(set(indices))
+        and all(0 <= i < portraits for i in indices)
+    )
 
 
 def header(metadata: dict[str, str]) -> dict:

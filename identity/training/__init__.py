@@ -26,7 +26,7 @@ from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, ne
 from ..text import printable
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
 from .kinds import KINDS, Rules, family, rules_for
-from .references import choose_references, photo_quality
+from .references import choose_references, large_portraits, photo_quality
 from .subject import find_subject
 from .verdicts import MIN_IMAGE_SIDE, PhotoVerdict, drop_outliers, nothing_accepted
 
@@ -232,7 +232,7 @@ def _build(job, photos, verdicts, found, engine: Engine, rules: Rules, check) ->
         raise TrainingError(nothing_accepted(verdicts, rules.advice))
     check()
     references = _references(accepted)
-    faces_512, portraits = _from_photos(photos, kept, accepted, references, engine, rules.faces, check)
+    faces_512, portraits, large = _from_photos(photos, kept, accepted, references, engine, rules.faces, check)
     job.warnings = rules.warnings(engine, len(accepted))
     job.photos = [v.as_dict() for v in verdicts]
     embeddings = np.stack([v.face.embedding for v in accepted])
@@ -249,6 +249,8 @@ def _build(job, photos, verdicts, found, engine: Engine, rules: Rules, check) ->
         pose=np.stack([v.quality.pose for v in accepted]) if rules.faces else None,
         quality=np.stack([v.quality.exposure for v in accepted]),
         portraits=portraits,
+        large_portraits=None if large is None else large[0],
+        large_references=None if large is None else large[1],
         faces_512=faces_512,
         reference_photos=np.array(references, np.int32),
         impostors=impostors,
@@ -322,9 +324,10 @@ def _references(accepted: list[PhotoVerdict]) -> list[int]:
 
 
 def _from_photos(photos, kept, accepted, references, engine: Engine, faces: bool, check):
-    """The reference portraits and, for faces, each accepted photo's FFHQ-aligned 512 px face (PuLID-Flux's
-    encoder input), decoding the photos they come from once more, one at a time."""
-    aligned, portraits = [], {}
+    """The reference portraits (384 px, and large where the photos allow) and, for faces, each accepted photo's
+    FFHQ-aligned 512 px face (PuLID-Flux's encoder input), decoding the photos they come from once more, one at
+    a time."""
+    aligned, portraits, regions = [], {}, {}
     for position in range(len(kept)) if faces else references:
         check()
         image = load_image(photos[kept[position]].source)
@@ -332,4 +335,6 @@ def _from_photos(photos, kept, accepted, references, engine: Engine, faces: bool
             aligned.append(ffhq_face(image, accepted[position].face.landmarks))
         if position in references:
             portraits[position] = engine.portrait(image, accepted[position].face)
-    return np.stack(aligned) if faces else None, np.stack([portraits[r] for r in references])
+            regions[position] = engine.portrait(image, accepted[position].face, size=None)
+    large = large_portraits([regions[r] for r in references])
+    return np.stack(aligned) if faces else None, np.stack([portraits[r] for r in references]), large

@@ -8,8 +8,14 @@ appearance (embedding distance carries expression and lighting), weighted by its
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
+from ..faces.align import PORTRAIT_SIZE
+
+#: Large portraits (`Profile.large_portraits`): references at up to this side where their photos have the pixels
+#: (about 1 megapixel, what ComfyUI's edit models scale a reference to), in steps of 16 px.
+LARGE_SIDE, LARGE_STEP = 1024, 16
 #: Reference portraits kept: more than Identity Condition (Reference) uses (4), so that a gallery can show more.
 MAX_REFERENCES = 8
 _POSE_SCALE = 30.0  # degrees that count as much as a clearly different expression
@@ -42,3 +48,16 @@ def choose_references(
             break
         chosen.append(best)
     return chosen
+
+
+def large_portraits(regions: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """The reference portraits larger than the 384 px ones, from square crops at the photos' own resolution:
+    one common side (the median crop's, at most LARGE_SIDE), taken by the references whose photos reach it
+    (never upscaled), and their indices among the references; None when that side is no larger than 384 px."""
+    sides = np.array([len(region) for region in regions])
+    side = int(min(LARGE_SIDE, np.median(sides))) // LARGE_STEP * LARGE_STEP
+    if side <= PORTRAIT_SIZE:
+        return None
+    chosen = np.flatnonzero(sides >= side).astype(np.int32)
+    images = [cv2.resize(regions[i], (side, side), interpolation=cv2.INTER_AREA) for i in chosen]
+    return np.stack(images), chosen
