@@ -166,18 +166,21 @@ class Scorer:
             reduced = [load_reduced(source, DETECT_SIZE) for _, source in batch]
             full = [load_image(source) for _, source in batch] if self.pets is not None else None
             animals = self.animals(full) if full is not None else [[] for _ in batch]
-            for index, ((label, source), image, faces) in enumerate(
-                zip(batch, reduced, self.faces([r.pixels for r in reduced]))
-            ):
-                if image.factor > 1.0:
-                    faces = (
-                        [f.scaled(image.factor) for f in faces]
-                        if any(f.size < CROP_SIZE for f in faces)
-                        else [_rescaled(f, image.factor) for f in faces]
-                    )
-                    if faces and faces[0].embedding is None:
-                        self.engine.describe([full[index] if full is not None else load_image(source)], [faces])
-                results.append(self.scored(label, image.size, faces, animals[index]))
+            found = self.engine.find([r.pixels for r in reduced]) if self.faces_needed else [[] for _ in batch]
+            # Each face is aligned and embedded once, in one recognizer batch: from the decoded pixels, or, where a
+            # face in a DCT-reduced JPEG is smaller than the crop, from the full image (in its coordinates).
+            pixels = []
+            for index, ((_, source), image) in enumerate(zip(batch, reduced)):
+                if image.factor > 1.0 and any(f.size < CROP_SIZE for f in found[index]):
+                    pixels.append(full[index] if full is not None else load_image(source))
+                    found[index] = [f.scaled(image.factor) for f in found[index]]
+                else:
+                    pixels.append(image.pixels)
+            self.engine.describe(pixels, found)
+            for (label, _), image, picture, faces, pets in zip(batch, reduced, pixels, found, animals):
+                if picture is image.pixels and image.factor > 1.0:
+                    faces = [_rescaled(f, image.factor) for f in faces]
+                results.append(self.scored(label, image.size, faces, pets))
         return results
 
     def scored(self, label: str, size: tuple[int, int], faces: list, animals: list) -> ImageScore:

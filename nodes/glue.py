@@ -30,6 +30,7 @@ from ..identity.images import collect_photos
 from ..identity.profile import ProfileStore
 from ..identity.remote.keys import KeyStore
 from ..identity.remote.models import user_folder
+from ..identity.text import printable
 from ..identity.training import check_kind
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,8 @@ WEIGHT_EXTENSIONS = {".safetensors", ".pt", ".pth"}
 Profiles = io.Custom("IDENTITY_PROFILES")  # a list of identity.profile.Profile
 FaceEngineSocket = io.Custom("IDENTITY_FACE_ENGINE")  # an EngineChoice
 FluxAdapterSocket = io.Custom("IDENTITY_FLUX_ADAPTER")  # an AdapterHandle
+
+log = logging.getLogger(__name__)
 
 
 def face_engine_input(tooltip: str = "from Face Engine; unconnected, the embedded engine (no download) is used"):
@@ -232,13 +235,17 @@ class AdapterHandle:
         patched.set_additional_models(STATE_KEY, [*others, weights])
 
 
+def _inside(root: Path, path: Path) -> bool:
+    return os.path.commonpath([root, path.resolve()]) == str(root)
+
+
 def input_folder(folder: str) -> Path:
     """A folder given relative to ComfyUI's input folder; anything that resolves outside it is refused."""
     if "\0" in folder:
         raise IdentityError(f"folder {folder[:80]!r} contains a NUL character; give the folder's plain name")
     root = Path(folder_paths.get_input_directory()).resolve()
     target = (root / folder.strip()).resolve()
-    if os.path.commonpath([root, target]) != str(root):
+    if not _inside(root, target):
         raise IdentityError(f"folder {folder!r} is outside ComfyUI's input folder; give a path inside {root}")
     if not target.is_dir():
         raise IdentityError(f"folder {folder!r} does not exist in ComfyUI's input folder ({root})")
@@ -246,8 +253,16 @@ def input_folder(folder: str) -> Path:
 
 
 def folder_photos(folder: str) -> list[Path]:
-    """The photos of a folder inside ComfyUI's input folder; none when no folder is named."""
-    return collect_photos([input_folder(folder)]) if folder and folder.strip() else []
+    """The photos of a folder inside ComfyUI's input folder; none when no folder is named. A photo that is a link
+    to a file outside the input folder is left out (and logged): a workflow reads only what the input folder holds."""
+    if not (folder and folder.strip()):
+        return []
+    root = Path(folder_paths.get_input_directory()).resolve()
+    photos = collect_photos([input_folder(folder)])
+    for photo in photos:
+        if not _inside(root, photo):
+            log.warning("left out %s: it links to a file outside ComfyUI's input folder", printable(photo.name))
+    return [photo for photo in photos if _inside(root, photo)]
 
 
 def folder_state(folder: str):

@@ -6,11 +6,12 @@ import torch
 from comfy_api.v0_0_2 import io
 
 from ..identity.errors import IdentityError
-from ..identity.flux import Injection, Subject, attach, placements, profile_tokens
-from ..identity.flux.faces import describe
+from ..identity.flux import Injection, Subject, attach, check_flux1, placements, profile_tokens
+from ..identity.flux.faces import describe, encoder_view
 from ..identity.flux.regions import subject_regions
 from ..identity.flux.tokens import check_people, no_identity_tokens
 from ..identity.scoring import score_images
+from ..identity.training import unsaved_profile
 from .glue import AdapterHandle, EngineChoice, FluxAdapterSocket, Profiles, engine, face_engine_input, to_arrays
 
 
@@ -35,7 +36,7 @@ class IdentityConditionFlux(io.ComfyNode):
             "whose faces show where each one is.",
             inputs=[
                 io.Model.Input("model", tooltip="the Flux.1 model (a patched copy is returned)"),
-                Profiles.Input("profiles", tooltip="from Profile Load: the people to draw (one mask each for several)"),
+                Profiles.Input("profiles", optional=True, tooltip="from Profile Load; or connect photos"),
                 FluxAdapterSocket.Input("adapter", tooltip="from PuLID-Flux Load"),
                 io.Float.Input("weight", default=1.0, min=-1.0, max=5.0, step=0.05, tooltip="strength of the identity"),
                 io.Float.Input(
@@ -68,10 +69,19 @@ class IdentityConditionFlux(io.ComfyNode):
                     "official PuLID pipeline's true CFG (needs cfg > 1); off: both passes get "
                     "the person, as the ComfyUI ports",
                 ),
+                io.Image.Input(
+                    "photos",
+                    optional=True,
+                    tooltip="photos of one more person, used directly (a profile made in memory, nothing saved)",
+                ),
             ],
             outputs=[
                 io.Model.Output(display_name="model"),
                 io.String.Output(display_name="report", tooltip="which face input the encoder read, per profile"),
+                io.Image.Output(
+                    display_name="encoder_input",
+                    tooltip="what PuLID's encoder saw of each photo: the aligned face, parsed, grey on white",
+                ),
             ],
         )
 
@@ -79,7 +89,6 @@ class IdentityConditionFlux(io.ComfyNode):
     def execute(
         cls,
         model,
-        profiles: list,
         adapter: AdapterHandle,
         weight: float,
         start_at: float,
@@ -88,11 +97,16 @@ class IdentityConditionFlux(io.ComfyNode):
         image: torch.Tensor | None = None,
         face_engine: EngineChoice | None = None,
         true_cfg: bool = False,
+        profiles: list | None = None,
+        photos: torch.Tensor | None = None,
     ) -> io.NodeOutput:
-        if not profiles:
-            raise IdentityError("Identity Condition (Flux) needs at least one profile: connect Profile Load")
+        if not profiles and photos is None:
+            raise IdentityError("Identity Condition (Flux) needs a person: connect Profile Load, or photos")
         if start_at > end_at:
             raise IdentityError(f"start_at ({start_at}) is after end_at ({end_at})")
+        check_flux1(model.model)
+        chosen = engine(face_engine)
+        profiles = list(profiles or []) + ([unsaved_profile(to_arrays(photos), chosen)] if photos is not None else [])
         check_people(profiles)
         flux = model.get_model_object("diffusion_model")
         where = placements(
@@ -101,7 +115,6 @@ class IdentityConditionFlux(io.ComfyNode):
             len(getattr(flux, "double_blocks", ())),
             len(getattr(flux, "single_blocks", ())),
         )
-        chosen = engine(face_engine)
         uncond = no_identity_tokens(adapter.adapter, adapter.prepare_encoders) if true_cfg else None
         subjects = [
             Subject(profile_tokens(adapter.adapter, profile, chosen, adapter.prepare_encoders), region, uncond)
@@ -118,4 +131,6 @@ class IdentityConditionFlux(io.ComfyNode):
         patched = attach(model, injection, where)
         adapter.ride_along(patched, model)
         report = "\n".join(f"{p.name}: {describe(p, adapter.adapter.parser, adapter.missing_parser)}" for p in profiles)
-        return io.NodeOutput(patched, report)
+        size = adapter.adapter.eva.config.image_size
+        seen = [torch.from_numpy(encoder_view(p, size, adapter.adapter.parser)) for p in profiles]
+        return io.NodeOutput(patched, report, torch.cat(seen))

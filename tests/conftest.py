@@ -32,6 +32,15 @@ TOM_HANKS = WHEEL_IMAGES / "Tom_Hanks_54745.png"
 # The remote tests' one policy: short backoff and polls; read timeouts generous, as a loaded machine composes the
 # fakes' images slowly (a test about timeouts derives its own short limit from it with dataclasses.replace).
 FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=30, attempts=3)
+#: One model per provider, for tests that go through every provider.
+PROVIDER_MODELS = {
+    "gemini": "nb2",
+    "openai": "gpt-image-2",
+    "dashscope": "qwen-image-2",
+    "bfl": "flux-2",
+    "reve": "reve",
+    "phota": "phota/nb2",
+}
 
 ARTIFACTS = ROOT / "output" / "test-artifacts"
 SCREENSHOTS = pytest.StashKey[list]()  # paths of the screenshots the browser tests saved in this run

@@ -6,7 +6,7 @@ the request, grouped by what the prompt says each image shows) — drawn from `S
 the reference shows, never the reference itself, so verification must recognise the person, not the picture — or — with
 `stranger_rate` — from a stranger's photo, so verification and best-of-N meet real face scoring. `faults` is a
 queue of misbehaviours for the next requests: "429" (Retry-After: 1), "429long" (Retry-After: 1 hour), "500",
-"503", "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" and "text_only" (Gemini), "stranger" (every person
+"503", "409" (OpenAI's lock timeout), "500_no_retry" (with `x-should-retry: false`), "timeout", "slow", "moderation", "malformed", "bad_image", "no_image" and "text_only" (Gemini), "stranger" (every person
 in the image is a stranger), and the hostile ones: "drop" (reads the whole request, then closes the connection
 without answering), "echo_key_text" (a non-JSON error body that echoes every header), "echo_key_late" (a JSON error
 whose text reaches the key at character ~290),
@@ -122,6 +122,10 @@ class StandIns:
         return reference if chosen is None else chosen
 
 
+STALL_SECONDS = 3.0
+HUGE_BYTES = 3 << 30
+
+
 class Fake:
     """All six providers, each on its own port, served from one background event loop."""
 
@@ -132,8 +136,8 @@ class Fake:
         self.requests: list[Recorded] = []
         self.faults: list[str] = []
         self.stranger_rate = 0.0
-        self.stall_seconds = 3.0  # how long a "timeout" fault keeps the client waiting
-        self.huge_bytes = 3 << 30  # the body of a "huge" fault
+        self.stall_seconds = STALL_SECONDS  # how long a "timeout" fault keeps the client waiting
+        self.huge_bytes = HUGE_BYTES  # the body of a "huge" fault
         self.get_faults: dict[str, str] = {}  # a hostile body for every GET of a kind: {"download"|"status": fault}
         self.delay = 0.0
         self.round = 0  # bumped by reset: calls still held from an earlier test do not count as in flight
@@ -201,6 +205,7 @@ class Fake:
         self.charged = 0
         self.phota_jobs_by_client_id.clear()
         self.get_faults = {}
+        self.stall_seconds, self.huge_bytes = STALL_SECONDS, HUGE_BYTES
 
     def keys_file(self, folder: Path) -> Path:
         """A keys file pointing every provider at this fake."""
@@ -290,6 +295,10 @@ class Fake:
         finally:
             if round_ == self.round:
                 self.in_flight -= 1
+        if fault == "409":  # OpenAI's lock timeout, which openai-python retries
+            return web.json_response(error_body, status=409)
+        if fault == "500_no_retry":  # a server error the server says not to retry (OpenAI's x-should-retry)
+            return web.json_response(error_body, status=500, headers={"x-should-retry": "false"})
         if fault in ("429", "429long", "500", "503"):
             headers = {"Retry-After": "1" if fault == "429" else "3600"} if fault.startswith("429") else {}
             return web.json_response(error_body, status=int(fault[:3]), headers=headers)

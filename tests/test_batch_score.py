@@ -253,6 +253,36 @@ def test_a_second_answer_for_an_image_is_never_written(store, dataset, people, t
     assert len(keys(tmp_path / "results")) == len(paths)
 
 
+def test_a_results_folder_has_one_writer_at_a_time_in_this_process_and_in_another(tmp_path):
+    import subprocess
+    import sys
+
+    from identity.errors import IdentityError
+    from identity.scale.results import ResultsFolder
+
+    def folder():
+        return ResultsFolder(tmp_path / "results", {"name": "embedded", "key": "k"}, [])
+
+    first = folder().open()
+    with pytest.raises(IdentityError, match="another batch-score is writing"):
+        folder().open()
+    other = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from identity.scale.results import ResultsFolder as R; "
+            "R(sys.argv[1], {'name': 'embedded', 'key': 'k'}, []).open()",
+            str(tmp_path / "results"),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    assert other.returncode == 1 and "another batch-score is writing" in other.stderr, other.stderr
+    first.close()
+    folder().open().close()  # free again once the writer closed it
+
+
 def test_copy_matches_copies_images_where_everyone_is_found(store, dataset, reference, tmp_path):
     out, copies = tmp_path / "results", tmp_path / "matches"
     shutil.copytree(reference[0], out)

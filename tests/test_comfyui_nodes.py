@@ -12,6 +12,8 @@ from comfyui import Listener
 from conftest import T1, TOM_HANKS, face, needs_faces
 from PIL import Image
 
+from identity.profile import ProfileStore
+
 NODES = {
     "IdentityFaceEngine": ("Face Engine", [], ["IDENTITY_FACE_ENGINE"]),
     "IdentityProfileTrain": (
@@ -212,6 +214,23 @@ def test_bad_inputs_end_in_clear_execution_errors_and_the_server_keeps_serving(c
         _expect_error(comfyui, prompt, "needs images", "folder")
     run = comfyui.client.run(_score_prompt("tom.png", "Tom Hanks"))
     assert run.status == "success", "a good prompt still runs after the error"
+
+
+@needs_faces
+def test_a_link_in_the_folder_to_a_photo_outside_the_input_folder_is_left_out(comfyui):
+    folder = comfyui.base / "input" / "linked_out"
+    folder.mkdir(exist_ok=True)
+    shutil.copy(face("obama/obama1.jpg"), folder / "inside.jpg")
+    outside = comfyui.base / "private.jpg"  # in ComfyUI's base folder, not in input/
+    shutil.copy(face("obama/obama2.jpg"), outside)
+    (folder / "link.jpg").unlink(missing_ok=True)
+    (folder / "link.jpg").symlink_to(outside)
+    run = comfyui.client.run(_train_prompt("linked_out", "Linked Out"))
+    assert run.status == "success", run.error
+    report = run.outputs["2"]["text"][0]
+    assert "inside.jpg" in report and "link.jpg" not in report, report
+    store = ProfileStore(comfyui.base / "models" / "identity_profiles")
+    assert len(store.load(store.resolve("Linked Out")).embeddings) == 1, "only the photo inside was read"
 
 
 @needs_faces

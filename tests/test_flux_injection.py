@@ -11,7 +11,16 @@ import torch
 from tiny_models import load_comfy, toy_flux, write_adapter
 
 from identity.errors import WeightsMismatch
-from identity.flux import PULID_FLUX_V09, Injection, Subject, attach, load_adapter, placements, profile_tokens
+from identity.flux import (
+    PULID_FLUX_V09,
+    Injection,
+    Subject,
+    attach,
+    check_flux1,
+    load_adapter,
+    placements,
+    profile_tokens,
+)
 from identity.flux.injection import STATE_KEY, Step
 from identity.flux.tokens import check_engine, encode, uncond_tokens
 
@@ -51,14 +60,17 @@ def injection(flux, adapter, subjects, weight=1.0, start_at=0.0, end_at=1.0):
     )
 
 
-def sample(model, cfg: float = 1.0) -> torch.Tensor:
+def sample(model, cfg: float = 1.0, area: tuple | None = None) -> torch.Tensor:
     """A full ComfyUI sampling run (`comfy.sample.sample`: wrappers, patches, model management); at `cfg` > 1 the
-    negative prompt (another random text) runs in the same batch, as ComfyUI batches CFG."""
+    negative prompt (another random text) runs in the same batch, as ComfyUI batches CFG; with `area` (latent
+    `(height, width, y, x)`, as ConditioningSetArea leaves it) the prompt acts on that crop of the latent only."""
     load_comfy()
     import comfy.sample
 
     generator = torch.Generator().manual_seed(0)
     context = [[torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]]
+    if area is not None:
+        context[0][1] |= {"area": area, "strength": 1.0}
     noise = torch.randn(1, 16, 8, 8, generator=generator)
     negative = [
         [torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]
@@ -254,6 +266,18 @@ def test_masks_follow_the_latent_size(flux, adapter, tokens):
     assert torch.equal(mask[:, :4], torch.ones(8, 4)) and torch.equal(mask[:, 4:], torch.zeros(8, 12))
 
 
+def test_a_subjects_region_is_cut_to_the_area_its_cond_covers(flux, adapter, tokens):
+    """Under area conditioning ComfyUI runs the model on a crop of the latent: the region is cut the same way."""
+    left = torch.zeros(64, 64)
+    left[:, :32] = 1.0
+    person_on_the_left = attach(flux, injection(flux, adapter, [Subject(tokens, left)]), where(flux, adapter))
+    right_half, left_half = (8, 4, 0, 4), (8, 4, 0, 0)
+    assert torch.equal(sample(person_on_the_left, area=right_half), sample(flux, area=right_half)), (
+        "the cond covers the right half, where this person is not"
+    )
+    assert not torch.equal(sample(person_on_the_left, area=left_half), sample(flux, area=left_half))
+
+
 def test_wrong_model_sizes_are_refused_with_what_fits(adapter):
     with pytest.raises(WeightsMismatch, match="width 64 with 3 cross-attention places.*width 3072, 8 double and 48"):
         placements(adapter.config, 3072, 8, 48)
@@ -337,3 +361,33 @@ def test_every_subject_needs_a_place_of_its_own(tom_profile):
         subject_regions([tom_profile, twin])
     with pytest.raises(IdentityError, match="2 profiles need 2 masks .* got 1"):
         subject_regions([tom_profile, twin], masks=[half])
+
+
+@pytest.mark.parametrize("scheduler,steps", [("simple", 20), ("simple", 28), ("normal", 20), ("beta", 25)])
+def test_start_and_end_act_on_the_steps_pulid_acts_on(flux, adapter, scheduler, steps):
+    """PuLID-Flux's own rule (balazik/ComfyUI-PuLID-Flux, forward_orig): a step runs the identity when
+    `(sigma_start >= timesteps) & (timesteps >= sigma_end)`, its bounds from `percent_to_sigma` (Python floats)
+    and `timesteps` the float32 sigma ComfyUI's sampler passes; torch compares such a pair in float32."""
+    load_comfy()
+    import comfy.samplers
+
+    sampling = flux.get_model_object("model_sampling")
+    sigmas = comfy.samplers.calculate_sigmas(sampling, scheduler, steps)[:-1].float()
+    for percent in np.round(np.arange(0.0, 1.0001, 0.01), 2):
+        start, end = sampling.percent_to_sigma(float(percent)), sampling.percent_to_sigma(1.0)
+        theirs = [bool((start >= s) & (s >= end)) for s in sigmas]
+        ours = [injection(flux, adapter, [], 1.0, float(percent), 1.0).active(float(s)) for s in sigmas]
+        assert ours == theirs, (percent, theirs.index(True) if True in theirs else None)
+
+
+@pytest.mark.parametrize("name", ["HunyuanVideo", "Flux2", "Chroma"])
+def test_a_model_that_is_not_flux1_is_refused_by_its_class(flux, name):
+    """HunyuanVideo has Flux's block layout (it passes a shape check, then fails at the first step); FLUX.2 and
+    Chroma subclass ComfyUI's Flux. The check reads only the class: an instance of ComfyUI's own is enough."""
+    load_comfy()
+    import comfy.model_base
+
+    check_flux1(flux.model)
+    other = getattr(comfy.model_base, name)
+    with pytest.raises(WeightsMismatch, match=rf"FLUX\.1 models .* this MODEL is ComfyUI's {name}:"):
+        check_flux1(other.__new__(other))

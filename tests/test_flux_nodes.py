@@ -24,8 +24,20 @@ NODES = {
     ),
     "IdentityConditionFlux": (
         "Identity Condition (Flux)",
-        ["model", "profiles", "adapter", "weight", "start_at", "end_at", "masks", "image", "face_engine", "true_cfg"],
-        ["MODEL", "STRING"],
+        [
+            "model",
+            "adapter",
+            "weight",
+            "start_at",
+            "end_at",
+            "profiles",
+            "masks",
+            "image",
+            "face_engine",
+            "true_cfg",
+            "photos",
+        ],
+        ["MODEL", "STRING", "IMAGE"],
     ),
     "IdentityConditionReference": (
         "Identity Condition (Reference)",
@@ -123,7 +135,14 @@ def test_object_info_lists_the_local_model_nodes(comfyui):
             inputs,
             outputs,
         )
-    assert info["IdentityConditionFlux"]["input_order"]["optional"] == ["masks", "image", "face_engine", "true_cfg"]
+    assert info["IdentityConditionFlux"]["input_order"]["optional"] == [
+        "profiles",
+        "masks",
+        "image",
+        "face_engine",
+        "true_cfg",
+        "photos",
+    ]
     assert info["IdentityPuLIDLoader"]["input"]["optional"]["allow_other_recognizer"][1]["default"] is False
 
 
@@ -136,6 +155,27 @@ def test_flux_sampling_with_identity_condition_in_the_graph(tiny):
     assert not torch.equal(with_identity, plain), "the identity changes the result"
     assert torch.equal(at_zero, plain), "weight 0 reproduces the unpatched model bit for bit"
     assert torch.equal(after_end, plain), "outside start/end (2 steps: sigmas 1.0 and 0.5) nothing is injected"
+
+
+def test_photos_work_directly_as_the_profile_trained_from_them_and_the_encoder_input_is_shown(tiny):
+    """The profile was trained from flux_tom.png with the same engine: the photo itself gives the same result."""
+    with_profile = sample(tiny, {**sampling_graph("profile", ["23", 0], ["12", 0]), **identity_nodes(1.0)})
+    prompt = {**sampling_graph("photo", ["23", 0], ["12", 0]), **identity_nodes(1.0)}
+    del prompt["20"], prompt["23"]["inputs"]["profiles"]
+    prompt["24"] = {"class_type": "LoadImage", "inputs": {"image": "flux_tom.png"}}
+    prompt["23"]["inputs"]["photos"] = ["24", 0]
+    prompt["30"] = {
+        "class_type": "SaveImage",
+        "inputs": {"images": ["23", 2], "filename_prefix": "identity_tests/seen"},
+    }
+    run = tiny.client.run(prompt)
+    assert run.status == "success", run.error
+    assert torch.equal(saved_latent(tiny, run), with_profile)
+    (saved,) = run.outputs["30"]["images"]
+    seen = np.asarray(Image.open(tiny.base / "output" / saved["subfolder"] / saved["filename"]).convert("RGB"))
+    assert (seen[..., 0] == seen[..., 1]).all() and (seen[..., 1] == seen[..., 2]).all(), "grey, as PuLID feeds it"
+    assert (seen == 255).all(axis=-1).mean() > 0.2 and (seen < 200).any(axis=-1).mean() > 0.2, "a face on white"
+    assert not ProfileStore(tiny.base / "models" / "identity_profiles").named("photos"), "nothing was saved"
 
 
 def test_the_report_says_which_face_input_the_encoder_read(tiny):

@@ -52,7 +52,9 @@ def photos(comfyui):
     return names
 
 
-def gate_prompt(photos: dict, pictures: tuple[str, ...], max_attempts: int = 5, seed: int = 0) -> dict:
+def gate_prompt(
+    photos: dict, pictures: tuple[str, ...], max_attempts: int = 5, seed: int = 0, profile: str = PROFILE
+) -> dict:
     """LoadImage per photo, ImageBatch, the gate's start, ImageFromBatch(batch_index = seed), the gate, Profile
     Load, SaveImage for the images, PreviewAny for the report."""
     prompt = {str(i + 1): {"class_type": "LoadImage", "inputs": {"image": photos[p]}} for i, p in enumerate(pictures)}
@@ -78,7 +80,7 @@ def gate_prompt(photos: dict, pictures: tuple[str, ...], max_attempts: int = 5, 
                 },
             },
             "9": {"class_type": "SaveImage", "inputs": {"images": [GATE, 0], "filename_prefix": "gate/chosen"}},
-            "10": {"class_type": "IdentityProfileLoad", "inputs": {"profile": PROFILE}},
+            "10": {"class_type": "IdentityProfileLoad", "inputs": {"profile": profile}},
             "11": {"class_type": "PreviewAny", "inputs": {"source": [GATE, 2]}},
         }
     )

@@ -7,23 +7,14 @@ import json
 import logging
 
 import pytest
+from conftest import FAST, PROVIDER_MODELS
 from fake_providers import KEYS
 
 from identity.errors import ProviderError
-from identity.remote.http import Policy
 from identity.remote.keys import Credentials, KeyStore, excerpt, scrub
 from identity.remote.phota_links import PhotaLinks
 from identity.remote.runner import RemoteRequest, run
 
-MODELS = {
-    "gemini": "nb2",
-    "openai": "gpt-image-2",
-    "dashscope": "qwen-image-2",
-    "bfl": "flux-2",
-    "reve": "reve",
-    "phota": "phota/nb2",
-}
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=30)
 MIN_RUN = 8  # the issue: no 8-character run of a key in any output
 KEY = "sk-live-4f9Qz7Lm2Xc8Vb1Nw6Tr3Yh5Jk0Pd"  # 35 characters, as in the campaign
 
@@ -73,13 +64,16 @@ def echoing(fake, tmp_path, monkeypatch, people):
     return KeyStore(fake.keys_file(tmp_path), environ={})
 
 
-@pytest.mark.parametrize("provider", list(MODELS))
+@pytest.mark.parametrize("provider", list(PROVIDER_MODELS))
 def test_a_key_echoed_in_part_or_encoded_never_reaches_errors_reports_or_any_http_log(
     fake, echoing, people, embedded, caplog, provider
 ):
     caplog.set_level(logging.DEBUG)  # ComfyUI's --verbose DEBUG: httpcore.http11 logs every answer's headers
     request = RemoteRequest(
-        operation="generate", model=MODELS[provider], profiles=[people["Barack Obama"]], prompt="[[barack-obama]]"
+        operation="generate",
+        model=PROVIDER_MODELS[provider],
+        profiles=[people["Barack Obama"]],
+        prompt="[[barack-obama]]",
     )
     fake.faults = ["echo_key_encoded"]
     with pytest.raises(ProviderError) as error:

@@ -152,3 +152,18 @@ def test_files_decoded_at_the_scale_detection_needs_score_as_full_decodes(embedd
             assert x.profile_id == y.profile_id, a.label
             assert np.allclose(x.bbox, y.bbox, atol=0.05 * (x.bbox[2] - x.bbox[0])), (a.label, x.bbox, y.bbox)
             assert abs(max(x.scores.values()) - max(y.scores.values())) < 0.05, (a.label, x.scores, y.scores)
+
+
+@needs_faces
+def test_each_face_is_embedded_once_whether_from_the_reduced_or_the_full_decode(embedded, people, monkeypatch):
+    """A face too small in a DCT-reduced JPEG is aligned from the full image instead, not embedded twice."""
+    from identity.images import load_reduced
+    from identity.scoring import score_files
+
+    paths = [face(p) for p in ("groups/biden_obama_b.jpg", "obama/obama3.jpg", "alex_lacamoire/alex3.png")]
+    assert [load_reduced(p, 640).factor > 1 for p in paths] == [True, True, False]
+    embedded_crops = []
+    embed = embedded.recognizer.embed
+    monkeypatch.setattr(embedded.recognizer, "embed", lambda crops: embedded_crops.append(len(crops)) or embed(crops))
+    results = score_files([(str(p), p) for p in paths], list(people(embedded).values()), embedded)
+    assert sum(embedded_crops) == sum(len(r.faces) for r in results) > len(paths), embedded_crops

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 from conftest import TOM_HANKS
-from pets import chelsea, variants
+from pets import DOG, OTHER_CAT, chelsea, needs_darknet, variants
 from PIL import Image
 
 from identity.images import load_image
@@ -111,3 +111,25 @@ def test_identity_generate_sends_the_cat_and_reports_what_it_checked(comfyui, ca
     assert output["passed"] and output["checked"][cat_id].startswith("cat present: yes")
     assert "appearance similarity (not identity)" in output["checked"][cat_id]
     assert "Chelsea (the cat in image" in fake.posts("gemini")[0].json["contents"][0]["parts"][-1]["text"]
+
+
+@needs_darknet
+@pytest.mark.skipif(not OTHER_CAT.is_file(), reason=f"{OTHER_CAT} absent: apt-get install opencv-doc")
+def test_the_gate_rerolls_until_the_cat_comes_up_and_says_it_judged_appearance(comfyui, cat):
+    from test_identity_gate import gate_prompt, report_of
+
+    folder = comfyui.base / "input" / "pets" / "gate"
+    folder.mkdir(parents=True, exist_ok=True)
+    held_out = np.clip(chelsea().astype(np.float32) * 1.15, 0, 255).astype(np.uint8)[12:-12, 20:-20]
+    for name, image in {"dog": load_image(DOG), "other cat": load_image(OTHER_CAT), "chelsea": held_out}.items():
+        Image.fromarray(image).save(folder / f"{name}.png")
+    names = {name: f"pets/gate/{name}.png" for name in ("dog", "other cat", "chelsea")}
+    run = comfyui.client.run(gate_prompt(names, ("dog", "other cat", "chelsea"), profile="Chelsea"))
+    assert run.status == "success", run.error
+    report = report_of(run)
+    (profile_id,) = report["profiles"]
+    assert [a["passed"] for a in report["attempts"]] == [False, False, True], report["verdict"]
+    assert report["verdict"].startswith("passed on attempt 3 of 3 (seed 2): Chelsea")
+    for attempt in report["attempts"]:
+        subject = attempt["images"][0]["subjects"][profile_id]
+        assert "appearance" in subject["measures"] and "ArcFace" not in subject["measures"], subject

@@ -54,6 +54,10 @@ def saved(folder, images: dict[str, np.ndarray]) -> list[Photo]:
     return photos
 
 
+#: Every message a cat training reported, in order (the job's `on_update`).
+CAT_MESSAGES: list[str] = []
+
+
 @pytest.fixture(scope="module")
 def cat_job(pets, tmp_path_factory):
     folder = tmp_path_factory.mktemp("cat")
@@ -70,7 +74,13 @@ def cat_job(pets, tmp_path_factory):
     if FACES.is_dir():
         images["a person"] = load_image(face("obama/obama1.jpg"))
     return train(
-        saved(folder, images), "Chelsea", pets, ProfileStore(folder / "profiles"), kind="pet", registry=JobRegistry()
+        saved(folder, images),
+        "Chelsea",
+        pets,
+        ProfileStore(folder / "profiles"),
+        kind="pet",
+        registry=JobRegistry(),
+        on_update=lambda job: CAT_MESSAGES.append(job.message),
     )
 
 
@@ -120,6 +130,11 @@ def test_cat_profile_trains_with_a_verdict_for_every_photo(cat_job):
     assert len(set(profile.reference_photos.tolist())) == len(profile.reference_photos)
     assert profile.report["measures"] == APPEARANCE
     assert any("not identity" in w or "same breed" in w for w in cat_job.warnings)
+
+
+def test_a_pet_training_speaks_of_animals_never_of_faces(cat_job):
+    assert "waiting for the pet engine" in CAT_MESSAGES and "finding cats and dogs" in CAT_MESSAGES, CAT_MESSAGES
+    assert not [m for m in CAT_MESSAGES if "face" in m], CAT_MESSAGES
 
 
 def test_kind_is_saved_listed_and_reloaded(cat_job, tmp_path):

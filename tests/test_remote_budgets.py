@@ -10,7 +10,7 @@ import sys
 import time
 
 import pytest
-from conftest import ROOT, needs_faces, one_line_error
+from conftest import FAST, ROOT, needs_faces, one_line_error
 from fake_providers import KEYS
 
 from identity.errors import ProviderError
@@ -18,7 +18,6 @@ from identity.remote.http import MayHaveBeenCharged, Policy
 from identity.remote.keys import KeyStore
 from identity.remote.runner import RemoteRequest, run
 
-FAST = Policy(base_delay=0.05, poll_interval=0.05, read_timeout=30, attempts=3)
 RSS_BOUND = 1.5 * 1024**3  # the bound for a gzip bomb, in bytes of peak RSS
 
 

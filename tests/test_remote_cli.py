@@ -92,6 +92,17 @@ def test_edit_takes_photos_and_finds_the_people_in_them(fake, setup, tmp_path):
 
 
 @needs_faces
+def test_an_edit_with_no_profile_anywhere_says_how_to_make_one_in_the_terminals_words(fake, setup, tmp_path):
+    _, env = setup
+    empty = tmp_path / "empty"
+    result = cli(
+        "edit", face("obama/obama1.jpg"), "--prompt", "Give [[x]] a hat", "--store", empty, "--out", tmp_path, env=env
+    )
+    one_line_error(result, f"{empty} holds no profiles", "python -m identity train")
+    assert "connect" not in result.stderr and not fake.posts("gemini"), "no node words, and no call"
+
+
+@needs_faces
 def test_every_failure_is_one_line_and_a_non_zero_exit_before_any_call(fake, setup, tmp_path):
     store, env = setup
     common = ["--prompt", "[[barack-obama]]", "--profile", "barack obama", "--store", store, "--engine", "embedded"]

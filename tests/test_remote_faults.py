@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+import types
 
 import pytest
 from conftest import FAST, face
@@ -211,3 +212,17 @@ def test_a_bfl_poll_answer_without_status_fails_at_once(fake, keys, people, embe
             request(people, "flux-2"), keys, embedded, policy=Policy(base_delay=0.05, poll_interval=0.05, poll_budget=5)
         )
     assert time.monotonic() - started < 3, "not polled until the budget ran out"
+
+
+def test_a_bug_in_a_provider_adapter_keeps_its_own_error_and_traceback(fake, keys, people, embedded, monkeypatch):
+    """Only answers are read defensively (`body`/`member`); a KeyError of the pack's own code is not passed off as
+    "the provider answered in a shape this layer does not understand"."""
+    from identity.remote import providers
+
+    async def broken(call, transport, credentials):
+        return {}["a key the adapter forgot"]
+
+    monkeypatch.setitem(providers.PROVIDERS, "gemini", types.SimpleNamespace(run=broken))
+    with pytest.raises(KeyError, match="a key the adapter forgot") as error:
+        run(request(people, "nb2"), keys, embedded, policy=FAST)
+    assert "broken" in "".join(str(entry.name) for entry in error.traceback)

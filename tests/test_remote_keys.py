@@ -6,7 +6,7 @@ import json
 import logging
 
 import pytest
-from conftest import FAST
+from conftest import FAST, PROVIDER_MODELS
 from fake_providers import KEYS
 
 from identity.errors import MissingKey, ProviderError
@@ -89,15 +89,6 @@ def test_a_key_echoed_by_the_provider_never_reaches_errors_reports_or_logs(fake,
 
 from identity.remote.phota_links import PhotaLinks  # noqa: E402
 
-MODELS = {
-    "gemini": "nb2",
-    "openai": "gpt-image-2",
-    "dashscope": "qwen-image-2",
-    "bfl": "flux-2",
-    "reve": "reve",
-    "phota": "phota/nb2",
-}
-
 
 def fragments(key: str) -> list[str]:
     """Every 10-character piece of a key: a key cut by a length limit must not leak in part either."""
@@ -119,7 +110,8 @@ def hostile(fake, tmp_path, monkeypatch, people):
 
 @pytest.mark.parametrize(
     "fault,provider",
-    [("echo_key_text", p) for p in MODELS] + [("echo_key_late", p) for p in ("openai", "bfl", "phota", "reve")],
+    [("echo_key_text", p) for p in PROVIDER_MODELS]
+    + [("echo_key_late", p) for p in ("openai", "bfl", "phota", "reve")],
 )
 def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(
     fake, hostile, people, embedded, caplog, fault, provider
@@ -127,7 +119,7 @@ def test_a_key_echoed_in_any_body_is_redacted_before_truncation_everywhere(
     caplog.set_level(logging.DEBUG)
     request = RemoteRequest(
         operation="generate",
-        model=MODELS[provider],
+        model=PROVIDER_MODELS[provider],
         profiles=[people["Barack Obama"]],
         prompt="[[barack-obama]] at sea",
     )
@@ -153,7 +145,7 @@ def test_a_redirect_never_carries_a_key_or_the_photos_to_another_origin(
     fake.faults = ["redirect_away"]
     request = RemoteRequest(
         operation="generate",
-        model=MODELS[provider],
+        model=PROVIDER_MODELS[provider],
         profiles=[people["Barack Obama"]],
         prompt="[[barack-obama]] at sea",
     )

@@ -268,6 +268,41 @@ def test_a_profile_is_linked_to_phota_once_phota_knows_the_id(comfyui, fake):
     assert call(comfyui, "GET", "/identity/profiles/nobody-000000/phota")[0] == 404
 
 
+def test_links_made_at_once_through_the_route_are_all_kept(comfyui, fake, tom_profile):
+    """Twelve panels linking twelve profiles at the same moment: every link answered 200 is in the file."""
+    import dataclasses
+    from concurrent.futures import ThreadPoolExecutor
+
+    from identity.profile import ProfileStore, new_id
+
+    fake.reset()
+    folder = comfyui.user / "identity_layer"
+    folder.mkdir(parents=True, exist_ok=True)
+    fake.keys_file(folder)
+    (folder / "phota_links.json").unlink(missing_ok=True)
+    store = ProfileStore(comfyui.base / "models" / "identity_profiles")
+    ids = []
+    for n in range(12):
+        profile = dataclasses.replace(tom_profile, id=new_id(f"Link Race {n}"), name=f"Link Race {n}")
+        store.save(profile)
+        ids.append(profile.id)
+        fake.phota_profiles[f"phrace{n}"] = "READY"
+    try:
+        with ThreadPoolExecutor(len(ids)) as pool:
+            answers = list(
+                pool.map(
+                    lambda n: call(comfyui, "POST", f"/identity/profiles/{ids[n]}/phota", {"phota_id": f"phrace{n}"}),
+                    range(len(ids)),
+                )
+            )
+        assert [status for status, _ in answers] == [200] * len(ids), answers
+        assert json.loads((folder / "phota_links.json").read_text()) == {i: f"phrace{n}" for n, i in enumerate(ids)}
+    finally:
+        for profile_id in ids:
+            store.delete(profile_id)
+        (folder / "phota_links.json").unlink(missing_ok=True)
+
+
 @pytest.mark.parametrize("bad", ["UPPER", "a.b", "..%2F..%2Fsecret", "%2E%2E", "x" * 65, "-dash", "a%00b"])
 def test_ids_are_checked_before_any_path_is_built(comfyui, bad):
     secret = comfyui.base / "models" / "secret.safetensors"

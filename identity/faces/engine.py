@@ -205,9 +205,13 @@ class FaceEngine(Engine):
         norms = np.linalg.norm(vectors, axis=1, keepdims=True)
         return (vectors / np.maximum(norms, 1e-12)).astype(np.float32)
 
+    def find(self, images: list[np.ndarray]) -> list[list[Face]]:
+        """Every face in every image, detected side by side; not yet aligned or embedded (see `describe`)."""
+        return list(self._detect_pool().map(self.detect, images))
+
     def analyze(self, images: list[np.ndarray]) -> list[list[Face]]:
         """Detect every face in every image, align each, and embed them all in one batch."""
-        detections = list(self._detect_pool().map(self.detect, images))
+        detections = self.find(images)
         self.describe(images, detections)
         return detections
 

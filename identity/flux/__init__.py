@@ -13,7 +13,7 @@ Nothing here imports ComfyUI; `nodes/identity_condition_flux.py` is the glue.
 
 from .adapter import PULID_FLUX_V09, AdapterConfig, PuLIDFlux
 from .eva_clip import EVA02_CLIP_L_14_336, EvaConfig, EvaVisionTower
-from .injection import Injection, Placement, Subject, attach, placements
+from .injection import Injection, Placement, Subject, attach, check_flux1, placements
 from .tokens import profile_tokens
 from .weights import EVA_FILE, PULID_FILE, FluxAdapter, load_adapter, load_eva, load_pulid
 
@@ -31,6 +31,7 @@ __all__ = [
     "PuLIDFlux",
     "Subject",
     "attach",
+    "check_flux1",
     "load_adapter",
     "load_eva",
     "load_pulid",

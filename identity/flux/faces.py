@@ -103,3 +103,8 @@ def encoder_pixels(faces: np.ndarray, size: int, parser: BiSeNet | None = None) 
     grey = (pixels * luma).sum(dim=1, keepdim=True).expand(-1, 3, -1, -1)
     out = torch.where(white, torch.ones_like(grey), grey)
     return F.interpolate(out, size=(size, size), mode="bicubic", align_corners=False, antialias=True)
+
+
+def encoder_view(profile: Profile, size: int, parser: BiSeNet | None) -> np.ndarray:
+    """What the encoder saw of each of the profile's faces, `[N, size, size, 3]` floats in 0..1 (a preview)."""
+    return encoder_pixels(profile_faces(profile), size, parser).permute(0, 2, 3, 1).float().cpu().numpy()

@@ -30,6 +30,10 @@ SINGLE_INTERVAL = 4
 STATE_KEY = "identity_flux"
 #: ComfyUI's wrapper type around the diffusion model's forward (`comfy.patcher_extension.WrappersMP`).
 DIFFUSION_MODEL_WRAPPER = "diffusion_model"
+#: ComfyUI's wrapper type around the batching of conds (`WrappersMP.CALC_COND_BATCH`): it sees each cond's area.
+COND_BATCH_WRAPPER = "calc_cond_batch"
+#: `transformer_options` key under which that wrapper leaves `{cond uuid: (area, latent height, width)}`.
+AREAS_KEY = "identity_flux_areas"
 
 
 @dataclass(frozen=True)
@@ -39,6 +43,22 @@ class Placement:
     block: str
     index: int
     cross_attention: int
+
+
+#: ComfyUI's model classes (`comfy/model_base.py`) that PuLID-Flux was trained for: FLUX.1 dev, schnell, Fill and
+#: Kontext all load as `Flux`; its subclasses (Flux2, Chroma, LongCatImage) and look-alikes such as HunyuanVideo
+#: (width 3072, 20 double and 40 single blocks: it passes the shape check, then fails at the first step) do not.
+FLUX1_CLASSES = ("Flux",)
+
+
+def check_flux1(model: object) -> None:
+    """Refuses a MODEL that is not FLUX.1 by its class, before any block is patched."""
+    name = type(model).__name__
+    if name not in FLUX1_CLASSES:
+        raise WeightsMismatch(
+            f"PuLID-Flux works on FLUX.1 models (dev, schnell, Fill, Kontext); this MODEL is ComfyUI's {name}: "
+            "connect a FLUX.1 model, or use Identity Condition (Reference) for FLUX.2 and Qwen-Image-Edit"
+        )
 
 
 def placements(config: AdapterConfig, hidden_size: int, double_blocks: int, single_blocks: int) -> list[Placement]:
@@ -77,7 +97,7 @@ class Step:
 
     text_tokens: int
     image_tokens: int
-    masks: list[torch.Tensor | None]  # per subject `[1, image_tokens, 1]`, or None for all tokens
+    masks: list[torch.Tensor | None]  # per subject `[1 or B, image_tokens, 1]`, or None for all tokens
     uncond_rows: torch.Tensor | None = None  # `[B, 1, 1]` bool: the batch rows of the negative prompt
 
 
@@ -85,6 +105,22 @@ def token_mask(region: torch.Tensor, rows: int, columns: int, like: torch.Tensor
     """A region `[H, W]` averaged over each token's patch → `[1, rows·columns, 1]` in `like`'s dtype and device."""
     cells = F.adaptive_avg_pool2d(region[None, None].float(), (rows, columns))
     return cells.reshape(1, rows * columns, 1).to(like)
+
+
+def area_of(region: torch.Tensor, area: tuple | None) -> torch.Tensor:
+    """The part of a whole-image region under a cond's area: ComfyUI runs such a cond on that crop of the latent.
+
+    `area` is `(area list, latent height, latent width)`, the list as `get_area_and_mult` reads it (sizes then
+    offsets, its last two dims the latent's rows and columns), clipped to the latent as it clips it."""
+    if area is None:
+        return region
+    box, height, width = area
+    dims = len(box) // 2
+    rows, columns, top, left = box[dims - 2], box[dims - 1], box[-2], box[-1]
+    rows, columns = min(rows, height - top), min(columns, width - left)
+    scale_y, scale_x = region.shape[0] / height, region.shape[1] / width
+    y0, x0 = round(top * scale_y), round(left * scale_x)
+    return region[y0 : max(y0 + 1, round((top + rows) * scale_y)), x0 : max(x0 + 1, round((left + columns) * scale_x))]
 
 
 class Injection:
@@ -105,8 +141,11 @@ class Injection:
         self.cross_attentions = cross_attentions
         self.subjects = subjects
         self.weight = float(weight)
-        self.sigma_start = float(sigma_start)
-        self.sigma_end = float(sigma_end)
+        # The sampler's sigmas are float32; PuLID compares them with its bounds in float32 (`sigma_start >=
+        # timesteps`, a Python float against a float32 tensor). Rounded here, a bound equal to a step's sigma
+        # in float32 includes that step, as there (the float64 bound can sit just below it: one step late).
+        self.sigma_start = float(torch.tensor(sigma_start, dtype=torch.float32))
+        self.sigma_end = float(torch.tensor(sigma_end, dtype=torch.float32))
         self.id = uuid.uuid4().hex
         self._tokens: dict[tuple, list[tuple[torch.Tensor, torch.Tensor | None]]] = {}
 
@@ -130,11 +169,34 @@ class Injection:
         step = Step(
             text_tokens=args[1].shape[1],
             image_tokens=rows * columns,
-            masks=[None if s.region is None else token_mask(s.region, rows, columns, x) for s in self.subjects],
+            masks=[None if s.region is None else self.mask(s.region, rows, columns, x, options) for s in self.subjects],
             uncond_rows=self.uncond_rows(options, len(x), x.device),
         )
         options = {**options, STATE_KEY: {**options.get(STATE_KEY, {}), self.id: step}}
         return executor(x, *args[:-1], options, **kwargs)
+
+    def mask(self, region: torch.Tensor, rows: int, columns: int, x: torch.Tensor, options: dict) -> torch.Tensor:
+        """The region on this call's token grid; per batch row when a cond of the batch covers only an area."""
+        areas = options.get(AREAS_KEY, {})
+        chunks = [areas.get(uuid) for uuid in options.get("uuids", ())]
+        if not any(chunks):
+            return token_mask(region, rows, columns, x)
+        per_chunk = [token_mask(area_of(region, area), rows, columns, x) for area in chunks]
+        return torch.cat(per_chunk).repeat_interleave(len(x) // len(chunks), dim=0)
+
+    def areas(self, executor, model, conds: list, x_in: torch.Tensor, timestep, model_options: dict):
+        """Around ComfyUI's cond batching: records each cond's area, for `mask`, in the transformer options."""
+        areas = {
+            cond["uuid"]: (list(cond["area"]), x_in.shape[-2], x_in.shape[-1])
+            for group in conds
+            if group
+            for cond in group
+            if cond.get("area") is not None
+        }
+        if areas:
+            options = {**model_options.get("transformer_options", {}), AREAS_KEY: areas}
+            model_options = {**model_options, "transformer_options": options}
+        return executor(model, conds, x_in, timestep, model_options)
 
     def uncond_rows(self, options: dict, batch: int, device) -> torch.Tensor | None:
         """Which rows of this call's batch belong to the negative prompt, when some subject has uncond tokens:
@@ -213,4 +275,6 @@ def attach(model, injection: Injection, where: list[Placement]):
         previous = existing.get((placement.block, placement.index))
         patched.set_model_patch_replace(injection.patch(placement, previous), "dit", placement.block, placement.index)
     patched.add_wrapper_with_key(DIFFUSION_MODEL_WRAPPER, STATE_KEY, injection.wrapper)
+    if any(s.region is not None for s in injection.subjects):
+        patched.add_wrapper_with_key(COND_BATCH_WRAPPER, STATE_KEY, injection.areas)
     return patched

@@ -17,7 +17,6 @@ import os
 import stat
 import struct
 import tempfile
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -26,14 +25,10 @@ from safetensors import safe_open
 
 from ..cache import BoundedCache
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
+from ..locks import holding
 from ..paths import writable_folder
 from .ids import ID_PATTERN, clean_name, name_key, validate_id
 from .profile import FORMAT, Profile, summarize
-
-try:  # POSIX: the name rule holds across processes; elsewhere within this one
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 log = logging.getLogger(__name__)
 
@@ -54,8 +49,6 @@ LOCK_FILE = ".profiles.lock"
 MAX_HEADER_BYTES = 8 * 1024 * 1024
 #: Largest reference portrait side read (the pack writes 384 px squares): a crafted 1×70000 one cannot be encoded.
 MAX_PORTRAIT_SIDE = 4096
-#: Without `fcntl`, writes in this process still take turns.
-_WRITES = threading.Lock()
 
 
 class ProfileStore:
@@ -154,15 +147,9 @@ class ProfileStore:
         """Holds the folder's lock file (all processes) while a write checks the name rule and saves; old
         temporary files from a crashed save are removed meanwhile."""
         self.folder.mkdir(parents=True, exist_ok=True)
-        with _WRITES if fcntl is None else contextlib.nullcontext():
-            fd = os.open(self.folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
-            try:
-                if fcntl is not None:
-                    fcntl.flock(fd, fcntl.LOCK_EX)
-                self._remove_orphans()
-                yield
-            finally:
-                os.close(fd)  # closing releases the lock
+        with holding(self.folder / LOCK_FILE):
+            self._remove_orphans()
+            yield
 
     def _write(self, profile: Profile, target: Path) -> None:
         handle = tempfile.NamedTemporaryFile(

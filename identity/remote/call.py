@@ -18,9 +18,9 @@ import httpx
 from ..errors import ModelMoved, ModerationRefused, ProviderError
 from ..profile import Profile
 from ..prompt import compile_prompt, numbered
-from .http import Transport
+from .http import Transport, gateway_timeout
 from .keys import KEY_VARIABLES, Credentials, excerpt
-from .models import BaseModel, overrides_file
+from .models import BaseModel, overrides_file, provider_facts
 
 _INTROS = {
     "generate": "",
@@ -244,10 +244,9 @@ def fail(
     elif status == 429:
         text = f"{provider} is rate-limiting requests (HTTP 429) and retries did not get through; wait and try again"
     elif status == 504:
-        text = (
-            f"{provider}'s gateway timed out (HTTP 504); the request may still have been charged, check the "
-            "provider's dashboard before retrying"
-        )
+        refunded = provider_facts(provider).refunds_gateway_timeouts
+        then = "; try again later" if refunded else ", check the provider's dashboard before retrying"
+        text = gateway_timeout(provider) + then
     elif status >= 500:
         text = f"{provider} had a server error (HTTP {status}) on every retry; try again later"
     else:

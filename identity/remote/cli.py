@@ -21,6 +21,7 @@ from ..images import load_image
 from ..paths import profiles_dir
 from ..profile import ProfileStore
 from ..prompt import PROFILE_REF
+from ..text import printable
 from .keys import KeyStore
 from .models import DEFAULT_MODEL, all_values, model_names, quality_choices, user_folder
 
@@ -98,6 +99,11 @@ def _run(args, operation: str, inputs: list) -> int:
         if not PROFILE_REF.search(args.prompt):
             raise InvalidRequest("name the people to keep as [[profile-id]] in --prompt, or pass --profile")
         profiles = [store.load(s["id"]) for s in store.summaries()]
+        if not profiles:
+            raise InvalidRequest(
+                f"the profile folder {printable(str(store.folder))} holds no profiles: train one first "
+                "(python -m identity train PHOTOS --name NAME), or pass --store"
+            )
     request = RemoteRequest(
         operation=operation,
         model=args.base_model,

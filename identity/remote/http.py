@@ -31,7 +31,6 @@ from .keys import origin as origin_of
 from .keys import scrub
 from .models import ProviderFacts, provider_facts
 
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
 REDIRECTS = frozenset({301, 302, 303, 307, 308})
 MAX_REDIRECTS = 5
 #: Headers that carry a provider credential: dropped whenever a redirect leaves the origin.
@@ -164,18 +163,17 @@ class Transport:
                     ) from None
                 await self._pause({"error": problem}, self._backoff(attempt))
                 continue
-            if response.status_code == 504 and paid and not idempotent:
+            if response.status_code == 504 and paid and not idempotent and not self.facts.refunds_gateway_timeouts:
                 # A gateway timeout: the provider may still finish, and charge, the first one. Said here, where the
                 # request id is known, whatever the body (gateways answer with HTML).
                 raise MayHaveBeenCharged(
-                    f"{self.provider}'s gateway timed out (HTTP 504); the request may still have been charged, so it "
-                    f"was not sent again (request id {request_id or 'none'}): check the provider's dashboard before "
-                    "retrying",
+                    f"{gateway_timeout(self.provider)}, so it was not sent again (request id {request_id or 'none'}): "
+                    "check the provider's dashboard before retrying",
                     self.provider,
                     504,
                     request_id,
                 )
-            if response.status_code in RETRY_STATUSES and attempt < self.policy.attempts:
+            if self.should_retry(response) and attempt < self.policy.attempts:
                 wait = retry_after(response)
                 if wait is not None and wait > self.policy.max_retry_after:
                     return response  # the caller reports the rate limit with the time the provider asked for
@@ -183,6 +181,14 @@ class Transport:
                 continue
             return response
         raise AssertionError("unreachable")
+
+    def should_retry(self, response: httpx.Response) -> bool:
+        """The provider's own rule: a header that says whether to (OpenAI's servers do), else the statuses it
+        documents as passing."""
+        said = response.headers.get(self.facts.retry_header) if self.facts.retry_header else None
+        if said in ("true", "false"):
+            return said == "true"
+        return response.status_code in self.facts.retry_statuses
 
     async def _follow(
         self,
@@ -290,6 +296,13 @@ class Transport:
 
     def _backoff(self, attempt: int) -> float:
         return min(self.policy.max_delay, self.policy.base_delay * 2 ** (attempt - 1)) * random.uniform(0.8, 1.2)
+
+
+def gateway_timeout(provider: str) -> str:
+    """What an HTTP 504 means for the user's money, as the provider documents it."""
+    if provider_facts(provider).refunds_gateway_timeouts:
+        return f"{provider} timed out (HTTP 504); it refunds requests that time out, so nothing was charged"
+    return f"{provider}'s gateway timed out (HTTP 504); the request may still have been charged"
 
 
 def retry_after(response: httpx.Response) -> float | None:

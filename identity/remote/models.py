@@ -30,12 +30,19 @@ _MODEL_NAME = re.compile(r"[a-z0-9][a-z0-9._-]{0,63}")
 _API_MODEL = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,127}")  # goes into a URL path: no '/', '?' or '#'
 
 
+#: What is retried where a provider documents nothing else: timeouts, rate limits and passing server errors.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
+
+
 @dataclass(frozen=True)
 class ProviderFacts:
     timeouts: dict  # seconds: connect, generate (the paid request), poll, download, job (an async job's budget)
     idempotency_key: str | None  # the request field that makes a re-sent submit safe, where documented
     inputs: dict  # max_side, min_side, max_pixels, max_image_bytes, max_request_bytes
     listing: str | None = None  # the documented path that lists the model ids a key may call, where there is one
+    retry_statuses: frozenset = RETRY_STATUSES  # answers worth sending the request again for
+    retry_header: str | None = None  # a header whose "true"/"false" overrides the status (OpenAI's x-should-retry)
+    refunds_gateway_timeouts: bool = False  # a request that timed out (HTTP 504) is documented as not charged
 
 
 @dataclass(frozen=True)
@@ -157,7 +164,16 @@ def _phota(models: dict[str, BaseModel], phota: dict) -> list[BaseModel]:
 
 def provider_facts(provider: str) -> ProviderFacts:
     entry = _facts()["providers"][provider]
-    return ProviderFacts(entry["timeouts_s"], entry["idempotency_key"], entry["inputs"], entry.get("listing"))
+    retry = entry.get("retry", {})
+    return ProviderFacts(
+        entry["timeouts_s"],
+        entry["idempotency_key"],
+        entry["inputs"],
+        entry.get("listing"),
+        frozenset(retry.get("statuses", RETRY_STATUSES)),
+        retry.get("header"),
+        entry.get("refunds_gateway_timeouts", False),
+    )
 
 
 # ----- user overrides ---------------------------------------------------------------------------------------

@@ -132,7 +132,7 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
         local, external, prompt = _phota_subjects(request, links or default_links())
     else:
         if not request.profiles:
-            raise InvalidRequest("no profiles attached: connect Identity Condition with at least one profile")
+            raise InvalidRequest("no profile given: a closed-model request carries at least one person's profile")
         local, external = request_subjects(request.prompt, request.profiles, request.candidates), []
     limits = provider_facts(model.provider).inputs
     references: list[list[np.ndarray]] = []
@@ -314,22 +314,9 @@ class Execution:
         provider = self.plan.model.provider
         transport = Transport(provider, client, self.policy, self._check, self.retries)
         call = self.plan.call(outputs, attempt)
-        try:
-            return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
-        except (
-            KeyError,
-            TypeError,
-            AttributeError,
-            IndexError,
-            ValueError,
-        ) as exc:  # an answer of a shape we do not know
-            raise ProviderError(
-                f"{provider} answered in a shape this layer does not understand ({type(exc).__name__}); "
-                f"request id {call.request_id}",
-                provider,
-                None,
-                call.request_id,
-            ) from None
+        # Providers read answers through `body`/`member`, which turn any shape into a ProviderError; anything
+        # else raised here is a bug of this pack and keeps its traceback.
+        return await PROVIDERS[provider].run(call, transport, self.plan.credentials)
 
     def _spend(self, item: Generated) -> None:
         if item.notice and item.notice not in self.notices:

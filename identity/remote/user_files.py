@@ -9,29 +9,21 @@ types with `expect`. A file that is read, changed and written back (the links) i
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
 import re
 import stat
 import tempfile
-import threading
 from pathlib import Path
 
 from ..errors import IdentityError, InvalidRequest
-
-try:  # POSIX: the lock holds across processes (the CLI beside ComfyUI); elsewhere within this process only
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
+from ..locks import holding
 
 MAX_BYTES = 1024 * 1024
 MAX_DEPTH = 32
 _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
-_thread_locks: dict[str, threading.Lock] = {}
-_thread_locks_guard = threading.Lock()
 
 
 class _NotFinite(ValueError):
@@ -105,23 +97,10 @@ def _finite(text: str) -> float:
     return value
 
 
-@contextlib.contextmanager
 def locked(path: Path):
     """Holds the lock of `path` (its `.lock` file beside it) for a read-modify-write: other threads, and on POSIX
     other processes, wait (twelve concurrent links kept 5 to 9 of 12 without it)."""
-    with _thread_locks_guard:
-        lock = _thread_locks.setdefault(str(Path(path).resolve()), threading.Lock())
-    with lock:
-        if fcntl is None:  # pragma: no cover - Windows
-            yield
-            return
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path.with_name(path.name + ".lock"), "a") as handle:
-            fcntl.flock(handle, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle, fcntl.LOCK_UN)
+    return holding(path.with_name(path.name + ".lock"))
 
 
 def write_json(path: Path, value) -> None:

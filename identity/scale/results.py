@@ -12,6 +12,7 @@ images are scored again. Rows are keyed by (path, sha256): a key already committ
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import time
@@ -21,6 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ..errors import IdentityError
+from ..locks import holding
 from ..paths import writable_folder
 
 FORMAT = "identity-layer.batch-results"
@@ -29,11 +31,6 @@ MANIFEST = "batch.json"
 
 #: A part is written at the latest this many seconds after its first row, bounding the work a crash loses.
 FLUSH_SECONDS = 30.0
-
-try:  # POSIX: one writer per folder; elsewhere the folder is not locked
-    import fcntl
-except ImportError:  # pragma: no cover - Windows
-    fcntl = None
 
 
 def image_schema(ids: list[str]) -> pa.Schema:
@@ -103,13 +100,11 @@ class ResultsFolder:
         return self
 
     def _take_lock(self) -> None:
-        if fcntl is None:
-            return
-        self._lock = open(self.folder / ".lock", "w")
+        """One writer per folder, for as long as it is open."""
+        self._lock = contextlib.ExitStack()
         try:
-            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            self._lock.close()
+            self._lock.enter_context(holding(self.folder / ".lock", wait=False))
+        except BlockingIOError:
             self._lock = None
             raise IdentityError(
                 f"another batch-score is writing {self.folder}; wait for it or use another --out"

@@ -80,6 +80,13 @@ def train(
     return job
 
 
+def unsaved_profile(images: list[np.ndarray], engine: Engine, name: str = "photos") -> Profile:
+    """A profile made in memory from photos of one person, for a node that uses them directly: nothing is
+    written and no job is listed; a photo without a usable face fails as in training, with each photo's reason."""
+    photos = [Photo(f"photo {number}", image) for number, image in enumerate(images, 1)]
+    return train(photos, name, engine, registry=JobRegistry()).profile
+
+
 def start_training(
     photos: list[Photo],
     name: str,
@@ -148,7 +155,7 @@ def _run(
     try:
         job.update(Status.VALIDATING, f"checking {len(photos)} photos")
         sizes = _validate(job, photos, verdicts, check, family(kind).advice)
-        job.update(Status.QUEUING, "waiting for the face engine", done=0)
+        job.update(Status.QUEUING, family(kind).waiting, done=0)
         with engine.training:
             job.update(Status.IN_PROGRESS, family(kind).finding)
             found = _analyse(job, photos, verdicts, sizes, engine, check)

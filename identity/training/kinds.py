@@ -29,6 +29,7 @@ MIN_ANIMAL = 64  # px, shorter side of the animal's box in the photo
 
 class Rules(Protocol):
     kind: str  # the profile's kind: "person", "cat" or "dog"
+    waiting: str  # what the job says while another training holds the engine
     finding: str  # what the job says while the engine analyses the photos
     advice: str  # how to get photos accepted, ending "no photo accepted (…)"
     accepted: str  # the reason an accepted photo gives
@@ -55,6 +56,7 @@ class Rules(Protocol):
 
 class People:
     kind = PERSON
+    waiting = "waiting for the face engine"
     finding = "finding faces"
     advice = f"use clear, well-lit photos where the person's face is at least {MIN_FACE} px"
     accepted = "good photo of the subject"
@@ -87,6 +89,7 @@ class People:
 
 
 class Animals:
+    waiting = "waiting for the pet engine"
     finding = "finding cats and dogs"
     advice = f"use clear, well-lit photos where the animal is at least {MIN_ANIMAL} px and the main subject"
     faces = False
