@@ -27,11 +27,13 @@ class IdentityConditionQwenEdit(io.ComfyNode):
             "profile in order. [[profile_id]] in either prompt becomes 'the person in Picture N (Name)'. The node "
             "takes 3 pictures in all.",
             inputs=[
-                io.Clip.Input("clip"),
-                io.Vae.Input("vae"),
-                Profiles.Input("profiles"),
+                io.Clip.Input("clip", tooltip="Qwen-Image-Edit's text encoder (Qwen2.5-VL), from Load CLIP"),
+                io.Vae.Input("vae", tooltip="Qwen-Image's VAE: the pictures also go in as reference latents"),
+                Profiles.Input("profiles", tooltip="from Profile Load: each profile's portraits become pictures"),
                 io.String.Input("prompt", multiline=True, default="", tooltip="e.g. [[barack-obama]] waves"),
-                io.String.Input("negative_prompt", multiline=True, default=""),
+                io.String.Input(
+                    "negative_prompt", multiline=True, default="", tooltip="what to avoid (it sees the pictures too)"
+                ),
                 io.Int.Input("portraits", default=1, min=1, max=MAX_PORTRAITS, tooltip="pictures per profile"),
                 io.Image.Input("image", optional=True, tooltip="your photo to edit: Picture 1"),
             ],
@@ -68,10 +70,15 @@ class IdentityConditionReferenceLatents(io.ComfyNode):
             "Name them in the prompt with Identity References (same target, own_images = references already "
             "in the conditioning).",
             inputs=[
-                io.Conditioning.Input("conditioning"),
-                io.Vae.Input("vae"),
-                Profiles.Input("profiles"),
-                io.Combo.Input("target", options=["flux2", "kontext"], default="flux2"),
+                io.Conditioning.Input("conditioning", tooltip="the prompt's conditioning, from CLIP Text Encode"),
+                io.Vae.Input("vae", tooltip="the model's VAE: each portrait is encoded into a reference latent"),
+                Profiles.Input("profiles", tooltip="from Profile Load: each profile's portraits become references"),
+                io.Combo.Input(
+                    "target",
+                    options=["flux2", "kontext"],
+                    default="flux2",
+                    tooltip="FLUX.2 [dev] or Flux.1 Kontext [dev]: whose limits the references are fitted to (up to 4, 1024 px)",
+                ),
                 io.Int.Input("portraits", default=1, min=1, max=MAX_PORTRAITS, tooltip="references per profile"),
             ],
             outputs=[io.Conditioning.Output(display_name="conditioning"), io.String.Output(display_name="report")],

@@ -22,7 +22,7 @@ class IdentityReferences(io.ComfyNode):
             "model names its input images ('Picture 2', 'image 2', '@Image2'). Too many images for the model "
             "are refused before anything runs; 'report' says which image shows whom.",
             inputs=[
-                Profiles.Input("profiles"),
+                Profiles.Input("profiles", tooltip="from Profile Load: the people whose references are made"),
                 io.Combo.Input(
                     "target",
                     options=list(TARGETS),
