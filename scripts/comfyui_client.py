@@ -252,9 +252,10 @@ TEMPLATES = {
     "flux_identity_then_arcface_rank": "6. Flux.1 Dev, four candidates ranked by ArcFace",
     "flux2_reference_identity": "7. FLUX.2 Dev with a profile as reference image",
     "kontext_reference_identity": "8. Flux.1 Kontext with a profile as reference image",
-    "remote_generate_portrait_nb2": "9. Paid API, a portrait of a profile (Nano Banana 2)",
-    "remote_edit_group_photo_gpt_image_2": "10. Paid API, edit a group photo (gpt-image-2)",
-    "remote_enhance_nb2": "11. Paid API, enhance a photo (Nano Banana 2)",
+    "qwen_image_edit_references_gate": "9. Qwen-Image-Edit with a profile's pictures and the identity gate",
+    "remote_generate_portrait_nb2": "10. Paid API, a portrait of a profile (Nano Banana 2)",
+    "remote_edit_group_photo_gpt_image_2": "11. Paid API, edit a group photo (gpt-image-2)",
+    "remote_enhance_nb2": "12. Paid API, enhance a photo (Nano Banana 2)",
 }
 
 

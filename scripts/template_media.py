@@ -44,6 +44,7 @@ SHOWS = {
     "flux_identity_then_arcface_rank": "faces",
     "flux2_reference_identity": "face",
     "kontext_reference_identity": "face",
+    "qwen_image_edit_references_gate": "face",
     "remote_generate_portrait_nb2": "face",
     "remote_edit_group_photo_gpt_image_2": "group",
     "remote_enhance_nb2": "face",
