@@ -49,6 +49,11 @@ MAX_FIELD_BYTES = 4096
 IDLE_SECONDS = 30
 UPLOAD_SECONDS = 600
 MAX_PORTRAIT_DIGITS = 4
+#: Uploads received at once (each holds up to MAX_UPLOAD_BYTES in memory until its photos are trained) and trainings
+#: waiting or running; past either, a new upload is answered 503 / 429 with Retry-After before its body is read.
+MAX_UPLOADS_AT_ONCE = 2
+MAX_UNFINISHED_TRAININGS = 4
+_receiving = 0
 STATUS = (
     (InvalidProfileId, 400),
     (ProfileNotFound, 404),
@@ -78,6 +83,13 @@ def register_routes(routes: web.RouteTableDef | None = None) -> None:
 
 def error(status: int, message: str) -> web.Response:
     return web.json_response({"error": message}, status=status)
+
+
+def busy(status: int, message: str, retry_after: int) -> web.Response:
+    """Too much at once: the client is told when to try again (Retry-After, seconds)."""
+    answer = error(status, message)
+    answer.headers["Retry-After"] = str(retry_after)
+    return answer
 
 
 def answers_json(handler):
@@ -172,6 +184,12 @@ async def create_profile(request: web.Request) -> web.Response:
         raise UploadTooLarge(
             f"the upload is over {MAX_UPLOAD_BYTES // (1024 * 1024)} MiB; upload fewer or smaller photos"
         )
+    global _receiving
+    if JOBS.unfinished() >= MAX_UNFINISHED_TRAININGS:
+        return busy(429, f"{MAX_UNFINISHED_TRAININGS} trainings are waiting or running; try again when one is done", 30)
+    if _receiving >= MAX_UPLOADS_AT_ONCE:
+        return busy(503, f"{_receiving} uploads are being received; try again in a few seconds", 5)
+    _receiving += 1
     try:
         batch, fields = await asyncio.wait_for(read_upload(request), UPLOAD_SECONDS)
     except asyncio.TimeoutError:  # not the builtin TimeoutError on Python 3.10
@@ -184,8 +202,10 @@ async def create_profile(request: web.Request) -> web.Response:
             "the upload is not well-formed multipart/form-data (no or another boundary, a part header "
             "over 8 kB, or a cut-off body); send the form as a browser does"
         ) from None
+    finally:
+        _receiving -= 1
     photos = batch.finish()
-    overwrite = fields.get("overwrite", "").strip().lower() in ("1", "true", "on", "yes")
+    overwrite = wants_overwrite(fields)
     server = PromptServer.instance
 
     def push(job) -> None:
@@ -214,9 +234,13 @@ async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]
     """The photos and fields of a multipart upload; the name is checked as soon as it arrives."""
     batch, fields = UploadBatch(), {}
     reader = await request.multipart()
+    first_photo = True
     while (part := await idle_bound(reader.next())) is not None:
         name = getattr(part, "name", None)
         if name == "photos":
+            if first_photo and "name" in fields and not wants_overwrite(fields):
+                await asyncio.to_thread(refuse_taken_name, fields["name"])  # before any photo is read
+            first_photo = False
             batch.begin(part.filename)
             while chunk := await idle_bound(part.read_chunk(UPLOAD_READ_BYTES)):
                 batch.feed(chunk)
@@ -228,6 +252,19 @@ async def read_upload(request: web.Request) -> tuple[UploadBatch, dict[str, str]
         else:
             raise UploadRefused(f"unexpected form field {str(name)[:40]!r}; send name, overwrite, kind and photos")
     return batch, fields
+
+
+def wants_overwrite(fields: dict[str, str]) -> bool:
+    return fields.get("overwrite", "").strip().lower() in ("1", "true", "on", "yes")
+
+
+def refuse_taken_name(name: str) -> None:
+    taken = profile_store().named(name)
+    if taken is not None:
+        raise ProfileExists(
+            f"a profile named {clean_name(name)!r} already exists ({taken}); to retrain it, send overwrite=true "
+            "(the panel's 'Retrain' box)"
+        )
 
 
 async def idle_bound(read):

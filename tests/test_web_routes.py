@@ -11,7 +11,7 @@ import uuid
 
 import pytest
 from comfyui import Listener
-from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, text_bomb_png
+from conftest import ROOT, TOM_HANKS, crafted, face, needs_faces, text_bomb_png, wait_until
 from fake_providers import KEYS
 from PIL import Image
 
@@ -472,6 +472,62 @@ def test_a_stalled_upload_is_answered_and_let_go(comfyui):
         waited = time.monotonic() - started
     assert answer.startswith("HTTP/1.1 408"), answer[:200]
     assert "stalled" in answer and idle - 1 <= waited <= idle + 20, waited
+
+
+def _half_sent(comfyui, name: str, **fields):
+    """A connection that has sent the form's fields and half of its photo, then says nothing more."""
+    import socket
+    from urllib.parse import urlsplit
+
+    body, content_type = multipart({"name": name, **fields}, [tom()])
+    address = urlsplit(comfyui.client.url)
+    connection = socket.create_connection((address.hostname, address.port), timeout=60)
+    connection.sendall(
+        f"POST /identity/profiles HTTP/1.1\r\nHost: {address.netloc}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n".encode()
+        + body[: len(body) // 2]
+    )
+    return connection
+
+
+def test_a_taken_name_is_refused_before_the_photos_are_read(comfyui):
+    status, answer = upload(comfyui, "Taken Early", [tom()])
+    profile_id = wait_for(comfyui, answer["job"])["profile_id"]
+    try:
+        with _half_sent(comfyui, "taken early") as connection:  # the rest of the photo never comes
+            answer = connection.recv(65536).decode(errors="replace")
+        assert answer.startswith("HTTP/1.1 409") and "already exists" in answer and "overwrite" in answer, answer
+    finally:
+        call(comfyui, "DELETE", f"/identity/profiles/{profile_id}")
+
+
+def test_uploads_past_the_limit_are_told_when_to_try_again_before_their_body_is_read(comfyui):
+    import re
+
+    limit = int(re.search(r"^MAX_UPLOADS_AT_ONCE = (\d+)", (ROOT / "nodes" / "routes.py").read_text(), re.M)[1])
+    held = [_half_sent(comfyui, f"Held Upload {n}") for n in range(limit)]
+    try:
+        wait_until(
+            lambda: upload(comfyui, "One Too Many", [("blank.png", png())])[0] == 503,
+            "the upload past the limit answered 503",
+        )
+        status, answer = call(
+            comfyui, "POST", "/identity/profiles", *multipart({"name": "One Too Many"}, [("blank.png", png())])
+        )
+        assert status == 503 and "uploads are being received" in answer["error"], answer
+        body, content_type = multipart({"name": "One Too Many"}, [("blank.png", png())])
+        request = urllib.request.Request(
+            comfyui.client.url + "/identity/profiles", data=body, method="POST", headers={"Content-Type": content_type}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=60)
+        assert refused.value.code == 503 and refused.value.headers["Retry-After"] == "5"
+    finally:
+        for connection in held:
+            connection.close()
+    wait_until(
+        lambda: upload(comfyui, "After The Held Ones", [("blank.png", png())])[0] != 503, "uploads accepted again"
+    )
 
 
 def test_a_huge_portrait_index_and_nested_json_get_a_sentence(comfyui):

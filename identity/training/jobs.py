@@ -136,6 +136,11 @@ class JobRegistry:
             for old in sorted(finished, key=lambda j: j.updated)[: max(0, len(self._jobs) - self._keep)]:
                 del self._jobs[old.job_id]
 
+    def unfinished(self) -> int:
+        """How many jobs are checking photos, waiting for the engine or training."""
+        with self._lock:
+            return sum(not j.status.finished for j in self._jobs.values())
+
     def get(self, job_id: str) -> TrainingJob | None:
         with self._lock:
             return self._jobs.get(job_id)
