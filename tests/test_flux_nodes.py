@@ -135,14 +135,8 @@ def test_object_info_lists_the_local_model_nodes(comfyui):
             inputs,
             outputs,
         )
-    assert info["IdentityConditionFlux"]["input_order"]["optional"] == [
-        "profiles",
-        "masks",
-        "image",
-        "face_engine",
-        "true_cfg",
-        "photos",
-    ]
+    flux_inputs = NODES["IdentityConditionFlux"][1]
+    assert info["IdentityConditionFlux"]["input_order"]["optional"] == flux_inputs[flux_inputs.index("profiles") :]
     assert info["IdentityPuLIDLoader"]["input"]["optional"]["allow_other_recognizer"][1]["default"] is False
 
 

@@ -65,20 +65,38 @@ def test_a_gateway_timeout_on_a_paid_call_is_not_re_sent(fake, keys, people, emb
     assert len(fake.posts("openai")) == 1
 
 
-@needs_faces
-def test_phota_is_re_sent_with_its_idempotency_key_and_charges_once(fake, keys, people, embedded, tmp_path):
+def phota_edit(fake, people, folder) -> RemoteRequest:
+    """An edit of Obama on Phota, his local profile linked to Phota's READY `ph0bama`."""
     fake.phota_profiles["ph0bama"] = "READY"
-    PhotaLinks(tmp_path / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
-    fake.faults = ["timeout_after_accept"]  # the job is created, but its 202 arrives after the client gave up
-    request = RemoteRequest(
+    PhotaLinks(folder / "phota_links.json").link(people["Barack Obama"].id, "ph0bama")
+    return RemoteRequest(
         operation="edit",
         model="phota/nb2",
         profiles=[people["Barack Obama"]],
         prompt="[[barack-obama]] with a hat",
         inputs=[load_image(face("obama/obama1.jpg"))],
     )
+
+
+@needs_faces
+def test_phota_is_re_sent_with_its_idempotency_key_and_charges_once(fake, keys, people, embedded, tmp_path):
+    request = phota_edit(fake, people, tmp_path)
+    fake.faults = ["timeout_after_accept"]  # the job is created, but its 202 arrives after the client gave up
     result = run(request, keys, embedded, policy=SHORT)
     submits = fake.posts("phota")
     assert len(submits) == 2 and submits[0].json["client_request_id"] == submits[1].json["client_request_id"]
     assert fake.charged == 1, "the re-send returned the original job"
     assert result.report["retries"][0]["error"].startswith("timed out") and len(result.images) == 1
+
+
+@needs_faces
+def test_a_phota_timeout_says_it_was_refunded(fake, keys, people, embedded, tmp_path):
+    """Phota documents that a request answering 504 is not charged; other vendors' 504s may have been."""
+    fake.stall_seconds = 0.1
+    request = phota_edit(fake, people, tmp_path)
+    fake.faults = ["timeout"] * FAST.attempts
+    with pytest.raises(
+        ProviderError, match=r"phota timed out \(HTTP 504\); it refunds .* nothing was charged"
+    ) as error:
+        run(request, keys, embedded, policy=FAST)
+    assert "may" not in str(error.value) and len(fake.posts("phota")) == FAST.attempts
