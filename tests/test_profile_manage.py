@@ -11,7 +11,7 @@ from conftest import TOM_HANKS, finished
 from identity.errors import Cancelled, IdentityError, InvalidProfileId, ProfileExists, ProfileNotFound, TrainingBusy
 from identity.images import encode_jpeg
 from identity.profile import ProfileStore, clean_name
-from identity.profile.store import LOCK_FILE
+from identity.profile.store import LOCK_FILE, RENAMES_FILE
 from identity.training import Photo, Status, start_training, train
 from identity.training.jobs import JobRegistry
 
@@ -30,8 +30,8 @@ def test_a_rename_keeps_the_id_and_everything_else(store, tom_profile):
     assert loaded.name == "Thomas Hanks" and (loaded.embeddings == tom_profile.embeddings).all()
     assert store.resolve("thomas hanks") == tom_profile.id
     assert store.ids() == [tom_profile.id]
-    left = [p.name for p in store.folder.iterdir() if p.name != LOCK_FILE]
-    assert left == [f"{tom_profile.id}.safetensors"], "no temporary file is left"
+    left = sorted(p.name for p in store.folder.iterdir() if p.name != LOCK_FILE)
+    assert left == [RENAMES_FILE, f"{tom_profile.id}.safetensors"], "the rename is recorded; no temporary file is left"
 
 
 def test_a_rename_to_another_profiles_name_or_an_unknown_id_is_refused(store, tom_profile):
