@@ -15,8 +15,9 @@ from .glue import Profiles, hashed, profile_store
 
 
 def profile_ids() -> list[str]:
-    """The picker's values, in the order of the names the picker shows for them."""
-    return [summary["id"] for summary in profile_store().summaries()]
+    """The picker's values, in the order of the names the picker shows for them. ComfyUI asks for them on its
+    event loop (`/object_info`, and each queued prompt's validation), so no profile header is read here."""
+    return profile_store().listed_ids()
 
 
 class ProfileLoad(io.ComfyNode):

@@ -21,11 +21,11 @@ pytest.importorskip("pyarrow.parquet", reason="pyarrow is not installed (pip ins
 HOSTILE = "x\x1b]0;pwned\x07\x1b[2J\n✓ forged.jpg: good photo of the subject\r.jpg"
 
 
-def identity(*argv, timeout: float = 120) -> subprocess.CompletedProcess:
+def identity(*argv, timeout: float = 120, cwd=ROOT) -> subprocess.CompletedProcess:
     """`python -m identity …` as a user runs it; a run that hangs fails the test (and is killed)."""
     return subprocess.run(
         [sys.executable, "-m", "identity", *map(str, argv)],
-        cwd=ROOT,
+        cwd=cwd,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -102,3 +102,25 @@ def test_file_names_with_terminal_escapes_are_printed_and_stored_escaped(tmp_pat
     assert stored.endswith("x\\x1b]0;pwned\\x07\\x1b[2J\\n✓ forged.jpg: good photo of the subject\\r.jpg"), stored
     scored = identity("score", photos, "--profile", "Escaped Tom", "--engine", "embedded", "--store", store)
     assert scored.returncode == 0 and "\x1b" not in scored.stdout and "\\x1b" in scored.stdout, scored.stdout
+
+
+def test_batch_scores_summary_shows_paths_as_typed_and_escaped(tmp_path, tom_profile):
+    """Results keep absolute paths (to resume from anywhere); the terminal gets them relative to where the user
+    is, and a hostile name escaped, so that a summary line can be neither forged nor a disclosure."""
+    ProfileStore(tmp_path / "profiles").save(tom_profile)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(TOM_HANKS, photos / "tom.png")
+    (photos / HOSTILE).write_bytes(b"not an image at all")
+    args = ["batch-score", "photos", "--profile", "Tom Hanks", "--engine", "embedded", "--store", "profiles"]
+    done = identity(*args, "--out", "results", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    for output in (done.stdout, done.stderr):
+        assert "\x1b" not in output and "\x07" not in output and "\r" not in output, output
+        assert str(tmp_path) not in output, f"an absolute path in the terminal output: {output}"
+    assert not any(line.startswith("✓ forged.jpg") for line in done.stdout.splitlines()), done.stdout
+    assert done.stdout.startswith("results: 2 images"), done.stdout
+    failure = "  ✗ photos/x\\x1b]0;pwned\\x07\\x1b[2J\\n✓ forged.jpg: good photo of the subject\\r.jpg: "
+    assert failure in done.stdout, done.stdout
+    stored = json.loads(identity(*args, "--out", "results", "--json", cwd=tmp_path).stdout)["failures"][0]["path"]
+    assert stored == str(photos / HOSTILE), "the results keep the absolute path, as it is on disk"

@@ -19,6 +19,7 @@ import os
 import stat
 import struct
 import tempfile
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -63,6 +64,7 @@ class ProfileStore:
         # id -> (stamp, summary): ComfyUI lists the profiles several times per queued prompt (the picker, each
         # node's fingerprint), and a header is read again only when its file changed.
         self._summaries: BoundedCache[tuple[tuple, dict]] = BoundedCache(SUMMARIES)
+        self._reading = threading.Lock()  # held by the one thread that reads headers for `listed_ids`
 
     def __repr__(self) -> str:
         return f"ProfileStore({str(self.folder)!r})"
@@ -170,6 +172,9 @@ class ProfileStore:
             raise
         _fsync_folder(self.folder)
         self._loaded.pop(profile.id)
+        # known at once to `listed_ids`: a profile trained in this process is in the picker, by name, right away
+        summary = summarize(profile.metadata(), len(profile.embeddings), len(profile.portraits))
+        self._summaries.put(profile.id, (self.stamp(profile.id), summary))
 
     def load(self, profile_id: str) -> Profile:
         path, stamp = self.path(profile_id), self.stamp(profile_id)
@@ -239,6 +244,29 @@ class ProfileStore:
             self._summaries.put(profile_id, (stamp, summary))
             found.append(dict(summary))
         return sorted(found, key=lambda s: (name_key(s["name"]), s["id"]))
+
+    def listed_ids(self) -> list[str]:
+        """The ids in `summaries`' order, for a caller on ComfyUI's event loop (the picker's options, each prompt's
+        validation): no header is read in this thread. Files whose headers are not yet known are read by one
+        background thread; until it is done they come last, by id, and a file it finds broken is left out."""
+        known, unread = [], []
+        for profile_id in self.ids():
+            stamp = self.stamp(profile_id)
+            cached = self._summaries.get(profile_id)
+            if cached and cached[0] == stamp:
+                known.append(cached[1])
+            elif not self._warned.get((profile_id, stamp)):
+                unread.append(profile_id)
+        if unread and self._reading.acquire(blocking=False):
+            threading.Thread(target=self._read_headers, name="identity-profile-headers", daemon=True).start()
+        known.sort(key=lambda s: (name_key(s["name"]), s["id"]))
+        return [s["id"] for s in known] + unread
+
+    def _read_headers(self) -> None:
+        try:
+            self.summaries()
+        finally:
+            self._reading.release()
 
     def _summary(self, profile_id: str) -> dict:
         _check_header(self.path(profile_id))

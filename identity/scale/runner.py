@@ -20,6 +20,7 @@ from ..images import collect_photos
 from ..matching import cohort
 from ..paths import writable_folder
 from ..profile import Profile, ProfileStore
+from ..text import printable, shown_path
 from .cluster import require_ray, score_on_ray
 from .results import ResultsFolder
 from .worker import SCORED, UNREADABLE, ImageScorer, file_sha256
@@ -97,7 +98,7 @@ def batch_score(
             "cohort": None if known is None else {p.id: store.path(p.id).read_bytes() for p in known},
         }
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
-        log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {options.out}")
+        log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {shown_path(options.out)}")
         progress = Progress(len(pending), log)
         for rows in _score(pending, scorer, options, log):  # on any exit, close() below commits the rows received
             new = results.add(rows)  # a retried task's rows count once, unreadable ones included
@@ -224,7 +225,7 @@ def describe(summary: dict) -> str:
     """The summary for a terminal."""
     run = summary["this_run"]
     lines = [
-        f"{summary['results']}: {summary['images']} images, {summary['faces']} faces, {summary['unreadable']} "
+        f"{shown_path(summary['results'])}: {summary['images']} images, {summary['faces']} faces, {summary['unreadable']} "
         f"unreadable ({run['scored']} scored now at {run['images_per_second']} images/s, {run['skipped']} "
         "already there)"
     ]
@@ -235,7 +236,7 @@ def describe(summary: dict) -> str:
         f"  all profiles found: {summary['matches_all']} images"
         + (f", {summary['copied']} copied" if "copied" in summary else "")
     )
-    lines += [f"  ✗ {failure['path']}: {failure['reason']}" for failure in summary["failures"]]
+    lines += [f"  ✗ {shown_path(failure['path'])}: {printable(failure['reason'])}" for failure in summary["failures"]]
     return "\n".join(lines)
 
 
@@ -253,10 +254,10 @@ def copy_matches(images: pa.Table, min_similarity: float, folder: Path, log: Cal
             try:
                 data = source.read_bytes()
             except OSError as exc:
-                log(f"not copied: {source} ({exc.strerror or exc})")
+                log(f"not copied: {shown_path(source)} ({exc.strerror or exc})")
                 continue
             if hashlib.sha256(data).hexdigest() != row["sha256"]:
-                log(f"not copied: {source} (changed since it was scored; run again to score it)")
+                log(f"not copied: {shown_path(source)} (changed since it was scored; run again to score it)")
                 continue
             temporary = target.with_name(f".{target.name}.tmp")
             temporary.write_bytes(data)
