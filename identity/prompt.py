@@ -22,15 +22,20 @@ def referenced_ids(prompt: str) -> list[str]:
 
 
 def resolve_reference(ref: str, profiles: list[Profile]) -> Profile:
+    """The supplied profile `ref` names: its id, else its name written as an id, else a name it had before a
+    rename (a prompt written before the rename keeps working; a current name wins over a former one)."""
     for profile in profiles:
         if profile.id == ref:
             return profile
-    by_name = [p for p in profiles if slug(p.name) == ref]
-    if len(by_name) == 1:
-        return by_name[0]
     supplied = ", ".join(f"{p.id} ({p.name})" for p in profiles) or "none"
-    if len(by_name) > 1:
-        raise IdentityError(f"[[{ref}]] matches several supplied profiles by name; use the id (supplied: {supplied})")
+    for names in (lambda p: (p.name,), lambda p: p.former_names):
+        matches = [p for p in profiles if ref in {slug(name) for name in names(p)}]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise IdentityError(
+                f"[[{ref}]] matches several supplied profiles by name; use the id (supplied: {supplied})"
+            )
     raise IdentityError(f"the prompt names [[{ref}]], which is not among the supplied profiles (supplied: {supplied})")
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import signal
@@ -322,3 +323,30 @@ def test_a_rename_is_recorded_so_a_former_name_finds_the_profile(tmp_path, tom_p
         store.resolve("Tom Hanks")  # the profile that had it is gone
     (tmp_path / ".renames.json").write_text("{not json")
     assert store.resolve("Thomas Hanks") == other.id, "a broken record hides no current name"
+
+
+def test_a_fifo_or_a_huge_file_as_the_rename_record_never_blocks(tmp_path, tom_profile):
+    store = ProfileStore(tmp_path)
+    store.save(tom_profile)
+    store.rename(tom_profile.id, "Thomas Hanks")
+    record = tmp_path / ".renames.json"
+    record.unlink()
+    os.mkfifo(record)  # opened for reading, a FIFO blocks until a writer comes: it must be skipped, not opened so
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            f"from identity.profile import ProfileStore; print(ProfileStore({str(tmp_path)!r}).load({tom_profile.id!r}).name)",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "Thomas Hanks", done.stderr
+    assert "not a regular file" in done.stderr, done.stderr
+    record.unlink()
+    record.write_text(json.dumps({"renames": [{"name": "x", "id": tom_profile.id}] * 40_000}))
+    assert record.stat().st_size > 1024 * 1024
+    with pytest.raises(ProfileNotFound):
+        ProfileStore(tmp_path).resolve("Tom Hanks")  # the oversized record is not read

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from identity.errors import IdentityError
+from identity.profile import ProfileStore
 from identity.prompt import compile_prompt, referenced_ids, subjects
 from identity.remote.call import Call, layout
 from identity.remote.models import base_model
@@ -23,6 +26,25 @@ def test_refs_resolve_by_id_or_by_name_among_supplied_profiles_only(people):
         subjects("[[kamala-harris]] at work", [obama, biden])
     with pytest.raises(IdentityError, match="not among the supplied"):
         subjects("[[joe-biden]]", [obama])
+
+
+def test_a_prompt_written_before_a_rename_still_names_the_profile(tmp_path, people):
+    """`[[joe-biden]]` in a saved workflow after "Joe Biden" became "Joseph Biden": the store's rename record
+    gives the loaded profile its former names; a profile that holds the name now comes first."""
+    store = ProfileStore(tmp_path)
+    obama, biden = people["Barack Obama"], people["Joe Biden"]
+    store.save(biden)
+    store.save(obama)
+    store.rename(biden.id, "Joseph Biden")
+    renamed = store.load(biden.id)
+    assert renamed.former_names == ("Joe Biden",)
+    assert subjects("[[joe-biden]] waves", [obama, renamed]) == [renamed]
+    assert subjects("[[joseph-biden]] waves", [obama, renamed]) == [renamed]
+    assert compile_prompt("[[joe-biden]] waves", [renamed], lambda p: p.name) == "Joseph Biden waves"
+    store.rename(obama.id, "Joe Biden")  # the former name taken by another profile: the current holder wins
+    assert subjects("[[joe-biden]]", [store.load(obama.id), store.load(biden.id)]) == [store.load(obama.id)]
+    with pytest.raises(IdentityError, match=r"\[\[joe-biden\]\], which is not among the supplied profiles"):
+        subjects("[[joe-biden]]", [replace(renamed, former_names=())])  # without the record, no former name
 
 
 def test_compile_replaces_each_ref(people):

@@ -70,6 +70,9 @@ class Profile:
     impostors: np.ndarray | None = None  # [M, D] unit embeddings; None when the photos held nobody else
     large_portraits: np.ndarray | None = None
     large_references: np.ndarray | None = None
+    #: Names the profile had before a rename (the store's rename record, not the file): `[[former-name]]` in a
+    #: prompt written before the rename still finds it.
+    former_names: tuple[str, ...] = ()
 
     @property
     def threshold(self) -> float:

@@ -30,6 +30,7 @@ from ..cache import BoundedCache
 from ..errors import InvalidProfileId, ProfileExists, ProfileFormatError, ProfileNotFound
 from ..locks import holding
 from ..paths import writable_folder
+from ..remote.user_files import read_json
 from .ids import ID_PATTERN, clean_name, name_key, validate_id
 from .profile import FORMAT, Profile, summarize
 
@@ -189,6 +190,8 @@ class ProfileStore:
             raise ProfileFormatError(
                 f"{path.name} holds profile {profile.id!r}, not {profile_id!r}; rename the file back"
             )
+        former = tuple(e["name"] for e in self._renames() if e["id"] == profile_id and e["name"] != profile.name)
+        profile = replace(profile, former_names=former)  # a rename rewrites the file, so the stamp keys this too
         self._loaded.put(profile_id, (stamp, profile))
         return profile
 
@@ -324,17 +327,18 @@ class ProfileStore:
         return {name_key(entry["name"]): entry["id"] for entry in self._renames() if self.exists(entry["id"])}
 
     def _renames(self) -> list[dict]:
+        """The rename record's entries; read as the user's own files are (anyone who can write to the folder may
+        have put a FIFO or a huge file there), and a broken record only means former names are not looked up."""
         try:
-            with open(self.folder / RENAMES_FILE, encoding="utf-8") as handle:
-                entries = json.load(handle).get("renames", [])
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError, AttributeError) as exc:
-            self._warn("renames", None, f"{RENAMES_FILE} is not readable ({exc}); former names are not looked up")
+            record = read_json(self.folder / RENAMES_FILE, ProfileFormatError) or {}
+            entries = record.get("renames", []) if isinstance(record, dict) else []
+        except ProfileFormatError as exc:
+            self._warn("renames", None, f"{exc}; former names are not looked up")
             return []
         return [
             e
             for e in entries
+            if isinstance(entries, list)
             if isinstance(e, dict) and isinstance(e.get("name"), str) and ID_PATTERN.fullmatch(str(e.get("id")))
         ]
 

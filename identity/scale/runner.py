@@ -98,7 +98,9 @@ def batch_score(
             "cohort": None if known is None else {p.id: store.path(p.id).read_bytes() for p in known},
         }
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
-        log(f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {shown_path(options.out)}")
+        log(
+            f"scoring {len(pending)} images in {where}; {len(paths) - len(pending)} already in {shown_path(options.out)}"
+        )
         progress = Progress(len(pending), log)
         for rows in _score(pending, scorer, options, log):  # on any exit, close() below commits the rows received
             new = results.add(rows)  # a retried task's rows count once, unreadable ones included
