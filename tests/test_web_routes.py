@@ -606,3 +606,44 @@ def test_broken_files_in_the_profile_folder_hide_nothing(comfyui, tmp_path):
     finally:
         for profile_id in hostile:
             (folder / f"{profile_id}.safetensors").unlink(missing_ok=True)
+
+
+@needs_faces
+def test_trainings_past_the_limit_are_told_when_to_try_again(comfyui):
+    """Trainings run one at a time; those waiting or running are capped, so uploads cannot pile up photos in
+    memory. Each accepted upload here is 24 photos (seconds of work), so the cap is reached long before the first
+    is done; the 429 names the limit and when to try again, and uploads are taken again once trainings end."""
+    import re
+
+    limit = int(re.search(r"^MAX_UNFINISHED_TRAININGS = (\d+)", (ROOT / "nodes" / "routes.py").read_text(), re.M)[1])
+    accepted, refused = [], None
+    body_photos = [tom()] * 24
+    for n in range(limit + 4):
+        body, content_type = multipart({"name": f"Queued Person {n}"}, body_photos)
+        request = urllib.request.Request(
+            comfyui.client.url + "/identity/profiles", data=body, method="POST", headers={"Content-Type": content_type}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=120) as response:
+                accepted.append(json.loads(response.read())["job"])
+        except urllib.error.HTTPError as exc:
+            refused = (exc.code, exc.headers["Retry-After"], json.loads(exc.read()))
+            break
+    try:
+        assert refused is not None, f"{len(accepted)} trainings were all accepted"
+        status, retry_after, answer = refused
+        assert (status, retry_after) == (429, "30"), refused
+        assert f"{limit} trainings are waiting or running" in answer["error"], answer
+        unfinished = [
+            j for j in call(comfyui, "GET", "/identity/profiles")[1]["jobs"] if j["status"] not in ("READY", "ERROR")
+        ]
+        assert len(accepted) >= limit and len(unfinished) >= limit - 1, (len(accepted), unfinished)
+        for job in accepted:
+            assert wait_for(comfyui, job)["status"] == "READY"
+        status, answer = upload(comfyui, "Queued Person After", [tom()])
+        assert status == 202, answer
+        accepted.append(answer["job"])
+        wait_for(comfyui, answer["job"])
+    finally:
+        for job in accepted:
+            call(comfyui, "DELETE", f"/identity/profiles/{job['profile_id']}")
