@@ -129,6 +129,16 @@ def best_portraits(profile: Profile) -> np.ndarray:
     return profile.portraits if profile.large_portraits is None else profile.large_portraits
 
 
+def best_portrait(profile: Profile, index: int) -> np.ndarray:
+    """Portrait `index` (of `profile.portraits`) at the best resolution the profile holds: its large version where
+    training kept one (the remote references pick portraits by index, by pose)."""
+    if profile.large_references is not None:
+        larger = np.flatnonzero(np.asarray(profile.large_references) == index)
+        if len(larger):
+            return profile.large_portraits[larger[0]]
+    return profile.portraits[index]
+
+
 def names(t: Target, numbers: list[int]) -> str:
     """'Picture 2', 'image 2 and image 3', '@Image1, @Image2 and @Image4'."""
     words = [f"{t.word}{n}" for n in numbers]

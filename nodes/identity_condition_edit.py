@@ -86,9 +86,16 @@ class IdentityConditionReferenceLatents(io.ComfyNode):
 
     @classmethod
     def execute(cls, conditioning, vae, profiles: list, target: str, portraits: int) -> io.NodeOutput:
+        conditioning, report, shown = cls.referenced(conditioning, vae, profiles, target, portraits)
+        return io.NodeOutput(conditioning, report, ui=shown)
+
+    @staticmethod
+    def referenced(conditioning, vae, profiles: list, target: str, portraits: int) -> tuple[list, str, ui.PreviewText]:
+        """The conditioning with the references added, the report, and its preview (the deprecated Identity
+        Condition (Reference) runs this too)."""
         found = references_for(profiles, target, "", portraits)
         for reference in found.images:
             (latent,) = VAEEncode().encode(vae, to_images([reference]))
             conditioning = ReferenceLatent.execute(conditioning, latent).result[0]
         report = "\n".join(found.report)
-        return io.NodeOutput(conditioning, report, ui=ui.PreviewText(report))
+        return conditioning, report, ui.PreviewText(report)

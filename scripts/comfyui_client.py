@@ -250,12 +250,14 @@ TEMPLATES = {
     "identity_gate_core_nodes_cpu": "4. Identity gate, re-roll until the person comes up",
     "flux_dev_identity_injection": "5. Flux.1 Dev drawing a profile (PuLID)",
     "flux_identity_then_arcface_rank": "6. Flux.1 Dev, four candidates ranked by ArcFace",
-    "flux2_reference_identity": "7. FLUX.2 Dev with a profile as reference image",
+    "flux2_reference_identity": "7. FLUX.2 Dev with a profile's references and the identity gate",
     "kontext_reference_identity": "8. Flux.1 Kontext with a profile as reference image",
     "qwen_image_edit_references_gate": "9. Qwen-Image-Edit with a profile's pictures and the identity gate",
     "remote_generate_portrait_nb2": "10. Paid API, a portrait of a profile (Nano Banana 2)",
     "remote_edit_group_photo_gpt_image_2": "11. Paid API, edit a group photo (gpt-image-2)",
     "remote_enhance_nb2": "12. Paid API, enhance a photo (Nano Banana 2)",
+    "remote_partner_nano_banana_pro_gate": "13. Paid API, ComfyUI's Nano Banana Pro node with references and the identity gate",
+    "remote_partner_gpt_image_gate": "14. Paid API, ComfyUI's GPT Image node with two profiles and the identity gate",
 }
 
 

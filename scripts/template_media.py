@@ -48,6 +48,8 @@ SHOWS = {
     "remote_generate_portrait_nb2": "face",
     "remote_edit_group_photo_gpt_image_2": "group",
     "remote_enhance_nb2": "face",
+    "remote_partner_nano_banana_pro_gate": "face",
+    "remote_partner_gpt_image_gate": "faces",
 }
 
 

@@ -11,12 +11,14 @@ import tempfile
 import urllib.parse
 
 import pytest
-from comfyui import EXAMPLES, TEMPLATES, WORKFLOWS, api_twin, load_workflow, on_fixtures, ui_to_api
+from comfyui import EXAMPLES, TEMPLATES, WORKFLOWS, PromptRejected, api_twin, load_workflow, on_fixtures, ui_to_api
 from conftest import FACES, ROOT, needs_faces
 from PIL import Image
 
 SAMPLES = ROOT / "example_workflows" / "input"
-PAID = {"IdentityGenerate", "IdentityEdit", "IdentityEnhance", "IdentityRemix"}
+#: Nodes whose run is a paid call: this pack's remote nodes (the user's own API keys) and the ComfyUI partner nodes
+#: the templates use (comfy.org credits; /object_info says `api_node`, checked against this set below).
+PAID = {"IdentityGenerate", "IdentityEdit", "IdentityEnhance", "IdentityRemix", "GeminiImage2Node", "OpenAIGPTImage1"}
 MODEL_FILE = re.compile(r".+\.(safetensors|sft|pt|pth|ckpt)$")
 PROFILE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*-[0-9a-f]{6}")  # identity.profile ids: a slug and 6 hex digits
 #: Settings a template sets on purpose away from the node's default (anything else must agree with the node).
@@ -153,8 +155,10 @@ def test_ui_workflow_and_api_twin_stay_in_step(comfyui, name):
 
 
 #: Deprecated core nodes a template may use while ComfyUI 0.3.75 lacks their replacement: ComfyUI 0.33.0 deprecates
-#: ImageBatch and registers BatchImagesNode (not in 0.3.75) as its replacement, which its frontend offers to swap in.
-KEPT_FOR_0_3_75 = {"ImageBatch": "BatchImagesNode"}
+#: ImageBatch and registers BatchImagesNode (not in 0.3.75) as its replacement, which its frontend offers to swap in;
+#: likewise OpenAIGPTImage1 (comfy_api_nodes/nodes_openai.py, one `image` input that takes a batch) for
+#: OpenAIGPTImageNodeV2 (a DynamicCombo `model` with Autogrow `image_N` inputs), which 0.3.75 lacks.
+KEPT_FOR_0_3_75 = {"ImageBatch": "BatchImagesNode", "OpenAIGPTImage1": "OpenAIGPTImageNodeV2"}
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
@@ -169,6 +173,45 @@ def test_example_workflows_use_only_current_core_nodes_and_ours_on_the_embedded_
         )
         if node["class_type"] == "IdentityFaceEngine":
             assert node["inputs"] == {"pack": "embedded", "provider": "auto"}
+        if info[node["class_type"]].get("api_node"):
+            assert node["class_type"] in PAID, f"{node['class_type']} is a paid partner node: list it in PAID"
+
+
+#: A profile no test trains: a template queued with it stops at Profile Load, before any sampler or paid call.
+UNTRAINED = "Nobody Trained Here"
+
+
+@pytest.mark.parametrize("name", [n for n in EXAMPLES if n not in WORKFLOWS])
+def test_each_template_passes_comfyuis_own_validation(comfyui, name):
+    """ComfyUI's own prompt validation (POST /prompt): every node exists, every link joins matching types, every
+    value is one its input takes. Model files are not installed here, so the only errors allowed are core loaders'
+    'not in list' for files with a download entry (PuLID-Flux Load checks its files when it runs), and Base Model
+    Select's missing API key (it refuses at validation, before any paid work); a template that needs none is queued and stops at Profile
+    Load, which names the missing profile (ComfyUI runs no node that depends on it: no sampler, no paid call).
+    ComfyUI 0.3.75 and 0.33.0 both have every node the templates use (GeminiImage2Node and OpenAIGPTImage1 are
+    partner nodes in both), so no template is skipped on either."""
+    prompt = api_twin(name)
+    for node in prompt.values():
+        if node["class_type"] == "IdentityProfileLoad":
+            node["inputs"]["profile"] = UNTRAINED
+    downloads = {m["name"] for node in _nodes(name) for m in node.get("properties", {}).get("models", [])}
+    try:
+        run = comfyui.client.run(prompt, timeout=120)
+    except PromptRejected as rejected:
+        errors = [
+            (found["class_type"], error["type"], error["extra_info"].get("received_value"), error["details"])
+            for found in rejected.body["node_errors"].values()
+            for error in found["errors"]
+        ]
+        assert errors, rejected.body
+        for node_type, kind, value, details in errors:
+            missing_file = kind == "value_not_in_list" and value in downloads
+            missing_key = node_type == "IdentityBaseModelSelect" and "no API key for" in details
+            assert missing_file or missing_key, (node_type, kind, details)
+        return
+    assert not downloads, f"{name} loads {sorted(downloads)}, which are not installed here, yet it was queued"
+    assert run.status == "error" and run.error["node_type"] == "IdentityProfileLoad", run.error
+    assert UNTRAINED in run.error["exception_message"]
 
 
 def _train(comfyui, name: str, folder: str):

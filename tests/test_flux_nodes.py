@@ -15,6 +15,7 @@ from PIL import Image
 from safetensors.torch import load_file
 
 from identity.profile import ProfileStore
+from identity.targets import best_portraits
 
 NODES = {
     "IdentityPuLIDLoader": (
@@ -261,10 +262,11 @@ def test_reference_conditioning_reaches_the_model(tiny):
     plain = sample(tiny, sampling_graph("plain_ref", ["10", 0], ["12", 0]))
     run = tiny.client.run({**sampling_graph("reference", ["10", 0], ["31", 0]), **references})
     assert run.status == "success", run.error
-    portraits = min(2, len(saved_profile(tiny).portraits))
-    assert run.outputs["31"]["text"] == [
-        f"reference image 1: {TINY_PROFILE}, {256 * portraits}x256 px, latent [1, 16, 32, {32 * portraits}]"
-    ]
+    assert tiny.client.object_info()["IdentityConditionReference"]["deprecated"], "saved workflows keep its id"
+    profile = saved_profile(tiny)
+    side = best_portraits(profile).shape[1]  # 'size' (256) no longer shrinks them
+    expected = [f"image {n}: {TINY_PROFILE} ({profile.id}), {side}x{side} px" for n in (1, 2)]
+    assert run.outputs["31"]["text"] == ["\n".join(expected[: min(2, len(best_portraits(profile)))])]
     assert not torch.equal(saved_latent(tiny, run), plain), "the reference latents are attended to"
 
 

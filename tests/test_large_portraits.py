@@ -4,14 +4,18 @@ reference-image models are given), never upscaled; profiles without them still l
 from __future__ import annotations
 
 import dataclasses
+import io
 
 import cv2
 import numpy as np
 import pytest
 from conftest import FACES
+from PIL import Image
 
 from identity.errors import ProfileFormatError
 from identity.profile import ProfileStore
+from identity.remote import references as refs
+from identity.remote.runner import RemoteRequest, plan
 from identity.training import photos_from_paths, train
 from identity.training.jobs import JobRegistry
 from identity.training.references import LARGE_SIDE, LARGE_STEP
@@ -50,3 +54,18 @@ def test_large_portraits_must_name_the_portraits_they_enlarge(people, tmp_path):
     wrong = dataclasses.replace(obama, large_references=np.full(len(obama.large_portraits), 99, np.int32))
     with pytest.raises(ProfileFormatError, match="inconsistent"):
         wrong.check()
+
+
+@pytest.mark.parametrize("model", ["nb2", "gpt-image-2", "qwen-image-2", "flux-2", "reve"])
+def test_remote_references_are_the_large_portraits_within_the_vendors_limits(people, keys, embedded, model):
+    """Every vendor takes a 1024 px reference (identity/remote/models.json `inputs`: Gemini 3072 px, OpenAI 3840 px,
+    DashScope 384-3072 px, BFL 4 MP, Reve 2048 px), so the portraits chosen for a request go at the best resolution
+    the profile holds, the 384 px one only where its photo had no more."""
+    obama = people["Barack Obama"]
+    planned = plan(
+        RemoteRequest(operation="generate", model=model, profiles=[obama], prompt="[[barack-obama]]"), keys, embedded
+    )
+    sides = [Image.open(io.BytesIO(encoded)).size for encoded in planned.references[0]]
+    chosen = refs.choose(obama, len(sides))
+    large = {int(k): len(image) for k, image in zip(obama.large_references, obama.large_portraits)}
+    assert sides == [(large.get(k, 384),) * 2 for k in chosen] and any(k in large for k in chosen), sides

@@ -1,52 +1,16 @@
-"""Reference conditioning for FLUX.2 / Kontext / Qwen-Image-Edit: reference images, reference latents, prompts."""
+"""Reference latents reach ComfyUI's Flux, and prompts name profiles by their reference image (the references
+themselves: tests/test_reference_targets.py, tests/test_edit_conditioning.py)."""
 
 from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 import torch
 
 from identity.errors import IdentityError
 from identity.prompt import PROFILE_REF, referenced_ids
-from identity.reference import MAX_PROFILES, portrait_side, reference_images, reference_prompt, with_references
-
-
-def with_portraits(profile, count: int, name: str):
-    portraits = np.stack([np.full((384, 384, 3), 40 * (i + 1), np.uint8) for i in range(count)])
-    return dataclasses.replace(
-        profile, id=name.lower(), name=name, portraits=portraits, reference_photos=np.arange(count, dtype=np.int32)
-    )
-
-
-def test_each_profile_becomes_one_reference_image_of_its_best_portraits(tom_profile):
-    alice, bob = with_portraits(tom_profile, 3, "Alice"), with_portraits(tom_profile, 1, "Bob")
-    images = reference_images([alice, bob], portraits=2, side=256)
-    assert [image.shape for image in images] == [(256, 512, 3), (256, 256, 3)]
-    assert images[0][0, 0, 0] == 40 and images[0][0, 256, 0] == 80, "best portraits first, left to right"
-
-
-def test_reference_count_and_size_are_bounded(tom_profile):
-    alice = with_portraits(tom_profile, 4, "Alice")
-    assert reference_images([alice], portraits=4, side=1024)[0].shape == (512, 2048, 3), "at most 1 megapixel"
-    assert portrait_side(1000, 1) == 992, "sides are multiples of 16"
-    with pytest.raises(IdentityError, match=f"at most {MAX_PROFILES} profiles"):
-        reference_images([alice] * (MAX_PROFILES + 1), portraits=1, side=384)
-    with pytest.raises(IdentityError, match="portraits must be 1-4"):
-        reference_images([alice], portraits=5, side=384)
-    with pytest.raises(IdentityError, match="at least one profile"):
-        reference_images([], portraits=1, side=384)
-
-
-def test_profile_references_come_first_and_the_rest_is_kept():
-    text = torch.zeros(1, 4, 8)
-    scene, alice, bob = torch.ones(1, 16, 4, 4), torch.full((1, 16, 2, 2), 2.0), torch.full((1, 16, 2, 4), 3.0)
-    conditioning = [[text, {"guidance": 3.5, "reference_latents": [scene]}], [text, {}]]
-    out = with_references(conditioning, [alice, bob])
-    assert out[0][1]["reference_latents"] == [alice, bob, scene] and out[0][1]["guidance"] == 3.5
-    assert out[1][1]["reference_latents"] == [alice, bob] and out[0][0] is text
-    assert conditioning[0][1]["reference_latents"] == [scene], "the input conditioning is not modified"
+from identity.reference import reference_prompt
 
 
 @pytest.mark.comfyui
@@ -63,7 +27,10 @@ def test_reference_latents_reach_comfyuis_flux():
         [torch.randn(1, 6, 32, generator=generator), {"pooled_output": torch.randn(1, 32, generator=generator)}]
     ]
     noise = torch.randn(1, 16, 8, 8, generator=generator)
-    referenced = with_references(conditioning, [torch.randn(1, 16, 6, 4, generator=generator)])
+    referenced = [
+        [tokens, {**options, "reference_latents": [torch.randn(1, 16, 6, 4, generator=generator)]}]
+        for tokens, options in conditioning
+    ]
 
     def sample(positive):
         return comfy.sample.sample(

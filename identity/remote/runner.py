@@ -27,6 +27,7 @@ from ..images import load_image
 from ..profile import Profile
 from ..prompt import PROFILE_REF, referenced_ids, resolve_reference
 from ..prompt import subjects as request_subjects
+from ..targets import best_portrait
 from . import references as refs
 from . import sizes
 from .call import Call, Generated
@@ -148,7 +149,7 @@ def plan(request: RemoteRequest, keys: KeyStore, engine: FaceEngine, links: Phot
         budget = model.max_input_images - len(request.inputs)
         shares = refs.shares(len(local), budget, model.name, model.max_input_images, len(request.inputs))
         poses = input_poses(request.inputs[0], local, engine) if request.operation == "edit" else {}
-        references = [[p.portraits[k] for k in refs.choose(p, n, poses.get(p.id))] for p, n in zip(local, shares)]
+        references = [[best_portrait(p, k) for k in refs.choose(p, n, poses.get(p.id))] for p, n in zip(local, shares)]
     count = len(request.inputs) + sum(len(r) for r in references)
     share = limits.get("max_request_bytes", math.inf) * 0.7 / max(count, 1)  # base64 and JSON overhead
     inputs = [sizes.fit(image, limits, share) for image in request.inputs]
