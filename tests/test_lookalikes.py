@@ -57,9 +57,9 @@ def test_every_held_out_photo_is_still_its_person_among_all_six(six, embedded):
     everyone = list(profiles.values())
     for person, photo in _held_out():
         mine = profiles[person]
-        (alone,) = score_images([(photo, load_image(face(photo)))], [mine], embedded, cohort=cohort(store, [mine]))
+        (alone,) = score_images([(photo, load_image(face(photo)))], [mine], embedded, cohort=store)
         assert mine.id in [f.profile_id for f in alone.faces], (photo, [f.as_dict() for f in alone.faces])
-        (among,) = score_images([(photo, load_image(face(photo)))], everyone, embedded, cohort=[])
+        (among,) = score_images([(photo, load_image(face(photo)))], everyone, embedded, cohort=store)
         assert mine.id in [f.profile_id for f in among.faces], photo
         for scored in among.faces:  # a face given to a profile is nearer to it than to anyone else, by its margin
             if scored.profile_id is not None:
@@ -74,7 +74,7 @@ def test_a_look_alike_between_two_profiles_is_refused_and_says_why(six, embedded
     look_alike = _between(obama, biden)
     alone = Scorer([obama], embedded, None).scored("look-alike", (100, 100), [look_alike], [])
     assert alone.faces[0].profile_id == obama.id, "each profile's threshold alone accepts the look-alike"
-    known = Scorer([obama], embedded, None, cohort(store, [obama])).scored("look-alike", (100, 100), [look_alike], [])
+    known = Scorer([obama], embedded, None, store).scored("look-alike", (100, 100), [look_alike], [])
     [refused] = known.faces
     assert refused.profile_id is None
     report = refused.as_dict()
@@ -89,7 +89,7 @@ def test_the_gate_says_a_look_alike_was_refused(six, embedded):
 
     store, profiles = six
     obama = profiles["obama"]
-    scorer = Scorer([obama], embedded, None, cohort(store, [obama]))
+    scorer = Scorer([obama], embedded, None, store)
     result = scorer.scored("attempt 1", (100, 100), [_between(obama, profiles["biden"])], [])
     [seen] = scorer.per_kind["person"]
     subject = Subject(obama.id, "obama", "person", seen.threshold, scorer.measures["person"])
@@ -109,7 +109,7 @@ def test_a_store_with_one_profile_scores_as_before(tmp_path, embedded):
     ).profile
     photos = ["obama/obama4.jpg", "groups/obama_biden_a.jpg", "alex_lacamoire/alex1.jpg"]
     images = [(p, load_image(face(p))) for p in photos]
-    with_cohort = score_images(images, [obama], embedded, cohort=cohort(store, [obama]))
+    with_cohort = score_images(images, [obama], embedded, cohort=store)
     without = score_images(images, [obama], embedded)
     assert cohort(store, [obama]) == []
     assert [[f.as_dict() for f in r.faces] for r in with_cohort] == [[f.as_dict() for f in r.faces] for r in without]
@@ -130,7 +130,7 @@ def test_an_old_profile_loads_and_is_recalibrated_against_the_store_without_a_re
     copy = ProfileStore(folder)
     loaded = copy.load(old.id)
     assert "margin" not in loaded.calibration and loaded.impostors is None
-    scorer = Scorer([loaded], embedded, None, cohort(copy, [loaded]))
+    scorer = Scorer([loaded], embedded, None, copy)
     [recalibrated] = scorer.per_kind["person"]
     assert recalibrated.calibration["known_others"] == 5 and recalibrated.margin is not None
     assert recalibrated.calibration["impostors"] == sum(len(p.embeddings) for p in profiles.values() if p.id != old.id)
@@ -165,7 +165,7 @@ def test_two_profiles_of_one_person_do_not_refuse_each_other(six, embedded, tmp_
     )
     obama = profiles["obama"]
     (result,) = score_images(
-        [("held out", load_image(face("obama/obama6_small.jpg")))], [obama], embedded, cohort=cohort(copy, [obama])
+        [("held out", load_image(face("obama/obama6_small.jpg")))], [obama], embedded, cohort=copy
     )
     assert [f.profile_id for f in result.faces] == [obama.id]
     assert result.faces[0].nearest[1] != "obama again"
