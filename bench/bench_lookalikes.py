@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from identity.faces import load_engine  # noqa: E402
 from identity.faces.face import Face  # noqa: E402
 from identity.images import load_image  # noqa: E402
-from identity.matching import cohort  # noqa: E402
 from identity.profile import ProfileStore  # noqa: E402
 from identity.profile.calibration import unit  # noqa: E402
 from identity.scoring import Scorer  # noqa: E402
@@ -57,7 +56,7 @@ def held_out_faces(engine, manifest: dict) -> list[tuple[str, Face]]:
 
 
 def accepted(face: Face, profile, engine, known) -> bool:
-    """Whether the face is taken as this profile in a single-profile check (`known`: the cohort, or None)."""
+    """Whether the face is taken as this profile in a single-profile check (`known`: the cohort's store, or None)."""
     result = Scorer([profile], engine, None, known).scored("trial", (1, 1), [face], [])
     return any(f.profile_id == profile.id for f in result.faces)
 
@@ -95,7 +94,7 @@ def main() -> int:
         for rule, use in (("threshold alone", False), ("with everyone known", True)):
             parts = []
             for kind, pairs in trials.items():
-                hits = sum(accepted(face, p, engine, cohort(store, [p]) if use else None) for face, p in pairs)
+                hits = sum(accepted(face, p, engine, store if use else None) for face, p in pairs)
                 parts.append(f"{kind} accepted {hits}/{len(pairs)} ({100.0 * hits / len(pairs):.1f} %)")
             print(f"{rule:>20}: " + "; ".join(parts))
     return 0

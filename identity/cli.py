@@ -18,11 +18,10 @@ from PIL import Image
 from .errors import IdentityError, ProfileExists
 from .faces import PROVIDER_CHOICES, find_packs, load_engine, resolve_engine_spec
 from .images import collect_photos, load_image
-from .matching import cohort
 from .paths import insightface_roots, profiles_dir, writable_folder
 from .profile import ProfileStore
 from .remote import cli as remote_cli
-from .scoring import annotate, score_files
+from .scoring import Scorer, annotate
 from .text import printable
 from .training import KINDS, photos_from_paths, train
 
@@ -248,8 +247,10 @@ def _score(args) -> int:
         writable_folder(args.annotate, "annotated images")
     engine = _engine(args)
     paths = collect_photos(args.images)
-    known = cohort(store, profiles) if args.cohort else None
-    results = score_files([(printable(str(path)), path) for path in paths], profiles, engine, cohort=known)
+    scorer = Scorer(profiles, engine, None, store if args.cohort else None)
+    results = scorer.score_files([(printable(str(path)), path) for path in paths])
+    for note in scorer.left_out:
+        print(f"note: {note}", file=sys.stderr)
     names = {p.id: p.name for p in profiles}
     if args.annotate is not None:
         for path, result in zip(paths, results):
@@ -257,7 +258,7 @@ def _score(args) -> int:
             Image.fromarray(annotate(load_image(path), result, names)).save(out)
             print(f"annotated: {out}", file=sys.stderr)
     if args.json:
-        _print_json({"engine": engine.name, "images": [r.as_dict() for r in results]})
+        _print_json({"engine": engine.name, "images": [r.as_dict() for r in results], "left_out": scorer.left_out})
         return 0
     for result in results:
         print(result.label)

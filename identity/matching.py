@@ -8,21 +8,27 @@ look-alike of someone else is refused, not given to the nearest profile asked fo
 assignment maximises total similarity (Hungarian algorithm). Faces left over are unknown.
 
 Thresholds and margins are recalibrated against the profiles known at scoring time (`against`), so a profile
-trained before another person joined the store is told apart from them without retraining. A known profile whose
+trained before another person joined the store is told apart from them without retraining. A verification reads
+the cohort from each file's header and embeddings alone, once per file version (`known`: the store's `cohort`
+cache), and a calibration is made once per candidate and cohort (the store's `calibrated` cache); a profile of
+another engine is re-embedded from its crops, once per version (the engine's `reembedded` cache). A known profile whose
 centroid is as near as `SAME_PERSON` is another profile of the same person (retrained under another name, or from
 other years), not a rival: it is left out of both.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from .cache import BoundedCache
 from .errors import IdentityError
 from .faces import FaceEngine
 from .profile import Profile, ProfileStore, calibrate, centroid
+from .profile.profile import Vectors
 
 log = logging.getLogger(__name__)
 
@@ -45,9 +51,10 @@ class Candidate:
     embeddings: np.ndarray | None = field(default=None, repr=False, compare=False)
     impostors: np.ndarray | None = field(default=None, repr=False, compare=False)  # others in its photos
     calibration: dict = field(default_factory=dict, repr=False, compare=False)
+    version: str = field(default="", repr=False, compare=False)  # digest of what calibrating it reads (`against`)
 
 
-def candidate(profile: Profile, engine: FaceEngine) -> Candidate:
+def candidate(profile: Profile | Vectors, engine: FaceEngine) -> Candidate:
     """The profile in the engine's space; a profile from another engine is re-embedded from its stored crops
     (once per profile version: the engine keeps the result)."""
     if profile.engine.key == engine.info.key:
@@ -60,41 +67,83 @@ def candidate(profile: Profile, engine: FaceEngine) -> Candidate:
             embeddings=profile.embeddings,
             impostors=profile.impostors,
             calibration=profile.calibration,
+            version=_digest(profile.centroid, profile.embeddings, profile.impostors),
         )
 
     def reembed() -> Candidate:
         embeddings = engine.embed(profile.crops)
         calibration = calibrate(embeddings, engine.info.match_threshold)
         threshold = float(calibration["threshold"])
+        mean = centroid(embeddings)
         return Candidate(
             profile.id,
             profile.name,
-            centroid(embeddings),
+            mean,
             threshold,
             True,
             embeddings=embeddings,
             calibration=calibration,
+            version=_digest(mean, embeddings, None),
         )
 
     return engine.reembedded.get_or_make((profile.id, profile.created, profile.engine.key), reembed)
 
 
-def cohort(store: ProfileStore | None, profiles: list[Profile]) -> list[Profile]:
-    """The other profiles in the store of the kinds asked for: the people (and pets) a face must be told apart
-    from. A file that cannot be read is left out (the listing has warned about it)."""
-    if store is None:
-        return []
+def _digest(*arrays: np.ndarray | None) -> str:
+    """What a calibration of (or against) a candidate depends on, in a few bytes: a cache key part."""
+    hashed = hashlib.blake2b(digest_size=16)
+    for array in arrays:
+        hashed.update(b"-" if array is None else repr(array.shape).encode() + np.ascontiguousarray(array).tobytes())
+    return hashed.hexdigest()
+
+
+def cohort(store: ProfileStore, profiles: list[Profile]) -> list[dict]:
+    """The summaries of the other profiles in the store of the kinds asked for: the people (and pets) a face must
+    be told apart from (a batch-score folder records them, and its workers are sent their files)."""
     asked = {p.id for p in profiles}
     kinds = {p.kind for p in profiles}
-    found = []
-    for summary in store.summaries():
-        if summary["id"] in asked or summary["kind"] not in kinds:
+    return [s for s in store.summaries() if s["id"] not in asked and s["kind"] in kinds]
+
+
+def known(store: ProfileStore, kind: str, engine: FaceEngine, asked: set[str]) -> tuple[list[Candidate], list[str]]:
+    """The store's profiles of this kind other than those `asked` for, as candidates in the engine's space, and a
+    sentence for each one left out. Each file's header and embeddings are read once per file version (its crops
+    too when it comes from another engine and is re-embedded), never its portraits."""
+    found, left_out = [], []
+    for profile_id in store.ids():
+        stamp = store.stamp(profile_id)
+        if profile_id in asked or stamp is None:
             continue
-        try:
-            found.append(store.load(summary["id"]))
-        except IdentityError as exc:
-            log.warning("left %s out of the look-alike cohort: %s", summary["id"], exc)
-    return found
+        member, note = store.cohort.get_or_make(
+            (profile_id, stamp, engine.info.key, kind), lambda: _member(store, profile_id, kind, engine)
+        )
+        if member is not None:
+            found.append(member)
+        elif note is not None:
+            left_out.append(note)
+    return found, left_out
+
+
+def _member(store: ProfileStore, profile_id: str, kind: str, engine: FaceEngine) -> tuple:
+    """(candidate, None) for a profile of this kind, (None, why it is left out) for one that cannot be compared,
+    (None, None) for one of another kind."""
+    try:
+        vectors = store.vectors(profile_id)
+    except IdentityError as exc:
+        log.warning("left %s out of the look-alike cohort: %s", profile_id, exc)
+        return None, f"{profile_id} is left out of the people compared: {exc}"
+    if vectors.kind != kind:
+        return None, None
+    if vectors.engine.key == engine.info.key:
+        return candidate(vectors, engine), None
+    try:
+        return candidate(store.vectors(profile_id, crops=True), engine), None
+    except Exception as exc:  # a damaged crops tensor, or crops this engine cannot embed
+        log.warning("left %s out of the look-alike cohort: %s", profile_id, exc)
+        return None, (
+            f"{vectors.name} ({profile_id}), trained with {vectors.engine.name}, is left out of the people compared: "
+            f"its crops could not be re-embedded with {engine.info.name} ({exc})"
+        )
 
 
 def others(candidates: list[Candidate], known: list[Candidate], engine_threshold: float) -> np.ndarray:
@@ -109,10 +158,12 @@ def others(candidates: list[Candidate], known: list[Candidate], engine_threshold
     return different
 
 
-def against(candidates: list[Candidate], known: list[Candidate], engine_threshold: float) -> list[Candidate]:
+def against(
+    candidates: list[Candidate], known: list[Candidate], engine_threshold: float, cache: BoundedCache | None = None
+) -> list[Candidate]:
     """Each candidate recalibrated against every other known person (the other candidates and `known`, `others`):
     their embeddings are impostors of it, their centroids the people it must lead. Alone, a candidate is
-    unchanged."""
+    unchanged. `cache` (a store's `calibrated`) keeps each calibration per candidate and rivals' versions."""
     everyone = candidates + known
     different = others(candidates, known, engine_threshold)
     result = []
@@ -121,12 +172,17 @@ def against(candidates: list[Candidate], known: list[Candidate], engine_threshol
         if not rivals:
             result.append(mine)
             continue
-        impostors = [other.embeddings for other in rivals]
-        if mine.impostors is not None and not mine.reembedded:
-            impostors.append(mine.impostors)
-        calibration = calibrate(
-            mine.embeddings, engine_threshold, np.concatenate(impostors), np.stack([o.centroid for o in rivals])
-        )
+
+        def calibrated(mine=mine, rivals=rivals) -> dict:
+            impostors = [other.embeddings for other in rivals]
+            if mine.impostors is not None and not mine.reembedded:
+                impostors.append(mine.impostors)
+            return calibrate(
+                mine.embeddings, engine_threshold, np.concatenate(impostors), np.stack([o.centroid for o in rivals])
+            )
+
+        key = (engine_threshold, mine.version, mine.reembedded, tuple(other.version for other in rivals))
+        calibration = calibrated() if cache is None or not mine.version else cache.get_or_make(key, calibrated)
         result.append(
             replace(
                 mine,

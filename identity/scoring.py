@@ -15,9 +15,9 @@ from .faces import FaceEngine
 from .faces.align import CROP_SIZE
 from .faces.engine import DETECT_SIZE, FACE_MEASURES
 from .images import ImageSource, load_image, load_reduced
-from .matching import Candidate, against, allowed, assign, candidate, others, rivals, similarities
+from .matching import Candidate, against, allowed, assign, candidate, known, others, rivals, similarities
 from .pets.animal import KINDS
-from .profile import Profile
+from .profile import Profile, ProfileStore
 
 #: Images analysed together: one detection thread-pool map and one recognizer batch each, with a
 #: cancellation check and a progress report between batches.
@@ -107,8 +107,11 @@ def rank(results: list[ImageScore], profile_ids: list[str], min_similarity: floa
     return [i for _, i in (kept[:top_k] if top_k > 0 else kept)]
 
 
-def batch_report(results: list[ImageScore], profiles: list[Profile], order: list[int]) -> dict:
-    """JSON-ready: per image its score, per-subject scores, faces and a note when someone is missing."""
+def batch_report(
+    results: list[ImageScore], profiles: list[Profile], order: list[int], left_out: list[str] | None = None
+) -> dict:
+    """JSON-ready: per image its score, per-subject scores, faces and a note when someone is missing; `left_out`
+    (`Scorer.left_out`): the known profiles that faces could not be told apart from, each in a sentence."""
     ids = [p.id for p in profiles]
     images = []
     for index, result in enumerate(results):
@@ -131,6 +134,7 @@ def batch_report(results: list[ImageScore], profiles: list[Profile], order: list
         "kinds": {p.id: p.kind for p in profiles},
         "ranking": order,
         "images": images,
+        "left_out": list(left_out or []),
     }
 
 
@@ -171,10 +175,11 @@ class Scorer:
         profiles: list[Profile],
         engine: FaceEngine,
         pet_engine: Callable | None,
-        cohort: list[Profile] | None = None,
+        cohort: ProfileStore | None = None,
     ):
-        """`cohort`: the other known profiles (`matching.cohort`) each face must be told apart from; None turns
-        the look-alike rule off (a single-profile check: each profile's own threshold alone)."""
+        """`cohort`: the store whose other profiles (`matching.known`) each face must be told apart from; None
+        turns the look-alike rule off (a single-profile check: each profile's own threshold alone). `left_out`
+        says which of them could not be compared."""
         people = [p for p in profiles if p.kind == "person"]
         animals = [p for p in profiles if p.kind != "person"]
         self.engine, self.pets = engine, None
@@ -191,15 +196,16 @@ class Scorer:
         #: per kind, the other known profiles in the same engine's space: whom a face must be farther from
         self.known: dict[str, list[Candidate]] = {}
         self.different: dict[str, np.ndarray] = {}  # per kind, `matching.others`
+        self.left_out: list[str] = []
         for kind in self.per_kind:
             space = engine if kind == "person" else self.pets
-            self.known[kind] = [
-                candidate(p, space)
-                for p in cohort or []
-                if p.kind == kind and p.engine.key == space.info.key and p.id not in asked
-            ]
-            if self.cohort:
-                self.per_kind[kind] = against(self.per_kind[kind], self.known[kind], space.info.match_threshold)
+            self.known[kind] = []
+            if cohort is not None and self.per_kind[kind]:
+                self.known[kind], left_out = known(cohort, kind, space, asked)
+                self.left_out += left_out
+                self.per_kind[kind] = against(
+                    self.per_kind[kind], self.known[kind], space.info.match_threshold, cohort.calibrated
+                )
             self.different[kind] = others(self.per_kind[kind], self.known[kind], space.info.match_threshold)
         self.measures = {
             kind: self.engine.measures if kind == "person" else self.pets.measures for kind in self.per_kind
@@ -274,11 +280,11 @@ def score_images(
     pet_engine: Callable | None = None,
     check: Callable[[], None] | None = None,
     progress: Callable[[int, int], None] | None = None,
-    cohort: list[Profile] | None = None,
+    cohort: ProfileStore | None = None,
 ) -> list[ImageScore]:
     """Faces of each image (and its cats and dogs when a pet profile is asked for), sorted left to right and
     assigned to the given profiles: one face or animal per profile per image, and only one nearer to that profile
-    than to any `cohort` profile by its margin (see `Scorer`). `pet_engine()` gives the pet engine, called only
+    than to any other profile in the `cohort` store by its margin (see `Scorer`). `pet_engine()` gives the pet engine, called only
     when a pet profile needs it (default: the one installed in the models folder).
 
     Images are analysed SCORE_BATCH at a time; before each batch `check()` may raise to stop, and after it
@@ -292,7 +298,7 @@ def score_files(
     engine: FaceEngine,
     *,
     pet_engine: Callable | None = None,
-    cohort: list[Profile] | None = None,
+    cohort: ProfileStore | None = None,
 ) -> list[ImageScore]:
     """`score_images` for image files, each decoded at the scale detection needs (`images.load_reduced`) and again
     at full size only when one of its faces is too small there for a full-quality aligned crop, or when pets are

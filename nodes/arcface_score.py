@@ -10,7 +10,7 @@ from comfy_execution.graph_utils import ExecutionBlocker
 
 from ..identity.errors import IdentityError
 from ..identity.images import load_image
-from ..identity.scoring import annotate, badges, batch_report, rank, score_images
+from ..identity.scoring import Scorer, annotate, badges, batch_report, rank
 from .glue import (
     EngineChoice,
     Profiles,
@@ -22,8 +22,8 @@ from .glue import (
     folder_state,
     hashed,
     known_people_input,
-    known_profiles,
     known_state,
+    known_store,
     pet_engine,
     shown_path,
     to_arrays,
@@ -109,19 +109,14 @@ class ArcFaceScore(io.ComfyNode):
             )
         progress = Progress(cls.hidden.unique_id)
         arrays = [array for _, array in named]
-        results = score_images(
-            named,
-            profiles,
-            engine(face_engine),
-            pet_engine=pet_engine,
-            check=check_interrupt,
-            progress=lambda done, total: progress(done / total, f"scored {done} of {total} images"),
-            cohort=known_profiles(profiles, known_people),
+        scorer = Scorer(profiles, engine(face_engine), pet_engine, known_store(known_people))
+        results = scorer.score(
+            named, check_interrupt, lambda done, total: progress(done / total, f"scored {done} of {total} images")
         )
         order = rank(results, [p.id for p in profiles], min_similarity, top_k)
         names = {p.id: p.name for p in profiles}
         annotated = to_images([annotate(a, r, names) for a, r in zip(arrays, results)])
-        summary = batch_report(results, profiles, order)
+        summary = batch_report(results, profiles, order, scorer.left_out)
         if order:  # the input batch itself when it is all there is, else every image at the first one's size
             ranked = (images if images is not None and len(images) == len(named) else to_images(arrays))[order]
         else:

@@ -28,8 +28,7 @@ from ..identity.faces import FaceEngine, load_engine
 from ..identity.flux import FluxAdapter
 from ..identity.flux.injection import STATE_KEY
 from ..identity.images import collect_photos
-from ..identity.matching import cohort
-from ..identity.profile import Profile, ProfileStore
+from ..identity.profile import ProfileStore
 from ..identity.remote.keys import KeyStore
 from ..identity.remote.models import user_folder
 from ..identity.text import printable
@@ -315,13 +314,13 @@ def known_people_input() -> io.Boolean.Input:
     )
 
 
-def known_profiles(profiles, use: bool = True) -> list[Profile] | None:
-    """The cohort of a verification (`matching.cohort`: the store's other profiles), None when switched off."""
-    return cohort(profile_store(), list(profiles)) if use else None
+def known_store(use: bool = True) -> ProfileStore | None:
+    """The cohort of a verification (the store, whose other profiles faces are told apart from: `matching.known`),
+    None when switched off."""
+    return profile_store() if use else None
 
 
 def known_state() -> tuple:
-    """The store's profile files (id, version): a node whose verdicts depend on everyone known re-runs when a
-    profile is trained, retrained or deleted."""
-    store = profile_store()
-    return tuple((profile_id, store.stamp(profile_id)) for profile_id in store.ids())
+    """The store's version (`ProfileStore.version`): a node whose verdicts depend on everyone known re-runs when
+    a profile is trained, retrained, renamed or deleted, here or by another process."""
+    return profile_store().version()

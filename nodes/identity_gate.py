@@ -42,8 +42,10 @@ from .glue import (
     check_interrupt,
     engine,
     face_engine_input,
+    hashed,
     known_people_input,
-    known_profiles,
+    known_state,
+    known_store,
     pet_engine,
     to_arrays,
 )
@@ -155,6 +157,12 @@ class IdentityGate(io.ComfyNode):
         )
 
     @classmethod
+    def fingerprint_inputs(cls, known_people: bool = True, **_) -> str:
+        """With `known_people`, the store's version (as ArcFace Score's): a verdict depends on everyone known, so a
+        profile added, renamed or deleted since is a new verdict, not one served from ComfyUI's cache."""
+        return hashed(known_state() if known_people else None)
+
+    @classmethod
     def check_lazy_status(cls, profiles=None, images=None, **_) -> list[str]:
         """The profiles, and the wiring (again: the start may be served from ComfyUI's cache while the nodes
         around it changed), are checked before the generator is asked for its images."""
@@ -216,7 +224,7 @@ class IdentityGate(io.ComfyNode):
     def _verdict(cls, number: int, seed: int, images, profiles, face_engine, known_people: bool) -> Attempt:
         """This attempt's images scored as ArcFace Score scores them (identity.scoring)."""
         progress = Progress(cls.hidden.dynprompt.get_display_node_id(cls.hidden.unique_id))
-        scorer = Scorer(profiles, engine(face_engine), pet_engine, known_profiles(profiles, known_people))
+        scorer = Scorer(profiles, engine(face_engine), pet_engine, known_store(known_people))
         named = [(f"attempt {number}, image {i + 1}", array) for i, array in enumerate(to_arrays(images))]
         results = scorer.score(
             named,

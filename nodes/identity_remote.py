@@ -17,7 +17,8 @@ from .glue import (
     engine,
     face_engine_input,
     key_store,
-    known_profiles,
+    known_people_input,
+    known_store,
     pet_engine,
     to_arrays,
     to_images,
@@ -58,6 +59,7 @@ def common_inputs() -> list:
             tooltip="sent to models that take a seed; a new seed is a new (paid) request, not a cached result",
         ),
         face_engine_input("from Face Engine: checks each output's faces; unconnected, the embedded engine"),
+        known_people_input(),
     ]
 
 
@@ -97,6 +99,7 @@ async def run(
     max_cost_usd: float,
     seed: int,
     face_engine: EngineChoice | None,
+    known_people: bool,
 ) -> io.NodeOutput:
     choice = identity.base_model
     request = RemoteRequest(
@@ -113,7 +116,7 @@ async def run(
         rerolls=rerolls,
         max_cost=max_cost_usd,
         seed=seed,
-        cohort=known_profiles(identity.profiles),
+        cohort=known_store(known_people),
     )
     chosen = engine(face_engine)
     planned = await asyncio.to_thread(plan, request, key_store(), chosen)  # every refusal happens here, offline
@@ -183,9 +186,22 @@ class IdentityGenerate(io.ComfyNode):
         )
 
     @classmethod
-    async def execute(cls, identity, prompt, num_output_images, rerolls, max_cost_usd, seed, face_engine=None):
+    async def execute(
+        cls, identity, prompt, num_output_images, rerolls, max_cost_usd, seed, face_engine=None, known_people=True
+    ):
         return await run(
-            cls, "generate", identity, prompt, [], [], num_output_images, rerolls, max_cost_usd, seed, face_engine
+            cls,
+            "generate",
+            identity,
+            prompt,
+            [],
+            [],
+            num_output_images,
+            rerolls,
+            max_cost_usd,
+            seed,
+            face_engine,
+            known_people,
         )
 
 
@@ -207,7 +223,17 @@ class IdentityEdit(io.ComfyNode):
 
     @classmethod
     async def execute(
-        cls, identity, images, prompt, profile_ids, num_output_images, rerolls, max_cost_usd, seed, face_engine=None
+        cls,
+        identity,
+        images,
+        prompt,
+        profile_ids,
+        num_output_images,
+        rerolls,
+        max_cost_usd,
+        seed,
+        face_engine=None,
+        known_people=True,
     ):
         candidates = [c.strip() for c in profile_ids.split(",") if c.strip()]
         return await run(
@@ -222,6 +248,7 @@ class IdentityEdit(io.ComfyNode):
             max_cost_usd,
             seed,
             face_engine,
+            known_people,
         )
 
 
@@ -237,7 +264,9 @@ class IdentityEnhance(io.ComfyNode):
         )
 
     @classmethod
-    async def execute(cls, identity, image, num_output_images, rerolls, max_cost_usd, seed, face_engine=None):
+    async def execute(
+        cls, identity, image, num_output_images, rerolls, max_cost_usd, seed, face_engine=None, known_people=True
+    ):
         return await run(
             cls,
             "enhance",
@@ -250,6 +279,7 @@ class IdentityEnhance(io.ComfyNode):
             max_cost_usd,
             seed,
             face_engine,
+            known_people,
         )
 
 
@@ -280,6 +310,7 @@ class IdentityRemix(io.ComfyNode):
         seed,
         prompt="",
         face_engine=None,
+        known_people=True,
     ):
         return await run(
             cls,
@@ -293,4 +324,5 @@ class IdentityRemix(io.ComfyNode):
             max_cost_usd,
             seed,
             face_engine,
+            known_people,
         )

@@ -545,3 +545,40 @@ def test_a_pet_profile_scores_every_animal_and_says_what_it_measured(
     )
     assert people_rows and all("identity" in f["measures"] and "not identity" not in f["measures"] for f in people_rows)
     assert any(f["path"].endswith("obama.jpg") and f["profile_id"] for f in people_rows)
+
+
+def _as_format_2(out: Path) -> None:
+    """The folder as the pack wrote it before the look-alike rule (results format 2, `git log -p --
+    identity/scale/results.py`): a manifest without the cohort, faces parts without the next person's columns."""
+    manifest = json.loads((out / "batch.json").read_text())
+    assert manifest.pop("cohort") is None
+    (out / "batch.json").write_text(json.dumps({**manifest, "format_version": 2}, indent=2))
+    for part in (out / "faces").glob("part-*.parquet"):
+        table = pq.read_table(part)
+        pq.write_table(
+            table.drop_columns(["next_name", "next_similarity", "margin", "refused"]), part, compression="zstd"
+        )
+
+
+def test_a_folder_of_the_older_format_resumes_as_it_was_scored(store, dataset, tmp_path):
+    """Format 2 rows were scored with each profile's threshold alone: resumed with --no-cohort they are kept and
+    the rest scored; with the look-alike rule on, one sentence names that fix."""
+    out = tmp_path / "results"
+    summary(batch(store, out, dataset / "obama", dataset / "groups", extra=["--no-cohort"], here=True))
+    _as_format_2(out)
+    old_faces = len(pq.read_table(out / "faces"))
+
+    refused = batch(store, out, dataset, here=True)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert "was scored before the look-alike rule (results format 2" in refused.stderr
+    assert "resume it with --no-cohort" in refused.stderr
+    assert json.loads((out / "batch.json").read_text())["format_version"] == 2, "nothing was changed"
+
+    whole = summary(batch(store, out, dataset, extra=["--no-cohort"], here=True))
+    assert whole["this_run"]["skipped"] == 9 and whole["this_run"]["scored"] == whole["images"] - 9
+    manifest = json.loads((out / "batch.json").read_text())
+    assert manifest["format_version"] == 3 and manifest["cohort"] is None
+    faces = rows(out, "faces")  # one table again: every part holds format 3's columns
+    old = [f for f in faces if "/obama/" in f["path"] or "/groups/" in f["path"]]
+    assert len(old) == old_faces and all(f["margin"] is None and f["refused"] is None for f in old)
+    assert any(f["next_name"] is not None for f in faces if f not in old)

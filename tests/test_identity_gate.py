@@ -317,3 +317,41 @@ def test_bad_profiles_an_empty_generator_and_a_changing_count_are_refused_with_t
         check_count(1, 0, None)
     with pytest.raises(GateError, match="gave 2 images on attempt 2 but 1 on attempt 1.*batch size fixed"):
         check_count(2, 2, 1)
+
+
+def test_the_gate_verifies_again_when_someone_is_added_renamed_or_deleted_in_the_store(
+    comfyui, photos, tmp_path, embedded
+):
+    """Its verdict depends on everyone known (known_people), so a store changed by another process (this test's)
+    is a new verdict, not ComfyUI's cached one; with known_people off, the cached one stands."""
+    from identity.profile import ProfileStore
+    from identity.training import photos_from_paths, train
+    from identity.training.jobs import JobRegistry
+
+    biden = train(photos_from_paths([face("biden/biden1.jpg")]), "Gate Biden", embedded, registry=JobRegistry()).profile
+    live = ProfileStore(comfyui.base / "models" / "identity_profiles")
+
+    def cached(prompt) -> list[str]:
+        run = comfyui.client.run(prompt)
+        assert run.status == "success", run.error
+        return next(data["nodes"] for event, data in run.messages if event == "execution_cached")
+
+    prompt = three(photos)
+    cached(prompt)
+    assert GATE in cached(prompt), "nothing changed: served from the cache"
+    try:
+        for change in (
+            lambda: live.save(biden),
+            lambda: live.rename(biden.id, "Gate Biden renamed"),
+            lambda: live.delete(biden.id),
+        ):
+            change()
+            assert GATE not in cached(prompt)
+        off = copy.deepcopy(prompt)
+        off[GATE]["inputs"]["known_people"] = False
+        cached(off)
+        live.save(biden)
+        assert GATE in cached(off), "a single-profile check does not depend on the others"
+    finally:
+        if live.exists(biden.id):
+            live.delete(biden.id)

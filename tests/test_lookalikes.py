@@ -10,8 +10,9 @@ from dataclasses import replace
 import numpy as np
 import pytest
 from comfyui import score_prompt
-from conftest import face, manifest, needs_faces
+from conftest import face, manifest, needs_faces, needs_testpack
 
+from identity.errors import IdentityError
 from identity.faces.face import Face
 from identity.images import load_image
 from identity.matching import candidate, cohort, others
@@ -57,9 +58,9 @@ def test_every_held_out_photo_is_still_its_person_among_all_six(six, embedded):
     everyone = list(profiles.values())
     for person, photo in _held_out():
         mine = profiles[person]
-        (alone,) = score_images([(photo, load_image(face(photo)))], [mine], embedded, cohort=cohort(store, [mine]))
+        (alone,) = score_images([(photo, load_image(face(photo)))], [mine], embedded, cohort=store)
         assert mine.id in [f.profile_id for f in alone.faces], (photo, [f.as_dict() for f in alone.faces])
-        (among,) = score_images([(photo, load_image(face(photo)))], everyone, embedded, cohort=[])
+        (among,) = score_images([(photo, load_image(face(photo)))], everyone, embedded, cohort=store)
         assert mine.id in [f.profile_id for f in among.faces], photo
         for scored in among.faces:  # a face given to a profile is nearer to it than to anyone else, by its margin
             if scored.profile_id is not None:
@@ -74,7 +75,7 @@ def test_a_look_alike_between_two_profiles_is_refused_and_says_why(six, embedded
     look_alike = _between(obama, biden)
     alone = Scorer([obama], embedded, None).scored("look-alike", (100, 100), [look_alike], [])
     assert alone.faces[0].profile_id == obama.id, "each profile's threshold alone accepts the look-alike"
-    known = Scorer([obama], embedded, None, cohort(store, [obama])).scored("look-alike", (100, 100), [look_alike], [])
+    known = Scorer([obama], embedded, None, store).scored("look-alike", (100, 100), [look_alike], [])
     [refused] = known.faces
     assert refused.profile_id is None
     report = refused.as_dict()
@@ -89,7 +90,7 @@ def test_the_gate_says_a_look_alike_was_refused(six, embedded):
 
     store, profiles = six
     obama = profiles["obama"]
-    scorer = Scorer([obama], embedded, None, cohort(store, [obama]))
+    scorer = Scorer([obama], embedded, None, store)
     result = scorer.scored("attempt 1", (100, 100), [_between(obama, profiles["biden"])], [])
     [seen] = scorer.per_kind["person"]
     subject = Subject(obama.id, "obama", "person", seen.threshold, scorer.measures["person"])
@@ -109,7 +110,7 @@ def test_a_store_with_one_profile_scores_as_before(tmp_path, embedded):
     ).profile
     photos = ["obama/obama4.jpg", "groups/obama_biden_a.jpg", "alex_lacamoire/alex1.jpg"]
     images = [(p, load_image(face(p))) for p in photos]
-    with_cohort = score_images(images, [obama], embedded, cohort=cohort(store, [obama]))
+    with_cohort = score_images(images, [obama], embedded, cohort=store)
     without = score_images(images, [obama], embedded)
     assert cohort(store, [obama]) == []
     assert [[f.as_dict() for f in r.faces] for r in with_cohort] == [[f.as_dict() for f in r.faces] for r in without]
@@ -130,7 +131,7 @@ def test_an_old_profile_loads_and_is_recalibrated_against_the_store_without_a_re
     copy = ProfileStore(folder)
     loaded = copy.load(old.id)
     assert "margin" not in loaded.calibration and loaded.impostors is None
-    scorer = Scorer([loaded], embedded, None, cohort(copy, [loaded]))
+    scorer = Scorer([loaded], embedded, None, copy)
     [recalibrated] = scorer.per_kind["person"]
     assert recalibrated.calibration["known_others"] == 5 and recalibrated.margin is not None
     assert recalibrated.calibration["impostors"] == sum(len(p.embeddings) for p in profiles.values() if p.id != old.id)
@@ -164,9 +165,7 @@ def test_two_profiles_of_one_person_do_not_refuse_each_other(six, embedded, tmp_
         registry=JobRegistry(),
     )
     obama = profiles["obama"]
-    (result,) = score_images(
-        [("held out", load_image(face("obama/obama6_small.jpg")))], [obama], embedded, cohort=cohort(copy, [obama])
-    )
+    (result,) = score_images([("held out", load_image(face("obama/obama6_small.jpg")))], [obama], embedded, cohort=copy)
     assert [f.profile_id for f in result.faces] == [obama.id]
     assert result.faces[0].nearest[1] != "obama again"
 
@@ -215,3 +214,111 @@ def test_arcface_scores_table_shows_the_nearest_other_known_person(comfyui, six,
     finally:
         for target in copied:
             target.unlink(missing_ok=True)
+
+
+# ----- the cohort as it is read: embeddings only, once per file version ---------------------------------------
+
+
+def _copy(store, tmp_path) -> ProfileStore:
+    folder = tmp_path / "store"
+    shutil.copytree(store.folder, folder)
+    return ProfileStore(folder)
+
+
+def test_a_verification_reads_the_others_embeddings_only_and_rereads_a_changed_file(
+    six, embedded, tmp_path, monkeypatch
+):
+    """Biden's file without its portraits (which `load` refuses) still serves as cohort, no other profile is loaded
+    whole, and a retrained Biden is read again."""
+    from safetensors.numpy import save_file
+
+    store, profiles = six
+    copy = _copy(store, tmp_path)
+    obama, biden = profiles["obama"], profiles["biden"]
+    tensors = {k: v for k, v in biden.tensors().items() if k not in ("portraits", "reference_photos")}
+    save_file(tensors, str(copy.path(biden.id)), metadata=biden.metadata())
+    with pytest.raises(IdentityError, match="lacks the tensors"):
+        ProfileStore(copy.folder).load(biden.id)
+    loaded = []
+    monkeypatch.setattr(ProfileStore, "load", lambda self, profile_id: loaded.append(profile_id))
+    scorer = Scorer([obama], embedded, None, copy)
+    [refused] = scorer.scored("look-alike", (100, 100), [_between(obama, biden)], []).faces
+    assert refused.profile_id is None and refused.nearest[1] == "biden", refused.as_dict()
+    assert loaded == [] and scorer.left_out == []
+    assert sorted(c.name for c in scorer.known["person"]) == sorted(n for n in profiles if n != "obama")
+
+    monkeypatch.undo()
+    moved = replace(biden, embeddings=-biden.embeddings, centroid=-biden.centroid)  # "retrained": far from Obama
+    copy.save(moved, overwrite=True)
+    again = Scorer([obama], embedded, None, copy)
+    [seen] = [c for c in again.known["person"] if c.profile_id == biden.id]
+    assert np.allclose(seen.centroid, -biden.centroid)
+    assert again.scored("look-alike", (100, 100), [_between(obama, biden)], []).faces[0].nearest[1] != "biden"
+
+
+def test_a_calibration_against_the_store_is_made_once_until_the_rivals_change(six, embedded, tmp_path, monkeypatch):
+    from identity import matching
+
+    store, profiles = six
+    copy = _copy(store, tmp_path)
+    calls = []
+    real = matching.calibrate
+    monkeypatch.setattr(matching, "calibrate", lambda *a, **k: calls.append(1) or real(*a, **k))
+    first = Scorer([profiles["obama"]], embedded, None, copy).per_kind["person"][0]
+    second = Scorer([profiles["obama"]], embedded, None, copy).per_kind["person"][0]
+    assert len(calls) == 1 and second.calibration == first.calibration and second.margin == first.margin
+    copy.delete(profiles["biden"].id)
+    third = Scorer([profiles["obama"]], embedded, None, copy).per_kind["person"][0]
+    assert len(calls) == 2 and third.calibration["known_others"] == first.calibration["known_others"] - 1
+
+
+@needs_testpack
+def test_a_profile_of_another_engine_is_re_embedded_into_the_cohort_or_left_out_with_the_reason(
+    six, embedded, testpack, tmp_path
+):
+    from safetensors.numpy import save_file
+
+    from identity.scoring import batch_report
+
+    store, profiles = six
+    copy = _copy(store, tmp_path)
+    obama, biden = profiles["obama"], profiles["biden"]
+    copy.delete(biden.id)
+    photos = photos_from_paths([face(p) for p in manifest()["identities"]["biden"][:-1]])
+    other = train(photos, "biden", testpack, copy, registry=JobRegistry()).profile
+    scorer = Scorer([obama], embedded, None, copy)
+    [seen] = [c for c in scorer.known["person"] if c.profile_id == other.id]
+    assert seen.reembedded and seen.centroid.shape == (embedded.info.dim,)
+    [refused] = scorer.scored("look-alike", (100, 100), [_between(obama, biden)], []).faces
+    assert refused.profile_id is None and refused.nearest[1] == "biden", refused.as_dict()
+
+    tensors = other.tensors()
+    doubled = np.concatenate([tensors["crops"], tensors["crops"]])  # a crop per embedding no more
+    save_file({**tensors, "crops": doubled}, str(copy.path(other.id)), metadata=other.metadata())
+    damaged = Scorer([obama], embedded, None, copy)
+    assert other.id not in [c.profile_id for c in damaged.known["person"]]
+    [note] = damaged.left_out
+    assert f"biden ({other.id}), trained with {testpack.name}, is left out" in note, note
+    assert batch_report([], [obama], [], damaged.left_out)["left_out"] == [note]
+
+
+def test_the_stores_version_changes_with_every_write_here_or_in_another_process(six, tmp_path):
+    """What ArcFace Score's and the gate's fingerprints hold (`glue.known_state`): one stat of the folder."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    store, profiles = six
+    copy = _copy(store, tmp_path)
+    seen = [copy.version()]
+    copy.save(replace(profiles["biden"], id="biden-copy01", name="biden copy"))  # in this process, at once
+    seen.append(copy.version())
+    copy.rename("biden-copy01", "biden twice")
+    seen.append(copy.version())
+    root = Path(__file__).resolve().parent.parent
+    for step in ("store.rename('biden-copy01', 'biden thrice')", "store.delete('biden-copy01')"):
+        code = f"from identity.profile import ProfileStore; store = ProfileStore({str(copy.folder)!r}); {step}"
+        subprocess.run([sys.executable, "-c", code], cwd=root, check=True)
+        seen.append(copy.version())
+    assert len(set(seen)) == len(seen), seen
+    assert copy.version() == seen[-1], "steady while nothing changes"

@@ -225,3 +225,25 @@ def test_an_unlinked_profile_on_a_phota_model_fails_before_any_call_saying_how_t
         "Identity panel",
         "python -m identity phota-link",
     )
+
+
+@needs_faces
+def test_known_people_switches_telling_outputs_apart_from_the_other_profiles(comfyui, remote):
+    """On (the default), each output's person is told apart from everyone in the store (Joe Biden is there): the
+    report names the next known person; off, a single-profile check compares nobody else."""
+    for known_people, seed in ((True, 11), (False, 12)):
+        remote.reset()
+        prompt = api_twin("remote_generate_portrait_nb2")
+        node = next(n for n in prompt.values() if n["class_type"] == "IdentityGenerate")["inputs"]
+        node.update(seed=seed, known_people=known_people, rerolls=0)
+        _, report, _ = _run(comfyui, prompt)
+        nexts = [o["next"] for o in report["outputs"]]
+        if known_people:
+            assert nexts and all(n.get(pid, "").startswith("next: ") for n in nexts for pid in report["subjects"]), (
+                nexts
+            )
+        else:
+            assert nexts and all(n == {} for n in nexts), nexts
+    info = comfyui.client.object_info()
+    for node_id in PAID:
+        assert info[node_id]["input"]["optional"]["known_people"][1]["default"] is True

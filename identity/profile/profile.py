@@ -162,38 +162,23 @@ class Profile:
     def read(cls, path: Path) -> Profile:
         """Load and check a profile file; anything malformed is a `ProfileFormatError` naming the file (by its
         name: messages can reach a browser, which has no business knowing the folder's absolute path)."""
-        try:
-            with safe_open(str(path), framework="numpy") as handle:
-                metadata = handle.metadata() or {}
-                if metadata.get("format") != FORMAT:
-                    raise ProfileFormatError(f"is not an Identity Layer profile (no '{FORMAT}' marker)")
-                version = int(metadata.get("format_version", "0"))
-                if version > FORMAT_VERSION:
-                    raise ProfileFormatError(f"uses profile format {version}; update the Identity Layer pack")
-                fields = header(metadata)
-                # a version-1 cat or dog file holds zero landmarks and poses: they are left where they lie
-                required = _TENSORS + (_FACE_TENSORS if fields["kind"] == PERSON else ())
-                missing = [name for name in required if name not in handle.keys()]
-                if missing:
-                    raise ProfileFormatError(f"lacks the tensors {missing}")
-                optional = _OPTIONAL + (_FACE_OPTIONAL if fields["kind"] == PERSON else ())
-                tensors = {name: handle.get_tensor(name) for name in required + optional if name in handle.keys()}
-            profile = cls(
-                id=fields["id"],
-                name=fields["name"],
-                kind=fields["kind"],
-                created=fields["created"],
-                engine=EngineInfo.from_dict(fields["engine"]),
-                calibration=fields["calibration"],
-                report=fields["report"],
-                **tensors,
-            )
-        except ProfileFormatError as exc:
-            raise ProfileFormatError(f"{path.name} {exc}") from None
-        except Exception as exc:  # safetensors and json raise assorted types for damaged files
-            raise ProfileFormatError(
-                f"{path.name} is not a readable profile file ({type(exc).__name__}: {exc})"
-            ) from None
+
+        def wanted(kind: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+            # a version-1 cat or dog file holds zero landmarks and poses: they are left where they lie
+            required = _TENSORS + (_FACE_TENSORS if kind == PERSON else ())
+            return required, _OPTIONAL + (_FACE_OPTIONAL if kind == PERSON else ())
+
+        fields, tensors = _read_checked(path, wanted)
+        profile = cls(
+            id=fields["id"],
+            name=fields["name"],
+            kind=fields["kind"],
+            created=fields["created"],
+            engine=fields["engine"],
+            calibration=fields["calibration"],
+            report=fields["report"],
+            **tensors,
+        )
         profile.check()
         return profile
 
@@ -218,6 +203,70 @@ class Profile:
         )
         if not consistent:
             raise ProfileFormatError(f"profile {self.id!r} is inconsistent (tensor shapes disagree); retrain it")
+
+
+@dataclass(frozen=True)
+class Vectors:
+    """A profile as a look-alike cohort needs it: its header and embeddings, read without the crops, faces and
+    portraits that make up most of the file (`crops` only when asked for: re-embedding with another engine)."""
+
+    id: str
+    name: str
+    kind: str
+    created: str
+    engine: EngineInfo
+    calibration: dict
+    embeddings: np.ndarray
+    centroid: np.ndarray
+    impostors: np.ndarray | None = None
+    crops: np.ndarray | None = None
+
+    @property
+    def threshold(self) -> float:
+        return float(self.calibration["threshold"])
+
+    @classmethod
+    def read(cls, path: Path, crops: bool = False) -> Vectors:
+        """Only the tensors named are read from the file (safetensors reads each tensor on request)."""
+        fields, tensors = _read_checked(
+            path, lambda kind: (("embeddings", "centroid") + (("crops",) if crops else ()), ("impostors",))
+        )
+        vectors = cls(**{k: fields[k] for k in ("id", "name", "kind", "created", "engine", "calibration")}, **tensors)
+        embeddings, impostors = vectors.embeddings, vectors.impostors
+        if not (
+            embeddings.ndim == 2
+            and len(embeddings) >= 1
+            and vectors.centroid.shape == (embeddings.shape[1],)
+            and (impostors is None or impostors.shape[1:] == embeddings.shape[1:])
+            and (vectors.crops is None or len(vectors.crops) == len(embeddings))
+        ):
+            raise ProfileFormatError(f"profile {vectors.id!r} is inconsistent (tensor shapes disagree); retrain it")
+        return vectors
+
+
+def _read_checked(path: Path, wanted) -> tuple[dict, dict[str, np.ndarray]]:
+    """A profile file's checked header fields (the engine parsed) and the tensors `wanted(kind)` names: (required,
+    optional). Anything malformed is a `ProfileFormatError` naming the file."""
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != FORMAT:
+                raise ProfileFormatError(f"is not an Identity Layer profile (no '{FORMAT}' marker)")
+            version = int(metadata.get("format_version", "0"))
+            if version > FORMAT_VERSION:
+                raise ProfileFormatError(f"uses profile format {version}; update the Identity Layer pack")
+            fields = header(metadata)
+            required, optional = wanted(fields["kind"])
+            missing = [name for name in required if name not in handle.keys()]
+            if missing:
+                raise ProfileFormatError(f"lacks the tensors {missing}")
+            tensors = {name: handle.get_tensor(name) for name in required + optional if name in handle.keys()}
+        fields["engine"] = EngineInfo.from_dict(fields["engine"])
+    except ProfileFormatError as exc:
+        raise ProfileFormatError(f"{path.name} {exc}") from None
+    except Exception as exc:  # safetensors and json raise assorted types for damaged files
+        raise ProfileFormatError(f"{path.name} is not a readable profile file ({type(exc).__name__}: {exc})") from None
+    return fields, tensors
 
 
 def large_consistent(large: np.ndarray | None, references: np.ndarray | None, portraits: int) -> bool:

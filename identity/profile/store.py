@@ -32,7 +32,7 @@ from ..locks import holding
 from ..paths import writable_folder
 from ..remote.user_files import read_json
 from .ids import ID_PATTERN, clean_name, name_key, validate_id
-from .profile import FORMAT, Profile, summarize
+from .profile import FORMAT, Profile, Vectors, summarize
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +42,11 @@ TEMP_SUFFIX = ".tmp"
 ORPHAN_SECONDS = 15 * 60
 #: Loaded profiles kept in memory (a profile is ~1-5 MB: crops, 512 faces and portraits).
 LOADED_PROFILES = 32
+#: Profiles kept as a look-alike cohort sees them (header and embeddings, per file version and engine: `matching`);
+#: a store of more profiles than this reads the excess again on each verification.
+COHORT_PROFILES = 1024
+#: Candidates' calibrations against a cohort kept (`matching.against`), per candidate and cohort version.
+CALIBRATIONS = 256
 #: Profile summaries (headers) remembered with the file version they were read from.
 SUMMARIES = 4096
 #: Broken file versions remembered as already warned about (each is logged once; beyond this, once more).
@@ -66,6 +71,10 @@ class ProfileStore:
         # node's fingerprint), and a header is read again only when its file changed.
         self._summaries: BoundedCache[tuple[tuple, dict]] = BoundedCache(SUMMARIES)
         self._reading = threading.Lock()  # held by the one thread that reads headers for `listed_ids`
+        # filled by `matching`: every other profile as a verification's cohort sees it, and calibrations against it
+        self.cohort: BoundedCache = BoundedCache(COHORT_PROFILES)
+        self.calibrated: BoundedCache = BoundedCache(CALIBRATIONS)
+        self._changes = 0  # saves, renames and deletes by this process (`version`)
 
     def __repr__(self) -> str:
         return f"ProfileStore({str(self.folder)!r})"
@@ -121,6 +130,17 @@ class ProfileStore:
             return None
         return (info.st_mtime_ns, info.st_size, info.st_ino)
 
+    def version(self) -> tuple:
+        """Changes whenever a profile is added, retrained, renamed or deleted, by this process (its count of
+        changes) or another one (the folder's mtime: every write renames a file into the folder, every delete
+        unlinks one), at the cost of one stat, not one per profile. A file overwritten in place by another tool
+        is not seen here; its own `stamp` does change."""
+        try:
+            folder = self.folder.stat().st_mtime_ns
+        except OSError:
+            folder = None
+        return (folder, self._changes)
+
     def check_writable(self) -> None:
         """Refuses, with a sentence, a folder that profiles cannot be saved to (before a training, not after)."""
         writable_folder(self.folder, "profiles")
@@ -173,6 +193,7 @@ class ProfileStore:
             raise
         _fsync_folder(self.folder)
         self._loaded.pop(profile.id)
+        self._changes += 1
         # known at once to `listed_ids`: a profile trained in this process is in the picker, by name, right away
         summary = summarize(profile.metadata(), len(profile.embeddings), len(profile.portraits))
         self._summaries.put(profile.id, (self.stamp(profile.id), summary))
@@ -195,11 +216,27 @@ class ProfileStore:
         self._loaded.put(profile_id, (stamp, profile))
         return profile
 
+    def vectors(self, profile_id: str, crops: bool = False) -> Vectors:
+        """A profile's header and embeddings (and its crops when asked for), without reading the rest of its file:
+        what telling faces apart from it needs (`matching.known`)."""
+        path = self.path(profile_id)
+        if self.stamp(profile_id) is None:
+            raise ProfileNotFound(self._not_found(profile_id))
+        _check_header(path)
+        vectors = Vectors.read(path, crops)
+        if vectors.id != profile_id:
+            raise ProfileFormatError(
+                f"{path.name} holds profile {vectors.id!r}, not {profile_id!r}; rename the file back"
+            )
+        return vectors
+
     def clear(self) -> None:
         """Forget the loaded profiles, their summaries and the files already warned about (the files stay)."""
         self._loaded.clear()
         self._summaries.clear()
         self._warned.clear()
+        self.cohort.clear()
+        self.calibrated.clear()
 
     def portrait(self, profile_id: str, index: int = 0):
         """One reference portrait (0 is the thumbnail), read alone from the file: a gallery asks for many, and
@@ -368,6 +405,7 @@ class ProfileStore:
         except FileNotFoundError:
             raise ProfileNotFound(self._not_found(profile_id)) from None
         self._loaded.pop(profile_id)
+        self._changes += 1
 
     @staticmethod
     def _not_found(profile_id: str) -> str:

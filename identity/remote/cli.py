@@ -18,7 +18,6 @@ from PIL import Image
 from ..errors import InvalidRequest
 from ..faces import load_engine
 from ..images import load_image
-from ..matching import cohort
 from ..paths import profiles_dir
 from ..profile import ProfileStore
 from ..prompt import PROFILE_REF
@@ -119,7 +118,7 @@ def _run(args, operation: str, inputs: list) -> int:
         rerolls=args.rerolls,
         max_cost=args.max_cost_usd,
         seed=args.seed,
-        cohort=cohort(store, profiles),
+        cohort=store,
     )
     result = run(request, _keys(args), load_engine(args.engine, args.provider))
     saved = []

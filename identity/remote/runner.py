@@ -24,7 +24,7 @@ from PIL import Image
 from ..errors import Cancelled, IdentityError, ImageError, InvalidRequest, ProviderError
 from ..faces import FaceEngine
 from ..images import load_image
-from ..profile import Profile
+from ..profile import Profile, ProfileStore
 from ..prompt import PROFILE_REF, referenced_ids, resolve_reference
 from ..prompt import subjects as request_subjects
 from ..targets import best_portrait
@@ -59,7 +59,7 @@ class RemoteRequest:
     rerolls: int = 0  # extra images that may be requested for outputs that fail verification
     max_cost: float = 0.0  # USD; 0 = no cost limit for re-rolls
     seed: int | None = None
-    cohort: list[Profile] | None = None  # the other known profiles outputs are told apart from (None: not)
+    cohort: ProfileStore | None = None  # the store whose other profiles outputs are told apart from (None: not)
 
 
 @dataclass
@@ -76,12 +76,10 @@ class Plan:
     ratio: float | None
     input_pixels: int = 0  # of every image sent (BFL charges for them)
 
-    def known(self) -> list[Profile] | None:
-        """Whom outputs are told apart from: the cohort and the request's profiles that are not its subjects (the
-        scorer leaves the subjects out); None when the look-alike rule is off."""
-        if self.request.cohort is None:
-            return None
-        return self.request.cohort + self.request.profiles
+    def known(self) -> ProfileStore | None:
+        """Whom outputs are told apart from: the store's profiles, the request's that are not its subjects among
+        them (the scorer leaves the subjects out); None when the look-alike rule is off."""
+        return self.request.cohort
 
     def call(self, outputs: int, attempt: int) -> Call:
         r = self.request

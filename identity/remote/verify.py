@@ -17,7 +17,7 @@ import numpy as np
 
 from ..faces import FaceEngine
 from ..faces.quality import pose
-from ..profile import Profile
+from ..profile import Profile, ProfileStore
 from ..scoring import nearest_people, score_images, weakest
 
 
@@ -43,9 +43,10 @@ def check_outputs(
     subjects: list[Profile],
     engine: FaceEngine,
     pet_engine: Callable | None = None,
-    cohort: list[Profile] | None = None,
+    cohort: ProfileStore | None = None,
 ) -> list[Check]:
-    """`cohort`: the other known profiles (`matching.cohort`); None checks each subject's threshold alone."""
+    """`cohort`: the store whose other profiles each subject is told apart from (`matching.known`); None checks
+    each subject's threshold alone."""
     if not subjects:
         return [Check({}, 0) for _ in images]
     results = score_images(

@@ -8,6 +8,10 @@ Both folders read as one table each (`pandas.read_parquet("RESULTS/faces")`). A 
 name and renamed into place, faces first and images last: the images file is the commit. A faces part without
 its images part (a run killed between the two renames) is removed when the folder is next opened, and its
 images are scored again. Rows are keyed by (path, sha256): a key already committed is never written again.
+
+A folder of format 2 (written before the look-alike rule: each profile's threshold alone) is resumed as it was
+scored, with the rule off (`--no-cohort`): its faces parts gain format 3's columns, empty, and its manifest then
+says format 3. Resumed with the rule on, it is refused with that fix; older formats are refused with a sentence.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from ..paths import writable_folder
 
 FORMAT = "identity-layer.batch-results"
 FORMAT_VERSION = 3  # 2: faces carry kind and measures (pets); 3: the next known person, margin, refusal
+#: The faces columns format 3 added: a format-2 folder resumed gains them, empty (`ResultsFolder._upgrade`).
+ADDED_IN_3 = ("next_name", "next_similarity", "margin", "refused")
 MANIFEST = "batch.json"
 
 #: A part is written at the latest this many seconds after its first row, bounding the work a crash loses.
@@ -131,6 +137,10 @@ class ResultsFolder:
                 found = json.loads(path.read_text())
             except (OSError, ValueError) as exc:
                 raise IdentityError(f"{path} is not readable ({exc}); use a new --out folder") from None
+            if found != self.manifest and self._older(found):
+                self._upgrade()
+                _write_atomic(path, json.dumps(self.manifest, indent=2).encode())  # last: the parts are upgraded
+                return
             if found != self.manifest:
                 raise IdentityError(
                     f"{self.folder} holds results for engine {found.get('engine', {}).get('name')!r} and profiles "
@@ -143,6 +153,41 @@ class ResultsFolder:
         if any(self._parts("images")):
             raise IdentityError(f"{self.folder} has result files but no {MANIFEST}; choose a new --out folder")
         _write_atomic(path, json.dumps(self.manifest, indent=2).encode())
+
+    def _older(self, found: dict) -> bool:
+        """Whether `found` is a manifest of an older format this folder's run can resume (format 2, of the same
+        engine and profiles, scored without the look-alike rule: resumed so); any other older one is refused."""
+        version = found.get("format_version")
+        if found.get("format") != FORMAT or version == FORMAT_VERSION:
+            return False
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise IdentityError(f"{self.folder} holds results of format {version!r}; update the pack to resume it")
+        if version < 2:
+            raise IdentityError(
+                f"{self.folder} holds results of format {version} (an older pack's, without pets' kinds); this pack "
+                f"resumes format 2 and {FORMAT_VERSION}: choose a new --out folder"
+            )
+        same = found.get("engine") == self.manifest["engine"] and found.get("profiles") == self.manifest["profiles"]
+        if same and self.manifest["cohort"] is not None:
+            raise IdentityError(
+                f"{self.folder} was scored before the look-alike rule (results format 2: each profile's threshold "
+                "alone); resume it with --no-cohort, or choose a new --out folder to score every image with the rule"
+            )
+        return same
+
+    def _upgrade(self) -> None:
+        """Each format-2 faces part rewritten with format 3's added columns, empty (atomically, one by one: a run
+        killed meanwhile upgrades the rest when resumed, the manifest being written after them)."""
+        schema = face_schema(self.ids)
+        for part in self._parts("faces"):
+            table = pq.read_table(part)
+            if all(name in table.column_names for name in ADDED_IN_3):
+                continue
+            columns = [
+                table.column(f.name) if f.name in table.column_names else pa.nulls(table.num_rows, f.type)
+                for f in schema
+            ]
+            _write_atomic(part, _parquet(pa.Table.from_arrays(columns, schema=schema)))
 
     def _remove_leftovers(self) -> None:
         """Temporary files and faces parts whose images part (the commit) never arrived: a killed run's last part."""

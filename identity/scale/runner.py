@@ -72,15 +72,13 @@ def batch_score(
 
     `engine` is loaded here (it names the results' embedding space); workers load `engine_spec` themselves and
     refuse to run when theirs differs."""
-    known = None  # people of another engine are not compared (the scorer's rule); pets are the pet engine's
-    if options.cohort:
-        known = [p for p in cohort(store, profiles) if p.kind != "person" or p.engine.key == engine.info.key]
+    known = cohort(store, profiles) if options.cohort else None  # summaries; another engine's are re-embedded
     results = ResultsFolder(
         options.out,
         {"name": engine.name, "key": engine.info.key},
         [{"id": p.id, "name": p.name, "created": p.created} for p in profiles],
         options.part_size,
-        None if known is None else [{"id": p.id, "created": p.created} for p in known],
+        None if known is None else [{"id": s["id"], "created": s["created"]} for s in known],
     )
     paths = expand_sources(options.sources)
     if options.ray is not None:
@@ -95,7 +93,7 @@ def batch_score(
             "provider": provider,
             "engine_key": engine.info.key,
             "profiles": {p.id: store.path(p.id).read_bytes() for p in profiles},
-            "cohort": None if known is None else {p.id: store.path(p.id).read_bytes() for p in known},
+            "cohort": None if known is None else {s["id"]: store.path(s["id"]).read_bytes() for s in known},
         }
         where = "this process" if options.ray is None else f"Ray ({options.ray})"
         log(

@@ -18,7 +18,7 @@ from ..errors import IdentityError, ImageError
 from ..faces import load_engine
 from ..faces.engine import DETECT_WORKERS
 from ..images import open_image_file, read_image_file
-from ..profile import Profile, ProfileStore
+from ..profile import ProfileStore
 from ..scoring import Scorer
 
 SCORED = "scored"
@@ -64,13 +64,14 @@ ROW_SCHEMA = pa.schema(
 )
 
 
-def profiles_from_bytes(files: dict[str, bytes]) -> list[Profile]:
-    """Profiles from their files' bytes, in order, read and checked by the one profile reader."""
+def scorer_from_bytes(engine, profiles: dict[str, bytes], cohort: dict[str, bytes] | None) -> Scorer:
+    """The scorer of the profiles whose files' bytes are given, told apart from the `cohort` files' profiles (None:
+    the look-alike rule off); each file read and checked by the one profile reader, from a store of them all."""
     with tempfile.TemporaryDirectory(prefix="identity-profiles-") as folder:
         store = ProfileStore(folder)
-        for profile_id, data in files.items():
+        for profile_id, data in {**profiles, **(cohort or {})}.items():
             store.path(profile_id).write_bytes(data)
-        return [store.load(profile_id) for profile_id in files]
+        return Scorer([store.load(i) for i in profiles], engine, None, None if cohort is None else store)
 
 
 class ImageScorer:
@@ -91,10 +92,8 @@ class ImageScorer:
                 f"this worker's face engine {self.engine.name!r} is not the one the run uses ({engine_key}); "
                 "install the same face models on every node"
             )
-        self.profiles = profiles_from_bytes(profiles)
-        self.ids = [p.id for p in self.profiles]
-        known = None if cohort is None else profiles_from_bytes(cohort)
-        self.scorer = Scorer(self.profiles, self.engine, None, known)  # the candidates (and any pet engine), once
+        self.scorer = scorer_from_bytes(self.engine, profiles, cohort)  # the candidates (and any pet engine), once
+        self.ids = list(profiles)
         self._pool = ThreadPoolExecutor(DETECT_WORKERS, thread_name_prefix="batch-score")
 
     def __call__(self, batch: pa.Table) -> pa.Table:

@@ -21,7 +21,7 @@ from ..errors import IdentityError, ImageError, ProfileExists, TrainingError
 from ..faces.align import ffhq_face
 from ..faces.engine import Engine
 from ..images import ImageSource, collect_photos, load_image, pixel_batches, probe_image
-from ..matching import against, candidate, cohort
+from ..matching import against, candidate, known
 from ..profile import Profile, ProfileStore, calibrate, centroid, clean_name, new_id, validate_id
 from ..text import printable
 from .jobs import JOBS, JobRegistry, Status, TrainingJob
@@ -263,10 +263,10 @@ def _build(job, photos, verdicts, found, engine: Engine, rules: Rules, check) ->
 def _told_apart(profile: Profile, store: ProfileStore, engine: Engine) -> Profile:
     """The profile calibrated against the others of its kind and engine in the store too (`matching.against`):
     their embeddings are impostors, their centroids the people a face must be nearer to this one than to."""
-    known = [candidate(p, engine) for p in cohort(store, [profile]) if p.engine.key == engine.info.key]
-    if not known:
+    others, _ = known(store, profile.kind, engine, {profile.id})
+    if not others:
         return profile
-    [mine] = against([candidate(profile, engine)], known, engine.info.match_threshold)
+    [mine] = against([candidate(profile, engine)], others, engine.info.match_threshold)
     return replace(profile, calibration=mine.calibration)
 
 
