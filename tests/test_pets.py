@@ -240,11 +240,13 @@ def tiny_reid(path, batch="N"):
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=9), str(path))
 
 
-def test_a_reid_model_in_the_slot_takes_over_and_says_so(models):
-    reid = models / "pet_reid"
-    reid.mkdir(exist_ok=True)
-    tiny_reid(reid / "my_reid.onnx")
-    engine = load_pet_engine(models / "pets", reid)
+def test_a_reid_model_in_the_slot_takes_over_and_says_so(models, tmp_path, monkeypatch):
+    """The slot is this test's own models folder: a model left in the shared one would re-embed every later
+    file's cat."""
+    monkeypatch.setenv("IDENTITY_MODELS_DIR", str(tmp_path))
+    (tmp_path / "pet_reid").mkdir()
+    tiny_reid(tmp_path / "pet_reid" / "my_reid.onnx")
+    engine = load_pet_engine(models / "pets")  # the slot found as the pack finds it: models_dir() / "pet_reid"
     assert engine.info.name == "pets:reid:my_reid.onnx" and engine.info.dim == 3 and engine.measures == IDENTITY
     vectors = engine.embed(np.stack([cv2.resize(chelsea(), (224, 224))] * 2))
     assert vectors.shape == (2, 3) and np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
