@@ -258,6 +258,8 @@ TEMPLATES = {
     "remote_enhance_nb2": "12. Paid API, enhance a photo (Nano Banana 2)",
     "remote_partner_nano_banana_pro_gate": "13. Paid API, ComfyUI's Nano Banana Pro node with references and the identity gate",
     "remote_partner_gpt_image_gate": "14. Paid API, ComfyUI's GPT Image node with two profiles and the identity gate",
+    "remote_partner_flux2_pro_gate": "15. Paid API, ComfyUI's FLUX.2 Pro node with references and the identity gate",
+    "remote_partner_qwen_image_edit_gate": "16. Paid API, ComfyUI's Qwen Image 3 Edit node with references and the identity gate",
 }
 
 
@@ -270,13 +272,16 @@ def load_workflow(name: str) -> dict:
 
 
 FRONTEND_ONLY = ("Note", "MarkdownNote")
+DYNAMIC_COMBO = "COMFY_DYNAMICCOMBO_V3"
 
 
 def ui_to_api(workflow: dict, object_info: dict) -> dict:
     """The API form of a UI-format workflow: links become `[node id, output slot]`, widgets become values.
 
     Widget values follow the order of the node's inputs in `/object_info` (required, then optional), skipping
-    inputs that arrive by link; a seed-style widget's extra 'control_after_generate' value is skipped.
+    inputs that arrive by link; a seed-style widget's extra 'control_after_generate' value is skipped. A V3
+    DynamicCombo (ComfyUI 0.33.0) is its chosen key followed by that option's own inputs, named `combo.input` (an
+    Autogrow's slots, `combo.images.image_1`, arrive by link), as the frontend writes them.
     """
     links = {link[0]: link for link in workflow.get("links", [])}
     prompt = {}
@@ -293,24 +298,39 @@ def ui_to_api(workflow: dict, object_info: dict) -> dict:
                 linked[slot["name"]] = [str(link[1]), link[2]]
         values = list(node.get("widgets_values") or [])
         inputs = dict(linked)
-        for group in ("required", "optional"):
-            for name in info["input_order"].get(group, []):
-                spec = info["input"][group][name]
-                if not _is_widget(spec):
-                    continue
-                controlled = len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("control_after_generate")
-                if name in linked:
-                    if any(s.get("name") == name and s.get("widget") for s in node.get("inputs", [])):
-                        # a widget converted to an input keeps its slot (and a seed its control value)
-                        del values[: 2 if controlled else 1]
-                    continue
-                if not values:
-                    break
-                inputs[name] = values.pop(0)
-                if controlled and values:
-                    values.pop(0)
+        order = [
+            (name, info["input"][group][name])
+            for group in ("required", "optional")
+            for name in info["input_order"].get(group, [])
+        ]
+        _take_widgets(order, "", node, linked, values, inputs)
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt
+
+
+def _take_widgets(order: list, prefix: str, node: dict, linked: dict, values: list, inputs: dict) -> bool:
+    """Assigns `values` to the widget inputs in `order` (named `prefix` + name); False once they run out."""
+    for name, spec in order:
+        name = prefix + name
+        controlled = len(spec) > 1 and isinstance(spec[1], dict) and spec[1].get("control_after_generate")
+        if name in linked:
+            if any(s.get("name") == name and s.get("widget") for s in node.get("inputs", [])):
+                # a widget converted to an input keeps its slot (and a seed its control value)
+                del values[: 2 if controlled else 1]
+            continue
+        if not (_is_widget(spec) or spec[0] == DYNAMIC_COMBO):
+            continue
+        if not values:
+            return False
+        inputs[name] = values.pop(0)
+        if controlled and values:
+            values.pop(0)
+        if spec[0] == DYNAMIC_COMBO:
+            chosen = next(o["inputs"] for o in spec[1]["options"] if o["key"] == inputs[name])
+            nested = [(n, s) for group in ("required", "optional") for n, s in chosen.get(group, {}).items()]
+            if not _take_widgets(nested, name + ".", node, linked, values, inputs):
+                return False
+    return True
 
 
 def _is_widget(spec) -> bool:

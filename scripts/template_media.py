@@ -50,6 +50,8 @@ SHOWS = {
     "remote_enhance_nb2": "face",
     "remote_partner_nano_banana_pro_gate": "face",
     "remote_partner_gpt_image_gate": "faces",
+    "remote_partner_flux2_pro_gate": "face",
+    "remote_partner_qwen_image_edit_gate": "face",
 }
 
 

@@ -11,14 +11,27 @@ import tempfile
 import urllib.parse
 
 import pytest
-from comfyui import EXAMPLES, TEMPLATES, WORKFLOWS, PromptRejected, api_twin, load_workflow, on_fixtures, ui_to_api
+from comfyui import (
+    EXAMPLES,
+    TEMPLATES,
+    WORKFLOWS,
+    PromptRejected,
+    api_twin,
+    comfyui_version,
+    load_workflow,
+    on_fixtures,
+    ui_to_api,
+)
 from conftest import FACES, ROOT, needs_faces
 from PIL import Image
 
 SAMPLES = ROOT / "example_workflows" / "input"
 #: Nodes whose run is a paid call: this pack's remote nodes (the user's own API keys) and the ComfyUI partner nodes
 #: the templates use (comfy.org credits; /object_info says `api_node`, checked against this set below).
-PAID = {"IdentityGenerate", "IdentityEdit", "IdentityEnhance", "IdentityRemix", "GeminiImage2Node", "OpenAIGPTImage1"}
+PAID = {
+    *("IdentityGenerate", "IdentityEdit", "IdentityEnhance", "IdentityRemix"),
+    *("GeminiImage2Node", "OpenAIGPTImage1", "Flux2ProImageNode", "QwenImageEditApi"),
+}
 MODEL_FILE = re.compile(r".+\.(safetensors|sft|pt|pth|ckpt)$")
 PROFILE_ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*-[0-9a-f]{6}")  # identity.profile ids: a slug and 6 hex digits
 #: Settings a template sets on purpose away from the node's default (anything else must agree with the node).
@@ -132,9 +145,26 @@ def test_the_templates_photos_are_in_comfyuis_input_folder(comfyui):
     assert shipped and all((comfyui.base / "input" / p).read_bytes() == (SAMPLES / p).read_bytes() for p in shipped)
 
 
+#: Partner nodes a template uses that ComfyUI 0.3.75 lacks, and why no node both versions have stands in.
+ONLY_IN_0_33 = {
+    "QwenImageEditApi": "ComfyUI 0.3.75 has no Qwen Image API node (no comfy_api_nodes/nodes_qwen.py), nor the V3 "
+    "DynamicCombo and Autogrow inputs QwenImageEditApi takes (comfy_api/latest/_io.py)",
+}
+
+
+def _object_info(comfyui, name: str) -> dict:
+    """This server's /object_info, or a skip where the template needs a node this version lacks (ONLY_IN_0_33)."""
+    info = comfyui.client.object_info()
+    missing = sorted({node["class_type"] for node in api_twin(name).values()} - set(info))
+    if missing:
+        assert comfyui_version() == "0.3.75" and set(missing) <= set(ONLY_IN_0_33), f"{name} needs {missing}"
+        pytest.skip(f"{TEMPLATES[name]}: " + "; ".join(ONLY_IN_0_33[t] for t in missing))
+    return info
+
+
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_templates_settings_agree_with_the_nodes_defaults(comfyui, name):
-    info = comfyui.client.object_info()
+    info = _object_info(comfyui, name)
     for node in api_twin(name).values():
         definition = info[node["class_type"]]
         if definition["python_module"] != "custom_nodes.identity-layer":
@@ -150,20 +180,26 @@ def test_templates_settings_agree_with_the_nodes_defaults(comfyui, name):
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_ui_workflow_and_api_twin_stay_in_step(comfyui, name):
-    converted = ui_to_api(load_workflow(name), comfyui.client.object_info())
+    converted = ui_to_api(load_workflow(name), _object_info(comfyui, name))
     assert converted == api_twin(name), f"example_workflows/{name}.json and tests/workflows/{name}.api.json differ"
 
 
 #: Deprecated core nodes a template may use while ComfyUI 0.3.75 lacks their replacement: ComfyUI 0.33.0 deprecates
 #: ImageBatch and registers BatchImagesNode (not in 0.3.75) as its replacement, which its frontend offers to swap in;
 #: likewise OpenAIGPTImage1 (comfy_api_nodes/nodes_openai.py, one `image` input that takes a batch) for
-#: OpenAIGPTImageNodeV2 (a DynamicCombo `model` with Autogrow `image_N` inputs), which 0.3.75 lacks.
-KEPT_FOR_0_3_75 = {"ImageBatch": "BatchImagesNode", "OpenAIGPTImage1": "OpenAIGPTImageNodeV2"}
+#: OpenAIGPTImageNodeV2 (a DynamicCombo `model` with Autogrow `image_N` inputs), which 0.3.75 lacks, and
+#: Flux2ProImageNode (comfy_api_nodes/nodes_bfl.py, one `images` batch) for Flux2ImageNode (a DynamicCombo `model`,
+#: [pro] or [max], with Autogrow `image_1`..`image_8`), which 0.3.75 lacks too.
+KEPT_FOR_0_3_75 = {
+    "ImageBatch": "BatchImagesNode",
+    "OpenAIGPTImage1": "OpenAIGPTImageNodeV2",
+    "Flux2ProImageNode": "Flux2ImageNode",
+}
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_example_workflows_use_only_current_core_nodes_and_ours_on_the_embedded_engine(comfyui, name):
-    info = comfyui.client.object_info()
+    info = _object_info(comfyui, name)
     for node in api_twin(name).values():
         module = info[node["class_type"]]["python_module"]
         assert module == "custom_nodes.identity-layer" or not module.startswith("custom_nodes"), node
@@ -188,8 +224,10 @@ def test_each_template_passes_comfyuis_own_validation(comfyui, name):
     'not in list' for files with a download entry (PuLID-Flux Load checks its files when it runs), and Base Model
     Select's missing API key (it refuses at validation, before any paid work); a template that needs none is queued and stops at Profile
     Load, which names the missing profile (ComfyUI runs no node that depends on it: no sampler, no paid call).
-    ComfyUI 0.3.75 and 0.33.0 both have every node the templates use (GeminiImage2Node and OpenAIGPTImage1 are
-    partner nodes in both), so no template is skipped on either."""
+    ComfyUI 0.3.75 and 0.33.0 both have every node the templates use (GeminiImage2Node, OpenAIGPTImage1 and
+    Flux2ProImageNode are partner nodes in both) but QwenImageEditApi, which only 0.33.0 has: the Qwen Image 3
+    Edit template is skipped on 0.3.75, saying why (ONLY_IN_0_33)."""
+    _object_info(comfyui, name)
     prompt = api_twin(name)
     for node in prompt.values():
         if node["class_type"] == "IdentityProfileLoad":
