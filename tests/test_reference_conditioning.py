@@ -62,9 +62,12 @@ def test_referenced_ids_are_unique_in_order_of_appearance():
 
 @dataclasses.dataclass
 class Subject:
+    """What the prompt functions read of a profile."""
+
     id: str
     name: str
     kind: str = "person"
+    former_names: tuple[str, ...] = ()
 
 
 def test_reference_prompt_names_each_subject_by_its_reference_image():
