@@ -56,12 +56,9 @@ function fitNode(node) {
 // ----- Profile Load: the picker shows names for the ids it saves, and the chosen profile's thumbnail ---------
 
 /** The picker's values are ids; it shows each as its label. A value saved as a name (older workflows) becomes the
- * id of the profile that has, or had, that name, so that the workflow is saved with the id next time.
- * The canvas and 1.58's Nodes 2.0 select read `getOptionLabel`; 1.32's Nodes 2.0 draws a PrimeVue Select given the
- * widget's options as its props, and that Select reads `optionLabel` (a field name, or a function of the value). */
+ * id of the profile that has, or had, that name, so that the workflow is saved with the id next time. */
 function showNames(combo) {
-  const label = (value) => profileFor(value)?.label ?? value ?? "";
-  Object.assign(combo.options, { getOptionLabel: label, optionLabel: label }); // before Nodes 2.0 copies options
+  combo.options.getOptionLabel = (value) => profileFor(value)?.label ?? value ?? ""; // before Nodes 2.0 copies options
 }
 
 function saveIds(node, combo) {
