@@ -7,11 +7,15 @@ import { profileFor, refreshProfiles, state, subscribe } from "./store.js";
 
 const THUMB_HEIGHT = 150;
 const ROW_HEIGHT = 22;
+const PROFILES_WAIT_MS = 10000;
 
 app.registerExtension({
   name: "identity-layer.nodes",
-  setup() {
+  async setup() {
     loadStyles();
+    // The list before any node exists: ComfyUI restores the workflow after every extension's setup, and 1.32's
+    // Nodes 2.0 picker works its label out once, when it is drawn. Bounded, so that a slow answer never holds the app.
+    await Promise.race([refreshProfiles(), new Promise((done) => setTimeout(done, PROFILES_WAIT_MS))]);
   },
   beforeRegisterNodeDef(nodeType, nodeData) {
     if (nodeData.name === "IdentityProfileLoad") addThumbnail(nodeType);
@@ -56,9 +60,12 @@ function fitNode(node) {
 // ----- Profile Load: the picker shows names for the ids it saves, and the chosen profile's thumbnail ---------
 
 /** The picker's values are ids; it shows each as its label. A value saved as a name (older workflows) becomes the
- * id of the profile that has, or had, that name, so that the workflow is saved with the id next time. */
+ * id of the profile that has, or had, that name, so that the workflow is saved with the id next time.
+ * The canvas and 1.58's Nodes 2.0 select read `getOptionLabel`; 1.32's Nodes 2.0 draws a PrimeVue Select given the
+ * widget's options as its props, and that Select reads `optionLabel` (a field name, or a function of the value). */
 function showNames(combo) {
-  combo.options.getOptionLabel = (value) => profileFor(value)?.label ?? value ?? ""; // before Nodes 2.0 copies options
+  const label = (value) => profileFor(value)?.label ?? value ?? "";
+  Object.assign(combo.options, { getOptionLabel: label, optionLabel: label }); // before Nodes 2.0 copies options
 }
 
 function saveIds(node, combo) {
