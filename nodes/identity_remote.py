@@ -94,13 +94,15 @@ async def run(
     prompt: str,
     images: list,
     candidates: list[str],
+    *,
     num_output_images: int,
     rerolls: int,
     max_cost_usd: float,
     seed: int,
-    face_engine: EngineChoice | None,
-    known_people: bool,
+    face_engine: EngineChoice | None = None,
+    known_people: bool = True,
 ) -> io.NodeOutput:
+    """What the four nodes share; each passes the common inputs (`common_inputs`) through as it got them."""
     choice = identity.base_model
     request = RemoteRequest(
         operation=operation,
@@ -186,9 +188,7 @@ class IdentityGenerate(io.ComfyNode):
         )
 
     @classmethod
-    async def execute(
-        cls, identity, prompt, num_output_images, rerolls, max_cost_usd, seed, face_engine=None, known_people=True
-    ):
+    async def execute(cls, identity, prompt, **settings):
         return await run(
             cls,
             "generate",
@@ -196,12 +196,7 @@ class IdentityGenerate(io.ComfyNode):
             prompt,
             [],
             [],
-            num_output_images,
-            rerolls,
-            max_cost_usd,
-            seed,
-            face_engine,
-            known_people,
+            **settings,
         )
 
 
@@ -222,19 +217,7 @@ class IdentityEdit(io.ComfyNode):
         )
 
     @classmethod
-    async def execute(
-        cls,
-        identity,
-        images,
-        prompt,
-        profile_ids,
-        num_output_images,
-        rerolls,
-        max_cost_usd,
-        seed,
-        face_engine=None,
-        known_people=True,
-    ):
+    async def execute(cls, identity, images, prompt, profile_ids, **settings):
         candidates = [c.strip() for c in profile_ids.split(",") if c.strip()]
         return await run(
             cls,
@@ -243,12 +226,7 @@ class IdentityEdit(io.ComfyNode):
             prompt,
             to_arrays(images),
             candidates,
-            num_output_images,
-            rerolls,
-            max_cost_usd,
-            seed,
-            face_engine,
-            known_people,
+            **settings,
         )
 
 
@@ -264,9 +242,7 @@ class IdentityEnhance(io.ComfyNode):
         )
 
     @classmethod
-    async def execute(
-        cls, identity, image, num_output_images, rerolls, max_cost_usd, seed, face_engine=None, known_people=True
-    ):
+    async def execute(cls, identity, image, **settings):
         return await run(
             cls,
             "enhance",
@@ -274,12 +250,7 @@ class IdentityEnhance(io.ComfyNode):
             "",
             to_arrays(image)[:1],
             [],
-            num_output_images,
-            rerolls,
-            max_cost_usd,
-            seed,
-            face_engine,
-            known_people,
+            **settings,
         )
 
 
@@ -299,19 +270,7 @@ class IdentityRemix(io.ComfyNode):
         )
 
     @classmethod
-    async def execute(
-        cls,
-        identity,
-        image,
-        style_reference,
-        num_output_images,
-        rerolls,
-        max_cost_usd,
-        seed,
-        prompt="",
-        face_engine=None,
-        known_people=True,
-    ):
+    async def execute(cls, identity, image, style_reference, prompt="", **settings):
         return await run(
             cls,
             "remix",
@@ -319,10 +278,5 @@ class IdentityRemix(io.ComfyNode):
             prompt,
             to_arrays(image)[:1] + to_arrays(style_reference)[:1],
             [],
-            num_output_images,
-            rerolls,
-            max_cost_usd,
-            seed,
-            face_engine,
-            known_people,
+            **settings,
         )
