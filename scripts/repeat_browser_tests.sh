@@ -4,6 +4,7 @@
 # process per core keeps the machine busy (slow machines are where races show). Prints the runs and failures per
 # version and in all; exits 1 if any test failed, errored or was skipped (a skipped test proves nothing).
 #   bash scripts/repeat_browser_tests.sh [N] [VERSION ...]    N defaults to 10; VERSION: 0.3.75, 0.33.0 (default both)
+# The window of each failed test is kept in output/repeat-failures/VERSION-run-N/.
 # Needs what scripts/test.sh sets up: .venv with .comfyui (0.3.75) and .comfyui-0.33 (0.33.0, its own venv).
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -44,6 +45,12 @@ for version in "${versions[@]}"; do
   for run in $(seq "$runs"); do
     echo "===== ComfyUI $version: run $run of $runs ====="
     env "${env[@]}" "$python" -m pytest -q -p no:cacheprovider "${TESTS[@]}" --junitxml="$results/$version-$run.xml"
+    for shot in output/test-artifacts/web/failed-*.png; do  # the next run clears them: keep each failure's window
+      [ -e "$shot" ] || continue
+      mkdir -p "output/repeat-failures/$version-run-$run"
+      cp "$shot" "output/repeat-failures/$version-run-$run/"
+      echo "kept $shot in output/repeat-failures/$version-run-$run/"
+    done
   done
 done
 

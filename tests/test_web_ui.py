@@ -609,7 +609,10 @@ def test_a_newcomers_first_hour(page, comfyui):
         expect(thumbnail).to_have_js_property("complete", True, timeout=60_000)
         assert thumbnail.evaluate("(img) => img.naturalWidth") >= 256, card.get_attribute("data-testid")
     dialog.locator("[data-testid='template-workflow-2. Find two people in a group photo']").click()
-    page.wait_for_function("() => app.graph.nodes.some((node) => node.type === 'IdentityArcFaceScore')")
+    expect(dialog).to_be_hidden(timeout=LOAD_MS)  # the frontend closes it once it has the template's JSON
+    page.wait_for_function(
+        "() => app.graph.nodes.some((node) => node.type === 'IdentityArcFaceScore')", timeout=LOAD_MS
+    )
     page.evaluate(
         """() => { const load = app.graph.nodes.find((node) => node.type === 'LoadImage');
                    load.widgets.find((w) => w.name === 'image').value = 'identity/group/biden_obama_b.jpg'; }"""
