@@ -52,9 +52,14 @@ def identity_tab(page):
     return page.get_by_role("button", name=re.compile(r"^Identity profiles: train from photos"))
 
 
-def clear_screenshots() -> None:
+def clear_screenshots(config) -> None:
+    """Empties the screenshot folder once per test session: each browser test module starts its own browser, and
+    the second used to delete the first one's screenshots, failures' included."""
+    if SCREENSHOTS in config.stash:
+        return
     shutil.rmtree(SHOTS, ignore_errors=True)
     SHOTS.mkdir(parents=True, exist_ok=True)
+    config.stash[SCREENSHOTS] = []
 
 
 def shot(page, config, name: str) -> Path:

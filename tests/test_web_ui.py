@@ -34,10 +34,10 @@ OURS = "/extensions/identity-layer/"
 
 
 @pytest.fixture(scope="module")
-def browser():
+def browser(request):
     with sync_playwright() as playwright:
         browser = launch(playwright)
-        clear_screenshots()
+        clear_screenshots(request.config)
         yield browser
         browser.close()
 
@@ -608,8 +608,15 @@ def test_a_newcomers_first_hour(page, comfyui):
         thumbnail = card.locator("img").first
         expect(thumbnail).to_have_js_property("complete", True, timeout=60_000)
         assert thumbnail.evaluate("(img) => img.naturalWidth") >= 256, card.get_attribute("data-testid")
-    dialog.locator("[data-testid='template-workflow-2. Find two people in a group photo']").click()
-    expect(dialog).to_be_hidden(timeout=LOAD_MS)  # the frontend closes it once it has the template's JSON
+    group = dialog.locator("[data-testid='template-workflow-2. Find two people in a group photo']")
+    for _ in range(3):  # 1.58's browser drops a click whose load its list redraw overtakes: a person clicks again
+        group.click()
+        try:
+            expect(dialog).to_be_hidden(timeout=30_000)  # it closes once it has the template's JSON
+            break
+        except AssertionError:
+            continue
+    expect(dialog).to_be_hidden()
     page.wait_for_function(
         "() => app.graph.nodes.some((node) => node.type === 'IdentityArcFaceScore')", timeout=LOAD_MS
     )
