@@ -187,6 +187,42 @@ def test_a_models_role_is_what_insightfaces_own_router_makes_of_it(tmp_path):
 
 
 @needs_testpack
+def test_the_packs_recognizer_gives_insightfaces_own_embeddings_on_the_same_crops(testpack):
+    """Our session runs a rewritten graph (a symbolic batch, subnormal weights zeroed); insightface's
+    ArcFaceONNX runs the file as shipped, face by face. The vectors must not differ."""
+    from insightface import model_zoo
+
+    theirs = model_zoo.get_model(str(TESTPACK / "fr_feature.onnx"), providers=["CPUExecutionProvider"])
+    crops = np.stack([f.crop for f in testpack.analyze([load_image(T1)])[0]])
+    assert len(crops) == 6
+    reference = np.concatenate([theirs.get_feat(np.ascontiguousarray(c[:, :, ::-1])) for c in crops])
+    reference /= np.linalg.norm(reference, axis=1, keepdims=True)
+    agreement = (testpack.embed(crops) * reference).sum(axis=1)
+    assert agreement.min() > 0.99999, f"cosine to insightface's own embeddings: {agreement}"
+
+
+@needs_testpack
+def test_subnormal_weights_are_zeroed_and_every_other_weight_kept():
+    import onnx
+    from onnx import numpy_helper
+
+    from identity.faces.runtime import without_denormal_weights
+
+    def weights(model):
+        return np.concatenate([numpy_helper.to_array(i).ravel() for i in model.graph.initializer if i.data_type == 1])
+
+    def subnormal(values):
+        return (values != 0) & (np.abs(values) < np.finfo(np.float32).tiny)
+
+    before = weights(onnx.load(str(TESTPACK / "fr_feature.onnx")))
+    after = weights(without_denormal_weights(onnx.load(str(TESTPACK / "fr_feature.onnx"))))
+    assert subnormal(before).sum() > 1000, "the test pack's recognizer is known to hold thousands of them"
+    assert not subnormal(after).any()
+    assert (after[subnormal(before)] == 0).all()
+    assert np.array_equal(after[~subnormal(before)], before[~subnormal(before)])
+
+
+@needs_testpack
 def test_the_test_pack_loads_only_detection_and_recognition(testpack):
     assert testpack.name == "insightface:testpack"
     assert set(testpack.info.files) == {"det_500m.onnx", "fr_feature.onnx"}

@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 import onnx
 
-from .runtime import batchable, create_session
+from .runtime import batchable, create_session, without_denormal_weights
 
 log = logging.getLogger(__name__)
 
@@ -20,12 +20,13 @@ class OnnxRecognizer:
 
     The network is made batch-capable when its file fixes batch 1 (what an export does unless told otherwise);
     the rewrite is trusted only after a two-crop batch reproduces two single-crop runs, otherwise crops run one
-    at a time.
+    at a time. Its subnormal weights are zeroed first (`without_denormal_weights`: same outputs, ~3x faster).
     """
 
     def __init__(self, model: onnx.ModelProto, providers: list[str], mean, std):
         self.mean = np.asarray(mean, np.float32)
         self.std = np.asarray(std, np.float32)
+        model = without_denormal_weights(model)  # the caller's copy: each one loads the file for us alone
         self.session = create_session(batchable(model), providers)
         self.input_name = self.session.get_inputs()[0].name
         height, width = (int(side) for side in self.session.get_inputs()[0].shape[2:])

@@ -108,6 +108,25 @@ def batchable(model: onnx.ModelProto) -> bytes:
     return model.SerializeToString()
 
 
+def without_denormal_weights(model: onnx.ModelProto) -> onnx.ModelProto:
+    """The model with its subnormal float32 weights set to zero, in place.
+
+    Trained weights decayed towards zero are often left below float32's smallest normal number, and x86 CPUs
+    take a slow microcode path for every multiply with one (measured: the test pack's recognizer, 8,938 such
+    weights, ran 2.9x faster without them). Their products lie below float32's resolution of the sums they join,
+    so the outputs do not change (tests/test_face_engines.py compares them with insightface's run of the file).
+    """
+    smallest = np.finfo(np.float32).tiny
+    for init in model.graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT:
+            continue
+        weights = numpy_helper.to_array(init)
+        subnormal = (weights != 0) & (np.abs(weights) < smallest)
+        if subnormal.any():
+            init.CopyFrom(numpy_helper.from_array(np.where(subnormal, np.float32(0), weights), init.name))
+    return model
+
+
 def per_tensor_dequantize(model: onnx.ModelProto) -> onnx.ModelProto:
     """Make single-scale `DequantizeLinear` nodes plainly per-tensor.
 
