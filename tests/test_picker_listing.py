@@ -14,14 +14,17 @@ from conftest import crafted, wait_until
 
 from identity.profile import ProfileStore
 
-_watched: dict = {}  # {"folder": str, "thread": ident, "opened": list}: what the audit hook records
+_watch: tuple[str, int, list[str]] | None = None  # (folder, thread, opened) while a test watches
 
 
 def _record_opens(event: str, args: tuple) -> None:
-    if event == "open" and _watched and threading.get_ident() == _watched["thread"]:
+    # One read of `_watch`: the hook runs in every thread, and an exception here is raised by that thread's
+    # `open`; the background header read must never see a watch half ended (it would take its file for broken).
+    watch = _watch
+    if event == "open" and watch and threading.get_ident() == watch[1]:
         path = str(args[0])
-        if path.startswith(_watched["folder"]) and path.endswith(".safetensors"):
-            _watched["opened"].append(path)
+        if path.startswith(watch[0]) and path.endswith(".safetensors"):
+            watch[2].append(path)
 
 
 sys.addaudithook(_record_opens)  # audit hooks cannot be removed; it records nothing unless a test watches
@@ -29,17 +32,25 @@ sys.addaudithook(_record_opens)  # audit hooks cannot be removed; it records not
 
 def opened_by_this_thread(folder, call):
     """`call()`'s result and the profile files this thread opened meanwhile (Python's `open` audit event)."""
-    _watched.update(folder=str(folder), thread=threading.get_ident(), opened=[])
+    global _watch
+    opened: list[str] = []
+    _watch = (str(folder), threading.get_ident(), opened)
     try:
-        return call(), list(_watched["opened"])
+        return call(), list(opened)
     finally:
-        _watched.clear()
+        _watch = None
+
+
+def reading_headers() -> bool:
+    """Whether the store's background thread is still at work (a listing taken meanwhile may be half read)."""
+    return any(thread.name == "identity-profile-headers" for thread in threading.enumerate())
 
 
 def _three_profiles(folder, tom_profile) -> dict[str, str]:
-    """Saved by another store (another process, as far as the listing store knows); name → id."""
+    """Saved by another store (another process, as far as the listing store knows); name → id. Id order is not
+    name order, so a listing in name order shows that the headers were read."""
     writer = ProfileStore(folder)
-    names = {"Zed Last": "zed-last-000001", "Amy First": "amy-first-000002", "Moe Middle": "moe-middle-000003"}
+    names = {"Zed Last": "last-zed-000001", "Amy First": "first-amy-000002", "Moe Middle": "middle-moe-000003"}
     for name, profile_id in names.items():
         writer.save(replace(tom_profile, id=profile_id, name=name))
     return names
@@ -52,7 +63,7 @@ def test_the_picker_reads_no_profile_file_in_the_thread_that_asks(tmp_path, tom_
     assert opened == [], f"the listing opened {opened} in the asking thread"
     assert sorted(first) == sorted(names.values()), "every profile is listed before its header is read"
     by_name = [names[n] for n in sorted(names)]
-    wait_until(lambda: store.listed_ids() == by_name, "the background read putting the picker in name order", 30)
+    wait_until(lambda: store.listed_ids() == by_name and not reading_headers(), "the background read's end", 30)
     again, opened = opened_by_this_thread(tmp_path, store.listed_ids)
     assert (again, opened) == (by_name, []), "a listing after the headers are known reads nothing either"
 
