@@ -209,7 +209,9 @@ def test_subnormal_weights_are_zeroed_and_every_other_weight_kept():
     from identity.faces.runtime import without_denormal_weights
 
     def weights(model):
-        return np.concatenate([numpy_helper.to_array(i).ravel() for i in model.graph.initializer if i.data_type == 1])
+        return np.concatenate(
+            [numpy_helper.to_array(i).ravel() for i in model.graph.initializer if i.data_type == onnx.TensorProto.FLOAT]
+        )
 
     def subnormal(values):
         return (values != 0) & (np.abs(values) < np.finfo(np.float32).tiny)

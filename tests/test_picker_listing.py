@@ -13,6 +13,7 @@ from dataclasses import replace
 from conftest import crafted, wait_until
 
 from identity.profile import ProfileStore
+from identity.profile.store import HEADER_READER
 
 _watch: tuple[str, int, list[str]] | None = None  # (folder, thread, opened) while a test watches
 
@@ -43,7 +44,7 @@ def opened_by_this_thread(folder, call):
 
 def reading_headers() -> bool:
     """Whether the store's background thread is still at work (a listing taken meanwhile may be half read)."""
-    return any(thread.name == "identity-profile-headers" for thread in threading.enumerate())
+    return any(thread.name == HEADER_READER for thread in threading.enumerate())
 
 
 def _three_profiles(folder, tom_profile) -> dict[str, str]:

@@ -51,6 +51,8 @@ CALIBRATIONS = 256
 SUMMARIES = 4096
 #: Broken file versions remembered as already warned about (each is logged once; beyond this, once more).
 WARNED_FILES = 1024
+#: The name of the thread that reads profile headers for `listed_ids` (one at a time).
+HEADER_READER = "identity-profile-headers"
 #: The lock file beside the profiles that every write holds while it checks the name rule and saves.
 LOCK_FILE = ".profiles.lock"
 #: Former names → the id of the profile that had each (`{"renames": [{"name": ..., "id": ...}]}`), newest last.
@@ -298,7 +300,7 @@ class ProfileStore:
             elif not self._warned.get((profile_id, stamp)):
                 unread.append(profile_id)
         if unread and self._reading.acquire(blocking=False):
-            threading.Thread(target=self._read_headers, name="identity-profile-headers", daemon=True).start()
+            threading.Thread(target=self._read_headers, name=HEADER_READER, daemon=True).start()
         known.sort(key=lambda s: (name_key(s["name"]), s["id"]))
         return [s["id"] for s in known] + unread
 
