@@ -20,7 +20,8 @@ class OnnxRecognizer:
 
     The network is made batch-capable when its file fixes batch 1 (what an export does unless told otherwise);
     the rewrite is trusted only after a two-crop batch reproduces two single-crop runs, otherwise crops run one
-    at a time. Its subnormal weights are zeroed first (`without_denormal_weights`: same outputs, ~3x faster).
+    at a time. Its subnormal weights are zeroed first (`without_denormal_weights`: same outputs; ~3x faster
+    on CPUs that are slow with subnormals).
     """
 
     def __init__(self, model: onnx.ModelProto, providers: list[str], mean, std):

@@ -111,8 +111,8 @@ def batchable(model: onnx.ModelProto) -> bytes:
 def without_denormal_weights(model: onnx.ModelProto) -> onnx.ModelProto:
     """The model with its subnormal float32 weights set to zero, in place.
 
-    Trained weights decayed towards zero are often left below float32's smallest normal number, and x86 CPUs
-    take a slow microcode path for every multiply with one (measured: the test pack's recognizer, 8,938 such
+    Trained weights decayed towards zero are often left below float32's smallest normal number, and some x86 CPUs
+    take a slow microcode path for every multiply with one (measured on one: the test pack's recognizer, 8,938 such
     weights, ran 2.9x faster without them). Their products lie below float32's resolution of the sums they join,
     so the outputs do not change (tests/test_face_engines.py compares them with insightface's run of the file).
     """
